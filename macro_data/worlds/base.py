@@ -1,0 +1,365 @@
+"""The protocol every simulator world follows, and the descriptions that travel with its data.
+
+A world turns a batch of parameter vectors ``theta (n, P)`` and standard-normal innovations
+``eps (n, T, S)`` into the three canonical observables (``output``, ``inflation``, ``rate``),
+optional extra observables, per-period metadata, and impulse responses ``(n, S, H + 1, 3)``.
+Everything is batched over draws; there is no Python loop over samples.
+
+Precision contract: simulation runs in float64 on inputs that are already rounded to float32
+(the storage precision), so the stored arrays are exactly the inputs the stored outputs were
+computed from. Bounds are therefore enforced on the float32 values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, Mapping
+
+import numpy as np
+
+from macro_data.errors import WorldError
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One entry of theta.
+
+    ``kind``: ``uniform`` (drawn independently, uniform on ``[low, high]`` unless a recipe
+    narrows it), ``integer`` (drawn uniformly from the integers in ``[low, high]``), or
+    ``derived`` (a function of other random numbers, e.g. a scaled coefficient; ``low``/``high``
+    are then ``None`` and validity is the world's stability rule).
+    """
+
+    name: str
+    unit: str
+    description: str
+    low: float | None = None
+    high: float | None = None
+    default: float | None = None
+    kind: Literal["uniform", "integer", "derived"] = "uniform"
+    prior: str = "independent uniform on the bounds"
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "description": self.description,
+            "low": self.low,
+            "high": self.high,
+            "default": self.default,
+            "kind": self.kind,
+            "prior": self.prior,
+        }
+
+
+@dataclass(frozen=True)
+class Observable:
+    """A simulated series: name, unit and a definition a reader needs no code to understand."""
+
+    name: str
+    unit: str
+    definition: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "unit": self.unit, "definition": self.definition}
+
+
+@dataclass(frozen=True)
+class MetadataField:
+    """A per-period metadata array ``(sample, time)``, e.g. ``regime`` or ``binding``.
+
+    ``stage`` says who produces it: ``draws`` (a random input, drawn with the parameters) or
+    ``simulation`` (an output of simulating the draws).
+    """
+
+    name: str
+    dtype: str
+    description: str
+    stage: Literal["draws", "simulation"]
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "description": self.description, "stage": self.stage}
+
+
+@dataclass(frozen=True)
+class SliceRule:
+    """Extrapolation slice: every draw whose ``statistic`` is beyond ``threshold`` is held out."""
+
+    statistic: str
+    threshold: float
+    direction: Literal["above", "below"]
+    description: str
+
+    def as_dict(self) -> dict:
+        return {"statistic": self.statistic, "threshold": self.threshold, "direction": self.direction,
+                "description": self.description}
+
+
+@dataclass(frozen=True)
+class CornerRule:
+    """Extrapolation corner: draws jointly above both thresholds (persistence and volatility)."""
+
+    persistence: str
+    persistence_threshold: float
+    volatility: str
+    volatility_threshold: float
+    description: str
+
+    def as_dict(self) -> dict:
+        return {"persistence": self.persistence, "persistence_threshold": self.persistence_threshold,
+                "volatility": self.volatility, "volatility_threshold": self.volatility_threshold,
+                "description": self.description}
+
+
+CANONICAL_OBSERVABLES: tuple[Observable, ...] = (
+    Observable("output", "percent", "100 x log deviation of output from its steady state"),
+    Observable("inflation", "annualized percentage points",
+               "400 x quarterly inflation, deviation from steady state"),
+    Observable("rate", "annualized percentage points",
+               "400 x quarterly nominal (or model-specific) interest rate, deviation from steady state"),
+)
+
+
+@dataclass
+class Simulation:
+    """Outputs of :meth:`World.simulate` for ``n`` draws (float64)."""
+
+    trajectories: np.ndarray  # (n, T, 3) canonical observables
+    extras: np.ndarray | None = None  # (n, T, n_extra)
+    metadata: dict[str, np.ndarray] = field(default_factory=dict)  # stage="simulation" fields, (n, T)
+
+
+Priors = Mapping[str, tuple[float, float]]
+
+
+def stable_key(name: str) -> int:
+    """A stable 32-bit number derived from a name (never from a position in a list)."""
+    return int.from_bytes(hashlib.sha256(f"macro_data/world/{name}".encode()).digest()[:4], "big")
+
+
+def to_float32_precision(x: np.ndarray) -> np.ndarray:
+    """Round to float32 and return float64, so stored values equal the values simulated from."""
+    return np.asarray(x, dtype=np.float32).astype(np.float64)
+
+
+class World(ABC):
+    """A simulator world. Subclasses set the class attributes and implement the abstract methods.
+
+    Conventions (see ``shared/spec/worlds.md``): the state before ``t = 0`` is the steady state;
+    ``y[0..T-1]`` is driven by ``eps[0..T-1]``; the model receives ``sigma_j * eps[t, j]``.
+    IRFs: ``irfs[j, h] = y_shocked[h] - y_baseline[h]`` for a ``+1 sd`` innovation ``j`` at ``h = 0``.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    parameters: ClassVar[tuple[Parameter, ...]]
+    shocks: ClassVar[tuple[str, ...]]
+    observables: ClassVar[tuple[Observable, ...]] = CANONICAL_OBSERVABLES
+    extras: ClassVar[tuple[Observable, ...]] = ()
+    metadata_fields: ClassVar[tuple[MetadataField, ...]] = ()
+    linear: ClassVar[bool] = True
+    slice_rule: ClassVar[SliceRule]
+    corner_rule: ClassVar[CornerRule]
+    # Free-text record of choices the spec leaves open; goes into the manifest.
+    design_notes: ClassVar[tuple[str, ...]] = ()
+
+    # ---- identity -------------------------------------------------------------------------
+    @property
+    def key(self) -> int:
+        return stable_key(self.name)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    def index(self, name: str) -> int:
+        try:
+            return self.parameter_names.index(name)
+        except ValueError:
+            raise WorldError(f"world {self.name!r}: unknown parameter {name!r}") from None
+
+    def describe(self) -> dict:
+        """Everything a reader needs to interpret this world's arrays (goes into the manifest)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "linear": self.linear,
+            "parameters": [p.as_dict() for p in self.parameters],
+            "shocks": list(self.shocks),
+            "observables": [o.as_dict() for o in self.observables],
+            "extras": [o.as_dict() for o in self.extras],
+            "metadata": [m.as_dict() for m in self.metadata_fields],
+            "slice_rule": self.slice_rule.as_dict(),
+            "corner_rule": self.corner_rule.as_dict(),
+            "design_notes": list(self.design_notes),
+        }
+
+    # ---- priors -----------------------------------------------------------------------------
+    def resolve_priors(self, overrides: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, tuple[float, float]]:
+        """Bounds to draw from: the spec's bounds, narrowed by recipe overrides (which must lie inside)."""
+        priors = {p.name: (float(p.low), float(p.high)) for p in self.parameters if p.kind in ("uniform", "integer")}
+        for name, spec in (overrides or {}).items():
+            if name not in priors:
+                drawable = ", ".join(sorted(priors))
+                raise WorldError(f"world {self.name!r}: prior override for {name!r}, which is not a drawn "
+                                 f"parameter (drawn parameters: {drawable})")
+            low, high = float(spec["low"]), float(spec["high"])
+            blow, bhigh = priors[name]
+            if not (np.isfinite(low) and np.isfinite(high)):
+                raise WorldError(f"world {self.name!r}: prior override for {name!r} is not finite: low={low}, high={high}")
+            if not (blow <= low < high <= bhigh):
+                raise WorldError(f"world {self.name!r}: prior override for {name!r} must satisfy "
+                                 f"{blow} <= low < high <= {bhigh}; got low={low}, high={high}")
+            priors[name] = (low, high)
+        return priors
+
+    def propose_independent(self, rng: np.random.Generator, n: int, priors: Priors) -> np.ndarray:
+        """Draw the ``uniform``/``integer`` parameters, in parameter order, one (n,) vector each.
+
+        Derived entries are left NaN for the world to fill. The draw order is fixed: one uniform
+        per sample per drawn parameter, ``rng.random((n, n_drawn))``.
+        """
+        drawn = [p for p in self.parameters if p.kind in ("uniform", "integer")]
+        u = rng.random((n, len(drawn)))
+        theta = np.full((n, len(self.parameters)), np.nan)
+        for k, p in enumerate(drawn):
+            low, high = priors[p.name]
+            col = self.index(p.name)
+            if p.kind == "integer":
+                lo, hi = int(np.ceil(low)), int(np.floor(high))
+                theta[:, col] = lo + np.minimum(np.floor(u[:, k] * (hi - lo + 1)), hi - lo)
+            else:
+                theta[:, col] = low + (high - low) * u[:, k]
+        return theta
+
+    # ---- the world's science (implemented per world) --------------------------------------
+    @abstractmethod
+    def propose(self, rng: np.random.Generator, n: int, priors: Priors) -> np.ndarray:
+        """Propose ``n`` raw parameter vectors ``(n, P)`` from ``rng``, in a fixed draw order.
+
+        The number and order of random numbers consumed must depend on ``n`` only.
+        """
+
+    @abstractmethod
+    def is_valid(self, theta: np.ndarray) -> np.ndarray:
+        """World-specific validity ``(n,) bool``: stable and, for RE models, determinate.
+
+        Bounds are checked by :meth:`within_bounds`; this adds the model's own rules.
+        """
+
+    @abstractmethod
+    def _simulate(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray]) -> Simulation:
+        """Trajectories from the steady state: ``theta (n, P)``, ``eps (n, T, S)`` -> :class:`Simulation`.
+
+        Inputs are already checked (float64, right shapes, finite, in bounds). ``metadata`` holds
+        the ``stage="draws"`` fields (e.g. ``regime``).
+        """
+
+    @abstractmethod
+    def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
+        """Impulse responses ``(n, S, H + 1, 3)`` to ``+1 sd`` innovations from the steady state."""
+
+    # ---- public, checked entry points ----------------------------------------------------
+    def simulate(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray] | None = None) -> Simulation:
+        """Checked wrapper of :meth:`_simulate`; bad input raises :class:`WorldError`."""
+        theta = self.check_theta(theta)
+        eps = self.check_eps(eps, theta.shape[0])
+        metadata = dict(metadata or {})
+        for f in self.metadata_fields:
+            if f.stage == "draws":
+                if f.name not in metadata:
+                    raise WorldError(f"world {self.name!r}: simulate needs the drawn metadata {f.name!r}")
+                m = np.asarray(metadata[f.name])
+                if m.shape != eps.shape[:2]:
+                    raise WorldError(f"world {self.name!r}: metadata {f.name!r} must have shape "
+                                     f"{eps.shape[:2]}; got {m.shape}")
+        return self._simulate(theta, eps, metadata)
+
+    def irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
+        """Checked wrapper of :meth:`_irfs`."""
+        return self._irfs(self.check_theta(theta), self.check_horizon(H, self.name))
+
+    def valid(self, theta: np.ndarray) -> np.ndarray:
+        """``(n,) bool``: in bounds (float32) and valid by the world's own rules."""
+        theta = np.asarray(theta, dtype=np.float64)
+        ok = self.within_bounds(theta)
+        if ok.any():
+            ok[ok] = self.is_valid(theta[ok])
+        return ok
+
+    def draw_metadata(self, rng: np.random.Generator, theta: np.ndarray, T: int) -> dict[str, np.ndarray]:
+        """Random per-period inputs drawn after the parameters (``stage="draws"`` fields)."""
+        return {}
+
+    @abstractmethod
+    def slice_statistic(self, theta: np.ndarray) -> np.ndarray:
+        """The statistic of :attr:`slice_rule`, ``(n,)``."""
+
+    @abstractmethod
+    def corner_statistics(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(persistence, volatility)`` of :attr:`corner_rule`, each ``(n,)``."""
+
+    # ---- shared checks ----------------------------------------------------------------------
+    def within_bounds(self, theta: np.ndarray) -> np.ndarray:
+        """``(n,) bool``: every bounded entry inside its bounds, compared at float32 precision."""
+        theta32 = np.asarray(theta, dtype=np.float32)
+        ok = np.all(np.isfinite(theta32), axis=1)
+        for j, p in enumerate(self.parameters):
+            if p.low is not None:
+                ok &= theta32[:, j] >= np.float32(p.low)
+            if p.high is not None:
+                ok &= theta32[:, j] <= np.float32(p.high)
+            if p.kind == "integer":
+                ok &= theta32[:, j] == np.round(theta32[:, j])
+        return ok
+
+    def check_theta(self, theta: np.ndarray) -> np.ndarray:
+        """Validate a user-supplied theta array; return it as float64 ``(n, P)``.
+
+        Raises :class:`WorldError` naming the world, the parameter and the offending value.
+        """
+        theta = np.asarray(theta)
+        P = len(self.parameters)
+        if theta.ndim != 2 or theta.shape[1] != P:
+            raise WorldError(f"world {self.name!r}: theta must have shape (n, {P}) "
+                             f"[{', '.join(self.parameter_names)}]; got shape {theta.shape}")
+        if not np.issubdtype(theta.dtype, np.number) or np.iscomplexobj(theta):
+            raise WorldError(f"world {self.name!r}: theta must be a real numeric array; got dtype {theta.dtype}")
+        theta = theta.astype(np.float64)
+        bad = ~self.within_bounds(theta)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            for j, p in enumerate(self.parameters):
+                v = theta[i, j]
+                v32 = np.float32(v)
+                if not np.isfinite(v):
+                    raise WorldError(f"world {self.name!r}: parameter {p.name!r} of draw {i} is not finite ({v})")
+                if (p.low is not None and v32 < np.float32(p.low)) or (p.high is not None and v32 > np.float32(p.high)):
+                    raise WorldError(f"world {self.name!r}: parameter {p.name!r} of draw {i} is {v}, "
+                                     f"outside its bounds [{p.low}, {p.high}]")
+                if p.kind == "integer" and v != round(v):
+                    raise WorldError(f"world {self.name!r}: parameter {p.name!r} of draw {i} must be an integer; got {v}")
+        return theta
+
+    def check_eps(self, eps: np.ndarray, n: int) -> np.ndarray:
+        eps = np.asarray(eps)
+        S = len(self.shocks)
+        if eps.ndim != 3 or eps.shape[0] != n or eps.shape[2] != S:
+            raise WorldError(f"world {self.name!r}: eps must have shape ({n}, T, {S}) "
+                             f"[shocks: {', '.join(self.shocks)}]; got shape {eps.shape}")
+        if eps.shape[1] < 1:
+            raise WorldError(f"world {self.name!r}: eps must have at least one period; got T={eps.shape[1]}")
+        eps = eps.astype(np.float64)
+        if not np.all(np.isfinite(eps)):
+            i, t, j = np.argwhere(~np.isfinite(eps))[0]
+            raise WorldError(f"world {self.name!r}: innovation {self.shocks[j]!r} of draw {i} at t={t} "
+                             f"is not finite ({eps[i, t, j]})")
+        return eps
+
+    @staticmethod
+    def check_horizon(H: int, name: str) -> int:
+        if isinstance(H, bool) or not isinstance(H, (int, np.integer)) or H < 0:
+            raise WorldError(f"world {name!r}: IRF horizon H must be a non-negative integer; got {H!r}")
+        return int(H)
