@@ -1,0 +1,69 @@
+"""What the world-stage assets share: turning a stage result into readable materialization metadata."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from macro_data.errors import MacroDataError
+from macro_data.pipeline.common import RunInfo, StageResult
+from macro_data.recipes import Recipe
+from macro_data.resources.recipe import RecipeResource
+
+KINDS = {"python", "numpy", "zarr"}
+
+
+def run_info(context: dg.AssetExecutionContext, code_version: str) -> RunInfo:
+    return RunInfo(run_id=context.run.run_id, code_version=code_version, log=context.log.info)
+
+
+def load_recipe_for(context: dg.AssetExecutionContext, recipe: RecipeResource) -> Recipe:
+    try:
+        loaded = recipe.load()
+        loaded.world(context.partition_key)
+    except MacroDataError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    return loaded
+
+
+def arrays_table(result: StageResult) -> str:
+    rows = ["| array | shape | dtype | MiB decoded | MiB on disk | ratio | sha256 |", "|---|---|---|---|---|---|---|"]
+    for name, a in result.arrays.items():
+        rows.append(f"| {name} | {' x '.join(map(str, a.shape))} | {a.dtype} | {a.nbytes / 2**20:.2f} | "
+                    f"{a.stored_bytes / 2**20:.2f} | {a.compression_ratio:.2f} | `{a.sha256[:16]}…` |")
+    return "\n".join(rows)
+
+
+def stage_metadata(result: StageResult, recipe: Recipe) -> dict:
+    meta: dict = {
+        "world": result.world_id,
+        "dataset": f"{recipe.name} {recipe.version}",
+        "recipe_sha256": recipe.sha256,
+        "path": dg.MetadataValue.path(str(result.path)),
+        "wall_time_s": round(result.seconds, 3),
+        "samples_per_s": round(result.stats.get("n_samples", 0) / result.seconds, 1) if result.seconds else 0.0,
+        "bytes_on_disk": result.stored_bytes,
+        "bytes_decoded": result.nbytes,
+        "compression_ratio": round(result.nbytes / result.stored_bytes, 3) if result.stored_bytes else 0.0,
+        "arrays": dg.MetadataValue.md(arrays_table(result)),
+        "data_version": result.data_version,
+    }
+    for name, a in result.arrays.items():
+        meta[f"shape/{name}"] = str(list(a.shape))
+        meta[f"sha256/{name}"] = a.sha256
+    for key, value in result.stats.items():
+        if isinstance(value, (int, float, str)):
+            meta[key] = value
+    return meta
+
+
+def materialize_result(result: StageResult, recipe: Recipe, extra: dict | None = None) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={**stage_metadata(result, recipe), **(extra or {})},
+                                data_version=dg.DataVersion(result.data_version))
+
+
+def run_stage(context, fn, recipe: Recipe, root, code_version: str) -> StageResult:
+    """Run a plain-Python stage, turning its errors into a Dagster failure that says what and where."""
+    try:
+        return fn(recipe, context.partition_key, root, run_info(context, code_version))
+    except MacroDataError as exc:
+        raise dg.Failure(description=f"{fn.__name__} for world {context.partition_key!r}: {exc}") from exc

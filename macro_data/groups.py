@@ -1,0 +1,4 @@
+"""Asset group names, in one place."""
+
+WORLDS = "worlds"  # per-world stages: draws, arrays, splits
+DATASET = "dataset"  # all-worlds stages: manifest, validation report

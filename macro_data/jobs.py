@@ -1,0 +1,17 @@
+"""Jobs: build one world (partitioned), and the all-worlds stages."""
+
+import dagster as dg
+
+from macro_data import groups
+
+build_world_job = dg.define_asset_job(
+    "build_world",
+    selection=dg.AssetSelection.groups(groups.WORLDS),
+    description="Draws, arrays and splits of one world (one run per world partition).",
+)
+
+build_dataset_job = dg.define_asset_job(
+    "build_dataset_files",
+    selection=dg.AssetSelection.groups(groups.DATASET),
+    description="All-worlds stages (manifest, validation report) once every world partition is built.",
+)

@@ -1,0 +1,144 @@
+"""What the world stages share: run provenance, stage results, progress, input snapshots."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import zarr
+
+from macro_data.errors import StorageError
+from macro_data.recipes import Recipe
+from macro_data.storage.arrays import HASH_ALGORITHM, ArraySummary
+from macro_data.storage.publish import WorldStore
+from macro_data.worlds import World
+
+PROVENANCE_ATTR = "macro_data"  # attribute key holding an array's provenance
+BATCH_SAMPLES = 4096  # samples computed per step: bounds memory whatever the dataset size
+
+
+@dataclass
+class RunInfo:
+    """Who is writing: filled by the Dagster layer (run id, code version) or by plain callers."""
+
+    run_id: str = "local"
+    code_version: str = "unknown"
+    log: Callable[[str], None] | None = None
+
+
+@dataclass
+class StageResult:
+    """Outcome of one stage for one world, shown as materialization metadata."""
+
+    stage: str
+    world_id: str
+    path: Path
+    arrays: dict[str, ArraySummary]
+    data_version: str
+    seconds: float
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(a.stored_bytes for a in self.arrays.values())
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays.values())
+
+
+def data_version(arrays: dict[str, ArraySummary]) -> str:
+    """Hash of the stage's array hashes: equal content gives an equal data version."""
+    lines = "".join(f"{name}:{a.dtype}:{list(a.shape)}:{a.sha256}\n" for name, a in sorted(arrays.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def provenance(stage: str, world: World, recipe: Recipe, run: RunInfo, version: str, upstream: dict) -> dict:
+    return {
+        "stage": stage,
+        "world": world.name,
+        "dataset": recipe.name,
+        "dataset_version": recipe.version,
+        "recipe_sha256": recipe.sha256,
+        "seed": recipe.seed,
+        "code_version": run.code_version,
+        "run_id": run.run_id,
+        "data_version": version,
+        "upstream": upstream,
+        "hash_algorithm": HASH_ALGORITHM,
+        "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def group_attributes(world: World, recipe: Recipe) -> dict:
+    """Self-description of a world group: the world's parameters, shocks, observables and units."""
+    return {"world": world.describe(), "dataset": {"name": recipe.name, "version": recipe.version,
+                                                   "recipe_sha256": recipe.sha256}}
+
+
+def stamp(group: zarr.Group, names: list[str], prov: dict) -> None:
+    for name in names:
+        group[name].attrs.update({PROVENANCE_ATTR: prov})
+
+
+def read_provenance(array: zarr.Array) -> dict:
+    return dict(array.attrs.get(PROVENANCE_ATTR) or {})
+
+
+class Progress:
+    """Per-step progress lines: samples done, rate, ETA."""
+
+    def __init__(self, total: int, label: str, log: Callable[[str], None] | None):
+        self.total, self.label, self.log = total, label, log
+        self.t0 = time.perf_counter()
+        self._last = 0.0
+
+    def update(self, done: int) -> None:
+        if self.log is None:
+            return
+        now = time.perf_counter()
+        if done < self.total and now - self._last < 2.0:
+            return
+        self._last = now
+        elapsed = now - self.t0
+        rate = done / elapsed if elapsed > 0 else float("inf")
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        self.log(f"{self.label}: {done}/{self.total} samples ({100 * done / self.total:.0f}%), "
+                 f"{rate:,.0f} samples/s, ETA {eta:.0f} s")
+
+
+def snapshot_inputs(store: WorldStore, staged: zarr.Group, names: list[str], what: str) -> zarr.Group:
+    """Hard-link the published input arrays into a private folder and open them from there.
+
+    A concurrent republish of the inputs then cannot change what this stage reads half-way.
+    """
+    if not store.exists():
+        raise StorageError(f"world {store.world_id!r}: {what} needs {', '.join(names)} but nothing is "
+                           f"published at {store.path}; materialize world_draws for this world first")
+    missing = [n for n in names if not (store.path / n / "zarr.json").is_file()]
+    if missing:
+        raise StorageError(f"world {store.world_id!r}: {what} needs arrays {', '.join(missing)} "
+                           f"missing from {store.path}; materialize world_draws for this world first")
+    snap = Path(str(staged.store.root)) / staged.path / ".inputs"
+    with store.lock():
+        snap.mkdir(parents=True)
+        os.link(store.path / "zarr.json", snap / "zarr.json")
+        for n in names:
+            shutil.copytree(store.path / n, snap / n, copy_function=os.link)
+    return zarr.open_group(str(snap), mode="r")
+
+
+def check_inputs(inputs: zarr.Group, names: list[str], recipe: Recipe, world: World, what: str) -> dict:
+    """Inputs must come from this recipe; returns their provenance (for ``upstream``)."""
+    prov = read_provenance(inputs[names[0]])
+    if prov.get("recipe_sha256") != recipe.sha256:
+        raise StorageError(f"world {world.name!r}: {what} found draws made from recipe sha256 "
+                           f"{prov.get('recipe_sha256')!r}, but the recipe is {recipe.sha256!r}; "
+                           f"materialize world_draws for this world first")
+    return prov

@@ -1,0 +1,186 @@
+"""Stage ``dataset_manifest``: ``manifest.json`` describing a complete dataset.
+
+The manifest is built from what the world stores say about themselves (array attributes written
+by each stage: recipe hash, code version, run id, data version, content hashes) and refuses to
+publish unless every world of the recipe is complete and consistent: all arrays present, made
+from this recipe, by the expected code versions, and simulated/split from the draws that are
+published now. It is validated against ``schemas/manifest.schema.json`` and written atomically
+(temporary file, fsync, rename), so readers see the old manifest or the new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Mapping
+
+import jsonschema
+import zarr
+
+from macro_data import paths, splits
+from macro_data.errors import ManifestError
+from macro_data.pipeline import world_arrays, world_draws, world_splits
+from macro_data.pipeline.common import read_provenance
+from macro_data.recipes import Recipe
+from macro_data.storage.arrays import HASH_ALGORITHM, HASH_DESCRIPTION, directory_bytes
+from macro_data.storage.publish import WorldStore
+from macro_data.worlds import get_world
+from macro_data.worlds.sampling import seeding_description
+
+SCHEMA_VERSION = "1.0.0"
+MANIFEST_NAME = "manifest.json"
+STAGES = {world_draws.STAGE: world_draws, world_arrays.STAGE: world_arrays, world_splits.STAGE: world_splits}
+# The arrays the manifest lists (coordinate arrays are in the stores too, but not data arrays).
+DATA_ARRAYS = ("theta", "shocks", "trajectories", "irfs", "extras", "regime", "binding", "split")
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("macro_data")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def _world_entry(recipe: Recipe, world_id: str, dataset_dir: Path, code_versions: Mapping[str, str] | None) -> dict:
+    world = get_world(world_id)
+    plan = recipe.world(world_id)
+    store = WorldStore(dataset_dir, world_id)
+    if not store.exists():
+        raise ManifestError(f"world {world_id!r} of recipe {recipe.name!r} has not been materialized "
+                            f"(no store at {store.path}); materialize world_draws, world_arrays and world_splits "
+                            f"for partition {world_id!r} first")
+    group = zarr.open_group(str(store.path), mode="r")
+    present = store.array_names()
+    prov: dict[str, dict] = {}
+    arrays: dict[str, dict] = {}
+    for stage, module in STAGES.items():
+        expected = module.output_arrays(world_id)
+        missing = [a for a in expected if a not in present]
+        if missing:
+            raise ManifestError(f"world {world_id!r}: arrays {', '.join(missing)} of stage {stage} are missing "
+                                f"from {store.path}; materialize {stage} for partition {world_id!r}")
+        for name in expected:
+            p = read_provenance(group[name])
+            if p.get("recipe_sha256") != recipe.sha256:
+                raise ManifestError(f"world {world_id!r}: array {name!r} was made from recipe sha256 "
+                                    f"{p.get('recipe_sha256')!r}, not the current recipe {recipe.sha256!r} "
+                                    f"({recipe.source}); re-materialize {stage} for partition {world_id!r}")
+            if code_versions and p.get("code_version") != code_versions.get(stage):
+                raise ManifestError(f"world {world_id!r}: array {name!r} was written by code version "
+                                    f"{p.get('code_version')!r} of {stage}, the current one is "
+                                    f"{code_versions.get(stage)!r}; re-materialize {stage} for partition {world_id!r}")
+            if name in DATA_ARRAYS:
+                a = group[name]
+                arrays[name] = {
+                    "path": f"{world_id}.zarr/{name}",
+                    "shape": list(a.shape),
+                    "dtype": str(a.dtype),
+                    "dimension_names": list(a.metadata.dimension_names or ()),
+                    "sha256": a.attrs["sha256"],
+                    "stored_bytes": directory_bytes(store.path / name),
+                    "description": a.attrs.get("description", ""),
+                    "stage": stage,
+                }
+        prov[stage] = read_provenance(group[expected[0]])
+    draws_version = prov[world_draws.STAGE]["data_version"]
+    for stage in (world_arrays.STAGE, world_splits.STAGE):
+        used = (prov[stage].get("upstream") or {}).get(world_draws.STAGE, {}).get("data_version")
+        if used != draws_version:
+            raise ManifestError(f"world {world_id!r}: {stage} was computed from draws with data version {used!r}, "
+                                f"but the published draws have {draws_version!r}; re-materialize {stage} "
+                                f"for partition {world_id!r}")
+    n = plan.n_samples
+    if arrays["theta"]["shape"][0] != n or arrays["shocks"]["shape"][1] != recipe.T or arrays["irfs"]["shape"][2] != recipe.H + 1:
+        raise ManifestError(f"world {world_id!r}: stored shapes theta {arrays['theta']['shape']}, irfs "
+                            f"{arrays['irfs']['shape']} do not match the recipe (n={n}, T={recipe.T}, H={recipe.H})")
+    desc = world.describe()
+    draw_stats = prov[world_draws.STAGE].get("stats", {})
+    return {
+        **desc,
+        "n_samples": n,
+        "n_rejected": draw_stats.get("n_rejected"),
+        "rejection_rate": draw_stats.get("rejection_rate"),
+        "priors": {k: {"low": lo, "high": hi, "distribution": "uniform"} for k, (lo, hi) in plan.priors.items()},
+        "arrays": arrays,
+        "splits": prov[world_splits.STAGE]["splits"],
+        "stats": {**draw_stats, **prov[world_arrays.STAGE].get("stats", {})},
+        "provenance": {stage: {k: p.get(k) for k in ("run_id", "code_version", "data_version", "written_at", "upstream")}
+                       for stage, p in prov.items()},
+    }
+
+
+def build_manifest_document(recipe: Recipe, root: str | Path, run_id: str = "local",
+                            code_versions: Mapping[str, str] | None = None) -> dict:
+    """The manifest as a dict; :class:`ManifestError` unless every world is complete and consistent."""
+    dataset_dir = recipe.dataset_dir(root)
+    worlds = {w: _world_entry(recipe, w, dataset_dir, code_versions) for w in recipe.world_ids}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "dataset": {"name": recipe.name, "version": recipe.version,
+                    "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+        "recipe": recipe.document,
+        "recipe_sha256": recipe.sha256,
+        "package": {"name": "macro_data", "version": package_version(), "git_commit": git_commit()},
+        "seeding": seeding_description(),
+        "hash": {"algorithm": HASH_ALGORITHM, "description": HASH_DESCRIPTION},
+        "T": recipe.T,
+        "H": recipe.H,
+        "conventions": {
+            "time": "quarterly; y[0..T-1] driven by eps[0..T-1] from the steady state (no burn-in)",
+            "irfs": "irfs[j, h] = y_shocked[h] - y_baseline[h], +1 sd innovation j at h = 0 from the steady state",
+            "storage": "float32 data (int8/bool labels and flags), chunked along samples, Blosc zstd + bitshuffle, crc32c",
+        },
+        "split_labels": dict(splits.LABELS),
+        "split_algorithm": {"name": splits.ALGORITHM, "target_fractions": splits.TARGET_FRACTIONS,
+                            "train_cut": splits.TRAIN_CUT, "val_cut": splits.VAL_CUT},
+        "worlds": worlds,
+        "provenance": {"dataset_manifest": {"run_id": run_id,
+                                            "code_version": (code_versions or {}).get("dataset_manifest", "unknown")}},
+    }
+
+
+def validate_manifest(document: dict) -> None:
+    schema = json.loads(paths.schema_path("manifest").read_text())
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors[:10]]
+        raise ManifestError("manifest does not match schemas/manifest.schema.json:\n  " + "\n  ".join(lines))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_manifest(recipe: Recipe, root: str | Path, run_id: str = "local",
+                   code_versions: Mapping[str, str] | None = None) -> tuple[Path, dict, float]:
+    """Build, validate and publish ``manifest.json``; returns ``(path, document, seconds)``."""
+    t0 = time.perf_counter()
+    doc = build_manifest_document(recipe, root, run_id, code_versions)
+    validate_manifest(doc)
+    path = recipe.dataset_dir(root) / MANIFEST_NAME
+    write_atomic(path, (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode())
+    return path, doc, time.perf_counter() - t0

@@ -1,0 +1,60 @@
+"""Stage ``world_splits``: the split label of every sample of one world (:mod:`macro_data.splits`).
+
+Writes ``split (sample,) int8``; the label-to-name mapping is stored in the array's attributes
+and in the manifest.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from macro_data import splits
+from macro_data.pipeline.common import (BATCH_SAMPLES, RunInfo, StageResult, check_inputs, data_version,
+                                        group_attributes, provenance, snapshot_inputs, stamp)
+from macro_data.recipes import Recipe
+from macro_data.storage.arrays import ChunkedArrayWriter
+from macro_data.storage.publish import WorldStore
+from macro_data.worlds import get_world
+from macro_data.worlds.sampling import split_uniforms
+
+STAGE = "world_splits"
+
+
+def output_arrays(world_id: str) -> list[str]:
+    return ["split"]
+
+
+def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:
+    run = run or RunInfo()
+    t0 = time.perf_counter()
+    world = get_world(world_id)
+    n = recipe.world(world_id).n_samples
+    store = WorldStore(recipe.dataset_dir(root), world_id)
+    attrs = group_attributes(world, recipe)
+    with store.staging(STAGE, attrs) as g:
+        inputs = snapshot_inputs(store, g, ["theta"], STAGE)
+        upstream = check_inputs(inputs, ["theta"], recipe, world, STAGE)
+        writer = ChunkedArrayWriter(g, "split", (n,), np.int8, ("sample",), recipe.chunk_samples, recipe.clevel, {
+            "description": "split label of each sample", "labels": dict(splits.LABELS),
+            "algorithm": splits.ALGORITHM})
+        tally = splits.SplitTally()
+        for start in range(0, n, BATCH_SAMPLES):
+            stop = min(start + BATCH_SAMPLES, n)
+            labels = splits.assign(world, inputs["theta"][start:stop].astype(np.float64),
+                                   split_uniforms(world, recipe.seed, start, stop))
+            writer.append(labels)
+            tally.add(start, labels)
+        summaries = {"split": writer.close()}
+        version = data_version(summaries)
+        summary = tally.summary(world, recipe.seed)
+        prov = provenance(STAGE, world, recipe, run, version,
+                          upstream={"world_draws": {"data_version": upstream.get("data_version"),
+                                                    "run_id": upstream.get("run_id")}})
+        prov["splits"] = summary
+        stamp(g, ["split"], prov)
+        store.publish(g, output_arrays(world_id), attrs)
+    return StageResult(STAGE, world_id, store.path, summaries, version, time.perf_counter() - t0,
+                       {"n_samples": n, "splits": summary})

@@ -1,0 +1,75 @@
+"""Chunked writing, content hashes and checksums of Zarr arrays, on real stores on disk."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import zarr
+
+from macro_data.errors import StorageError
+from macro_data.storage.arrays import ChunkedArrayWriter, content_hash
+
+
+def _write(tmp_path, data, chunk, batches, name="x"):
+    g = zarr.open_group(str(tmp_path / f"g{chunk}.zarr"), mode="w")
+    w = ChunkedArrayWriter(g, name, data.shape, data.dtype, [f"d{i}" for i in range(data.ndim)], chunk, 3)
+    lo = 0
+    for b in batches:
+        w.append(data[lo: lo + b])
+        lo += b
+    assert lo == data.shape[0]
+    return g, w.close()
+
+
+@pytest.mark.parametrize("chunk,batches", [(7, [5, 5, 5, 5, 3]), (10, [23]), (100, [1] * 23), (3, [10, 13])])
+def test_round_trip_and_hash_independent_of_chunking(tmp_path, chunk, batches):
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((23, 4, 3))
+    g, summary = _write(tmp_path, data, chunk, batches)
+    stored = g["x"][:]
+    assert stored.dtype == np.float32
+    np.testing.assert_array_equal(stored, data.astype(np.float32))
+    expected = hashlib.sha256(data.astype("<f4").tobytes()).hexdigest()
+    assert summary.sha256 == expected
+    assert content_hash(g["x"], rows=5) == expected
+    assert g["x"].attrs["sha256"] == expected
+    assert tuple(g["x"].metadata.dimension_names) == ("d0", "d1", "d2")
+    assert summary.stored_bytes > 0
+
+
+def test_bool_and_int8(tmp_path):
+    data = np.array([True, False, True, True])
+    g, s = _write(tmp_path, data, 3, [4])
+    np.testing.assert_array_equal(g["x"][:], data)
+    assert s.sha256 == hashlib.sha256(bytes([1, 0, 1, 1])).hexdigest()
+
+
+def test_flipped_byte_is_detected(tmp_path):
+    data = np.random.default_rng(1).standard_normal((50, 8))
+    g, _ = _write(tmp_path, data, 10, [50])
+    chunk = tmp_path / "g10.zarr" / "x" / "c" / "2" / "0"
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    chunk.write_bytes(bytes(raw))
+    with pytest.raises(Exception, match="checksum"):
+        zarr.open_array(str(tmp_path / "g10.zarr" / "x"))[:]
+
+
+def test_missing_chunk_reads_as_nan(tmp_path):
+    data = np.random.default_rng(2).standard_normal((30, 2))
+    _write(tmp_path, data, 10, [30])
+    (tmp_path / "g10.zarr" / "x" / "c" / "1" / "0").unlink()
+    back = zarr.open_array(str(tmp_path / "g10.zarr" / "x"))[:]
+    assert np.isnan(back[10:20]).all() and not np.isnan(back[:10]).any()
+
+
+def test_wrong_row_count_is_an_error(tmp_path):
+    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    w = ChunkedArrayWriter(g, "x", (10, 2), np.float64, ("a", "b"), 4, 3)
+    w.append(np.zeros((6, 2)))
+    with pytest.raises(StorageError, match="6 rows written, expected 10"):
+        w.close()
+    with pytest.raises(StorageError, match="more rows"):
+        w.append(np.zeros((5, 2)))
+    with pytest.raises(StorageError, match="shape"):
+        w.append(np.zeros((1, 3)))
