@@ -132,8 +132,10 @@ def write_small_array(group: zarr.Group, name: str, data: np.ndarray, dimension_
                       clevel: int, attributes: dict | None = None) -> None:
     """A coordinate or other small array written in one piece (one chunk)."""
     data = np.asarray(data)
-    if data.dtype.kind == "U":
-        group.create_array(name, data=data, dimension_names=tuple(dimension_names), attributes=attributes or {})
+    if data.dtype.kind == "U":  # labels: variable-length UTF-8 strings
+        arr = group.create_array(name, shape=data.shape, dtype=str, dimension_names=tuple(dimension_names),
+                                 attributes=attributes or {})
+        arr[...] = data
         return
     w = ChunkedArrayWriter(group, name, data.shape, data.dtype, dimension_names, max(1, data.shape[0]), clevel, attributes)
     w.append(data)

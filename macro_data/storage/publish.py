@@ -24,6 +24,7 @@ import os
 import shutil
 import socket
 import uuid
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -141,6 +142,7 @@ class WorldStore:
                         shutil.move(str(staged_path / name), str(new / name))
                 # group metadata: written fresh (zarr writes files by temp + rename)
                 zarr.open_group(str(new), mode="a").attrs.put(group_attributes)
+                consolidate(new)
                 _fsync_tree(new)
                 if self.path.exists():
                     try:
@@ -167,6 +169,17 @@ class WorldStore:
         for p in self.staging_dir.iterdir():
             if not _pid_alive(p.name):
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def consolidate(path: Path) -> None:
+    """Consolidated metadata (one read opens the whole group, e.g. in xarray).
+
+    Zarr warns that consolidation is not yet part of the v3 specification; readers that ignore it
+    still read the per-array metadata, which stays authoritative.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        zarr.consolidate_metadata(str(path))
 
 
 def _fsync_tree(path: Path) -> None:

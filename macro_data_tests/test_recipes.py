@@ -1,0 +1,91 @@
+"""Recipes: the shipped ones load; bad ones fail naming the file, the field and the rule."""
+
+import pytest
+import yaml
+
+from macro_data.errors import RecipeError
+from macro_data.recipes import load_recipe, parse_recipe
+
+GOOD = {"name": "tiny", "version": "1.0.0", "seed": 1, "T": 10, "H": 4,
+        "worlds": {"nk": {"n_samples": 10, "priors": {"phi_pi": {"low": 1.2, "high": 3.0}}}}}
+
+
+def _write(tmp_path, doc, text=None):
+    path = tmp_path / "r.yaml"
+    path.write_text(text if text is not None else yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.parametrize("name,n", [("default", 10_000), ("paper", 100_000)])
+def test_shipped_recipes(name, n):
+    r = load_recipe(name)
+    assert r.world_ids == ["lss", "var", "nk", "rbc", "switching", "zlb"]
+    assert {w.n_samples for w in r.worlds.values()} == {n}
+    assert (r.seed, r.T, r.H, r.chunk_samples) == (42, 200, 40, 1000)
+
+
+def test_hash_is_canonical_and_defaults_are_filled(tmp_path):
+    a = parse_recipe(GOOD)
+    b = parse_recipe({**GOOD, "storage": {"chunk_samples": 1000, "clevel": 3}})
+    assert a.sha256 == b.sha256 and a.document["storage"] == {"chunk_samples": 1000, "clevel": 3}
+    assert parse_recipe({**GOOD, "seed": 2}).sha256 != a.sha256
+    assert a.worlds["nk"].priors["phi_pi"] == (1.2, 3.0)
+    assert a.worlds["nk"].priors["beta"] == (0.985, 0.995)
+
+
+@pytest.mark.parametrize("change,field,rule", [
+    ({"T": 0}, "T", "minimum"),
+    ({"H": -1}, "H", "minimum"),
+    ({"name": "../escape"}, "name", "pattern"),
+    ({"name": "Has Space"}, "name", "pattern"),
+    ({"version": "1.0"}, "version", "pattern"),
+    ({"seed": -5}, "seed", "minimum"),
+    ({"worlds": {"dsge": {"n_samples": 5}}}, "worlds", "enum"),
+    ({"worlds": {"nk": {"n_samples": 0}}}, "worlds/nk/n_samples", "minimum"),
+    ({"worlds": {"nk": {"n_samples": 10**12}}}, "worlds/nk/n_samples", "maximum"),
+    ({"worlds": {}}, "worlds", "minProperties"),
+    ({"storage": {"chunk_samples": 0}}, "storage/chunk_samples", "minimum"),
+    ({"extra_key": 1}, "(top level)", "additionalProperties"),
+])
+def test_schema_violations_name_field_and_rule(tmp_path, change, field, rule):
+    path = _write(tmp_path, {**GOOD, **change})
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    text = str(err.value)
+    assert str(path) in text and f"field {field}" in text and f"rule: {rule}" in text
+
+
+@pytest.mark.parametrize("prior,needle", [
+    ({"phi_pi": {"low": 0.5, "high": 3.0}}, "1.05 <= low < high <= 3.5"),
+    ({"phi_pi": {"low": 2.0, "high": 2.0}}, "low < high"),
+    ({"no_such": {"low": 0.0, "high": 1.0}}, "not a drawn parameter"),
+])
+def test_prior_overrides_must_lie_inside_bounds(tmp_path, prior, needle):
+    path = _write(tmp_path, {**GOOD, "worlds": {"nk": {"n_samples": 5, "priors": prior}}})
+    with pytest.raises(RecipeError, match="worlds/nk/priors") as err:
+        load_recipe(path)
+    assert needle in str(err.value) and str(path) in str(err.value)
+
+
+def test_nan_prior_is_refused(tmp_path):
+    text = "name: t\nversion: 1.0.0\nseed: 1\nT: 5\nH: 2\nworlds:\n  nk: {n_samples: 3, priors: {phi_pi: {low: .nan, high: 2.0}}}\n"
+    with pytest.raises(RecipeError, match="not finite|low < high"):
+        load_recipe(_write(tmp_path, None, text))
+
+
+def test_yaml_aliases_and_garbage_are_refused(tmp_path):
+    bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
+    with pytest.raises(RecipeError, match="aliases are not allowed"):
+        load_recipe(_write(tmp_path, None, bomb))
+    with pytest.raises(RecipeError, match="invalid YAML"):
+        load_recipe(_write(tmp_path, None, "name: [unclosed\n"))
+    with pytest.raises(RecipeError, match="top level must be a mapping"):
+        load_recipe(_write(tmp_path, None, "- 1\n- 2\n"))
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00name")
+    with pytest.raises(RecipeError, match="not UTF-8"):
+        load_recipe(tmp_path / "bin.yaml")
+
+
+def test_unknown_recipe_name_lists_shipped_ones():
+    with pytest.raises(RecipeError, match="default, paper"):
+        load_recipe("no_such_recipe")
