@@ -108,6 +108,6 @@ def build_world_arrays(recipe: Recipe, world_id: str, root: str | Path, run: Run
                           upstream={"world_draws": {"data_version": upstream.get("data_version"),
                                                     "run_id": upstream.get("run_id")}})
         prov["stats"] = stats
-        stamp(g, list(summaries), prov)
+        stamp(g, output_arrays(world_id), prov)
         store.publish(g, output_arrays(world_id), attrs)
     return StageResult(STAGE, world_id, store.path, summaries, version, time.perf_counter() - t0, stats)

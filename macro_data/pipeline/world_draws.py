@@ -76,6 +76,6 @@ def build_world_draws(recipe: Recipe, world_id: str, root: str | Path, run: RunI
                  "seeding": seeding_description()}
         prov = provenance(STAGE, world, recipe, run, version, upstream={})
         prov["stats"] = {"n_samples": n, "n_rejected": rejections, "rejection_rate": rejection_rate}
-        stamp(g, list(summaries), prov)
+        stamp(g, output_arrays(world_id), prov)
         store.publish(g, output_arrays(world_id), attrs)
     return StageResult(STAGE, world_id, store.path, summaries, version, time.perf_counter() - t0, stats)

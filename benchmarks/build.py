@@ -1,0 +1,155 @@
+"""Benchmark of the asset graph: build one world of the ``paper`` recipe through Dagster.
+
+    python benchmarks/build.py                  # nk, 10,000 and 100,000 samples
+    python benchmarks/build.py --world zlb --sizes 100000
+
+For each size, in separate subprocesses (so each peak RSS is its own):
+
+* ``asset``: materialize ``world_draws``, ``world_arrays`` and ``world_splits`` for the world's
+  partition with ``dagster.materialize`` on a temporary instance (everything the asset code does:
+  validation, simulation, hashing, staging and atomic publish, metadata);
+* ``raw``: the raw limit — draw the same random numbers (one proposal round of parameters and the
+  innovations for every block) and write arrays of the same shapes, dtypes, chunks and codecs with
+  Zarr (theta, shocks, trajectories, irfs, split), nothing else.
+
+Targets: asset within 2x of raw; peak memory under 1.5 GB and flat from 10,000 to 100,000 samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+PAPER = HERE.parent / "datasets" / "recipes" / "paper.yaml"
+
+
+def recipe_file(folder: Path, world: str, n: int) -> Path:
+    doc = yaml.safe_load(PAPER.read_text())
+    doc["worlds"] = {world: {"n_samples": n}}
+    doc["name"] = f"bench-{world}-{n}"
+    path = folder / f"{doc['name']}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def run_asset(recipe: Path, world: str, root: Path) -> dict:
+    import dagster as dg
+
+    from macro_data.assets.world_arrays import world_arrays
+    from macro_data.assets.world_draws import world_draws
+    from macro_data.assets.world_splits import world_splits
+    from macro_data.resources.recipe import RecipeResource
+    from macro_data.resources.storage import DatasetRootResource
+
+    t0 = time.perf_counter()
+    with dg.instance_for_test() as instance:
+        dg.materialize([world_draws, world_arrays, world_splits], partition_key=world, instance=instance,
+                       resources={"recipe": RecipeResource(recipe=str(recipe)),
+                                  "storage": DatasetRootResource(root=str(root))})
+    return {"seconds": time.perf_counter() - t0}
+
+
+def run_raw(recipe: Path, world_id: str, root: Path) -> dict:
+    import numpy as np
+    import zarr
+
+    from macro_data.recipes import load_recipe
+    from macro_data.storage.arrays import codecs
+    from macro_data.worlds import get_world
+    from macro_data.worlds.sampling import BLOCK_SIZE, block_rng
+
+    r = load_recipe(recipe)
+    world = get_world(world_id)
+    n, T, H, S, P = r.worlds[world_id].n_samples, r.T, r.H, len(world.shocks), len(world.parameters)
+    t0 = time.perf_counter()
+    g = zarr.open_group(str(root / "raw.zarr"), mode="w")
+    shapes = {"theta": (n, P), "shocks": (n, T, S), "trajectories": (n, T, 3), "irfs": (n, S, H + 1, 3), "split": (n,)}
+    arrays = {k: g.create_array(k, shape=s, chunks=(r.chunk_samples, *s[1:]), dtype="int8" if k == "split" else "float32",
+                                compressors=codecs(r.clevel)) for k, s in shapes.items()}
+    step = r.chunk_samples
+    blocks_done, pending = 0, []
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        while blocks_done * BLOCK_SIZE < hi:  # draw whole blocks, as the real code does
+            b = blocks_done
+            theta = block_rng(r.seed, world, b, "theta").random((BLOCK_SIZE, P))
+            eps = block_rng(r.seed, world, b, "shocks").standard_normal((BLOCK_SIZE, T, S)).astype(np.float32)
+            pending.append((theta, eps))
+            blocks_done += 1
+        theta = np.concatenate([p[0] for p in pending])
+        eps = np.concatenate([p[1] for p in pending])
+        offset = lo - (blocks_done - len(pending)) * BLOCK_SIZE
+        sel = slice(offset, offset + (hi - lo))
+        arrays["theta"][lo:hi] = theta[sel]
+        arrays["shocks"][lo:hi] = eps[sel]
+        e = eps[sel]
+        cols = np.arange(3) % S
+        arrays["trajectories"][lo:hi] = e[:, :, cols]  # same shape and dtype; values: the innovations
+        arrays["irfs"][lo:hi] = np.broadcast_to(e[:, None, : H + 1][..., cols], (hi - lo, S, H + 1, 3))
+        arrays["split"][lo:hi] = (theta[sel, 0] * 5).astype(np.int8)
+        keep = (hi // BLOCK_SIZE) - (blocks_done - len(pending))
+        pending = pending[keep:] if hi % BLOCK_SIZE else []
+    return {"seconds": time.perf_counter() - t0}
+
+
+def child(mode: str, recipe: Path, world: str, root: Path) -> None:
+    out = (run_asset if mode == "asset" else run_raw)(recipe, world, root)
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["bytes_written"] = directory_bytes(root)
+    print(json.dumps(out))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--world", default="nk")
+    parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, 100_000])
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "RECIPE", "ROOT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]), args.world, Path(args.child[2]))
+        return 0
+    print(f"asset build of the paper recipe's {args.world} world vs the raw limit (same run)")
+    print(f"{'n':>8} {'asset s':>8} {'raw s':>7} {'ratio':>6} {'asset MiB':>9} {'raw MiB':>8} {'MB written':>10} {'samples/s':>10}")
+    peaks, worst = [], 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for n in args.sizes:
+            recipe = recipe_file(tmp, args.world, n)
+            res = {}
+            for mode in ("raw", "asset"):
+                root = tmp / f"{mode}-{n}"
+                root.mkdir()
+                out = subprocess.run([sys.executable, __file__, "--world", args.world, "--child", mode, str(recipe), str(root)],
+                                     capture_output=True, text=True, env={**os.environ, "DAGSTER_HOME": ""})
+                if out.returncode != 0:
+                    print(out.stderr[-4000:], file=sys.stderr)
+                    return 2
+                res[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+            a, r = res["asset"], res["raw"]
+            ratio = a["seconds"] / r["seconds"]
+            worst = max(worst, ratio)
+            peaks.append(a["peak_rss_mib"])
+            print(f"{n:>8} {a['seconds']:>8.2f} {r['seconds']:>7.2f} {ratio:>6.2f} {a['peak_rss_mib']:>9.0f} "
+                  f"{r['peak_rss_mib']:>8.0f} {a['bytes_written'] / 1e6:>10.1f} {n / a['seconds']:>10,.0f}")
+    ok = worst <= 2.0 and max(peaks) < 1536
+    print(f"worst ratio {worst:.2f} (target <= 2.0); peak {max(peaks):.0f} MiB (target < 1536, flat: "
+          f"{' -> '.join(f'{p:.0f}' for p in peaks)})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
