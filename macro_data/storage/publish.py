@@ -137,13 +137,16 @@ class WorldStore:
                             shutil.copytree(p, new / p.name, copy_function=os.link)
                         else:
                             os.link(p, new / p.name)
+                new.mkdir(parents=True, exist_ok=True)
                 for name in arrays:
                     if (staged_path / name).exists():
+                        _fsync_tree(staged_path / name)  # only new files: linked ones are durable already
                         shutil.move(str(staged_path / name), str(new / name))
                 # group metadata: written fresh (zarr writes files by temp + rename)
                 zarr.open_group(str(new), mode="a").attrs.put(group_attributes)
                 consolidate(new)
-                _fsync_tree(new)
+                _fsync_file(new / "zarr.json")
+                _fsync_dir(new)
                 if self.path.exists():
                     try:
                         exchange(new, self.path)
@@ -182,14 +185,18 @@ def consolidate(path: Path) -> None:
         zarr.consolidate_metadata(str(path))
 
 
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_tree(path: Path) -> None:
     for dirpath, _, files in os.walk(path):
         for f in files:
-            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync_file(Path(dirpath) / f)
         _fsync_dir(Path(dirpath))
 
 
