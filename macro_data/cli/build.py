@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from macro_data import paths
+from macro_data import paths, progress
+from macro_data.progress import TerminalBar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,11 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", default=None, help="output root (default: $MACRO_DATA_ROOT or datasets/build)")
     p.add_argument("--worlds", default=None, help="comma-separated subset of the recipe's worlds (default: all)")
     p.add_argument("--skip-dataset", action="store_true", help="build the world partitions only")
+    p.add_argument("--verbose", action="store_true", help="show Dagster's event log on the console")
     p.set_defaults(handler=run)
 
 
-def run_config(recipe: str | None, root: str | None) -> dict:
-    return {"resources": {"recipe": {"config": {"recipe": recipe}}, "storage": {"config": {"root": root}}}}
+def run_config(recipe: str | None, root: str | None, quiet: bool = False) -> dict:
+    config: dict = {"resources": {"recipe": {"config": {"recipe": recipe}}, "storage": {"config": {"root": root}}}}
+    if quiet:  # the instance still records every event; only the console stays readable
+        config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
+    return config
 
 
 def failure_messages(result) -> list[str]:
@@ -42,10 +47,21 @@ def failure_messages(result) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    bar = TerminalBar()
+    progress.add_listener(bar)
+    try:
+        return _build(args)
+    finally:
+        progress.remove_listener(bar)
+
+
+def _build(args: argparse.Namespace) -> int:
     if not os.environ.get("DAGSTER_HOME"):
-        home = paths.PROJECT_ROOT / ".dagster_home"
-        home.mkdir(exist_ok=True)
-        os.environ["DAGSTER_HOME"] = str(home)
+        os.environ["DAGSTER_HOME"] = str(paths.PROJECT_ROOT / ".dagster_home")
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():  # a fresh local instance: SQLite defaults, no telemetry
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     import dagster as dg
 
     from macro_data.definitions import defs
@@ -60,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         worlds = asked
     root = str(Path(args.root).resolve()) if args.root else None
     recipe_arg = str(Path(args.recipe).resolve()) if args.recipe and Path(args.recipe).is_file() else args.recipe
-    config = run_config(recipe_arg, root)
+    config = run_config(recipe_arg, root, quiet=not args.verbose)
     instance = dg.DagsterInstance.get()
     tags = {"macro_data/recipe": recipe.name, "macro_data/recipe_sha256": recipe.sha256[:16]}
     t0 = time.perf_counter()

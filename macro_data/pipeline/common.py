@@ -13,6 +13,7 @@ from typing import Callable
 
 import zarr
 
+from macro_data import progress
 from macro_data.errors import StorageError
 from macro_data.recipes import Recipe
 from macro_data.storage.arrays import HASH_ALGORITHM, ArraySummary
@@ -92,7 +93,7 @@ def read_provenance(array: zarr.Array) -> dict:
 
 
 class Progress:
-    """Per-step progress lines: samples done, rate, ETA."""
+    """Per-step progress: samples done, rate, ETA — to the run log (every 2 s) and to listeners."""
 
     def __init__(self, total: int, label: str, log: Callable[[str], None] | None):
         self.total, self.label, self.log = total, label, log
@@ -100,15 +101,14 @@ class Progress:
         self._last = 0.0
 
     def update(self, done: int) -> None:
-        if self.log is None:
-            return
         now = time.perf_counter()
-        if done < self.total and now - self._last < 2.0:
+        elapsed = now - self.t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else 0.0
+        progress.notify(self.label, done, self.total, rate, eta)
+        if self.log is None or (done < self.total and now - self._last < 2.0):
             return
         self._last = now
-        elapsed = now - self.t0
-        rate = done / elapsed if elapsed > 0 else float("inf")
-        eta = (self.total - done) / rate if rate > 0 else float("nan")
         self.log(f"{self.label}: {done}/{self.total} samples ({100 * done / self.total:.0f}%), "
                  f"{rate:,.0f} samples/s, ETA {eta:.0f} s")
 
