@@ -8,6 +8,7 @@ from macro_data.assets.dataset_manifest import dataset_manifest
 from macro_data.assets.world_arrays import world_arrays
 from macro_data.assets.world_draws import world_draws
 from macro_data.assets.world_splits import world_splits
+from macro_data.resources.compute import ComputeResource
 from macro_data.resources.recipe import RecipeResource
 from macro_data.resources.storage import DatasetRootResource
 from macro_data.schedules import weekly_world_backfill
@@ -20,5 +21,5 @@ defs = dg.Definitions(
     jobs=[jobs.build_world_job, jobs.build_dataset_job],
     schedules=[weekly_world_backfill],
     sensors=[recipe_change_sensor],
-    resources={"recipe": RecipeResource(), "storage": DatasetRootResource()},
+    resources={"recipe": RecipeResource(), "storage": DatasetRootResource(), "compute": ComputeResource()},
 )

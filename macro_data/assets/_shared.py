@@ -7,13 +7,15 @@ import dagster as dg
 from macro_data.errors import MacroDataError
 from macro_data.pipeline.common import RunInfo, StageResult
 from macro_data.recipes import Recipe
+from macro_data.resources.compute import ComputeResource
 from macro_data.resources.recipe import RecipeResource
 
 KINDS = {"python", "numpy", "zarr"}
 
 
-def run_info(context: dg.AssetExecutionContext, code_version: str) -> RunInfo:
-    return RunInfo(run_id=context.run.run_id, code_version=code_version, log=context.log.info)
+def run_info(context: dg.AssetExecutionContext, code_version: str, compute: ComputeResource) -> RunInfo:
+    return RunInfo(run_id=context.run.run_id, code_version=code_version, log=context.log.info,
+                   compute=compute.config())
 
 
 def load_recipe_for(context: dg.AssetExecutionContext, recipe: RecipeResource) -> Recipe:
@@ -61,9 +63,9 @@ def materialize_result(result: StageResult, recipe: Recipe, extra: dict | None =
                                 data_version=dg.DataVersion(result.data_version))
 
 
-def run_stage(context, fn, recipe: Recipe, root, code_version: str) -> StageResult:
+def run_stage(context, fn, recipe: Recipe, root, code_version: str, compute: ComputeResource) -> StageResult:
     """Run a plain-Python stage, turning its errors into a Dagster failure that says what and where."""
     try:
-        return fn(recipe, context.partition_key, root, run_info(context, code_version))
+        return fn(recipe, context.partition_key, root, run_info(context, code_version, compute))
     except MacroDataError as exc:
         raise dg.Failure(description=f"{fn.__name__} for world {context.partition_key!r}: {exc}") from exc

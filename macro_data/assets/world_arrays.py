@@ -7,6 +7,7 @@ from macro_data.assets._shared import KINDS, load_recipe_for, materialize_result
 from macro_data.assets.world_draws import world_draws
 from macro_data.partitions import world_partitions
 from macro_data.pipeline.world_arrays import STAGE, build_world_arrays
+from macro_data.resources.compute import ComputeResource
 from macro_data.resources.recipe import RecipeResource
 from macro_data.resources.storage import DatasetRootResource
 from macro_data.versioning import code_version
@@ -28,6 +29,8 @@ CODE_VERSION = code_version(STAGE)
         "`extras` where the world has extra observables, and simulated metadata (`binding` for zlb)."
     ),
 )
-def world_arrays(context: dg.AssetExecutionContext, recipe: RecipeResource, storage: DatasetRootResource):
+def world_arrays(context: dg.AssetExecutionContext, recipe: RecipeResource, storage: DatasetRootResource,
+                 compute: ComputeResource):
     loaded = load_recipe_for(context, recipe)
-    return materialize_result(run_stage(context, build_world_arrays, loaded, storage.path(), CODE_VERSION), loaded)
+    result = run_stage(context, build_world_arrays, loaded, storage.path(), CODE_VERSION, compute)
+    return materialize_result(result, loaded)

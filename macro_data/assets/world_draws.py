@@ -6,6 +6,7 @@ from macro_data import groups
 from macro_data.assets._shared import KINDS, load_recipe_for, materialize_result, run_stage
 from macro_data.partitions import world_partitions
 from macro_data.pipeline.world_draws import STAGE, build_world_draws
+from macro_data.resources.compute import ComputeResource
 from macro_data.resources.recipe import RecipeResource
 from macro_data.resources.storage import DatasetRootResource
 from macro_data.versioning import code_version
@@ -27,9 +28,10 @@ CODE_VERSION = code_version(STAGE)
         "written to `<root>/<recipe>/<version>/<world>.zarr`."
     ),
 )
-def world_draws(context: dg.AssetExecutionContext, recipe: RecipeResource, storage: DatasetRootResource):
+def world_draws(context: dg.AssetExecutionContext, recipe: RecipeResource, storage: DatasetRootResource,
+                compute: ComputeResource):
     loaded = load_recipe_for(context, recipe)
-    result = run_stage(context, build_world_draws, loaded, storage.path(), CODE_VERSION)
+    result = run_stage(context, build_world_draws, loaded, storage.path(), CODE_VERSION, compute)
     return materialize_result(result, loaded, {
         "seeding_algorithm": result.stats["seeding"]["algorithm"],
         "seeding_block_size": result.stats["seeding"]["block_size"],

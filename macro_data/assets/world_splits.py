@@ -7,6 +7,7 @@ from macro_data.assets._shared import KINDS, load_recipe_for, materialize_result
 from macro_data.assets.world_draws import world_draws
 from macro_data.partitions import world_partitions
 from macro_data.pipeline.world_splits import STAGE, build_world_splits
+from macro_data.resources.compute import ComputeResource
 from macro_data.resources.recipe import RecipeResource
 from macro_data.resources.storage import DatasetRootResource
 from macro_data.versioning import code_version
@@ -37,9 +38,10 @@ def splits_table(summary: dict) -> str:
         f"Labels: {splits.LABELS}."
     ),
 )
-def world_splits(context: dg.AssetExecutionContext, recipe: RecipeResource, storage: DatasetRootResource):
+def world_splits(context: dg.AssetExecutionContext, recipe: RecipeResource, storage: DatasetRootResource,
+                 compute: ComputeResource):
     loaded = load_recipe_for(context, recipe)
-    result = run_stage(context, build_world_splits, loaded, storage.path(), CODE_VERSION)
+    result = run_stage(context, build_world_splits, loaded, storage.path(), CODE_VERSION, compute)
     summary = result.stats["splits"]
     extra = {"splits": dg.MetadataValue.md(splits_table(summary))}
     extra.update({f"count/{name}": s["count"] for name, s in summary.items()})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import os
 import shutil
 import time
@@ -15,22 +16,84 @@ import zarr
 
 from macro_data import progress
 from macro_data.errors import StorageError
+from macro_data.compute import ComputeConfig, run_regions
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import HASH_ALGORITHM, ArraySummary
+from macro_data.storage.arrays import HASH_ALGORITHM, HASH_SEGMENT, ArraySummary
 from macro_data.storage.publish import WorldStore
 from macro_data.worlds import World
+from macro_data.worlds.sampling import BLOCK_SIZE
 
 PROVENANCE_ATTR = "macro_data"  # attribute key holding an array's provenance
-BATCH_SAMPLES = 4096  # samples computed per step: bounds memory whatever the dataset size
+BATCH_SAMPLES = 4096  # samples computed per step inside a region: bounds memory whatever the dataset size
+REGION_TARGET = 16384  # samples per region (task), rounded up to a multiple of lcm(chunk, 256)
 
 
 @dataclass
 class RunInfo:
-    """Who is writing: filled by the Dagster layer (run id, code version) or by plain callers."""
+    """Who is writing and how: filled by the Dagster layer (run id, code version, compute) or by plain callers."""
 
     run_id: str = "local"
     code_version: str = "unknown"
     log: Callable[[str], None] | None = None
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+
+
+def plan_regions(n: int, chunk_samples: int) -> list[tuple[int, int]]:
+    """Disjoint ``[start, stop)`` regions covering ``0..n``, each starting on a storage chunk, a seeding
+    block and a hash segment (all 256), so regions can be computed and written independently."""
+    unit = math.lcm(int(chunk_samples), BLOCK_SIZE, HASH_SEGMENT)
+    size = unit * max(1, -(-REGION_TARGET // unit))
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+@dataclass(frozen=True)
+class RegionJob:
+    """One task: samples ``start .. stop - 1`` of a world, read from ``inputs`` and written to ``staging``."""
+
+    stage: str
+    recipe: Recipe
+    world_id: str
+    staging: str  # the staging group holding the stage's (pre-created) output arrays
+    start: int
+    stop: int
+    inputs: str | None = None  # a snapshot group of the published inputs, for stages that read them
+
+    def __str__(self) -> str:
+        return f"{self.stage} region [{self.start}, {self.stop}) of world {self.world_id!r}"
+
+
+@dataclass
+class RegionResult:
+    start: int
+    stop: int
+    digests: dict[str, list[bytes]]  # per array, hash-segment digests of the region
+    stats: dict = field(default_factory=dict)  # additive counts
+
+
+def compute_regions(fn, stage: str, recipe: Recipe, world_id: str, staging: zarr.Group, run: "RunInfo",
+                    inputs: zarr.Group | None = None) -> tuple[dict[str, list[bytes]], dict]:
+    """Run ``fn`` over the world's regions per ``run.compute``; returns digests per array (in sample
+    order) and the summed stats. Progress goes to the run log and the progress listeners."""
+    n = recipe.world(world_id).n_samples
+    location = str(Path(str(staging.store.root)) / staging.path)
+    in_location = str(Path(str(inputs.store.root)) / inputs.path) if inputs is not None else None
+    jobs = [RegionJob(stage, recipe, world_id, location, a, b, in_location) for a, b in plan_regions(n, recipe.chunk_samples)]
+    tracker = Progress(n, f"{world_id} {stage.removeprefix('world_')}", run.log)
+    done = [0]
+
+    def on_done(job: RegionJob, _result) -> None:
+        done[0] += job.stop - job.start
+        tracker.update(done[0])
+
+    results = run_regions(fn, jobs, run.compute, on_done)
+    digests: dict[str, list[bytes]] = {}
+    stats: dict = {}
+    for r in results:
+        for name, d in r.digests.items():
+            digests.setdefault(name, []).extend(d)
+        for k, v in r.stats.items():
+            stats[k] = stats.get(k, 0) + v
+    return digests, stats
 
 
 @dataclass

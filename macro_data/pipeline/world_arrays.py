@@ -13,101 +13,114 @@ import time
 from pathlib import Path
 
 import numpy as np
+import zarr
 
-from macro_data.pipeline.common import (BATCH_SAMPLES, Progress, RunInfo, StageResult, check_inputs, data_version,
-                                        group_attributes, provenance, stamp, snapshot_inputs)
 from macro_data.errors import StorageError
+from macro_data.pipeline.common import (BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, check_inputs,
+                                        compute_regions, data_version, group_attributes, provenance, snapshot_inputs,
+                                        stamp)
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import ChunkedArrayWriter, write_small_array
+from macro_data.storage.arrays import RegionWriter, create_array, summarize, write_small_array
 from macro_data.storage.publish import WorldStore
 from macro_data.worlds import get_world
 
 STAGE = "world_arrays"
 
 
-def output_arrays(world_id: str) -> list[str]:
+def data_arrays(world_id: str) -> list[str]:
     world = get_world(world_id)
-    names = ["trajectories", "irfs", "observable", "horizon"]
+    return ["trajectories", "irfs", *(["extras"] if world.extras else []),
+            *[m.name for m in world.metadata_fields if m.stage == "simulation"]]
+
+
+def output_arrays(world_id: str) -> list[str]:
+    return [*data_arrays(world_id), "observable", "horizon", *(["extra"] if get_world(world_id).extras else [])]
+
+
+def create_outputs(g: zarr.Group, recipe: Recipe, world_id: str) -> None:
+    world = get_world(world_id)
+    n, T, H, S = recipe.world(world_id).n_samples, recipe.T, recipe.H, len(world.shocks)
+    chunk, clevel = recipe.chunk_samples, recipe.clevel
+    obs_units = [o.unit for o in world.observables]
+    create_array(g, "trajectories", (n, T, 3), np.float32, ("sample", "time", "observable"), chunk, clevel, {
+        "description": "canonical observables simulated from the steady state, driven by shocks[0..T-1]",
+        "observables": [o.name for o in world.observables], "units": obs_units,
+        "definitions": [o.definition for o in world.observables]})
+    create_array(g, "irfs", (n, S, H + 1, 3), np.float32, ("sample", "shock", "horizon", "observable"), chunk, clevel, {
+        "description": "impulse responses irfs[j, h] = y_shocked[h] - y_baseline[h] to a +1 sd innovation j "
+                       "at h = 0 from the steady state (baseline: all innovations zero)",
+        "shocks": list(world.shocks), "observables": [o.name for o in world.observables], "units": obs_units})
     if world.extras:
-        names += ["extras", "extra"]
-    return names + [m.name for m in world.metadata_fields if m.stage == "simulation"]
+        create_array(g, "extras", (n, T, len(world.extras)), np.float32, ("sample", "time", "extra"), chunk, clevel, {
+            "description": "extra observables of the world, same timing as trajectories",
+            "extras": [o.name for o in world.extras], "units": [o.unit for o in world.extras],
+            "definitions": [o.definition for o in world.extras]})
+        write_small_array(g, "extra", np.array([o.name for o in world.extras]), ("extra",), clevel,
+                          {"description": "extra observable names", "units": [o.unit for o in world.extras]})
+    for m in world.metadata_fields:
+        if m.stage == "simulation":
+            create_array(g, m.name, (n, T), m.dtype, ("sample", "time"), chunk, clevel, {"description": m.description})
+    write_small_array(g, "observable", np.array([o.name for o in world.observables]), ("observable",), clevel,
+                      {"description": "canonical observable names", "units": obs_units})
+    write_small_array(g, "horizon", np.arange(H + 1, dtype=np.int32), ("horizon",), clevel,
+                      {"description": "IRF horizon h = 0..H", "units": "quarters"})
+
+
+def simulate_region(job: RegionJob) -> RegionResult:
+    """Simulate samples ``job.start .. job.stop - 1`` from the input snapshot into the staging arrays."""
+    world = get_world(job.world_id)
+    inputs = zarr.open_group(job.inputs, mode="r")
+    g = zarr.open_group(job.staging, mode="r+")
+    drawn = [m.name for m in world.metadata_fields if m.stage == "draws"]
+    simulated = [m.name for m in world.metadata_fields if m.stage == "simulation"]
+    writers = {name: RegionWriter(g[name], job.start, job.stop) for name in data_arrays(job.world_id)}
+    stats: dict = {}
+    for start in range(job.start, job.stop, BATCH_SAMPLES):
+        stop = min(start + BATCH_SAMPLES, job.stop)
+        theta = inputs["theta"][start:stop].astype(np.float64)
+        sim = world.simulate(theta, inputs["shocks"][start:stop].astype(np.float64),
+                             {k: inputs[k][start:stop] for k in drawn})
+        writers["trajectories"].append(sim.trajectories)
+        writers["irfs"].append(world.irfs(theta, job.recipe.H))
+        if world.extras:
+            writers["extras"].append(sim.extras)
+        for name in simulated:  # e.g. zlb binding: per-sample fraction of periods, and samples ever binding
+            values = sim.metadata[name]
+            writers[name].append(values)
+            stats[f"{name}_fraction_sum"] = stats.get(f"{name}_fraction_sum", 0.0) + float(values.mean(axis=1).sum())
+            stats[f"{name}_any_count"] = stats.get(f"{name}_any_count", 0) + int(values.any(axis=1).sum())
+    return RegionResult(job.start, job.stop, {name: w.close() for name, w in writers.items()}, stats)
 
 
 def build_world_arrays(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:
     run = run or RunInfo()
     t0 = time.perf_counter()
     world = get_world(world_id)
-    plan = recipe.world(world_id)
-    n, T, H, S = plan.n_samples, recipe.T, recipe.H, len(world.shocks)
+    n, T = recipe.world(world_id).n_samples, recipe.T
     store = WorldStore(recipe.dataset_dir(root), world_id)
     attrs = group_attributes(world, recipe)
-    chunk, clevel = recipe.chunk_samples, recipe.clevel
-    drawn_meta = [m.name for m in world.metadata_fields if m.stage == "draws"]
-    sim_meta = [m for m in world.metadata_fields if m.stage == "simulation"]
+    drawn = [m.name for m in world.metadata_fields if m.stage == "draws"]
     with store.staging(STAGE, attrs) as g:
-        inputs = snapshot_inputs(store, g, ["theta", "shocks", *drawn_meta], STAGE)
+        inputs = snapshot_inputs(store, g, ["theta", "shocks", *drawn], STAGE)
         upstream = check_inputs(inputs, ["theta"], recipe, world, STAGE)
         if inputs["theta"].shape[0] != n or inputs["shocks"].shape[1] != T:
             raise StorageError(f"world {world_id!r}: stored draws have shape {inputs['shocks'].shape}, "
-                             f"recipe asks for {n} samples of T={T}")
-        obs_units = [o.unit for o in world.observables]
-        writers = {
-            "trajectories": ChunkedArrayWriter(g, "trajectories", (n, T, 3), np.float32, ("sample", "time", "observable"),
-                                               chunk, clevel, {
-                "description": "canonical observables simulated from the steady state, driven by shocks[0..T-1]",
-                "observables": [o.name for o in world.observables], "units": obs_units,
-                "definitions": [o.definition for o in world.observables]}),
-            "irfs": ChunkedArrayWriter(g, "irfs", (n, S, H + 1, 3), np.float32, ("sample", "shock", "horizon", "observable"),
-                                       chunk, clevel, {
-                "description": "impulse responses irfs[j, h] = y_shocked[h] - y_baseline[h] to a +1 sd innovation j "
-                               "at h = 0 from the steady state (baseline: all innovations zero)",
-                "shocks": list(world.shocks), "observables": [o.name for o in world.observables], "units": obs_units}),
-        }
-        if world.extras:
-            writers["extras"] = ChunkedArrayWriter(g, "extras", (n, T, len(world.extras)), np.float32,
-                                                   ("sample", "time", "extra"), chunk, clevel, {
-                "description": "extra observables of the world, same timing as trajectories",
-                "extras": [o.name for o in world.extras], "units": [o.unit for o in world.extras],
-                "definitions": [o.definition for o in world.extras]})
-        for m in sim_meta:
-            writers[m.name] = ChunkedArrayWriter(g, m.name, (n, T), m.dtype, ("sample", "time"), chunk, clevel,
-                                                 {"description": m.description})
-        meta_sums = {m.name: 0.0 for m in sim_meta}
-        meta_any = {m.name: 0 for m in sim_meta}
-        progress = Progress(n, f"{world_id} arrays", run.log)
-        for start in range(0, n, BATCH_SAMPLES):
-            stop = min(start + BATCH_SAMPLES, n)
-            theta = inputs["theta"][start:stop].astype(np.float64)
-            eps = inputs["shocks"][start:stop].astype(np.float64)
-            meta = {k: inputs[k][start:stop] for k in drawn_meta}
-            sim = world.simulate(theta, eps, meta)
-            writers["trajectories"].append(sim.trajectories)
-            writers["irfs"].append(world.irfs(theta, H))
-            if world.extras:
-                writers["extras"].append(sim.extras)
-            for m in sim_meta:
-                values = sim.metadata[m.name]
-                writers[m.name].append(values)
-                meta_sums[m.name] += float(values.mean(axis=1).sum())
-                meta_any[m.name] += int(values.any(axis=1).sum())
-            progress.update(stop)
-        summaries = {name: w.close() for name, w in writers.items()}
-        write_small_array(g, "observable", np.array([o.name for o in world.observables]), ("observable",), clevel,
-                          {"description": "canonical observable names", "units": obs_units})
-        write_small_array(g, "horizon", np.arange(H + 1, dtype=np.int32), ("horizon",), clevel,
-                          {"description": "IRF horizon h = 0..H", "units": "quarters"})
-        if world.extras:
-            write_small_array(g, "extra", np.array([o.name for o in world.extras]), ("extra",), clevel,
-                              {"description": "extra observable names", "units": [o.unit for o in world.extras]})
+                               f"recipe asks for {n} samples of T={T}")
+        create_outputs(g, recipe, world_id)
+        digests, counts = compute_regions(simulate_region, STAGE, recipe, world_id, g, run, inputs)
+        base = Path(str(g.store.root)) / g.path
+        summaries = {name: summarize(g[name], digests[name], base / name) for name in data_arrays(world_id)}
         version = data_version(summaries)
         stats: dict = {"n_samples": n}
-        for m in sim_meta:  # e.g. zlb: mean fraction of binding periods per sample, share of samples ever binding
-            stats[f"{m.name}_mean_fraction"] = meta_sums[m.name] / n
-            stats[f"{m.name}_any_share"] = meta_any[m.name] / n
+        for m in world.metadata_fields:
+            if m.stage == "simulation":
+                stats[f"{m.name}_mean_fraction"] = counts.get(f"{m.name}_fraction_sum", 0.0) / n
+                stats[f"{m.name}_any_share"] = counts.get(f"{m.name}_any_count", 0) / n
         prov = provenance(STAGE, world, recipe, run, version,
                           upstream={"world_draws": {"data_version": upstream.get("data_version"),
                                                     "run_id": upstream.get("run_id")}})
         prov["stats"] = stats
         stamp(g, output_arrays(world_id), prov)
         store.publish(g, output_arrays(world_id), attrs)
-    return StageResult(STAGE, world_id, store.path, summaries, version, time.perf_counter() - t0, stats)
+    return StageResult(STAGE, world_id, store.path, summaries, version, time.perf_counter() - t0,
+                       {**stats, "compute": run.compute.describe()})

@@ -2,8 +2,8 @@
 
 Writes ``theta (sample, param)``, ``shocks (sample, time, shock)`` and the world's drawn
 per-period metadata (``regime (sample, time)`` for switching), plus the coordinate arrays
-``param``, ``shock`` and ``time``. Batches are whole seeding blocks, so the content does not
-depend on the batch or chunk size.
+``param``, ``shock`` and ``time``. Regions and batches are whole seeding blocks, so the content
+does not depend on the batch or chunk size, nor on where regions are computed.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import zarr
 
-from macro_data.pipeline.common import (BATCH_SAMPLES, Progress, RunInfo, StageResult, data_version,
-                                        group_attributes, provenance, stamp)
+from macro_data.pipeline.common import (BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, compute_regions,
+                                        data_version, group_attributes, provenance, stamp)
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import ChunkedArrayWriter, write_small_array
+from macro_data.storage.arrays import RegionWriter, create_array, summarize, write_small_array
 from macro_data.storage.publish import WorldStore
 from macro_data.worlds import get_world
 from macro_data.worlds.sampling import BLOCK_SIZE, draw_range, seeding_description
@@ -25,57 +26,71 @@ STAGE = "world_draws"
 BATCH = (BATCH_SAMPLES // BLOCK_SIZE) * BLOCK_SIZE
 
 
-def output_arrays(world_id: str) -> list[str]:
+def data_arrays(world_id: str) -> list[str]:
     world = get_world(world_id)
-    return ["theta", "shocks", *[m.name for m in world.metadata_fields if m.stage == "draws"], "param", "shock", "time"]
+    return ["theta", "shocks", *[m.name for m in world.metadata_fields if m.stage == "draws"]]
+
+
+def output_arrays(world_id: str) -> list[str]:
+    return [*data_arrays(world_id), "param", "shock", "time"]
+
+
+def create_outputs(g: zarr.Group, recipe: Recipe, world_id: str) -> None:
+    world = get_world(world_id)
+    n, T = recipe.world(world_id).n_samples, recipe.T
+    chunk, clevel = recipe.chunk_samples, recipe.clevel
+    create_array(g, "theta", (n, len(world.parameters)), np.float32, ("sample", "param"), chunk, clevel, {
+        "description": "parameter draw of each sample (natural units; see the group's world.parameters)",
+        "parameters": list(world.parameter_names), "units": [p.unit for p in world.parameters]})
+    create_array(g, "shocks", (n, T, len(world.shocks)), np.float32, ("sample", "time", "shock"), chunk, clevel, {
+        "description": "structural innovations eps[t, j], standard normal (sd units); the model receives "
+                       "sigma_j * eps[t, j]; y[0..T-1] is driven by eps[0..T-1] from the steady state",
+        "shocks": list(world.shocks), "units": "standard deviations"})
+    for m in world.metadata_fields:
+        if m.stage == "draws":
+            create_array(g, m.name, (n, T), m.dtype, ("sample", "time"), chunk, clevel, {"description": m.description})
+    write_small_array(g, "param", np.array(world.parameter_names), ("param",), clevel,
+                      {"description": "parameter names (theta columns)"})
+    write_small_array(g, "shock", np.array(world.shocks), ("shock",), clevel, {"description": "shock names"})
+    write_small_array(g, "time", np.arange(T, dtype=np.int32), ("time",), clevel,
+                      {"description": "quarter index t = 0..T-1", "units": "quarters"})
+
+
+def draw_region(job: RegionJob) -> RegionResult:
+    """Draw samples ``job.start .. job.stop - 1`` and write them into the staging arrays."""
+    world = get_world(job.world_id)
+    plan = job.recipe.world(job.world_id)
+    g = zarr.open_group(job.staging, mode="r+")
+    writers = {name: RegionWriter(g[name], job.start, job.stop) for name in data_arrays(job.world_id)}
+    rejections = 0
+    for start in range(job.start, job.stop, BATCH):
+        d = draw_range(world, job.recipe.seed, start, min(start + BATCH, job.stop), job.recipe.T, plan.priors)
+        writers["theta"].append(d.theta)
+        writers["shocks"].append(d.shocks)
+        for name, values in d.metadata.items():
+            writers[name].append(values)
+        rejections += int(d.rejections.sum())
+    return RegionResult(job.start, job.stop, {name: w.close() for name, w in writers.items()}, {"n_rejected": rejections})
 
 
 def build_world_draws(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:
     run = run or RunInfo()
     t0 = time.perf_counter()
     world = get_world(world_id)
-    plan = recipe.world(world_id)
-    n, T, S, P = plan.n_samples, recipe.T, len(world.shocks), len(world.parameters)
+    n = recipe.world(world_id).n_samples
     store = WorldStore(recipe.dataset_dir(root), world_id)
     attrs = group_attributes(world, recipe)
-    chunk, clevel = recipe.chunk_samples, recipe.clevel
     with store.staging(STAGE, attrs) as g:
-        writers = {
-            "theta": ChunkedArrayWriter(g, "theta", (n, P), np.float32, ("sample", "param"), chunk, clevel, {
-                "description": "parameter draw of each sample (natural units; see the group's world.parameters)",
-                "parameters": list(world.parameter_names),
-                "units": [p.unit for p in world.parameters]}),
-            "shocks": ChunkedArrayWriter(g, "shocks", (n, T, S), np.float32, ("sample", "time", "shock"), chunk, clevel, {
-                "description": "structural innovations eps[t, j], standard normal (sd units); the model receives "
-                               "sigma_j * eps[t, j]; y[0..T-1] is driven by eps[0..T-1] from the steady state",
-                "shocks": list(world.shocks), "units": "standard deviations"}),
-        }
-        for m in world.metadata_fields:
-            if m.stage == "draws":
-                writers[m.name] = ChunkedArrayWriter(g, m.name, (n, T), m.dtype, ("sample", "time"), chunk, clevel,
-                                                     {"description": m.description})
-        rejections = 0
-        progress = Progress(n, f"{world_id} draws", run.log)
-        for start in range(0, n, BATCH):
-            d = draw_range(world, recipe.seed, start, min(start + BATCH, n), T, plan.priors)
-            writers["theta"].append(d.theta)
-            writers["shocks"].append(d.shocks)
-            for name, values in d.metadata.items():
-                writers[name].append(values)
-            rejections += int(d.rejections.sum())
-            progress.update(start + d.n)
-        summaries = {name: w.close() for name, w in writers.items()}
-        write_small_array(g, "param", np.array(world.parameter_names), ("param",), clevel,
-                          {"description": "parameter names (theta columns)"})
-        write_small_array(g, "shock", np.array(world.shocks), ("shock",), clevel, {"description": "shock names"})
-        write_small_array(g, "time", np.arange(T, dtype=np.int32), ("time",), clevel,
-                          {"description": "quarter index t = 0..T-1", "units": "quarters"})
+        create_outputs(g, recipe, world_id)
+        digests, counts = compute_regions(draw_region, STAGE, recipe, world_id, g, run)
+        base = Path(str(g.store.root)) / g.path
+        summaries = {name: summarize(g[name], digests[name], base / name) for name in data_arrays(world_id)}
         version = data_version(summaries)
-        rejection_rate = rejections / (rejections + n)
-        stats = {"n_samples": n, "n_rejected": rejections, "rejection_rate": rejection_rate,
-                 "seeding": seeding_description()}
+        rejections = int(counts.get("n_rejected", 0))
+        draw_stats = {"n_samples": n, "n_rejected": rejections, "rejection_rate": rejections / (rejections + n)}
         prov = provenance(STAGE, world, recipe, run, version, upstream={})
-        prov["stats"] = {"n_samples": n, "n_rejected": rejections, "rejection_rate": rejection_rate}
+        prov["stats"] = draw_stats
         stamp(g, output_arrays(world_id), prov)
         store.publish(g, output_arrays(world_id), attrs)
-    return StageResult(STAGE, world_id, store.path, summaries, version, time.perf_counter() - t0, stats)
+    return StageResult(STAGE, world_id, store.path, summaries, version, time.perf_counter() - t0,
+                       {**draw_stats, "seeding": seeding_description(), "compute": run.compute.describe()})

@@ -10,12 +10,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import zarr
 
 from macro_data import splits
-from macro_data.pipeline.common import (BATCH_SAMPLES, RunInfo, StageResult, check_inputs, data_version,
-                                        group_attributes, provenance, snapshot_inputs, stamp)
+from macro_data.pipeline.common import (BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, check_inputs,
+                                        compute_regions, data_version, group_attributes, provenance, snapshot_inputs,
+                                        stamp)
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import ChunkedArrayWriter
+from macro_data.storage.arrays import RegionWriter, create_array, iter_rows, summarize
 from macro_data.storage.publish import WorldStore
 from macro_data.worlds import get_world
 from macro_data.worlds.sampling import split_uniforms
@@ -25,6 +27,18 @@ STAGE = "world_splits"
 
 def output_arrays(world_id: str) -> list[str]:
     return ["split"]
+
+
+def split_region(job: RegionJob) -> RegionResult:
+    """Labels of samples ``job.start .. job.stop - 1`` from their theta and split uniforms."""
+    world = get_world(job.world_id)
+    theta = zarr.open_group(job.inputs, mode="r")["theta"]
+    writer = RegionWriter(zarr.open_group(job.staging, mode="r+")["split"], job.start, job.stop)
+    for start in range(job.start, job.stop, BATCH_SAMPLES):
+        stop = min(start + BATCH_SAMPLES, job.stop)
+        writer.append(splits.assign(world, theta[start:stop].astype(np.float64),
+                                    split_uniforms(world, job.recipe.seed, start, stop)))
+    return RegionResult(job.start, job.stop, {"split": writer.close()})
 
 
 def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:
@@ -37,17 +51,13 @@ def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: Run
     with store.staging(STAGE, attrs) as g:
         inputs = snapshot_inputs(store, g, ["theta"], STAGE)
         upstream = check_inputs(inputs, ["theta"], recipe, world, STAGE)
-        writer = ChunkedArrayWriter(g, "split", (n,), np.int8, ("sample",), recipe.chunk_samples, recipe.clevel, {
-            "description": "split label of each sample", "labels": dict(splits.LABELS),
-            "algorithm": splits.ALGORITHM})
-        tally = splits.SplitTally()
-        for start in range(0, n, BATCH_SAMPLES):
-            stop = min(start + BATCH_SAMPLES, n)
-            labels = splits.assign(world, inputs["theta"][start:stop].astype(np.float64),
-                                   split_uniforms(world, recipe.seed, start, stop))
-            writer.append(labels)
+        create_array(g, "split", (n,), np.int8, ("sample",), recipe.chunk_samples, recipe.clevel, {
+            "description": "split label of each sample", "labels": dict(splits.LABELS), "algorithm": splits.ALGORITHM})
+        digests, _ = compute_regions(split_region, STAGE, recipe, world_id, g, run, inputs)
+        tally = splits.SplitTally()  # labels are 1 byte per sample: tally them here, in order
+        for start, labels in iter_rows(g["split"]):
             tally.add(start, labels)
-        summaries = {"split": writer.close()}
+        summaries = {"split": summarize(g["split"], digests["split"], Path(str(g.store.root)) / g.path / "split")}
         version = data_version(summaries)
         summary = tally.summary(world, recipe.seed)
         prov = provenance(STAGE, world, recipe, run, version,
@@ -57,4 +67,4 @@ def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: Run
         stamp(g, ["split"], prov)
         store.publish(g, output_arrays(world_id), attrs)
     return StageResult(STAGE, world_id, store.path, summaries, version, time.perf_counter() - t0,
-                       {"n_samples": n, "splits": summary})
+                       {"n_samples": n, "splits": summary, "compute": run.compute.describe()})

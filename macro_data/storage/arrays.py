@@ -4,9 +4,11 @@ Codecs: bytes (little-endian) -> Blosc zstd with bitshuffle -> crc32c, so a corr
 to decode instead of returning wrong numbers. Floats are stored as float32 with fill value NaN,
 so a missing chunk reads as NaN and is caught by the no-NaN integrity check.
 
-Content hash (``sha256-c-order-le/v1``): SHA-256 of the decoded array's bytes in C order,
-little-endian, in its stored dtype (bool as one byte 0/1). It does not depend on chunking or
-compression, so two stores with the same numbers have the same hash.
+Content hash (``sha256-segments-256/v1``): SHA-256 over the concatenated SHA-256 digests of
+consecutive 256-sample segments of the decoded array (rows ``[256 k, 256 k + 256)`` along the
+sample axis; bytes in C order, little-endian, in the stored dtype, bool as one byte 0/1; the last
+segment may be shorter). It does not depend on chunking or compression, so two stores with the
+same numbers have the same hash, and disjoint regions can be hashed by different workers.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from macro_data.errors import StorageError
 
-HASH_ALGORITHM = "sha256-c-order-le/v1"
-HASH_DESCRIPTION = ("SHA-256 of the decoded array's bytes in C (row-major) order, little-endian, "
-                    "in the stored dtype (bool as one byte 0/1); independent of chunking and compression")
-READ_ROWS = 4096  # samples per read when hashing/streaming an existing array
+HASH_SEGMENT = 256
+HASH_ALGORITHM = "sha256-segments-256/v1"
+HASH_DESCRIPTION = ("SHA-256 over the concatenated SHA-256 digests of consecutive 256-sample segments of the "
+                    "decoded array (C order, little-endian, stored dtype, bool as one byte; the last segment may "
+                    "be shorter); independent of chunking and compression")
+READ_ROWS = 16 * HASH_SEGMENT  # samples per read when hashing/streaming an existing array
 
 
 def codecs(clevel: int) -> list:
@@ -72,41 +76,73 @@ def directory_bytes(path: Path) -> int:
     return total
 
 
-class ChunkedArrayWriter:
-    """Append rows (along the sample axis) in order; whole chunks are written as they fill.
+def create_array(group: zarr.Group, name: str, shape: Sequence[int], dtype: Any, dimension_names: Sequence[str],
+                 chunk_samples: int, clevel: int, attributes: dict | None = None) -> zarr.Array:
+    """An empty array chunked along samples only, with the standard codecs."""
+    dtype = storage_dtype(dtype)
+    shape = tuple(int(s) for s in shape)
+    return group.create_array(name, shape=shape, chunks=(max(1, min(int(chunk_samples), shape[0])), *shape[1:]),
+                              dtype=dtype, compressors=codecs(clevel), dimension_names=tuple(dimension_names),
+                              attributes=attributes or {}, fill_value=_fill_value(dtype))
 
-    Memory holds at most one chunk plus the batch being appended, whatever the array's length.
-    The content hash is computed on the fly from the exact bytes stored.
+
+def segment_digests(rows: np.ndarray) -> list[bytes]:
+    """SHA-256 digests of consecutive :data:`HASH_SEGMENT`-row segments (``rows`` starts on a segment)."""
+    return [hashlib.sha256(rows[i: i + HASH_SEGMENT].tobytes()).digest() for i in range(0, rows.shape[0], HASH_SEGMENT)]
+
+
+def combine_digests(digests: Sequence[bytes]) -> str:
+    """The content hash from the segment digests, in sample order."""
+    h = hashlib.sha256()
+    for d in digests:
+        h.update(d)
+    return h.hexdigest()
+
+
+class RegionWriter:
+    """Appends rows ``start .. stop - 1`` of an existing array in order, writing whole chunks as they fill.
+
+    ``start`` must be on a chunk and a hash-segment boundary, and ``stop`` on a chunk boundary or the
+    array's end, so disjoint regions never share a chunk and can be written by different workers.
+    Memory holds at most one chunk plus the batch being appended. Segment digests are computed from
+    the exact bytes stored.
     """
 
-    def __init__(self, group: zarr.Group, name: str, shape: Sequence[int], dtype: Any,
-                 dimension_names: Sequence[str], chunk_samples: int, clevel: int, attributes: dict | None = None):
-        self.dtype = storage_dtype(dtype)
-        self.shape = tuple(int(s) for s in shape)
-        self.chunk = max(1, min(int(chunk_samples), self.shape[0]))
-        self.array = group.create_array(
-            name, shape=self.shape, chunks=(self.chunk, *self.shape[1:]), dtype=self.dtype,
-            compressors=codecs(clevel), dimension_names=tuple(dimension_names),
-            attributes=attributes or {}, fill_value=_fill_value(self.dtype))
-        self.name = name
-        self.dimension_names = tuple(dimension_names)
-        self.path = Path(str(group.store.root)) / group.path / name if hasattr(group.store, "root") else None
+    def __init__(self, array: zarr.Array, start: int = 0, stop: int | None = None):
+        self.array = array
+        self.n = array.shape[0]
+        self.start, self.stop = start, self.n if stop is None else stop
+        self.chunk = array.chunks[0]
+        self.dtype = storage_dtype(array.dtype)
+        if self.start % self.chunk or self.start % HASH_SEGMENT or not (0 <= self.start <= self.stop <= self.n) or (
+                self.stop % self.chunk and self.stop != self.n):
+            raise StorageError(f"array {array.name!r}: region [{self.start}, {self.stop}) is not aligned to its chunks "
+                               f"({self.chunk} samples) and hash segments ({HASH_SEGMENT})")
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
-        self._written = 0
-        self._hash = hashlib.sha256()
+        self._written = self.start
+        self._hash_carry = np.empty((0, *array.shape[1:]), dtype=self.dtype)
+        self.digests: list[bytes] = []
 
     def append(self, rows: np.ndarray) -> None:
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
-        if rows.shape[1:] != self.shape[1:]:
-            raise StorageError(f"array {self.name!r}: appended rows have shape {rows.shape[1:]}, expected {self.shape[1:]}")
-        if self._written + self._pending_rows + rows.shape[0] > self.shape[0]:
-            raise StorageError(f"array {self.name!r}: more rows appended than its length {self.shape[0]}")
-        self._hash.update(rows.tobytes())
+        if rows.shape[1:] != self.array.shape[1:]:
+            raise StorageError(f"array {self.array.name!r}: appended rows have shape {rows.shape[1:]}, "
+                               f"expected {self.array.shape[1:]}")
+        if self._written + self._pending_rows + rows.shape[0] > self.stop:
+            raise StorageError(f"array {self.array.name!r}: more rows appended than its region [{self.start}, {self.stop})")
+        self._hash(rows)
         self._pending.append(rows)
         self._pending_rows += rows.shape[0]
         while self._pending_rows >= self.chunk:
             self._flush(self.chunk)
+
+    def _hash(self, rows: np.ndarray) -> None:
+        if self._hash_carry.shape[0]:
+            rows = np.concatenate([self._hash_carry, rows])
+        whole = rows.shape[0] - rows.shape[0] % HASH_SEGMENT
+        self.digests += segment_digests(rows[:whole])
+        self._hash_carry = rows[whole:]
 
     def _flush(self, n: int) -> None:
         buf = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
@@ -116,16 +152,44 @@ class ChunkedArrayWriter:
         self._pending = [rest] if rest.shape[0] else []
         self._pending_rows = rest.shape[0]
 
-    def close(self) -> ArraySummary:
+    def close(self) -> list[bytes]:
+        """Flush the tail; the region's segment digests in order."""
         if self._pending_rows:
             self._flush(self._pending_rows)
-        if self._written != self.shape[0]:
-            raise StorageError(f"array {self.name!r}: {self._written} rows written, expected {self.shape[0]}")
-        digest = self._hash.hexdigest()
-        self.array.attrs.update({"sha256": digest, "hash_algorithm": HASH_ALGORITHM})
-        stored = directory_bytes(self.path) if self.path is not None else 0
-        return ArraySummary(self.name, self.shape, self.dtype.name, self.dimension_names, digest,
-                            int(np.prod(self.shape)) * self.dtype.itemsize, stored)
+        if self._written != self.stop:
+            raise StorageError(f"array {self.array.name!r}: {self._written - self.start} rows written to region "
+                               f"[{self.start}, {self.stop}), expected {self.stop - self.start}")
+        if self._hash_carry.shape[0]:
+            self.digests += segment_digests(self._hash_carry)
+            self._hash_carry = self._hash_carry[:0]
+        return self.digests
+
+
+def summarize(array: zarr.Array, digests: Sequence[bytes], path: Path | None) -> ArraySummary:
+    """Record the content hash in the array's attributes and describe it."""
+    digest = combine_digests(digests)
+    array.attrs.update({"sha256": digest, "hash_algorithm": HASH_ALGORITHM})
+    dtype = storage_dtype(array.dtype)
+    return ArraySummary(array.basename, tuple(array.shape), dtype.name, tuple(array.metadata.dimension_names or ()),
+                        digest, int(np.prod(array.shape)) * dtype.itemsize,
+                        directory_bytes(path) if path is not None and path.exists() else 0)
+
+
+class ChunkedArrayWriter:
+    """A whole array written in one stream: :func:`create_array` + :class:`RegionWriter` over all rows."""
+
+    def __init__(self, group: zarr.Group, name: str, shape: Sequence[int], dtype: Any,
+                 dimension_names: Sequence[str], chunk_samples: int, clevel: int, attributes: dict | None = None):
+        self.array = create_array(group, name, shape, dtype, dimension_names, chunk_samples, clevel, attributes)
+        self.writer = RegionWriter(self.array)
+        root = getattr(group.store, "root", None)
+        self.path = Path(str(root)) / group.path / name if root is not None else None
+
+    def append(self, rows: np.ndarray) -> None:
+        self.writer.append(rows)
+
+    def close(self) -> ArraySummary:
+        return summarize(self.array, self.writer.close(), self.path)
 
 
 def write_small_array(group: zarr.Group, name: str, data: np.ndarray, dimension_names: Sequence[str],
@@ -151,8 +215,9 @@ def iter_rows(array: zarr.Array, rows: int = READ_ROWS, start: int = 0, stop: in
 
 def content_hash(array: zarr.Array, rows: int = READ_ROWS) -> str:
     """Recompute the content hash by decoding every chunk (raises if a chunk fails its checksum)."""
-    h = hashlib.sha256()
+    rows = max(HASH_SEGMENT, rows - rows % HASH_SEGMENT)
     dtype = storage_dtype(array.dtype)
+    digests: list[bytes] = []
     for _, block in iter_rows(array, rows):
-        h.update(np.ascontiguousarray(block, dtype=dtype).tobytes())
-    return h.hexdigest()
+        digests += segment_digests(np.ascontiguousarray(block, dtype=dtype))
+    return combine_digests(digests)

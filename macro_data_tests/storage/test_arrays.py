@@ -10,6 +10,12 @@ from macro_data.errors import StorageError
 from macro_data.storage.arrays import ChunkedArrayWriter, content_hash
 
 
+def _segment_hash(a):
+    """The documented algorithm, written out independently: sha256 over sha256 of 256-row segments."""
+    return hashlib.sha256(b"".join(hashlib.sha256(a[i:i + 256].tobytes()).digest()
+                                   for i in range(0, a.shape[0], 256))).hexdigest()
+
+
 def _write(tmp_path, data, chunk, batches, name="x"):
     g = zarr.open_group(str(tmp_path / f"g{chunk}.zarr"), mode="w")
     w = ChunkedArrayWriter(g, name, data.shape, data.dtype, [f"d{i}" for i in range(data.ndim)], chunk, 3)
@@ -29,7 +35,7 @@ def test_round_trip_and_hash_independent_of_chunking(tmp_path, chunk, batches):
     stored = g["x"][:]
     assert stored.dtype == np.float32
     np.testing.assert_array_equal(stored, data.astype(np.float32))
-    expected = hashlib.sha256(data.astype("<f4").tobytes()).hexdigest()
+    expected = _segment_hash(data.astype("<f4"))
     assert summary.sha256 == expected
     assert content_hash(g["x"], rows=5) == expected
     assert g["x"].attrs["sha256"] == expected
@@ -37,11 +43,35 @@ def test_round_trip_and_hash_independent_of_chunking(tmp_path, chunk, batches):
     assert summary.stored_bytes > 0
 
 
+@pytest.mark.parametrize("chunk,batches", [(256, [600, 400]), (300, [1000]), (1000, [7] * 142 + [6])])
+def test_multi_segment_hash(tmp_path, chunk, batches):
+    data = np.random.default_rng(3).standard_normal((1000, 3))
+    g, summary = _write(tmp_path, data, chunk, batches)
+    assert summary.sha256 == _segment_hash(data.astype("<f4")) == content_hash(g["x"], rows=512)
+
+
+def test_regions_written_separately_give_the_whole_array_hash(tmp_path):
+    from macro_data.storage.arrays import RegionWriter, combine_digests, create_array
+
+    data = np.random.default_rng(4).standard_normal((1000, 2))
+    g = zarr.open_group(str(tmp_path / "r.zarr"), mode="w")
+    arr = create_array(g, "x", data.shape, data.dtype, ["a", "b"], 128, 1)
+    digests = {}
+    for a, b in [(512, 1000), (0, 512)]:  # out of order, as parallel workers would
+        w = RegionWriter(arr, a, b)
+        w.append(data[a:b])
+        digests[a] = w.close()
+    assert combine_digests(digests[0] + digests[512]) == _segment_hash(data.astype("<f4"))
+    np.testing.assert_array_equal(arr[:], data.astype(np.float32))
+    with pytest.raises(StorageError, match="not aligned"):
+        RegionWriter(arr, 100, 228)
+
+
 def test_bool_and_int8(tmp_path):
     data = np.array([True, False, True, True])
     g, s = _write(tmp_path, data, 3, [4])
     np.testing.assert_array_equal(g["x"][:], data)
-    assert s.sha256 == hashlib.sha256(bytes([1, 0, 1, 1])).hexdigest()
+    assert s.sha256 == hashlib.sha256(hashlib.sha256(bytes([1, 0, 1, 1])).digest()).hexdigest()
 
 
 def test_flipped_byte_is_detected(tmp_path):
@@ -67,9 +97,9 @@ def test_wrong_row_count_is_an_error(tmp_path):
     g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
     w = ChunkedArrayWriter(g, "x", (10, 2), np.float64, ("a", "b"), 4, 3)
     w.append(np.zeros((6, 2)))
-    with pytest.raises(StorageError, match="6 rows written, expected 10"):
+    with pytest.raises(StorageError, match="6 rows written to region"):
         w.close()
-    with pytest.raises(StorageError, match="more rows"):
+    with pytest.raises(StorageError, match="more rows appended"):
         w.append(np.zeros((5, 2)))
     with pytest.raises(StorageError, match="shape"):
         w.append(np.zeros((1, 3)))

@@ -1,0 +1,128 @@
+"""Where a stage's regions are computed: this process, a local process pool, or a Dask cluster.
+
+A stage splits its samples into disjoint regions aligned to storage chunks and seeding blocks
+(:func:`macro_data.pipeline.common.plan_regions`); each region is one task that computes its
+samples and writes its own part of the staging arrays, returning only small results (hash
+segment digests and counts). Results do not depend on where or in which order regions run, so
+every mode gives bit-identical data. A region that fails is retried up to ``retries`` times; if
+it still fails, the stage raises and nothing is published.
+
+Modes:
+
+* ``local`` (default): regions run one after another in this process, or with ``processes = N``
+  in a pool of N worker processes on this machine.
+* ``dask``: regions are mapped to the workers of a ``distributed`` cluster: an existing scheduler
+  at ``scheduler`` (e.g. ``tcp://scheduler:8786``; every worker must see the dataset root and have
+  this package installed), or, without an address, a ``LocalCluster`` of ``workers`` processes.
+  Dask reschedules the tasks of a worker that dies; ``retries`` bounds re-runs of failing tasks.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures as cf
+import multiprocessing
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Sequence
+
+from macro_data.errors import MacroDataError
+
+
+class ComputeError(MacroDataError):
+    """A region failed on every attempt."""
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    mode: Literal["local", "dask"] = "local"
+    processes: int = 0  # local: 0 = in this process, N = a pool of N processes
+    scheduler: str | None = None  # dask: address of an existing scheduler
+    workers: int = 2  # dask without a scheduler address: LocalCluster size
+    retries: int = 2  # further attempts of a failed region
+
+    def describe(self) -> str:
+        if self.mode == "dask":
+            return f"dask ({self.scheduler or f'LocalCluster of {self.workers} workers'})"
+        return f"local ({self.processes} processes)" if self.processes else "local (in process)"
+
+
+def _attempts(fn: Callable, job: Any, retries: int) -> Any:
+    last: Exception | None = None
+    for _ in range(retries + 1):
+        try:
+            return fn(job)
+        except MacroDataError:
+            raise  # bad input or a refused write: retrying cannot help
+        except Exception as exc:  # noqa: BLE001 - any other failure of a region is retried, then reported
+            last = exc
+    raise ComputeError(f"{job} failed {retries + 1} times; last error: {type(last).__name__}: {last}") from last
+
+
+_clusters: dict[tuple, Any] = {}
+
+
+def _dask_client(config: ComputeConfig):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ComputeError("compute mode 'dask' needs the 'distributed' package (pip install 'dask[distributed]')") from exc
+    if config.scheduler:
+        return Client(config.scheduler, set_as_default=False), False
+    key = ("local", config.workers)
+    if key not in _clusters:  # one cluster per process and size, reused by later stages
+        cluster = LocalCluster(n_workers=config.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=40)
+        _clusters[key] = (cluster, Client(cluster, set_as_default=False))
+        atexit.register(_close_clusters)
+    return _clusters[key][1], True
+
+
+def _close_clusters() -> None:
+    for cluster, client in _clusters.values():
+        client.close()
+        cluster.close()
+    _clusters.clear()
+
+
+def run_regions(fn: Callable[[Any], Any], jobs: Sequence[Any], config: ComputeConfig | None = None,
+                on_done: Callable[[Any, Any], None] | None = None) -> list[Any]:
+    """``[fn(job) for job in jobs]`` computed per ``config``; ``on_done(job, result)`` as each finishes."""
+    config = config or ComputeConfig()
+    results: dict[int, Any] = {}
+
+    def done(i: int, result: Any) -> None:
+        results[i] = result
+        if on_done is not None:
+            on_done(jobs[i], result)
+
+    if config.mode == "local" and config.processes <= 0:
+        for i, job in enumerate(jobs):
+            done(i, _attempts(fn, job, config.retries))
+    elif config.mode == "local":
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process with zarr's I/O thread
+        with cf.ProcessPoolExecutor(max_workers=config.processes, mp_context=ctx) as pool:
+            futures = {pool.submit(_attempts, fn, job, config.retries): i for i, job in enumerate(jobs)}
+            for fut in cf.as_completed(futures):
+                done(futures[fut], fut.result())
+    elif config.mode == "dask":
+        from distributed import as_completed
+
+        client, shared = _dask_client(config)
+        try:
+            futures = client.map(fn, list(jobs), retries=config.retries, pure=False)
+            index = {f.key: i for i, f in enumerate(futures)}
+            for fut in as_completed(futures, loop=client.loop):
+                if fut.status != "finished":
+                    try:
+                        fut.result()
+                    except Exception as exc:
+                        client.cancel(futures)
+                        raise ComputeError(f"{jobs[index[fut.key]]} failed after {config.retries} retries on the "
+                                           f"cluster: {type(exc).__name__}: {exc}") from exc
+                done(index[fut.key], fut.result())
+        finally:
+            if not shared:
+                client.close()
+    else:
+        raise ComputeError(f"unknown compute mode {config.mode!r} (known: local, dask)")
+    return [results[i] for i in range(len(jobs))]

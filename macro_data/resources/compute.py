@@ -1,0 +1,37 @@
+"""Resource: where a world's regions are computed (this process, a process pool, or Dask)."""
+
+from __future__ import annotations
+
+import os
+import dagster as dg
+from pydantic import Field
+
+from macro_data.compute import ComputeConfig, ComputeError
+
+
+class ComputeResource(dg.ConfigurableResource):
+    """Compute mode of the world stages; see :mod:`macro_data.compute`.
+
+    Unset fields fall back to environment variables at run time: ``MACRO_DATA_COMPUTE`` (``local`` or
+    ``dask``), ``MACRO_DATA_PROCESSES``, ``MACRO_DATA_DASK_SCHEDULER`` and ``MACRO_DATA_DASK_WORKERS``.
+    """
+
+    mode: str | None = Field(default=None, description="local (default) or dask")
+    processes: int | None = Field(default=None, description="local mode: worker processes (0 = this process)")
+    scheduler: str | None = Field(default=None, description="dask mode: scheduler address, e.g. tcp://host:8786")
+    workers: int | None = Field(default=None, description="dask mode without a scheduler: LocalCluster workers")
+    retries: int = Field(default=2, description="further attempts of a failed region before the stage fails")
+
+    def config(self) -> ComputeConfig:
+        env = os.environ
+        mode = self.mode or env.get("MACRO_DATA_COMPUTE", "local")
+        if mode not in ("local", "dask"):
+            raise ComputeError(f"compute mode must be 'local' or 'dask' (resource config compute.mode or "
+                               f"$MACRO_DATA_COMPUTE); got {mode!r}")
+        return ComputeConfig(
+            mode=mode,  # type: ignore[arg-type]
+            processes=self.processes if self.processes is not None else int(env.get("MACRO_DATA_PROCESSES", "0")),
+            scheduler=self.scheduler or env.get("MACRO_DATA_DASK_SCHEDULER") or None,
+            workers=self.workers if self.workers is not None else int(env.get("MACRO_DATA_DASK_WORKERS", "2")),
+            retries=self.retries,
+        )
