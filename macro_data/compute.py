@@ -39,6 +39,7 @@ class ComputeConfig:
     scheduler: str | None = None  # dask: address of an existing scheduler
     workers: int = 2  # dask without a scheduler address: LocalCluster size
     retries: int = 2  # further attempts of a failed region
+    region_samples: int = 16384  # target samples per region (rounded up to whole chunks and seeding blocks)
 
     def describe(self) -> str:
         if self.mode == "dask":
@@ -71,7 +72,7 @@ def _dask_client(config: ComputeConfig):
     key = ("local", config.workers)
     if key not in _clusters:  # one cluster per process and size, reused by later stages
         cluster = LocalCluster(n_workers=config.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=40)
+                               dashboard_address=":0", silence_logs=40)
         _clusters[key] = (cluster, Client(cluster, set_as_default=False))
         atexit.register(_close_clusters)
     return _clusters[key][1], True

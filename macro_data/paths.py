@@ -18,9 +18,12 @@ SCHEMAS_DIR = PROJECT_ROOT / "schemas"
 DEFAULT_REGISTRY = DATASETS_DIR / "external.yaml"
 
 
-def data_root() -> Path:
-    """The generated-data root: ``$MACRO_DATA_ROOT`` or ``datasets/build``."""
-    return Path(os.environ.get("MACRO_DATA_ROOT") or DATASETS_DIR / "build")
+def data_root() -> Path | str:
+    """The generated-data root: ``$MACRO_DATA_ROOT`` (a path or an ``s3://`` URL) or ``datasets/build``."""
+    root = os.environ.get("MACRO_DATA_ROOT")
+    if root and "://" in root:
+        return root
+    return Path(root or DATASETS_DIR / "build")
 
 
 def registry_path() -> Path:

@@ -63,8 +63,11 @@ class Recipe:
                               f"(its worlds: {', '.join(self.world_ids)})")
         return self.worlds[world_id]
 
-    def dataset_dir(self, root: str | os.PathLike) -> Path:
-        return Path(root) / self.name / self.version
+    def dataset_dir(self, root: str | os.PathLike) -> str:
+        """``<root>/<name>/<version>``: a local path or an object-storage URL."""
+        from macro_data.storage.locations import join
+
+        return join(root, self.name, self.version)
 
 
 def canonical_json(doc: Any) -> bytes:

@@ -40,7 +40,7 @@ def stage_metadata(result: StageResult, recipe: Recipe) -> dict:
         "world": result.world_id,
         "dataset": f"{recipe.name} {recipe.version}",
         "recipe_sha256": recipe.sha256,
-        "path": dg.MetadataValue.path(str(result.path)),
+        "path": dg.MetadataValue.url(result.path) if "://" in result.path else dg.MetadataValue.path(result.path),
         "wall_time_s": round(result.seconds, 3),
         "samples_per_s": round(result.stats.get("n_samples", 0) / result.seconds, 1) if result.seconds else 0.0,
         "bytes_on_disk": result.stored_bytes,

@@ -15,6 +15,7 @@ from macro_data.errors import MacroDataError
 from macro_data.pipeline.manifest import build_manifest
 from macro_data.resources.recipe import RecipeResource
 from macro_data.resources.storage import DatasetRootResource
+from macro_data.storage import locations
 from macro_data.versioning import code_version
 
 CODE_VERSION = code_version("dataset_manifest")
@@ -53,14 +54,14 @@ def dataset_manifest(context: dg.AssetExecutionContext, recipe: RecipeResource, 
         path, doc, seconds = build_manifest(loaded, storage.path(), context.run.run_id, EXPECTED_CODE_VERSIONS)
     except MacroDataError as exc:
         raise dg.Failure(description=f"dataset_manifest refused: {exc}") from exc
-    content = hashlib.sha256(path.read_bytes()).hexdigest()
+    content = hashlib.sha256(locations.read_bytes(path)).hexdigest()
     # Data version: what the manifest describes (recipe + every array hash), not its timestamp.
     described = hashlib.sha256("".join(
         f"{w}/{a}:{spec['sha256']}\n" for w, e in sorted(doc["worlds"].items()) for a, spec in sorted(e["arrays"].items())
     ).encode() + loaded.sha256.encode()).hexdigest()
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(path)),
+            "path": dg.MetadataValue.url(path) if locations.is_remote(path) else dg.MetadataValue.path(path),
             "dataset": f"{loaded.name} {loaded.version}",
             "recipe_sha256": loaded.sha256,
             "worlds": dg.MetadataValue.md(worlds_table(doc)),

@@ -74,7 +74,7 @@ def _build(args: argparse.Namespace) -> int:
         for w in asked:
             recipe.world(w)
         worlds = asked
-    root = str(Path(args.root).resolve()) if args.root else None
+    root = args.root if not args.root or "://" in args.root else str(Path(args.root).resolve())
     recipe_arg = str(Path(args.recipe).resolve()) if args.recipe and Path(args.recipe).is_file() else args.recipe
     config = run_config(recipe_arg, root, quiet=not args.verbose)
     instance = dg.DagsterInstance.get()

@@ -5,11 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import zarr
@@ -18,14 +15,14 @@ from macro_data import progress
 from macro_data.errors import StorageError
 from macro_data.compute import ComputeConfig, run_regions
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import HASH_ALGORITHM, HASH_SEGMENT, ArraySummary
-from macro_data.storage.publish import WorldStore
+from macro_data.storage.arrays import HASH_ALGORITHM, HASH_SEGMENT, ArraySummary, summarize
+from macro_data.storage.locations import join, stored_bytes
+from macro_data.storage.locations import group_location
 from macro_data.worlds import World
 from macro_data.worlds.sampling import BLOCK_SIZE
 
 PROVENANCE_ATTR = "macro_data"  # attribute key holding an array's provenance
 BATCH_SAMPLES = 4096  # samples computed per step inside a region: bounds memory whatever the dataset size
-REGION_TARGET = 16384  # samples per region (task), rounded up to a multiple of lcm(chunk, 256)
 
 
 @dataclass
@@ -38,11 +35,12 @@ class RunInfo:
     compute: ComputeConfig = field(default_factory=ComputeConfig)
 
 
-def plan_regions(n: int, chunk_samples: int) -> list[tuple[int, int]]:
+def plan_regions(n: int, chunk_samples: int, target: int = 16384) -> list[tuple[int, int]]:
     """Disjoint ``[start, stop)`` regions covering ``0..n``, each starting on a storage chunk, a seeding
-    block and a hash segment (all 256), so regions can be computed and written independently."""
+    block and a hash segment (all 256), so regions can be computed and written independently; about
+    ``target`` samples each (a multiple of ``lcm(chunk, 256)``)."""
     unit = math.lcm(int(chunk_samples), BLOCK_SIZE, HASH_SEGMENT)
-    size = unit * max(1, -(-REGION_TARGET // unit))
+    size = unit * max(1, -(-int(target) // unit))
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
@@ -75,9 +73,9 @@ def compute_regions(fn, stage: str, recipe: Recipe, world_id: str, staging: zarr
     """Run ``fn`` over the world's regions per ``run.compute``; returns digests per array (in sample
     order) and the summed stats. Progress goes to the run log and the progress listeners."""
     n = recipe.world(world_id).n_samples
-    location = str(Path(str(staging.store.root)) / staging.path)
-    in_location = str(Path(str(inputs.store.root)) / inputs.path) if inputs is not None else None
-    jobs = [RegionJob(stage, recipe, world_id, location, a, b, in_location) for a, b in plan_regions(n, recipe.chunk_samples)]
+    location = group_location(staging)
+    in_location = group_location(inputs) if inputs is not None else None
+    jobs = [RegionJob(stage, recipe, world_id, location, a, b, in_location) for a, b in plan_regions(n, recipe.chunk_samples, run.compute.region_samples)]
     tracker = Progress(n, f"{world_id} {stage.removeprefix('world_')}", run.log)
     done = [0]
 
@@ -102,7 +100,7 @@ class StageResult:
 
     stage: str
     world_id: str
-    path: Path
+    path: str
     arrays: dict[str, ArraySummary]
     data_version: str
     seconds: float
@@ -138,6 +136,12 @@ def provenance(stage: str, world: World, recipe: Recipe, run: RunInfo, version: 
         "hash_algorithm": HASH_ALGORITHM,
         "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def summarize_staged(staged: zarr.Group, names: list[str], digests: dict[str, list[bytes]]) -> dict[str, ArraySummary]:
+    """Content hashes into the staged arrays' attributes, with sizes on disk."""
+    base = group_location(staged)
+    return {n: summarize(staged[n], digests[n], stored_bytes(join(base, n))) for n in names}
 
 
 def group_attributes(world: World, recipe: Recipe) -> dict:
@@ -176,25 +180,12 @@ class Progress:
                  f"{rate:,.0f} samples/s, ETA {eta:.0f} s")
 
 
-def snapshot_inputs(store: WorldStore, staged: zarr.Group, names: list[str], what: str) -> zarr.Group:
-    """Hard-link the published input arrays into a private folder and open them from there.
-
-    A concurrent republish of the inputs then cannot change what this stage reads half-way.
-    """
+def snapshot_inputs(store, staged: zarr.Group, names: list[str], what: str) -> zarr.Group:
+    """The published input arrays, frozen for this stage (see the store's ``inputs``)."""
     if not store.exists():
         raise StorageError(f"world {store.world_id!r}: {what} needs {', '.join(names)} but nothing is "
-                           f"published at {store.path}; materialize world_draws for this world first")
-    missing = [n for n in names if not (store.path / n / "zarr.json").is_file()]
-    if missing:
-        raise StorageError(f"world {store.world_id!r}: {what} needs arrays {', '.join(missing)} "
-                           f"missing from {store.path}; materialize world_draws for this world first")
-    snap = Path(str(staged.store.root)) / staged.path / ".inputs"
-    with store.lock():
-        snap.mkdir(parents=True)
-        os.link(store.path / "zarr.json", snap / "zarr.json")
-        for n in names:
-            shutil.copytree(store.path / n, snap / n, copy_function=os.link)
-    return zarr.open_group(str(snap), mode="r")
+                           f"published at {store.location}; materialize world_draws for this world first")
+    return store.inputs(staged, names, what)
 
 
 def check_inputs(inputs: zarr.Group, names: list[str], recipe: Recipe, world: World, what: str) -> dict:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -28,8 +26,9 @@ from macro_data.errors import ManifestError
 from macro_data.pipeline import world_arrays, world_draws, world_splits
 from macro_data.pipeline.common import read_provenance
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import HASH_ALGORITHM, HASH_DESCRIPTION, directory_bytes
-from macro_data.storage.publish import WorldStore
+from macro_data.storage import locations
+from macro_data.storage.arrays import HASH_ALGORITHM, HASH_DESCRIPTION
+from macro_data.storage.publish import world_store
 from macro_data.worlds import get_world
 from macro_data.worlds.sampling import seeding_description
 
@@ -56,16 +55,22 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
-def _world_entry(recipe: Recipe, world_id: str, dataset_dir: Path, code_versions: Mapping[str, str] | None) -> dict:
+def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions: Mapping[str, str] | None) -> dict:
     world = get_world(world_id)
     plan = recipe.world(world_id)
-    store = WorldStore(dataset_dir, world_id)
+    store = world_store(dataset_dir, world_id)
     if not store.exists():
         raise ManifestError(f"world {world_id!r} of recipe {recipe.name!r} has not been materialized "
-                            f"(no store at {store.path}); materialize world_draws, world_arrays and world_splits "
+                            f"(no store at {store.location}); materialize world_draws, world_arrays and world_splits "
                             f"for partition {world_id!r} first")
-    group = zarr.open_group(str(store.path), mode="r")
     present = store.array_names()
+    opened: dict[str, zarr.Array] = {}
+
+    def array(name: str) -> zarr.Array:
+        if name not in opened:
+            opened[name] = store.open_array(name)
+        return opened[name]
+
     prov: dict[str, dict] = {}
     arrays: dict[str, dict] = {}
     for stage, module in STAGES.items():
@@ -73,9 +78,9 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: Path, code_versions
         missing = [a for a in expected if a not in present]
         if missing:
             raise ManifestError(f"world {world_id!r}: arrays {', '.join(missing)} of stage {stage} are missing "
-                                f"from {store.path}; materialize {stage} for partition {world_id!r}")
+                                f"from {store.location}; materialize {stage} for partition {world_id!r}")
         for name in expected:
-            p = read_provenance(group[name])
+            p = read_provenance(array(name))
             if p.get("recipe_sha256") != recipe.sha256:
                 raise ManifestError(f"world {world_id!r}: array {name!r} was made from recipe sha256 "
                                     f"{p.get('recipe_sha256')!r}, not the current recipe {recipe.sha256!r} "
@@ -85,18 +90,18 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: Path, code_versions
                                     f"{p.get('code_version')!r} of {stage}, the current one is "
                                     f"{code_versions.get(stage)!r}; re-materialize {stage} for partition {world_id!r}")
             if name in DATA_ARRAYS:
-                a = group[name]
+                a = array(name)
                 arrays[name] = {
-                    "path": f"{world_id}.zarr/{name}",
+                    "path": store.relative_path(name),
                     "shape": list(a.shape),
                     "dtype": str(a.dtype),
                     "dimension_names": list(a.metadata.dimension_names or ()),
                     "sha256": a.attrs["sha256"],
-                    "stored_bytes": directory_bytes(store.path / name),
+                    "stored_bytes": store.stored_bytes(name),
                     "description": a.attrs.get("description", ""),
                     "stage": stage,
                 }
-        prov[stage] = read_provenance(group[expected[0]])
+        prov[stage] = read_provenance(array(expected[0]))
     draws_version = prov[world_draws.STAGE]["data_version"]
     for stage in (world_arrays.STAGE, world_splits.STAGE):
         used = (prov[stage].get("upstream") or {}).get(world_draws.STAGE, {}).get("data_version")
@@ -162,25 +167,12 @@ def validate_manifest(document: dict) -> None:
         raise ManifestError("manifest does not match schemas/manifest.schema.json:\n  " + "\n  ".join(lines))
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_manifest(recipe: Recipe, root: str | Path, run_id: str = "local",
-                   code_versions: Mapping[str, str] | None = None) -> tuple[Path, dict, float]:
-    """Build, validate and publish ``manifest.json``; returns ``(path, document, seconds)``."""
+                   code_versions: Mapping[str, str] | None = None) -> tuple[str, dict, float]:
+    """Build, validate and publish ``manifest.json`` (written last, atomically); ``(location, document, seconds)``."""
     t0 = time.perf_counter()
     doc = build_manifest_document(recipe, root, run_id, code_versions)
     validate_manifest(doc)
-    path = recipe.dataset_dir(root) / MANIFEST_NAME
-    write_atomic(path, (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode())
-    return path, doc, time.perf_counter() - t0
+    location = locations.join(recipe.dataset_dir(root), MANIFEST_NAME)
+    locations.write_bytes_atomic(location, (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode())
+    return location, doc, time.perf_counter() - t0

@@ -18,10 +18,11 @@ import zarr
 from macro_data.errors import StorageError
 from macro_data.pipeline.common import (BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, check_inputs,
                                         compute_regions, data_version, group_attributes, provenance, snapshot_inputs,
-                                        stamp)
+                                        stamp, summarize_staged)
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import RegionWriter, create_array, summarize, write_small_array
-from macro_data.storage.publish import WorldStore
+from macro_data.storage.arrays import RegionWriter, create_array, write_small_array
+from macro_data.storage.locations import open_group
+from macro_data.storage.publish import world_store
 from macro_data.worlds import get_world
 
 STAGE = "world_arrays"
@@ -69,8 +70,8 @@ def create_outputs(g: zarr.Group, recipe: Recipe, world_id: str) -> None:
 def simulate_region(job: RegionJob) -> RegionResult:
     """Simulate samples ``job.start .. job.stop - 1`` from the input snapshot into the staging arrays."""
     world = get_world(job.world_id)
-    inputs = zarr.open_group(job.inputs, mode="r")
-    g = zarr.open_group(job.staging, mode="r+")
+    inputs = open_group(job.inputs, mode="r")
+    g = open_group(job.staging, mode="r+")
     drawn = [m.name for m in world.metadata_fields if m.stage == "draws"]
     simulated = [m.name for m in world.metadata_fields if m.stage == "simulation"]
     writers = {name: RegionWriter(g[name], job.start, job.stop) for name in data_arrays(job.world_id)}
@@ -97,7 +98,7 @@ def build_world_arrays(recipe: Recipe, world_id: str, root: str | Path, run: Run
     t0 = time.perf_counter()
     world = get_world(world_id)
     n, T = recipe.world(world_id).n_samples, recipe.T
-    store = WorldStore(recipe.dataset_dir(root), world_id)
+    store = world_store(recipe.dataset_dir(root), world_id)
     attrs = group_attributes(world, recipe)
     drawn = [m.name for m in world.metadata_fields if m.stage == "draws"]
     with store.staging(STAGE, attrs) as g:
@@ -108,8 +109,7 @@ def build_world_arrays(recipe: Recipe, world_id: str, root: str | Path, run: Run
                                f"recipe asks for {n} samples of T={T}")
         create_outputs(g, recipe, world_id)
         digests, counts = compute_regions(simulate_region, STAGE, recipe, world_id, g, run, inputs)
-        base = Path(str(g.store.root)) / g.path
-        summaries = {name: summarize(g[name], digests[name], base / name) for name in data_arrays(world_id)}
+        summaries = summarize_staged(g, data_arrays(world_id), digests)
         version = data_version(summaries)
         stats: dict = {"n_samples": n}
         for m in world.metadata_fields:
@@ -122,5 +122,5 @@ def build_world_arrays(recipe: Recipe, world_id: str, root: str | Path, run: Run
         prov["stats"] = stats
         stamp(g, output_arrays(world_id), prov)
         store.publish(g, output_arrays(world_id), attrs)
-    return StageResult(STAGE, world_id, store.path, summaries, version, time.perf_counter() - t0,
+    return StageResult(STAGE, world_id, store.location, summaries, version, time.perf_counter() - t0,
                        {**stats, "compute": run.compute.describe()})

@@ -15,10 +15,11 @@ import numpy as np
 import zarr
 
 from macro_data.pipeline.common import (BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, compute_regions,
-                                        data_version, group_attributes, provenance, stamp)
+                                        data_version, group_attributes, provenance, stamp, summarize_staged)
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import RegionWriter, create_array, summarize, write_small_array
-from macro_data.storage.publish import WorldStore
+from macro_data.storage.arrays import RegionWriter, create_array, write_small_array
+from macro_data.storage.locations import open_group
+from macro_data.storage.publish import world_store
 from macro_data.worlds import get_world
 from macro_data.worlds.sampling import BLOCK_SIZE, draw_range, seeding_description
 
@@ -60,7 +61,7 @@ def draw_region(job: RegionJob) -> RegionResult:
     """Draw samples ``job.start .. job.stop - 1`` and write them into the staging arrays."""
     world = get_world(job.world_id)
     plan = job.recipe.world(job.world_id)
-    g = zarr.open_group(job.staging, mode="r+")
+    g = open_group(job.staging, mode="r+")
     writers = {name: RegionWriter(g[name], job.start, job.stop) for name in data_arrays(job.world_id)}
     rejections = 0
     for start in range(job.start, job.stop, BATCH):
@@ -78,13 +79,12 @@ def build_world_draws(recipe: Recipe, world_id: str, root: str | Path, run: RunI
     t0 = time.perf_counter()
     world = get_world(world_id)
     n = recipe.world(world_id).n_samples
-    store = WorldStore(recipe.dataset_dir(root), world_id)
+    store = world_store(recipe.dataset_dir(root), world_id)
     attrs = group_attributes(world, recipe)
     with store.staging(STAGE, attrs) as g:
         create_outputs(g, recipe, world_id)
         digests, counts = compute_regions(draw_region, STAGE, recipe, world_id, g, run)
-        base = Path(str(g.store.root)) / g.path
-        summaries = {name: summarize(g[name], digests[name], base / name) for name in data_arrays(world_id)}
+        summaries = summarize_staged(g, data_arrays(world_id), digests)
         version = data_version(summaries)
         rejections = int(counts.get("n_rejected", 0))
         draw_stats = {"n_samples": n, "n_rejected": rejections, "rejection_rate": rejections / (rejections + n)}
@@ -92,5 +92,5 @@ def build_world_draws(recipe: Recipe, world_id: str, root: str | Path, run: RunI
         prov["stats"] = draw_stats
         stamp(g, output_arrays(world_id), prov)
         store.publish(g, output_arrays(world_id), attrs)
-    return StageResult(STAGE, world_id, store.path, summaries, version, time.perf_counter() - t0,
+    return StageResult(STAGE, world_id, store.location, summaries, version, time.perf_counter() - t0,
                        {**draw_stats, "seeding": seeding_description(), "compute": run.compute.describe()})

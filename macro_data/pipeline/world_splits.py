@@ -10,15 +10,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import zarr
 
 from macro_data import splits
 from macro_data.pipeline.common import (BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, check_inputs,
                                         compute_regions, data_version, group_attributes, provenance, snapshot_inputs,
-                                        stamp)
+                                        stamp, summarize_staged)
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import RegionWriter, create_array, iter_rows, summarize
-from macro_data.storage.publish import WorldStore
+from macro_data.storage.arrays import RegionWriter, create_array, iter_rows
+from macro_data.storage.locations import open_group
+from macro_data.storage.publish import world_store
 from macro_data.worlds import get_world
 from macro_data.worlds.sampling import split_uniforms
 
@@ -32,8 +32,8 @@ def output_arrays(world_id: str) -> list[str]:
 def split_region(job: RegionJob) -> RegionResult:
     """Labels of samples ``job.start .. job.stop - 1`` from their theta and split uniforms."""
     world = get_world(job.world_id)
-    theta = zarr.open_group(job.inputs, mode="r")["theta"]
-    writer = RegionWriter(zarr.open_group(job.staging, mode="r+")["split"], job.start, job.stop)
+    theta = open_group(job.inputs, mode="r")["theta"]
+    writer = RegionWriter(open_group(job.staging, mode="r+")["split"], job.start, job.stop)
     for start in range(job.start, job.stop, BATCH_SAMPLES):
         stop = min(start + BATCH_SAMPLES, job.stop)
         writer.append(splits.assign(world, theta[start:stop].astype(np.float64),
@@ -46,7 +46,7 @@ def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: Run
     t0 = time.perf_counter()
     world = get_world(world_id)
     n = recipe.world(world_id).n_samples
-    store = WorldStore(recipe.dataset_dir(root), world_id)
+    store = world_store(recipe.dataset_dir(root), world_id)
     attrs = group_attributes(world, recipe)
     with store.staging(STAGE, attrs) as g:
         inputs = snapshot_inputs(store, g, ["theta"], STAGE)
@@ -57,7 +57,7 @@ def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: Run
         tally = splits.SplitTally()  # labels are 1 byte per sample: tally them here, in order
         for start, labels in iter_rows(g["split"]):
             tally.add(start, labels)
-        summaries = {"split": summarize(g["split"], digests["split"], Path(str(g.store.root)) / g.path / "split")}
+        summaries = summarize_staged(g, ["split"], digests)
         version = data_version(summaries)
         summary = tally.summary(world, recipe.seed)
         prov = provenance(STAGE, world, recipe, run, version,
@@ -66,5 +66,5 @@ def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: Run
         prov["splits"] = summary
         stamp(g, ["split"], prov)
         store.publish(g, output_arrays(world_id), attrs)
-    return StageResult(STAGE, world_id, store.path, summaries, version, time.perf_counter() - t0,
+    return StageResult(STAGE, world_id, store.location, summaries, version, time.perf_counter() - t0,
                        {"n_samples": n, "splits": summary, "compute": run.compute.describe()})

@@ -21,6 +21,7 @@ class ComputeResource(dg.ConfigurableResource):
     scheduler: str | None = Field(default=None, description="dask mode: scheduler address, e.g. tcp://host:8786")
     workers: int | None = Field(default=None, description="dask mode without a scheduler: LocalCluster workers")
     retries: int = Field(default=2, description="further attempts of a failed region before the stage fails")
+    region_samples: int = Field(default=16384, description="samples per task (rounded up to whole chunks and blocks)")
 
     def config(self) -> ComputeConfig:
         env = os.environ
@@ -34,4 +35,5 @@ class ComputeResource(dg.ConfigurableResource):
             scheduler=self.scheduler or env.get("MACRO_DATA_DASK_SCHEDULER") or None,
             workers=self.workers if self.workers is not None else int(env.get("MACRO_DATA_DASK_WORKERS", "2")),
             retries=self.retries,
+            region_samples=self.region_samples,
         )

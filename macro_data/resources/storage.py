@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 from pydantic import Field
 
@@ -18,5 +16,6 @@ class DatasetRootResource(dg.ConfigurableResource):
 
     root: str | None = Field(default=None, description="Output root folder for generated datasets.")
 
-    def path(self) -> Path:
-        return Path(self.root) if self.root else paths.data_root()
+    def path(self) -> str:
+        """The root as a string: a local path or an object-storage URL such as ``s3://bucket/prefix``."""
+        return self.root or str(paths.data_root())

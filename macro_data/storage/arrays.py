@@ -165,14 +165,13 @@ class RegionWriter:
         return self.digests
 
 
-def summarize(array: zarr.Array, digests: Sequence[bytes], path: Path | None) -> ArraySummary:
+def summarize(array: zarr.Array, digests: Sequence[bytes], stored_bytes: int) -> ArraySummary:
     """Record the content hash in the array's attributes and describe it."""
     digest = combine_digests(digests)
     array.attrs.update({"sha256": digest, "hash_algorithm": HASH_ALGORITHM})
     dtype = storage_dtype(array.dtype)
     return ArraySummary(array.basename, tuple(array.shape), dtype.name, tuple(array.metadata.dimension_names or ()),
-                        digest, int(np.prod(array.shape)) * dtype.itemsize,
-                        directory_bytes(path) if path is not None and path.exists() else 0)
+                        digest, int(np.prod(array.shape)) * dtype.itemsize, stored_bytes)
 
 
 class ChunkedArrayWriter:
@@ -189,7 +188,8 @@ class ChunkedArrayWriter:
         self.writer.append(rows)
 
     def close(self) -> ArraySummary:
-        return summarize(self.array, self.writer.close(), self.path)
+        digests = self.writer.close()
+        return summarize(self.array, digests, directory_bytes(self.path) if self.path is not None else 0)
 
 
 def write_small_array(group: zarr.Group, name: str, data: np.ndarray, dimension_names: Sequence[str],

@@ -13,6 +13,12 @@ plus the freshly staged arrays) and swaps it in with one ``renameat2(RENAME_EXCH
 reader, a crash or a concurrent run sees either the old group or the new one, never a mix. Where
 the exchange is not available, a rename pair is used and an interrupted swap is rolled back on
 the next publish or read (see :func:`recover`).
+
+On object storage (``s3://``), where there is no rename, :class:`ObjectWorldStore` publishes by
+pointer: each stage writes an immutable version group ``<world>/<stage>/v-<time>-<id>.zarr`` and
+then replaces the small pointer object ``<world>/<stage>.json`` with one PUT. Readers (and the
+manifest, which is written last and names the exact versions) follow the pointers, so they never
+see a partial version; stages own separate pointers, so they never overwrite each other's arrays.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import posixpath
 import shutil
 import socket
 import uuid
@@ -28,10 +35,14 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
+import datetime as dt
+import json
+
 import filelock
 import zarr
 
 from macro_data.errors import StorageError
+from macro_data.storage import locations
 
 LOCK_TIMEOUT_S = 600.0
 _AT_FDCWD = -100
@@ -75,15 +86,50 @@ def _pid_alive(tag: str) -> bool:
     return True
 
 
+def world_store(dataset: str | os.PathLike, world_id: str) -> "WorldStore | ObjectWorldStore":
+    """The store of one world of a dataset: local folder (default) or object storage."""
+    if locations.is_remote(dataset):
+        return ObjectWorldStore(str(dataset), world_id)
+    return WorldStore(Path(dataset), world_id)
+
+
 class WorldStore:
-    """The published group ``<dataset>/<world>.zarr`` and its staging area."""
+    """The published group ``<dataset>/<world>.zarr`` and its staging area (local file system)."""
 
     def __init__(self, dataset_dir: Path, world_id: str):
         self.dataset_dir = Path(dataset_dir)
         self.world_id = world_id
         self.path = self.dataset_dir / f"{world_id}.zarr"
+        self.location = str(self.path)
         self.staging_dir = self.dataset_dir / ".staging" / world_id
         self.lock_path = self.dataset_dir / ".locks" / f"{world_id}.lock"
+
+    def open_array(self, name: str) -> zarr.Array:
+        return zarr.open_array(str(self.path / name), mode="r")
+
+    def relative_path(self, name: str) -> str:
+        """Path of an array relative to the dataset folder (as the manifest records it)."""
+        return f"{self.world_id}.zarr/{name}"
+
+    def stored_bytes(self, name: str) -> int:
+        return locations.stored_bytes(str(self.path / name))
+
+    def inputs(self, staged: zarr.Group, names: list[str], what: str) -> zarr.Group:
+        """Hard-link the published input arrays into the stage's private folder and open them there.
+
+        A concurrent republish of the inputs then cannot change what this stage reads half-way.
+        """
+        missing = [n for n in names if n not in self.array_names()]
+        if missing:
+            raise StorageError(f"world {self.world_id!r}: {what} needs arrays {', '.join(missing)}, missing from "
+                               f"{self.path}; materialize world_draws for this world first")
+        snap = Path(str(staged.store.root)) / staged.path / ".inputs"
+        with self.lock():
+            snap.mkdir(parents=True)
+            os.link(self.path / "zarr.json", snap / "zarr.json")
+            for n in names:
+                shutil.copytree(self.path / n, snap / n, copy_function=os.link)
+        return zarr.open_group(str(snap), mode="r")
 
     # ---- reading --------------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -174,7 +220,7 @@ class WorldStore:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
-def consolidate(path: Path) -> None:
+def consolidate(path: Path | str) -> None:
     """Consolidated metadata (one read opens the whole group, e.g. in xarray).
 
     Zarr warns that consolidation is not yet part of the v3 specification; readers that ignore it
@@ -182,7 +228,11 @@ def consolidate(path: Path) -> None:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        zarr.consolidate_metadata(str(path))
+        if locations.is_remote(path):
+            store = zarr.storage.FsspecStore.from_url(str(path), storage_options=locations.storage_options(str(path)))
+            zarr.consolidate_metadata(store)
+        else:
+            zarr.consolidate_metadata(str(path))
 
 
 def _fsync_file(path: Path) -> None:
@@ -214,3 +264,99 @@ def recover(store: WorldStore) -> None:
     old = store.path.with_name(store.path.name + ".old")
     if old.exists() and not store.path.exists():
         os.rename(old, store.path)
+
+
+class ObjectWorldStore:
+    """A world on object storage: immutable versions per stage, published by pointer (see module doc)."""
+
+    KEEP_VERSIONS = 2  # the current version of a stage and the one before (for readers still on it)
+
+    def __init__(self, dataset: str, world_id: str):
+        self.dataset = dataset.rstrip("/")
+        self.world_id = world_id
+        self.base = locations.join(self.dataset, world_id)
+        self.location = self.base
+
+    def _pointer(self, stage: str) -> str:
+        return locations.join(self.base, f"{stage}.json")
+
+    def _pointers(self) -> dict[str, dict]:
+        fs, path = locations.filesystem(self.base)
+        out = {}
+        for entry in fs.glob(path + "/*.json") if fs.exists(path) else []:
+            stage = posixpath.basename(entry)[: -len(".json")]
+            out[stage] = json.loads(fs.cat_file(entry))
+        return out
+
+    def exists(self) -> bool:
+        return bool(self._pointers())
+
+    def array_names(self) -> set[str]:
+        return {a for p in self._pointers().values() for a in p["arrays"]}
+
+    def _owner(self, name: str) -> dict:
+        for p in self._pointers().values():
+            if name in p["arrays"]:
+                return p
+        raise StorageError(f"world {self.world_id!r}: no published array {name!r} under {self.base}")
+
+    def open_array(self, name: str) -> zarr.Array:
+        return locations.open_group(locations.join(self.dataset, self._owner(name)["group"]), mode="r")[name]
+
+    def relative_path(self, name: str) -> str:
+        return f"{self._owner(name)['group']}/{name}"
+
+    def stored_bytes(self, name: str) -> int:
+        return locations.stored_bytes(locations.join(self.dataset, self.relative_path(name)))
+
+    def open(self) -> zarr.Group:
+        raise StorageError(f"world {self.world_id!r} on object storage has one group per stage; open arrays "
+                           f"with open_array() or through the manifest")
+
+    @contextlib.contextmanager
+    def staging(self, label: str, group_attributes: dict) -> Iterator[zarr.Group]:
+        """A fresh, not yet referenced version group; removed if the stage fails before publishing."""
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        loc = locations.join(self.base, label, f"v-{stamp}-{uuid.uuid4().hex[:8]}.zarr")
+        group = locations.open_group(loc, mode="w", attributes=group_attributes)
+        self._staged = getattr(self, "_staged", {})
+        self._staged[loc] = (label, False)
+        try:
+            yield group
+        finally:
+            if not self._staged.pop(loc, (label, False))[1]:
+                locations.remove(loc)
+
+    def inputs(self, staged: zarr.Group, names: list[str], what: str) -> zarr.Group:
+        """Published versions are immutable: read the inputs' current version directly."""
+        owner = self._pointers()
+        for p in owner.values():
+            if all(n in p["arrays"] for n in names):
+                return locations.open_group(locations.join(self.dataset, p["group"]), mode="r")
+        raise StorageError(f"world {self.world_id!r}: {what} needs arrays {', '.join(names)}, not published under "
+                           f"{self.base}; materialize world_draws for this world first")
+
+    def publish(self, staged: zarr.Group, arrays: list[str], group_attributes: dict) -> None:
+        loc = locations.group_location(staged)
+        label, _ = self._staged[loc]
+        staged.attrs.put(group_attributes)
+        consolidate(loc)
+        pointer = {"group": loc[len(self.dataset) + 1:], "arrays": sorted(arrays), "stage": label,
+                   "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        try:
+            locations.write_bytes_atomic(self._pointer(label), json.dumps(pointer, indent=1).encode())
+        except OSError as exc:
+            raise StorageError(f"world {self.world_id!r}: publishing {label} to {self._pointer(label)} failed "
+                               f"({exc}); the previously published version is unchanged") from exc
+        self._staged[loc] = (label, True)
+        self._collect(label, keep=posixpath.basename(loc))
+
+    def _collect(self, label: str, keep: str) -> None:
+        fs, path = locations.filesystem(locations.join(self.base, label))
+        versions = sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
+        old = [v for v in versions if v != keep][: max(0, len(versions) - self.KEEP_VERSIONS)]
+        for v in old:
+            fs.rm(posixpath.join(path, v), recursive=True)
+
+    def clean_debris(self) -> None:
+        """Nothing to clean: unreferenced versions are removed by the stage or by later publishes."""

@@ -1,0 +1,117 @@
+"""Locations of datasets: local paths (the default) or object-storage URLs (``s3://bucket/prefix``).
+
+Object storage goes through fsspec (``s3fs`` for ``s3://``). Credentials come from the usual
+environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ...); an S3-compatible endpoint
+(MinIO, Ceph, a test server) from ``MACRO_DATA_S3_ENDPOINT``.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import zarr
+
+
+def is_remote(location: str | os.PathLike) -> bool:
+    return "://" in str(location)
+
+
+def join(location: str | os.PathLike, *parts: str) -> str:
+    if is_remote(location):
+        return posixpath.join(str(location).rstrip("/"), *parts)
+    return str(Path(location).joinpath(*parts))
+
+
+def storage_options(location: str) -> dict[str, Any] | None:
+    if not is_remote(location):
+        return None
+    # Listings decide what is published: never serve them from a cache another process may have outdated.
+    options: dict[str, Any] = {"use_listings_cache": False}
+    endpoint = os.environ.get("MACRO_DATA_S3_ENDPOINT")
+    if endpoint and location.startswith("s3://"):
+        options["client_kwargs"] = {"endpoint_url": endpoint}
+    return options
+
+
+def filesystem(location: str):
+    """``(fsspec filesystem, path within it)`` of a remote location."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(location, **(storage_options(location) or {}))
+    return fs, path
+
+
+def open_group(location: str, mode: str = "r", **kwargs: Any) -> zarr.Group:
+    opts = storage_options(str(location))
+    if opts is not None:
+        kwargs["storage_options"] = opts
+    return zarr.open_group(str(location), mode=mode, **kwargs)
+
+
+def group_location(group: zarr.Group) -> str:
+    """The location a (local or fsspec) group was opened from, to reopen it in another process."""
+    store = group.store
+    if hasattr(store, "fs"):
+        base = store.fs.unstrip_protocol(store.path)
+        return posixpath.join(base, group.path) if group.path else base
+    return str(Path(str(store.root)) / group.path)
+
+
+def exists(location: str) -> bool:
+    if is_remote(location):
+        fs, path = filesystem(location)
+        return fs.exists(path)
+    return Path(location).exists()
+
+
+def read_bytes(location: str) -> bytes:
+    if is_remote(location):
+        fs, path = filesystem(location)
+        return fs.cat_file(path)
+    return Path(location).read_bytes()
+
+
+def write_bytes_atomic(location: str, data: bytes) -> None:
+    """Readers see the old content or the new, never a part: a single PUT, or temp file + fsync + rename."""
+    if is_remote(location):
+        fs, path = filesystem(location)
+        fs.pipe_file(path, data)
+        return
+    path = Path(location)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def stored_bytes(location: str) -> int:
+    """Bytes on disk (or in the bucket) below a location."""
+    if is_remote(location):
+        fs, path = filesystem(location)
+        return int(fs.du(path)) if fs.exists(path) else 0
+    total = 0
+    for dirpath, _, files in os.walk(location):
+        for f in files:
+            total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
+
+
+def remove(location: str) -> None:
+    if is_remote(location):
+        fs, path = filesystem(location)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+    else:
+        import shutil
+
+        shutil.rmtree(location, ignore_errors=True)
