@@ -173,6 +173,8 @@ def build_manifest(recipe: Recipe, root: str | Path, run_id: str = "local",
     t0 = time.perf_counter()
     doc = build_manifest_document(recipe, root, run_id, code_versions)
     validate_manifest(doc)
-    location = locations.join(recipe.dataset_dir(root), MANIFEST_NAME)
-    locations.write_bytes_atomic(location, (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode())
+    dataset = recipe.dataset_dir(root)
+    location = locations.join(dataset, MANIFEST_NAME)
+    locations.write_bytes_atomic(location, (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode(),
+                                 tmp_dir=None if locations.is_remote(dataset) else locations.join(dataset, ".staging"))
     return location, doc, time.perf_counter() - t0

@@ -75,14 +75,19 @@ def read_bytes(location: str) -> bytes:
     return Path(location).read_bytes()
 
 
-def write_bytes_atomic(location: str, data: bytes) -> None:
-    """Readers see the old content or the new, never a part: a single PUT, or temp file + fsync + rename."""
+def write_bytes_atomic(location: str, data: bytes, tmp_dir: str | os.PathLike | None = None) -> None:
+    """Readers see the old content or the new, never a part: a single PUT, or temp file + fsync + rename.
+
+    ``tmp_dir`` (same file system) keeps the temporary file out of the folder readers list.
+    """
     if is_remote(location):
         fs, path = filesystem(location)
         fs.pipe_file(path, data)
         return
     path = Path(location)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    folder = Path(tmp_dir) if tmp_dir is not None else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
