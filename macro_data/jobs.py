@@ -15,3 +15,9 @@ build_dataset_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(groups.DATASET),
     description="All-worlds stages (manifest, validation report) once every world partition is built.",
 )
+
+fetch_external_job = dg.define_asset_job(
+    "fetch_external",
+    selection=dg.AssetSelection.assets("external_dataset"),
+    description="Fetch and verify one registry entry of the external reference data (one run per entry).",
+)

@@ -1,0 +1,201 @@
+"""Dagster assets of the external-data layer (group ``external``).
+
+- ``external_dataset``: one partition per registry entry (static partitions generated from the
+  registry when the code location loads). Materializing a partition fetches and verifies the
+  entry (see :mod:`macro_data.external.fetch`); the metadata shows URL, mirror used, sha256, size,
+  rows, columns and path; the data version is the file's sha256.
+- ``cached_file_verified``: a blocking asset check that re-hashes every cached file of the registry
+  (and archive members); in a partition's run that partition's file must be present and intact. A
+  corrupt file is quarantined and the check fails. (The check is deliberately not partitioned:
+  partitioned asset checks are a Dagster preview feature and cannot run on their own.)
+- ``us_macro_moments``: the US macro table as canonical observables (output gap in percent,
+  annualized inflation, annualized T-bill rate; see :mod:`macro_data.external.real_data`) and their
+  moments, written to ``<root>/external/derived/us_macro_moments.json`` for checking simulated worlds
+  against reality.
+
+Module-level ``assets``, ``asset_checks`` and ``resources`` are built from the default registry;
+:func:`build_external_assets` builds them for another registry (tests).
+"""
+
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from macro_data import paths
+from macro_data.external import real_data
+from macro_data.external.fetch import FetchResult
+from macro_data.external.registry import Entry, load_registry
+from macro_data.resources.external import ExternalDataResource
+
+GROUP = "external"
+SOURCE_ENTRY = real_data.SOURCE_ENTRY
+MOMENTS_FILE = "us_macro_moments.json"
+
+# Files whose content decides what each asset publishes (and so its code version).
+_SOURCES = {
+    "external_dataset": ("macro_data/external/registry.py", "macro_data/external/http.py",
+                         "macro_data/external/cache.py", "macro_data/external/archives.py",
+                         "macro_data/external/tabular.py", "macro_data/external/fetch.py",
+                         "schemas/external_registry.schema.json"),
+    "us_macro_moments": ("macro_data/external/real_data.py", "macro_data/external/tabular.py"),
+}
+
+
+def _code_version(asset: str) -> str:
+    h = hashlib.sha256()
+    for rel in sorted(_SOURCES[asset]):
+        p = paths.PROJECT_ROOT / rel
+        h.update(rel.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"") + b"\0")
+    return f"{asset}-{h.hexdigest()[:12]}"
+
+
+def _fetch_metadata(entry: Entry, r: FetchResult) -> dict:
+    md: dict = {
+        "entry": dg.MetadataValue.text(entry.name),
+        "description": dg.MetadataValue.text(entry.description),
+        "cache": dg.MetadataValue.text(r.cache),
+        "sha256": dg.MetadataValue.text(r.sha256),
+        "size_bytes": dg.MetadataValue.int(r.size),
+        "path": dg.MetadataValue.path(str(r.path)),
+        "format": dg.MetadataValue.text(entry.format),
+        "entry_sha256": dg.MetadataValue.text(r.entry_sha256),
+        "license": dg.MetadataValue.text(entry.license or ""),
+        "source": dg.MetadataValue.text(entry.source or ""),
+        "attempts": dg.MetadataValue.int(len(r.attempts)),
+        "seconds": dg.MetadataValue.float(round(r.seconds, 3)),
+    }
+    if r.url:
+        md["url"] = dg.MetadataValue.url(r.final_url or r.url)
+        md["mirror_index"] = dg.MetadataValue.int(r.mirror_index or 0)
+        md["mirror_url"] = dg.MetadataValue.url(r.url)
+        if r.redirects:
+            md["redirects"] = dg.MetadataValue.json(r.redirects)
+    else:
+        md["url"] = dg.MetadataValue.text(f"(cache {r.cache}; see provenance for the original download)")
+    t = r.table
+    if t is not None:
+        md["dagster/row_count"] = dg.MetadataValue.int(t.rows)
+        md["rows"] = dg.MetadataValue.int(t.rows)
+        md["columns"] = dg.MetadataValue.text(", ".join(t.columns))
+        md["dagster/column_schema"] = dg.TableSchema(columns=[
+            dg.TableColumn(c, "float" if c in t.numeric_columns else "string") for c in t.columns])
+        md["schema_check"] = dg.MetadataValue.text(t.summary())
+    if r.members:
+        md["members"] = dg.MetadataValue.json([m.to_dict() for m in r.members])
+        md["members_path"] = dg.MetadataValue.path(str(r.members_dir))
+    if r.quarantined:
+        md["quarantined"] = dg.MetadataValue.json(r.quarantined)
+    return md
+
+
+def _atomic_json(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _moments_markdown(summary: dict) -> str:
+    lines = ["| observable | sd | autocorr(1) | units |", "|---|---|---|---|"]
+    for name, m in summary["moments"]["observables"].items():
+        lines.append(f"| {name} | {m['sd']:.3f} | {m['autocorr1']:.3f} | {summary['units'][name]} |")
+    return "\n".join(lines)
+
+
+def build_external_assets(registry_path: str | os.PathLike | None = None, allow_http_hosts=None,
+                          source_entry: str = SOURCE_ENTRY) -> tuple[list, list]:
+    """``(assets, asset_checks)`` for the registry at ``registry_path`` (default: the project's)."""
+    registry = load_registry(registry_path, allow_http_hosts=allow_http_hosts)
+    partitions = dg.StaticPartitionsDefinition(registry.names)
+
+    @dg.asset(
+        name="external_dataset", partitions_def=partitions, group_name=GROUP, kinds={"csv", "http"},
+        code_version=_code_version("external_dataset"),
+        description="A reference dataset from datasets/external.yaml (one partition per entry), downloaded from "
+                    "its mirrors and verified (size, sha256, archive members, CSV header) before use; "
+                    "provenance in <root>/external/provenance.jsonl.")
+    def external_dataset(context: dg.AssetExecutionContext,
+                         external_data: ExternalDataResource) -> dg.MaterializeResult:
+        name = context.partition_key
+        result = external_data.fetch(name, run_id=context.run.run_id)
+        entry = external_data.registry().get(name)
+        context.log.info(f"{name}: {result.cache}, sha256 {result.sha256}, {result.size} bytes at {result.path}")
+        return dg.MaterializeResult(metadata=_fetch_metadata(entry, result), data_version=dg.DataVersion(result.sha256))
+
+    @dg.asset_check(
+        asset=external_dataset, name="cached_file_verified", blocking=True,
+        description="Re-hashes the cached files of the registry (and extracted archive members) against their "
+                    "sha256 and size; in a partition's run, that partition's file must be present and intact. A "
+                    "corrupt file is quarantined (so the next materialization downloads it again) and fails the check.")
+    def cached_file_verified(context: dg.AssetCheckExecutionContext,
+                             external_data: ExternalDataResource) -> dg.AssetCheckResult:
+        partition = context.run.tags.get("dagster/partition")
+        statuses = external_data.verify_all(run_id=context.run.run_id)
+        by_name = {st.name: st for st in statuses}
+        corrupt = [st.name for st in statuses if not st.ok]
+        problems = [f"{n}: corrupt ({by_name[n].detail})" for n in corrupt]
+        if partition is not None:
+            st = by_name.get(partition)
+            if st is None:
+                problems.append(f"{partition}: not in the registry")
+            elif st.status not in ("ok", "member-repaired"):
+                problems.append(f"{partition}: {st.status} ({st.detail})")
+        counts: dict[str, int] = {}
+        for st in statuses:
+            counts[st.status] = counts.get(st.status, 0) + 1
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        return dg.AssetCheckResult(
+            passed=not problems, description="; ".join(problems) or f"cache intact: {summary}",
+            metadata={"partition": partition or "(all)", "counts": dg.MetadataValue.json(counts),
+                      "problems": dg.MetadataValue.json(problems),
+                      "entries": dg.MetadataValue.json({st.name: {"status": st.status, "detail": st.detail,
+                                                                  "path": str(st.path or "")} for st in statuses})})
+
+    assets: list = [external_dataset]
+    if source_entry in registry.entries:
+        @dg.asset(
+            name="us_macro_moments", group_name=GROUP, kinds={"python", "json"},
+            code_version=_code_version("us_macro_moments"),
+            deps=[dg.AssetDep(external_dataset,
+                              partition_mapping=dg.SpecificPartitionsPartitionMapping([source_entry]))],
+            description="US quarterly data 1959Q2-2009Q3 as the canonical observables (output: 100 x log deviation "
+                        "of real GDP from its HP trend, lambda 1600; inflation: 400 x dlog CPI; rate: 3-month "
+                        "T-bill, annualized; inflation and rate as deviations from their means) with sd and "
+                        "first-order autocorrelation per observable, for checking simulated worlds against reality.")
+        def us_macro_moments(context: dg.AssetExecutionContext,
+                             external_data: ExternalDataResource) -> dg.MaterializeResult:
+            result = external_data.fetch(source_entry, run_id=context.run.run_id)
+            entry = external_data.registry().get(source_entry)
+            summary = real_data.summarize(result.path, source_name=source_entry, source_sha256=result.sha256,
+                                          options=entry.csv)
+            out = external_data.root() / "external" / "derived" / MOMENTS_FILE
+            _atomic_json(out, summary)
+            md = {
+                "path": dg.MetadataValue.path(str(out)),
+                "source_sha256": dg.MetadataValue.text(result.sha256),
+                "sample": dg.MetadataValue.text(f"{summary['sample']['start']}-{summary['sample']['end']} "
+                                                f"({summary['sample']['quarters']} quarters)"),
+                "output_method": dg.MetadataValue.text(f"{summary['output_method']} (lambda {summary['hp_lambda']})"),
+                "moments": dg.MetadataValue.md(_moments_markdown(summary)),
+                "correlation": dg.MetadataValue.json(summary["moments"]["correlation"]),
+                "levels_mean": dg.MetadataValue.json(summary["levels_mean"]),
+            }
+            for name, m in summary["moments"]["observables"].items():
+                md[f"{name}_sd"] = dg.MetadataValue.float(m["sd"])
+                md[f"{name}_autocorr1"] = dg.MetadataValue.float(m["autocorr1"])
+            return dg.MaterializeResult(metadata=md, data_version=dg.DataVersion(summary["summary_sha256"]))
+
+        assets.append(us_macro_moments)
+    return assets, [cached_file_verified]
+
+
+assets, asset_checks = build_external_assets()
+resources = {"external_data": ExternalDataResource()}
+
+__all__ = ["GROUP", "asset_checks", "assets", "build_external_assets", "resources"]

@@ -1,0 +1,431 @@
+"""The external-data registry: ``datasets/external.yaml``, validated before any network I/O.
+
+The file is checked against ``schemas/external_registry.schema.json`` and then against rules a
+schema cannot express. Every problem is reported at once, each naming the entry and the field:
+
+- URLs: ``https`` only; plain ``http`` only to loopback IP addresses named in
+  ``MACRO_DATA_ALLOW_HTTP_HOSTS`` (for tests); no credentials in URLs; no moving targets
+  (``current.csv``, FRED's live series endpoints): a pinned hash needs bytes that never change.
+- names unique; sha256 64 lowercase hex digits; size > 0; known format; filename safe (one plain
+  path component) and ending with the format's suffix.
+- archives list their members as relative POSIX paths without ``..``, backslashes or drive
+  letters; a pinned archive gives each member's sha256 and size.
+- ``pinned: false`` entries carry no sha256/size; they are refused by :meth:`Entry.require_pinned`
+  until ``macro-data pin NAME`` writes them (never trust on first use).
+
+The YAML is read with a safe loader that also refuses aliases and duplicate keys (PyYAML keeps
+the last of two ``sha256:`` keys silently; here that is an error).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+import jsonschema
+import yaml
+
+from macro_data import paths
+from macro_data.external.errors import RegistryError, UnpinnedError
+
+FORMATS = ("csv", "csv.gz", "csv.bz2", "zip", "tar.gz")
+ARCHIVE_FORMATS = ("zip", "tar.gz")
+CSV_FORMATS = ("csv", "csv.gz", "csv.bz2")
+FORMAT_SUFFIXES = {"csv": (".csv",), "csv.gz": (".csv.gz",), "csv.bz2": (".csv.bz2",), "zip": (".zip",),
+                   "tar.gz": (".tar.gz", ".tgz")}
+MAX_REGISTRY_BYTES = 2_000_000
+ALLOW_HTTP_ENV = "MACRO_DATA_ALLOW_HTTP_HOSTS"
+NAME_RE = re.compile(r"^[a-z0-9_]+$")
+FILENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+# Files that change under a fixed URL: a pinned hash would break on the next release.
+_MOVING_TARGET_FILES = {"current.csv"}
+_LIVE_HOSTS = {"api.stlouisfed.org"}
+_LIVE_PATH_PARTS = ("fredgraph",)
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    """How to read a CSV: ``header_rows`` non-data rows follow the column-name row."""
+
+    header_rows: int = 0
+    delimiter: str = ","
+    encoding: str = "utf-8"
+
+    @classmethod
+    def from_doc(cls, doc: dict | None) -> "CsvOptions":
+        doc = doc or {}
+        return cls(int(doc.get("header_rows", 0)), str(doc.get("delimiter", ",")), str(doc.get("encoding", "utf-8")))
+
+
+@dataclass(frozen=True)
+class Member:
+    """One archive member to extract."""
+
+    path: str
+    sha256: str | None
+    size: int | None
+    columns: tuple[str, ...] | None
+    csv: CsvOptions
+
+    @property
+    def is_csv(self) -> bool:
+        return self.path.lower().endswith(".csv")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A validated registry entry. ``entry_sha256`` hashes its canonical JSON (provenance)."""
+
+    name: str
+    description: str
+    kind: str
+    urls: tuple[str, ...]
+    filename: str
+    sha256: str | None
+    size: int | None
+    format: str
+    csv: CsvOptions
+    columns: tuple[str, ...] | None
+    members: tuple[Member, ...]
+    license: str | None
+    source: str | None
+    citation: str | None
+    document: dict = field(repr=False, compare=False)
+    entry_sha256: str = ""
+
+    @property
+    def pinned(self) -> bool:
+        return self.sha256 is not None and self.size is not None
+
+    @property
+    def is_archive(self) -> bool:
+        return self.format in ARCHIVE_FORMATS
+
+    @property
+    def is_csv(self) -> bool:
+        return self.format in CSV_FORMATS
+
+    def require_pinned(self) -> None:
+        """Refuse an unpinned entry, saying how to pin it."""
+        if not self.pinned:
+            raise UnpinnedError(
+                f"external dataset {self.name!r} is unpinned (no sha256/size in the registry) and is refused: "
+                f"run `macro-data pin {self.name}` to download it, review the printed sha256 and size, and "
+                f"have them written into the registry")
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The parsed registry: entries in file order."""
+
+    source: str
+    version: int
+    entries: dict[str, Entry]
+    document: dict = field(repr=False)
+    path: Path | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def get(self, name: str) -> Entry:
+        try:
+            return self.entries[name]
+        except KeyError:
+            raise RegistryError(f"registry {self.source}: no entry named {name!r} "
+                                f"(entries: {', '.join(self.entries) or 'none'})") from None
+
+    def select(self, names: Iterable[str] | None) -> list[Entry]:
+        names = list(names or [])
+        return [self.get(n) for n in names] if names else list(self.entries.values())
+
+
+def canonical_json(doc: Any) -> bytes:
+    """Bytes that are hashed: sorted keys, no insignificant white space, UTF-8."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def entry_hash(document: dict) -> str:
+    return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+# ---------------------------------------------------------------- http hosts and URLs
+
+def allowed_http_hosts(value: str | Iterable[str] | None = None) -> frozenset[str]:
+    """Hosts where plain http is allowed: loopback IP literals only (``$MACRO_DATA_ALLOW_HTTP_HOSTS``).
+
+    ``value`` None reads the environment variable (comma-separated). Anything that is not a
+    loopback address (127.0.0.0/8, ::1) is refused with an error, not ignored.
+    """
+    if value is None:
+        value = os.environ.get(ALLOW_HTTP_ENV, "")
+    items = value.split(",") if isinstance(value, str) else list(value)
+    hosts = set()
+    for raw in items:
+        host = str(raw).strip().lower()
+        if not host:
+            continue
+        literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            ok = ipaddress.ip_address(literal).is_loopback
+        except ValueError:
+            ok = False
+        if not ok:
+            raise RegistryError(f"{ALLOW_HTTP_ENV}: {raw.strip()!r} is not a loopback IP address; plain http is "
+                                f"allowed only to loopback addresses (127.0.0.0/8, ::1), for tests")
+        hosts.add(str(ipaddress.ip_address(literal)))
+    return frozenset(hosts)
+
+
+def _host_of(parts) -> str | None:
+    try:
+        host = parts.hostname
+    except ValueError:
+        return None
+    if host is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host.lower()
+
+
+def url_problem(url: str, allow_http: frozenset[str], *, hop: bool = False) -> str | None:
+    """Why ``url`` may not be requested, or None. ``hop`` skips the moving-target rule (redirects)."""
+    if not isinstance(url, str) or not url:
+        return "empty URL"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return f"URL {url!r} contains white space or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        return f"malformed URL {url!r} ({exc})"
+    scheme = parts.scheme.lower()
+    host = _host_of(parts)
+    if scheme == "https":
+        pass
+    elif scheme == "http":
+        if host not in allow_http:
+            return (f"non-https URL {url!r}: plain http is allowed only to loopback addresses named in "
+                    f"{ALLOW_HTTP_ENV}")
+    else:
+        return f"URL {url!r} has scheme {scheme or '(none)'!r}; only https is allowed"
+    if not host:
+        return f"URL {url!r} has no host"
+    if parts.username is not None or parts.password is not None:
+        return f"URL {url!r} carries credentials; they would end up in logs and provenance"
+    if not hop:
+        last = parts.path.rsplit("/", 1)[-1].lower()
+        if last in _MOVING_TARGET_FILES:
+            return f"URL {url!r} is a moving target ({last}); use a dated vintage file"
+        if host in _LIVE_HOSTS or any(p in parts.path.lower() for p in _LIVE_PATH_PARTS):
+            return f"URL {url!r} is a live series endpoint whose content changes; use a dated vintage file"
+    return None
+
+
+# ---------------------------------------------------------------- member paths and filenames
+
+def member_path_problem(path: str) -> str | None:
+    """Why an archive member path is unsafe, or None."""
+    if not path:
+        return "empty member path"
+    if "\x00" in path or any(ord(c) < 32 for c in path):
+        return f"member path {path!r} contains control characters"
+    if "\\" in path:
+        return f"member path {path!r} contains a backslash"
+    if path.startswith("/"):
+        return f"member path {path!r} is absolute"
+    if _DRIVE_RE.match(path):
+        return f"member path {path!r} starts with a drive letter"
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return f"member path {path!r} has an empty, '.' or '..' component"
+    if len(path) > 1024 or any(len(p) > 255 for p in parts):
+        return f"member path {path!r} is too long"
+    return None
+
+
+def filename_problem(filename: str, fmt: str | None) -> str | None:
+    if not FILENAME_RE.match(filename or "") or ".." in filename or len(filename) > 200:
+        return (f"unsafe filename {filename!r}: use one plain path component of letters, digits, '.', '_', '-' "
+                f"(no '/', '..' or leading dot)")
+    if filename.endswith(".part"):
+        return f"unsafe filename {filename!r}: '.part' is reserved for downloads in progress"
+    if fmt in FORMAT_SUFFIXES and not filename.lower().endswith(FORMAT_SUFFIXES[fmt]):
+        return f"filename {filename!r} does not end with {' or '.join(FORMAT_SUFFIXES[fmt])} as format {fmt!r} requires"
+    return None
+
+
+# ---------------------------------------------------------------- loading
+
+class _SafeLoader(yaml.SafeLoader):
+    """Safe YAML without aliases and without duplicate mapping keys."""
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "YAML aliases are not allowed in the registry",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_registry_document(path: Path) -> Any:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise RegistryError(f"registry {path}: cannot read ({exc.strerror}); set MACRO_DATA_REGISTRY "
+                            f"to the registry file") from None
+    if size > MAX_REGISTRY_BYTES:
+        raise RegistryError(f"registry {path}: {size} bytes is larger than the {MAX_REGISTRY_BYTES}-byte limit")
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"registry {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"registry {path}: invalid YAML: {exc}") from None
+    except RecursionError:
+        raise RegistryError(f"registry {path}: nesting too deep") from None
+
+
+def load_registry(path: str | os.PathLike | None = None,
+                  allow_http_hosts: Iterable[str] | str | None = None) -> Registry:
+    """Load and validate the registry (default ``$MACRO_DATA_REGISTRY`` or ``datasets/external.yaml``)."""
+    p = Path(path) if path is not None else paths.registry_path()
+    reg = parse_registry(read_registry_document(p), source=str(p), allow_http_hosts=allow_http_hosts)
+    return Registry(reg.source, reg.version, reg.entries, reg.document, p)
+
+
+def _schema() -> dict:
+    return json.loads(paths.schema_path("external_registry").read_text())
+
+
+def _label(document: Any, path: list) -> tuple[str, str]:
+    """('entry NAME (#i)', 'field a/b') for an error at ``path`` of the document."""
+    if len(path) >= 2 and path[0] == "datasets" and isinstance(path[1], int):
+        i = path[1]
+        name = None
+        try:
+            name = document["datasets"][i].get("name")
+        except (AttributeError, IndexError, KeyError, TypeError):
+            pass
+        who = f"entry {name!r} (#{i + 1})" if isinstance(name, str) else f"entry #{i + 1}"
+        rest = path[2:]
+    else:
+        who, rest = "top level", path
+    where = "".join(f"[{p}]" if isinstance(p, int) else (f"/{p}" if k else str(p)) for k, p in enumerate(rest))
+    return who, where or "(entry)"
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    field_name = error.absolute_path[-1] if error.absolute_path else None
+    if error.validator == "pattern" and field_name == "sha256":
+        return f"malformed sha256 {error.instance!r} (want 64 lowercase hex digits)"
+    if error.validator == "pattern" and field_name == "filename":
+        return filename_problem(str(error.instance), None) or error.message
+    if error.validator == "pattern" and field_name == "name":
+        return f"invalid name {error.instance!r} (want [a-z0-9_]+)"
+    if error.validator == "enum" and field_name == "format":
+        return f"unknown format {error.instance!r} (known: {', '.join(FORMATS)})"
+    if error.validator == "minimum" and field_name == "size":
+        return f"size {error.instance!r} must be > 0"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+        extra = [k for k in error.instance if k not in known and not any(p.search(str(k)) for p in patterns)]
+        hint = "; free-form keys must start with 'x_'" if patterns else ""
+        return f"unknown key(s) {', '.join(map(repr, extra))} (known: {', '.join(sorted(known))}{hint})"
+    return error.message
+
+
+def parse_registry(document: Any, source: str = "<registry>",
+                   allow_http_hosts: Iterable[str] | str | None = None) -> Registry:
+    """Validate a registry document (already parsed) and build a :class:`Registry`."""
+    allow_http = allowed_http_hosts(allow_http_hosts)
+    if not isinstance(document, dict):
+        raise RegistryError(f"registry {source}: the top level must be a mapping; got {type(document).__name__}")
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    problems: list[str] = []
+    for e in errors:
+        who, where = _label(document, list(e.absolute_path))
+        problems.append(f"{who}, field {where}: {_schema_message(e)}")
+    if problems:
+        raise RegistryError(f"registry {source} is invalid (schemas/external_registry.schema.json):\n  "
+                            + "\n  ".join(problems[:30]))
+    entries: dict[str, Entry] = {}
+    for i, doc in enumerate(document["datasets"]):
+        who = f"entry {doc['name']!r} (#{i + 1})"
+        problems.extend(f"{who}, field {f}: {msg}" for f, msg in _semantic_problems(doc, allow_http))
+        if doc["name"] in entries:
+            problems.append(f"{who}, field name: duplicate name {doc['name']!r} (names must be unique)")
+            continue
+        entries[doc["name"]] = _build_entry(doc)
+    if problems:
+        raise RegistryError(f"registry {source} is invalid:\n  " + "\n  ".join(problems[:30]))
+    return Registry(source, int(document["version"]), entries, document)
+
+
+def _semantic_problems(doc: dict, allow_http: frozenset[str]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    fmt = doc["format"]
+    kind = doc.get("kind", "download")
+    for j, url in enumerate(doc.get("urls") or []):
+        if (msg := url_problem(url, allow_http)) is not None:
+            out.append((f"urls[{j}]", msg))
+    if (msg := filename_problem(doc["filename"], fmt)) is not None:
+        out.append(("filename", msg))
+    unpinned = doc.get("pinned") is False
+    if unpinned:
+        if kind == "manual":
+            out.append(("pinned", "a manual entry is always pinned (its hash is taken at registration)"))
+        for key in ("sha256", "size"):
+            if key in doc:
+                out.append((key, "an unpinned entry (pinned: false) carries no sha256/size; "
+                                 "`macro-data pin` writes them and removes pinned: false"))
+    members = doc.get("members")
+    if fmt in ARCHIVE_FORMATS:
+        for mpath, mdoc in (members or {}).items():
+            if (msg := member_path_problem(mpath)) is not None:
+                out.append((f"members/{mpath}", msg))
+            if not unpinned:
+                for key in ("sha256", "size"):
+                    if key not in mdoc:
+                        out.append((f"members/{mpath}/{key}", f"'{key}' is required for a member of a pinned archive"))
+        for key in ("columns", "csv"):
+            if key in doc:
+                out.append((key, f"an archive entry gives {key} per member (members/<path>/{key})"))
+    elif members is not None:
+        out.append(("members", f"members are only for archives (zip, tar.gz), not format {fmt!r}"))
+    return out
+
+
+def _build_entry(doc: dict) -> Entry:
+    members = tuple(
+        Member(path=p, sha256=m.get("sha256"), size=m.get("size"),
+               columns=tuple(m["columns"]) if m.get("columns") else None, csv=CsvOptions.from_doc(m.get("csv")))
+        for p, m in (doc.get("members") or {}).items())
+    return Entry(
+        name=doc["name"], description=doc["description"], kind=doc.get("kind", "download"),
+        urls=tuple(doc.get("urls") or ()), filename=doc["filename"], sha256=doc.get("sha256"), size=doc.get("size"),
+        format=doc["format"], csv=CsvOptions.from_doc(doc.get("csv")),
+        columns=tuple(doc["columns"]) if doc.get("columns") else None, members=members,
+        license=doc.get("license"), source=doc.get("source"), citation=doc.get("citation"),
+        document=doc, entry_sha256=entry_hash(doc))
