@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import zarr
 
@@ -113,6 +114,17 @@ class StageResult:
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.arrays.values())
+
+
+@contextlib.contextmanager
+def os_errors_as_storage_errors(stage: str, world_id: str) -> Iterator[None]:
+    """A disk or network error while a stage writes: one message naming the world, stage and file."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        raise StorageError(f"world {world_id!r}: {stage} could not write{where} ({exc.strerror or exc}); "
+                           f"the previously published version is unchanged") from exc
 
 
 def data_version(arrays: dict[str, ArraySummary]) -> str:

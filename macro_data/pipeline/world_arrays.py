@@ -16,7 +16,7 @@ import numpy as np
 import zarr
 
 from macro_data.errors import StorageError
-from macro_data.pipeline.common import (BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, check_inputs,
+from macro_data.pipeline.common import (os_errors_as_storage_errors, BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, check_inputs,
                                         compute_regions, data_version, group_attributes, provenance, snapshot_inputs,
                                         stamp, summarize_staged)
 from macro_data.recipes import Recipe
@@ -101,7 +101,7 @@ def build_world_arrays(recipe: Recipe, world_id: str, root: str | Path, run: Run
     store = world_store(recipe.dataset_dir(root), world_id)
     attrs = group_attributes(world, recipe)
     drawn = [m.name for m in world.metadata_fields if m.stage == "draws"]
-    with store.staging(STAGE, attrs) as g:
+    with os_errors_as_storage_errors(STAGE, world_id), store.staging(STAGE, attrs) as g:
         inputs = snapshot_inputs(store, g, ["theta", "shocks", *drawn], STAGE)
         upstream = check_inputs(inputs, ["theta"], recipe, world, STAGE)
         if inputs["theta"].shape[0] != n or inputs["shocks"].shape[1] != T:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from macro_data.pipeline.common import (BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, compute_regions,
+from macro_data.pipeline.common import (os_errors_as_storage_errors, BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, compute_regions,
                                         data_version, group_attributes, provenance, stamp, summarize_staged)
 from macro_data.recipes import Recipe
 from macro_data.storage.arrays import RegionWriter, create_array, write_small_array
@@ -81,7 +81,7 @@ def build_world_draws(recipe: Recipe, world_id: str, root: str | Path, run: RunI
     n = recipe.world(world_id).n_samples
     store = world_store(recipe.dataset_dir(root), world_id)
     attrs = group_attributes(world, recipe)
-    with store.staging(STAGE, attrs) as g:
+    with os_errors_as_storage_errors(STAGE, world_id), store.staging(STAGE, attrs) as g:
         create_outputs(g, recipe, world_id)
         digests, counts = compute_regions(draw_region, STAGE, recipe, world_id, g, run)
         summaries = summarize_staged(g, data_arrays(world_id), digests)

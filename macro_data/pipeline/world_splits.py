@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from macro_data import splits
-from macro_data.pipeline.common import (BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, check_inputs,
+from macro_data.pipeline.common import (os_errors_as_storage_errors, BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, check_inputs,
                                         compute_regions, data_version, group_attributes, provenance, snapshot_inputs,
                                         stamp, summarize_staged)
 from macro_data.recipes import Recipe
@@ -48,7 +48,7 @@ def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: Run
     n = recipe.world(world_id).n_samples
     store = world_store(recipe.dataset_dir(root), world_id)
     attrs = group_attributes(world, recipe)
-    with store.staging(STAGE, attrs) as g:
+    with os_errors_as_storage_errors(STAGE, world_id), store.staging(STAGE, attrs) as g:
         inputs = snapshot_inputs(store, g, ["theta"], STAGE)
         upstream = check_inputs(inputs, ["theta"], recipe, world, STAGE)
         create_array(g, "split", (n,), np.int8, ("sample",), recipe.chunk_samples, recipe.clevel, {

@@ -154,10 +154,14 @@ class WorldStore:
     @contextlib.contextmanager
     def staging(self, label: str, group_attributes: dict) -> Iterator[zarr.Group]:
         """A private Zarr group to write new arrays into; removed afterwards whatever happens."""
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
-        self.clean_debris()
         path = self.staging_dir / _owner_tag(f"stage.{label}")
-        group = zarr.open_group(str(path), mode="w", attributes=group_attributes)
+        try:
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
+            self.clean_debris()
+            group = zarr.open_group(str(path), mode="w", attributes=group_attributes)
+        except OSError as exc:
+            raise StorageError(f"world {self.world_id!r}: cannot create the staging area {path} "
+                               f"({exc.strerror or exc}); nothing was changed") from exc
         try:
             yield group
         finally:
