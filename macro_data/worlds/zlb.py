@@ -472,13 +472,15 @@ def _occbin(ch: _Chunk, idx: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[n
                      f"{MAX_GUESSES} rounds of guesses (first: {where_draw(a[0])})")
 
 
-def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: np.ndarray | None = None):
+def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: np.ndarray | None = None,
+                    chunk: "_Chunk | None" = None):
     """OccBin simulation of one chunk: ``eps (m, T, 3)`` -> ``(traj (m, T, 3), shadow (m, T), binding (m, T))``.
 
-    ``labels``: the batch index of each draw (for error messages only).
+    ``labels``: the batch index of each draw (for error messages only); ``chunk``: the draws'
+    precomputed constants, if already built.
     """
     m, T, _ = eps.shape
-    ch = _Chunk(sol, r_ss)
+    ch = _Chunk(sol, r_ss) if chunk is None else chunk
     W = MAX_BINDING_HORIZON
     labels = np.arange(m) if labels is None else labels
     traj = np.empty((m, T, 3))
@@ -601,12 +603,13 @@ class ZLB(World):
         sol = self._solution(theta)
         n = theta.shape[0]
         out = np.empty((n, 3, H + 1, 3))
-        for lo, hi in _chunks(n, max(1, ZLB_CHUNK // 3)):
-            rows = np.repeat(np.arange(lo, hi), 3)  # draw-major: (draw, experiment)
-            eps = np.zeros((rows.size, H + 1, 3))
-            eps[np.arange(rows.size), 0, np.tile(np.arange(3), hi - lo)] = 1.0
-            tr, _, _ = simulate_occbin(sol.take(rows), theta[rows, _R_SS], eps, rows)
-            out[lo:hi] = tr.reshape(hi - lo, 3, H + 1, 3)
+        for lo, hi in _chunks(n, ZLB_CHUNK):
+            # per-draw constants built once, shared by the three shock experiments
+            chunk = _Chunk(sol.take(slice(lo, hi)), theta[lo:hi, _R_SS].copy())
+            for j in range(3):
+                eps = np.zeros((hi - lo, H + 1, 3))
+                eps[:, 0, j] = 1.0
+                out[lo:hi, j], _, _ = simulate_occbin(chunk.sol, chunk.r_ss, eps, np.arange(lo, hi), chunk=chunk)
         return out
 
     def slice_statistic(self, theta: np.ndarray) -> np.ndarray:
