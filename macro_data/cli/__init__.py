@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Modules that add subcommands; each has register(subparsers).
-COMMAND_MODULES = ("macro_data.cli.build", "macro_data.cli.external")
+COMMAND_MODULES = ("macro_data.cli.build", "macro_data.cli.external", "macro_data.cli.validate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,236 @@
+"""Dagster asset checks: validation results per world partition, visible in the UI.
+
+Thin layer over :mod:`macro_data.validation` (plain Python). Each check runs on the published
+store of one world partition right after the asset it checks, and reports its figures as
+metadata and, on failure, a description naming what is wrong and where.
+
+Blocking (``blocking=True``, severity ERROR: a failure stops the downstream assets of the run):
+
+============================  =====================================================================
+asset / check                 what
+============================  =====================================================================
+world_draws / integrity       theta, shocks, drawn metadata and coordinates open, have the expected
+                              layout, every chunk decodes (crc32c), no NaN/Inf, content hashes match
+world_draws / consistency     every draw inside its bounds and the recipe's priors, and valid
+world_draws / reproducibility a seed-chosen subset (>= 64 samples) redrawn from the seed, bit-identical
+world_arrays / integrity      trajectories, IRFs, extras, simulated metadata, coordinates (as above)
+world_arrays / reproducibility  the subset re-simulated from scratch, bit-identical float32
+world_arrays / model_identities convolution identity (linear worlds), zlb bound, regime labels
+world_splits / integrity      the split labels (as above)
+world_splits / consistency    labels valid, disjoint, covering; held-out regions absent from train/val
+dataset_manifest / consistency  the manifest matches its schema, recipe and every world store
+validation_report / passed    no error-level check of the report failed (WARN if only warnings)
+============================  =====================================================================
+
+Warning (``blocking=False``, severity WARN): ``world_arrays / statistical_sanity`` (stationarity,
+scale, IRF decay, rejection rates, zlb binding, regime durations), ``world_arrays / realism``
+(real US moments against the world's distribution; a warning saying "skipped" without verified
+external data), ``world_splits / split_fractions`` (fractions near their targets).
+
+Checks on partitioned assets are partitioned the same way (one result per world). Dagster marks
+``partitions_def`` on asset checks as a preview feature in the pinned 1.13 line; the preview
+warning is silenced where the checks are defined, as in :mod:`macro_data.assets.external`.
+"""
+
+
+import json
+import warnings
+
+import dagster as dg
+
+from macro_data.assets.dataset_manifest import dataset_manifest
+from macro_data.assets.validation_report import validation_report
+from macro_data.assets.world_arrays import world_arrays
+from macro_data.assets.world_draws import world_draws
+from macro_data.assets.world_splits import world_splits
+from macro_data.errors import MacroDataError
+from macro_data.partitions import world_partitions
+from macro_data.resources.recipe import RecipeResource
+from macro_data.resources.storage import DatasetRootResource
+from macro_data.validation import consistency, identities, integrity, realism, reproducibility, statistics
+from macro_data.validation.dataset import read_manifest
+from macro_data.validation.results import CheckResult, guarded, jsonable
+from macro_data.validation.spec import WorldSpec, spec_from_manifest, spec_from_recipe
+
+MAX_DESCRIPTION = 2000
+
+
+def _spec(context: dg.AssetCheckExecutionContext, recipe: RecipeResource, storage: DatasetRootResource) -> WorldSpec:
+    try:
+        return spec_from_recipe(recipe.load(), context.partition_key, storage.path())
+    except MacroDataError as exc:
+        raise dg.Failure(description=f"world {context.partition_key!r}: cannot load the recipe: {exc}") from exc
+
+
+def _md_table(results: list[CheckResult]) -> str:
+    rows = ["| check | status | message |", "|---|---|---|"]
+    rows += [f"| {r.name} | {r.status} | {r.message[:400].replace('|', '/')} |" for r in results]
+    return "\n".join(rows)
+
+
+def _scalar_figures(prefix: str, figures: dict, out: dict, depth: int = 0) -> None:
+    for k, v in figures.items():
+        key = f"{prefix}/{k}"
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, int):
+            out[key] = dg.MetadataValue.int(v)
+        elif isinstance(v, float):
+            out[key] = dg.MetadataValue.float(v)
+        elif isinstance(v, dict) and depth < 1:
+            _scalar_figures(key, v, out, depth + 1)
+
+
+def to_check_result(results: list[CheckResult], severity: dg.AssetCheckSeverity, world: str | None) -> dg.AssetCheckResult:
+    """One Dagster result from one or more validation results (passes iff all of them passed)."""
+    passed = all(r.passed for r in results)
+    metadata: dict = {"world": world or "(all worlds)", "results": dg.MetadataValue.md(_md_table(results)),
+                      "seconds": dg.MetadataValue.float(round(sum(r.seconds for r in results), 3))}
+    for r in results:
+        metadata[f"{r.name}/status"] = r.status
+        _scalar_figures(r.name, jsonable(r.figures), metadata)
+        metadata[f"{r.name}/figures"] = dg.MetadataValue.json(jsonable(r.figures))
+    bad = [r for r in results if not r.passed]
+    text = "; ".join(f"{r.name}: {r.message}" for r in (bad or results))
+    if len(text) > MAX_DESCRIPTION:
+        text = text[: MAX_DESCRIPTION - 3] + "..."
+    return dg.AssetCheckResult(passed=passed, severity=severity, metadata=metadata,
+                               description=(f"world {world!r}: " if world else "") + text)
+
+
+ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+# Dagster check name -> validation group (the others are named after their group)
+CHECK_GROUPS = {"model_identities": "identities", "statistical_sanity": "statistics", "split_fractions": "statistics"}
+
+
+def _world_check(asset, name: str, blocking: bool, description: str, run):
+    severity = ERROR if blocking else WARN
+
+    def fn(context: dg.AssetCheckExecutionContext, recipe: RecipeResource,
+           storage: DatasetRootResource) -> dg.AssetCheckResult:
+        spec = _spec(context, recipe, storage)
+        group = CHECK_GROUPS.get(name, name)
+        results = guarded(f"{group}.{name}", group, spec.world_id, run, spec, storage)
+        return to_check_result(results if isinstance(results, list) else [results], severity, spec.world_id)
+
+    fn.__name__ = f"{asset.key.path[-1]}_{name}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=dg.PreviewWarning)
+        return dg.asset_check(asset=asset, name=name, blocking=blocking, partitions_def=world_partitions,
+                              description=description)(fn)
+
+
+def _realism(spec: WorldSpec, storage: DatasetRootResource) -> list[CheckResult]:
+    real, reason = realism.load_real_data(storage.path())
+    return [realism.check_realism(spec, real, reason)]
+
+
+def _simulation(spec: WorldSpec, _storage) -> list[CheckResult]:
+    drawn = reproducibility.redraw(spec, reproducibility.subset_indices(spec))
+    return [reproducibility.check_simulation(spec, drawn)]
+
+
+STAT_PARTS = ("stationarity", "scale", "irf_decay", "rejections", "zlb_binding", "regimes")
+
+world_checks = [
+    _world_check(world_draws, "integrity", True,
+                 "theta, shocks and drawn metadata open with the expected shapes, dtypes and dimensions; every chunk "
+                 "decodes (crc32c); no NaN/Inf; content hashes equal the ones written with the arrays.",
+                 lambda s, _: [integrity.check_integrity(s, "world_draws")]),
+    _world_check(world_draws, "consistency", True,
+                 "Every parameter draw inside its bounds and the recipe's priors, and valid (stable, determinate).",
+                 lambda s, _: [consistency.check_theta(s)]),
+    _world_check(world_draws, "reproducibility", True,
+                 f"{reproducibility.SUBSET_SIZE} samples chosen by the seed, redrawn from (seed, world, index): theta, "
+                 f"shocks and drawn metadata bit-identical to the stored values.",
+                 lambda s, _: [reproducibility.check_draws(s)]),
+    _world_check(world_arrays, "integrity", True,
+                 "trajectories, irfs, extras and simulated metadata open with the expected layout; every chunk decodes; "
+                 "no NaN/Inf; content hashes match.",
+                 lambda s, _: [integrity.check_integrity(s, "world_arrays")]),
+    _world_check(world_arrays, "reproducibility", True,
+                 f"{reproducibility.SUBSET_SIZE} samples chosen by the seed, redrawn and re-simulated from scratch: "
+                 f"trajectories, IRFs, extras and simulated metadata bit-identical (float32) to the stored values.",
+                 _simulation),
+    _world_check(world_arrays, "model_identities", True,
+                 "Convolution identity traj[t] = sum_h sum_j irfs[j,h] eps[t-h,j] for linear worlds (re-simulated "
+                 "subset); zlb rate never below its bound -r_ss; switching regime labels in {0, 1}.",
+                 lambda s, _: [identities.check_identities(s)]),
+    _world_check(world_arrays, "statistical_sanity", False,
+                 "Warning level: no explosive paths, observables on the intended scale (sd ~0.1-20), IRFs decayed by H "
+                 "where persistence implies it, rejection rate in range, zlb binding fraction, regime durations "
+                 "consistent with the transition probabilities.",
+                 lambda s, _: statistics.check_statistics(s, STAT_PARTS)),
+    _world_check(world_arrays, "realism", False,
+                 "Warning level: sd and first-order autocorrelation of output, inflation, rate against real US data "
+                 "(verified external data); reports the US value's percentile in the world's distribution.",
+                 _realism),
+    _world_check(world_splits, "integrity", True,
+                 "The split labels open with the expected layout; every chunk present and decodes; hash matches.",
+                 lambda s, _: [integrity.check_integrity(s, "world_splits")]),
+    _world_check(world_splits, "consistency", True,
+                 "Labels valid, disjoint and covering; every held-out draw (slice, corner) carries its region's label "
+                 "and none is in train/val/test_interpolation; labels equal the seed's assignment; counts and index "
+                 "hashes as recorded.",
+                 lambda s, _: [consistency.check_splits(s)]),
+    _world_check(world_splits, "split_fractions", False,
+                 "Warning level: each split's fraction near its target (80/10/5/2.5/2.5 %).",
+                 lambda s, _: statistics.check_statistics(s, ("splits",))),
+]
+
+
+@dg.asset_check(asset=dataset_manifest, name="consistency", blocking=True,
+                description="manifest.json matches its schema and its recipe hash; every world entry agrees with its "
+                            "store (arrays with shapes, dtypes, dimensions and hashes; splits; rejections; provenance) "
+                            "and with the installed world code.")
+def dataset_manifest_consistency(context: dg.AssetCheckExecutionContext, recipe: RecipeResource,
+                                 storage: DatasetRootResource) -> dg.AssetCheckResult:
+    try:
+        dataset_dir = recipe.load().dataset_dir(storage.path())
+        manifest, _ = read_manifest(dataset_dir)
+    except MacroDataError as exc:
+        return dg.AssetCheckResult(passed=False, severity=ERROR, description=f"manifest.json cannot be read: {exc}")
+    results = [consistency.check_manifest_dataset(manifest, dataset_dir)]
+    for w in manifest.get("worlds", {}):
+        try:
+            results.append(consistency.check_manifest_world(spec_from_manifest(manifest, w, dataset_dir)))
+        except (MacroDataError, KeyError, TypeError, ValueError) as exc:
+            return dg.AssetCheckResult(passed=False, severity=ERROR,
+                                       description=f"world {w!r}: the manifest entry cannot be read ({exc})")
+    return to_check_result(results, ERROR, None)
+
+
+
+
+def _report_passed_check(report_asset) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=report_asset, name="passed", blocking=True,
+                    description="The validation report's verdict: fails (ERROR) if any error-level check failed, warns "
+                                "if only warning-level checks did not pass.")
+    def validation_report_passed(context: dg.AssetCheckExecutionContext, recipe: RecipeResource,
+                                 storage: DatasetRootResource) -> dg.AssetCheckResult:
+        from macro_data.storage import locations
+        from macro_data.validation.dataset import REPORT_JSON
+        from macro_data.validation.report import not_passed
+
+        try:
+            path = locations.join(recipe.load().dataset_dir(storage.path()), REPORT_JSON)
+            doc = json.loads(locations.read_bytes(path))
+        except (MacroDataError, OSError, ValueError) as exc:
+            return dg.AssetCheckResult(passed=False, severity=ERROR, description=f"the report cannot be read: {exc}")
+        bad = not_passed(doc)
+        errors = [c for c in bad if c["status"] == "fail"]
+        text = "; ".join(f"{c['world'] or '(dataset)'} {c['name']}: {c['message']}" for c in (errors or bad))
+        return dg.AssetCheckResult(
+            passed=not bad, severity=ERROR if errors else WARN,
+            description=(f"{doc['status']}, score {doc['score']['value']}/100" + (f": {text}" if text else ""))[:MAX_DESCRIPTION],
+            metadata={"score": dg.MetadataValue.int(doc["score"]["value"]), "status": doc["status"],
+                      "failed": len(errors), "warnings": sum(c["status"] == "warn" for c in bad),
+                      "skipped": sum(c["status"] == "skipped" for c in bad)})
+
+    return validation_report_passed
+
+
+validation_report_passed = _report_passed_check(validation_report)
+asset_checks = [*world_checks, dataset_manifest_consistency, validation_report_passed]
+
+__all__ = ["asset_checks", "to_check_result", "validation_report_passed"]

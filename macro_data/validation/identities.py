@@ -1,0 +1,176 @@
+"""Model identities: properties the science contract makes exact, checked on the stored numbers.
+
+Convolution identity (linear worlds: ``World.linear``, i.e. lss, var, nk, rbc). From the
+steady state a linear world's observables are the innovations filtered by its moving-average
+coefficients, and ``irfs[j, h] = MA_h e_j sigma_j``, so for every ``t <= H``::
+
+    traj[t] = sum_{h=0..t} sum_j irfs[j, h] * eps[t - h, j]
+
+It is checked on the re-simulated subset (:func:`macro_data.validation.reproducibility.subset_indices`)
+with the stored float32 ``irfs``, ``shocks`` and ``trajectories``, summed in float64. Rounding to
+float32 moves each stored number by at most ``2^-24`` relative, so the two sides may differ by
+about ``2^-24 (|traj[t]| + sum |irfs * eps|)``; the tolerance is :data:`CONVOLUTION_RTOL` = ``2^-20``
+times that scale (16 float32 units of rounding). A wrong timing, sign or scale gives errors of
+order one in these units times ``2^24``.
+
+Zero lower bound (worlds with a ``binding`` flag and an ``r_ss`` parameter: zlb), on every sample:
+``rate[t] >= -r_ss`` (the rate level ``r_ss + rate`` is never negative); in binding periods
+``rate[t] = -r_ss``; and where the world stores ``shadow_rate``, ``shadow_rate[t] <= -r_ss`` when
+binding and ``shadow_rate[t] = rate[t]`` when slack. Tolerances: :data:`BOUND_ATOL_ULPS` float32
+units of ``r_ss`` (the bound), and ``2^-20 (1 + |rate|)`` for shadow = rate.
+
+Regimes (worlds with a ``regime`` path: switching), on every sample: ``regime`` is int8 with
+values in {0, 1}.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from macro_data.validation.reproducibility import read_subset, subset_indices
+from macro_data.validation.results import CheckResult, Problems, result
+from macro_data.validation.spec import WorldSpec
+
+READ_ROWS = 4096
+CONVOLUTION_RTOL = 2.0 ** -20
+BOUND_ATOL_ULPS = 4
+F32_EPS = 2.0 ** -24
+
+
+def convolution(irfs: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(conv, scale)`` for ``t = 0..min(T-1, H)``, each ``(n, t, 3)``, in float64.
+
+    ``conv[t] = sum_{h<=t} sum_j irfs[j, h] eps[t-h, j]``, ``scale[t] = sum |irfs[j, h] eps[t-h, j]|``.
+
+    ``irfs (n, S, H+1, 3)``, ``eps (n, T, S)``, ``traj (n, T, 3)``. Explicit broadcasting and sums
+    (no einsum), one pass per ``t``.
+    """
+    irfs, eps = (np.asarray(a, dtype=np.float64) for a in (irfs, eps))
+    n, S, H1, _ = irfs.shape
+    tmax = min(eps.shape[1], H1)
+    conv = np.empty((n, tmax, 3))
+    scale = np.empty((n, tmax, 3))
+    for t in range(tmax):
+        # terms[i, j, h, k] = irfs[i, j, h, k] * eps[i, t - h, j]
+        past = eps[:, t::-1, :]  # (n, t+1, S): eps[t - h] for h = 0..t
+        terms = irfs[:, :, : t + 1, :] * np.transpose(past, (0, 2, 1))[:, :, :, None]
+        conv[:, t] = terms.sum(axis=(1, 2))
+        scale[:, t] = np.abs(terms).sum(axis=(1, 2))
+    return conv, scale
+
+
+def _convolution(spec: WorldSpec, group, indices: np.ndarray, problems: Problems, figures: dict) -> None:
+    irfs = read_subset(group, "irfs", indices)
+    eps = read_subset(group, "shocks", indices)
+    traj = read_subset(group, "trajectories", indices)
+    conv, scale = convolution(irfs, eps)
+    traj = np.asarray(traj, dtype=np.float64)[:, : conv.shape[1]]
+    err = np.abs(traj - conv)
+    scale = scale + np.abs(traj)
+    tol = CONVOLUTION_RTOL * scale + 1e-300
+    ratio = err / np.maximum(scale * F32_EPS, 1e-300)
+    bad = err > tol
+    figures["convolution"] = {"samples": int(len(indices)), "periods": int(err.shape[1]),
+                              "max_error_float32_units": float(ratio.max()) if ratio.size else 0.0,
+                              "tolerance_float32_units": CONVOLUTION_RTOL / F32_EPS,
+                              "max_abs_error": float(err.max()) if err.size else 0.0,
+                              "violations": int(bad.any(axis=(1, 2)).sum())}
+    if bad.any():
+        i, t, k = np.argwhere(bad)[0]
+        problems.add(f"convolution identity: {int(bad.any(axis=(1, 2)).sum())} of {len(indices)} samples violate "
+                     f"traj[t] = sum_h sum_j irfs[j,h] eps[t-h,j]; first: sample {int(indices[i])}, t={int(t)}, "
+                     f"{spec.world.observables[k].name}: stored {traj[i, t, k]:.6g}, convolution "
+                     f"{conv[i, t, k]:.6g}, difference {err[i, t, k]:.3g} "
+                     f"({ratio[i, t, k]:.3g} float32 units, tolerance {CONVOLUTION_RTOL / F32_EPS:.0f})")
+
+
+def _zero_lower_bound(spec: WorldSpec, group, problems: Problems, figures: dict, rows: int) -> None:
+    world = spec.world
+    j = world.index("r_ss")
+    extras = [o.name for o in world.extras]
+    k_shadow = extras.index("shadow_rate") if "shadow_rate" in extras else None
+    n = group["trajectories"].shape[0]
+    stats = {"below_bound": 0, "binding_not_at_bound": 0, "shadow_above_bound_when_binding": 0,
+             "shadow_differs_when_slack": 0, "min_distance_to_bound": np.inf, "binding_periods": 0}
+    firsts: dict[str, str] = {}
+    for lo in range(0, n, rows):
+        hi = min(lo + rows, n)
+        r_ss = np.asarray(group["theta"][lo:hi, j], dtype=np.float64)[:, None]
+        rate = np.asarray(group["trajectories"][lo:hi, :, 2], dtype=np.float64)
+        binding = np.asarray(group["binding"][lo:hi], dtype=bool)
+        atol = BOUND_ATOL_ULPS * F32_EPS * r_ss
+        dist = rate + r_ss
+        stats["min_distance_to_bound"] = min(stats["min_distance_to_bound"], float(dist.min()))
+        stats["binding_periods"] += int(binding.sum())
+        checks = {"below_bound": dist < -atol, "binding_not_at_bound": binding & (np.abs(dist) > atol)}
+        if k_shadow is not None:
+            shadow = np.asarray(group["extras"][lo:hi, :, k_shadow], dtype=np.float64)
+            checks["shadow_above_bound_when_binding"] = binding & (shadow + r_ss > atol)
+            checks["shadow_differs_when_slack"] = ~binding & (np.abs(shadow - rate) > 2.0 ** -20 * (1 + np.abs(rate)))
+        for key, bad in checks.items():
+            stats[key] += int(bad.sum())
+            if bad.any() and key not in firsts:
+                i, t = np.argwhere(bad)[0]
+                firsts[key] = (f"sample {lo + int(i)}, t={int(t)}: rate {rate[i, t]:.6g}, r_ss {r_ss[i, 0]:.6g}, "
+                               f"binding {bool(binding[i, t])}"
+                               + (f", shadow_rate {shadow[i, t]:.6g}" if k_shadow is not None else ""))
+    figures["zero_lower_bound"] = stats
+    text = {"below_bound": "periods with the rate below its bound -r_ss",
+            "binding_not_at_bound": "binding periods whose rate is not at the bound",
+            "shadow_above_bound_when_binding": "binding periods whose shadow rate is above the bound",
+            "shadow_differs_when_slack": "slack periods whose shadow rate differs from the rate"}
+    for key, what in text.items():
+        if stats[key]:
+            problems.add(f"zero lower bound: {stats[key]} {what}; first: {firsts[key]}")
+
+
+def _regimes(spec: WorldSpec, group, problems: Problems, figures: dict, rows: int) -> None:
+    arr = group["regime"]
+    stats = {"invalid_values": 0, "dtype": str(arr.dtype), "turbulent_share": 0.0}
+    if str(arr.dtype) != "int8":
+        problems.add(f"regime labels have dtype {arr.dtype}, expected int8")
+    total, ones, first = 0, 0, None
+    for lo in range(0, arr.shape[0], rows):
+        r = np.asarray(arr[lo: lo + rows])
+        bad = (r != 0) & (r != 1)
+        stats["invalid_values"] += int(bad.sum())
+        if bad.any() and first is None:
+            i, t = np.argwhere(bad)[0]
+            first = f"sample {lo + int(i)}, t={int(t)}: {int(r[i, t])}"
+        total += r.size
+        ones += int((r == 1).sum())
+    stats["turbulent_share"] = ones / total if total else 0.0
+    figures["regimes"] = stats
+    if stats["invalid_values"]:
+        problems.add(f"regime labels: {stats['invalid_values']} values outside {{0, 1}}; first: {first}")
+
+
+def check_identities(spec: WorldSpec, indices: np.ndarray | None = None, rows: int = READ_ROWS) -> CheckResult:
+    """The world's exact identities (see the module docstring for which apply to which world)."""
+    t0 = time.perf_counter()
+    world, problems, figures = spec.world, Problems(), {}
+    indices = subset_indices(spec) if indices is None else indices
+    applied: list[str] = []
+    try:
+        group = spec.open()
+        if world.linear:
+            applied.append("convolution identity on the re-simulated subset")
+            _convolution(spec, group, indices, problems, figures)
+        meta = {m.name for m in world.metadata_fields}
+        if "binding" in meta and "r_ss" in world.parameter_names:
+            applied.append("zero lower bound on every sample")
+            _zero_lower_bound(spec, group, problems, figures, rows)
+        if "regime" in meta:
+            applied.append("regime labels in {0, 1} on every sample")
+            _regimes(spec, group, problems, figures, rows)
+    except Exception as exc:  # noqa: BLE001 - unreadable data is integrity's finding; here: cannot verify
+        problems.add(f"identities could not be evaluated ({type(exc).__name__}: {exc})")
+    if not applied and not problems:
+        applied.append("none apply to this world")
+    inputs = {"identities": applied, "subset_size": int(len(indices)) if world.linear else 0,
+              "convolution_rtol": CONVOLUTION_RTOL, "bound_atol_float32_units": BOUND_ATOL_ULPS}
+    ok = "; ".join(applied) + ": all hold"
+    return result("identities.model", "identities", spec.world_id, problems, ok, figures, inputs,
+                  time.perf_counter() - t0)

@@ -1,0 +1,162 @@
+"""What a world's store should hold: the expectations every check compares the data against.
+
+A :class:`WorldSpec` is built either from a recipe (inside the Dagster asset checks, before a
+manifest exists) or from a dataset's ``manifest.json`` (validating a finished dataset folder).
+Array shapes, dtypes and dimension names follow the writers in :mod:`macro_data.pipeline`:
+
+=================  ====================  =======================================  ============
+array              shape                 dimensions                               stage
+=================  ====================  =======================================  ============
+theta              (n, P)                sample, param                            world_draws
+shocks             (n, T, S)             sample, time, shock                      world_draws
+drawn metadata     (n, T)                sample, time (e.g. ``regime``)           world_draws
+trajectories       (n, T, 3)             sample, time, observable                 world_arrays
+irfs               (n, S, H + 1, 3)      sample, shock, horizon, observable       world_arrays
+extras             (n, T, E)             sample, time, extra                      world_arrays
+simulated meta     (n, T)                sample, time (e.g. ``binding``)          world_arrays
+split              (n,)                  sample                                   world_splits
+=================  ====================  =======================================  ============
+
+plus the coordinate arrays ``param``, ``shock``, ``time`` (draws), ``observable``, ``horizon``,
+``extra`` (arrays), whose values are the world's names and the index ranges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from macro_data.errors import StorageError
+from macro_data.pipeline import world_arrays, world_draws, world_splits
+from macro_data.recipes import Recipe
+from macro_data.storage.publish import world_store
+from macro_data.worlds import World, get_world
+
+STAGE_MODULES = {world_draws.STAGE: world_draws, world_arrays.STAGE: world_arrays, world_splits.STAGE: world_splits}
+STAGE_SHORT = {world_draws.STAGE: "draws", world_arrays.STAGE: "arrays", world_splits.STAGE: "splits"}
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """The expected layout of one array; ``values`` for coordinate arrays (names, index ranges)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    dims: tuple[str, ...]
+    stage: str
+    values: tuple | None = None
+
+    @property
+    def is_coordinate(self) -> bool:
+        return self.values is not None
+
+
+class StoreView:
+    """Read access to a world's published arrays, whatever the store (a local ``<world>.zarr`` folder
+    or versioned groups on object storage): ``view[name]`` opens an array, ``name in view`` asks."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.names = store.array_names()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    def __getitem__(self, name: str) -> zarr.Array:
+        if name not in self.names:
+            raise KeyError(f"array {name!r} is not published in world {self.store.world_id!r} ({self.store.location})")
+        return self.store.open_array(name)
+
+
+@dataclass
+class WorldSpec:
+    """One world of a dataset: sizes, seed, priors, where its store is, and what it should hold.
+
+    ``manifest`` is the world's entry of ``manifest.json`` when validating a dataset folder, else
+    ``None`` (the Dagster checks run before the manifest exists).
+    """
+
+    world_id: str
+    n: int
+    T: int
+    H: int
+    seed: int
+    priors: dict[str, tuple[float, float]]
+    dataset_dir: str | Path  # a local folder or an object-storage URL
+    recipe_sha256: str
+    manifest: dict | None = None
+    world: World = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.world = get_world(self.world_id)
+
+    @property
+    def store(self):
+        return world_store(self.dataset_dir, self.world_id)
+
+    def open(self) -> StoreView:
+        """The published arrays; :class:`StorageError` naming the world and location when absent."""
+        store = self.store
+        if not store.exists():
+            raise StorageError(f"world {self.world_id!r}: no published store at {store.location}")
+        return StoreView(store)
+
+    def arrays(self, stage: str | None = None) -> dict[str, ArraySpec]:
+        """Expected arrays (of one stage, or all), in the writers' order."""
+        specs = expected_arrays(self.world, self.n, self.T, self.H)
+        return {k: v for k, v in specs.items() if stage is None or v.stage == stage}
+
+    def data_arrays(self, stage: str | None = None) -> list[str]:
+        return [k for k, v in self.arrays(stage).items() if not v.is_coordinate]
+
+
+def expected_arrays(world: World, n: int, T: int, H: int) -> dict[str, ArraySpec]:
+    P, S, E = len(world.parameters), len(world.shocks), len(world.extras)
+    draws, arrays, splits_ = world_draws.STAGE, world_arrays.STAGE, world_splits.STAGE
+    out = {
+        "theta": ArraySpec("theta", (n, P), "float32", ("sample", "param"), draws),
+        "shocks": ArraySpec("shocks", (n, T, S), "float32", ("sample", "time", "shock"), draws),
+    }
+    for m in world.metadata_fields:
+        if m.stage == "draws":
+            out[m.name] = ArraySpec(m.name, (n, T), str(np.dtype(m.dtype)), ("sample", "time"), draws)
+    out["param"] = ArraySpec("param", (P,), "str", ("param",), draws, tuple(world.parameter_names))
+    out["shock"] = ArraySpec("shock", (S,), "str", ("shock",), draws, tuple(world.shocks))
+    out["time"] = ArraySpec("time", (T,), "int32", ("time",), draws, tuple(range(T)))
+    out["trajectories"] = ArraySpec("trajectories", (n, T, 3), "float32", ("sample", "time", "observable"), arrays)
+    out["irfs"] = ArraySpec("irfs", (n, S, H + 1, 3), "float32", ("sample", "shock", "horizon", "observable"), arrays)
+    out["observable"] = ArraySpec("observable", (3,), "str", ("observable",), arrays,
+                                  tuple(o.name for o in world.observables))
+    out["horizon"] = ArraySpec("horizon", (H + 1,), "int32", ("horizon",), arrays, tuple(range(H + 1)))
+    if E:
+        out["extras"] = ArraySpec("extras", (n, T, E), "float32", ("sample", "time", "extra"), arrays)
+        out["extra"] = ArraySpec("extra", (E,), "str", ("extra",), arrays, tuple(o.name for o in world.extras))
+    for m in world.metadata_fields:
+        if m.stage == "simulation":
+            out[m.name] = ArraySpec(m.name, (n, T), str(np.dtype(m.dtype)), ("sample", "time"), arrays)
+    out["split"] = ArraySpec("split", (n,), "int8", ("sample",), splits_)
+    # the writers' own lists are the reference: fail loudly if the two ever drift apart
+    for stage, module in STAGE_MODULES.items():
+        listed = set(module.output_arrays(world.name))
+        mine = {k for k, v in out.items() if v.stage == stage}
+        if listed != mine:
+            raise StorageError(f"world {world.name!r}: validation expects arrays {sorted(mine)} from {stage}, "
+                               f"the writer produces {sorted(listed)}; update macro_data/validation/spec.py")
+    return out
+
+
+def spec_from_recipe(recipe: Recipe, world_id: str, root: str | Path) -> WorldSpec:
+    plan = recipe.world(world_id)
+    return WorldSpec(world_id, plan.n_samples, recipe.T, recipe.H, recipe.seed, dict(plan.priors),
+                     recipe.dataset_dir(root), recipe.sha256)
+
+
+def spec_from_manifest(manifest: dict, world_id: str, dataset_dir: str | Path) -> WorldSpec:
+    entry = manifest["worlds"][world_id]
+    priors = {k: (float(v["low"]), float(v["high"])) for k, v in entry["priors"].items()}
+    return WorldSpec(world_id, int(entry["n_samples"]), int(manifest["T"]), int(manifest["H"]),
+                     int(manifest["recipe"]["seed"]), priors, dataset_dir, manifest["recipe_sha256"], entry)
