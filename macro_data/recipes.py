@@ -1,8 +1,15 @@
 """Dataset recipes: declarative, schema-validated descriptions of a dataset.
 
 A recipe is a YAML file (``datasets/recipes/<name>.yaml`` or any path) checked against
-``schemas/recipe.schema.json`` and then against rules a schema cannot express (prior overrides
-inside each parameter's bounds). Errors name the file, the field and the rule.
+``schemas/recipe.schema.json`` and then against rules a schema cannot express: prior overrides
+inside each parameter's bounds; ``name`` and ``version`` matching their patterns in full (JSON
+Schema patterns are searched, and ``$`` also matches before a trailing newline); and nesting at
+most :data:`MAX_NESTING` levels deep. Loading a recipe to build it (:func:`load_recipe`) also
+checks resource limits before anything is allocated (:func:`check_resources`): one storage chunk of
+any array at most :data:`MAX_CHUNK_BYTES` decoded (Blosc refuses buffers over 2 GiB) and one
+compute step (the float64 inputs and outputs of up to 4096 samples, see
+:data:`macro_data.pipeline.common.BATCH_SAMPLES`) at most :data:`MAX_STEP_BYTES`. Errors name the
+file, the field and the rule.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +32,9 @@ from macro_data.worlds import WORLD_IDS, get_world
 DEFAULT_CHUNK_SAMPLES = 1000
 DEFAULT_CLEVEL = 3
 MAX_RECIPE_BYTES = 1_000_000  # a recipe is a few hundred bytes; refuse anything absurd before parsing
+MAX_NESTING = 32  # a recipe nests 5 levels; deeper documents are refused before recursive validation
+MAX_CHUNK_BYTES = 1 << 30  # decoded bytes of one stored chunk (float32)
+MAX_STEP_BYTES = 8 << 30  # float64 inputs and outputs of one compute step of a world
 
 
 @dataclass(frozen=True)
@@ -97,15 +108,68 @@ def _field_path(error: jsonschema.ValidationError) -> str:
     return "/".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
+def _too_deep(document: Any, limit: int = MAX_NESTING) -> str | None:
+    """Path of the first container nested deeper than ``limit`` (iterative: no recursion on hostile input)."""
+    stack = [(document, [], 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth >= limit:
+                return "/".join(map(str, path)) or "(top level)"
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            stack.extend((v, path + [k], depth + 1) for k, v in items)
+    return None
+
+
+def check_resources(recipe: Recipe) -> Recipe:
+    """Refuse a recipe whose build would need absurd memory, judged from the shapes alone (nothing is
+    allocated): one storage chunk over :data:`MAX_CHUNK_BYTES` decoded, or one compute step over
+    :data:`MAX_STEP_BYTES`. :func:`load_recipe` (what every build uses) applies it; :func:`parse_recipe`
+    does not, so the recipe recorded in an existing manifest is still read whatever its size."""
+    from macro_data.pipeline.common import BATCH_SAMPLES
+    from macro_data.worlds.sampling import BLOCK_SIZE
+
+    T, H, chunk = recipe.T, recipe.H, recipe.chunk_samples
+    out = []
+    for w, plan in recipe.worlds.items():
+        world = get_world(w)
+        S, E, P = len(world.shocks), len(world.extras), len(world.parameters)
+        per_sample = {"theta": P, "shocks": T * S, "trajectories": T * 3, "extras": T * E,
+                      "irfs": S * (H + 1) * 3, "metadata": T * len(world.metadata_fields)}
+        name, biggest = max(per_sample.items(), key=lambda kv: kv[1])
+        rows = min(chunk, plan.n_samples)
+        if rows * biggest * 4 > MAX_CHUNK_BYTES:
+            out.append(f"field storage/chunk_samples: one chunk of world {w!r} array {name!r} would hold "
+                       f"{rows} x {biggest} values = {rows * biggest * 4:,} bytes decoded, above the "
+                       f"{MAX_CHUNK_BYTES:,}-byte limit (rule: chunk size); lower storage.chunk_samples")
+        step = min(BATCH_SAMPLES, -(-plan.n_samples // BLOCK_SIZE) * BLOCK_SIZE)
+        if step * sum(per_sample.values()) * 8 > MAX_STEP_BYTES:
+            out.append(f"field T: one compute step of world {w!r} ({step} samples, T={T}, H={H}) would hold "
+                       f"{step * sum(per_sample.values()) * 8:,} bytes of float64 inputs and outputs, above the "
+                       f"{MAX_STEP_BYTES:,}-byte limit (rule: step memory); lower T or H")
+    if out:
+        raise RecipeError(f"recipe {recipe.source}: too large to build:\n  " + "\n  ".join(out))
+    return recipe
+
+
 def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
     """Validate a recipe document (already parsed) and build a :class:`Recipe`."""
     if not isinstance(document, dict):
         raise RecipeError(f"recipe {source}: the top level must be a mapping; got {type(document).__name__}")
+    deep = _too_deep(document)
+    if deep is not None:
+        raise RecipeError(f"recipe {source}: field {deep}: nested more than {MAX_NESTING} levels deep "
+                          f"(rule: nesting)")
     validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(document), key=lambda e: (list(e.absolute_path), e.message))
+    errors = sorted(validator.iter_errors(document), key=lambda e: ([str(p) for p in e.absolute_path], e.message))
     if errors:
         lines = [f"field {_field_path(e)}: {e.message} (rule: {e.validator})" for e in errors[:10]]
         raise RecipeError(f"recipe {source} does not match schemas/recipe.schema.json:\n  " + "\n  ".join(lines))
+    for key in ("name", "version"):  # the schema's search lets "name\n" through; a folder name must match whole
+        pattern = _schema()["properties"][key]["pattern"]
+        if not re.fullmatch(pattern, document[key]):
+            raise RecipeError(f"recipe {source}: field {key}: {document[key]!r} does not match {pattern!r} "
+                              f"(rule: pattern)")
     storage = dict(document.get("storage") or {})
     storage.setdefault("chunk_samples", DEFAULT_CHUNK_SAMPLES)
     storage.setdefault("clevel", DEFAULT_CLEVEL)
@@ -158,4 +222,4 @@ def load_yaml_document(path: Path, what: str) -> Any:
 def load_recipe(name_or_path: str | os.PathLike | None = None) -> Recipe:
     """Load and validate a recipe by name (``datasets/recipes/<name>.yaml``) or path."""
     path = resolve_recipe_path(name_or_path)
-    return parse_recipe(load_yaml_document(path, "recipe"), source=str(path))
+    return check_resources(parse_recipe(load_yaml_document(path, "recipe"), source=str(path)))

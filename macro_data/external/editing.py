@@ -392,7 +392,7 @@ def register(name: str, source_path: str | os.PathLike, *, registry_path: str | 
              out: Printer | None = None) -> RegisterResult:
     """Copy a local file into the cache: side-load a pinned entry, or append a new ``kind: manual`` entry."""
     say = out or (lambda _s: None)
-    if not NAME_RE.match(name or "") or len(name) > 64:
+    if not NAME_RE.fullmatch(name or "") or len(name) > 64:
         raise RegistryError(f"register: invalid name {name!r} (want [a-z0-9_]+, at most 64 characters)")
     src = Path(source_path)
     if not src.is_file():

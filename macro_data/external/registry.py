@@ -14,7 +14,11 @@ schema cannot express. Every problem is reported at once, each naming the entry 
   until ``macro-data pin NAME`` writes them (never trust on first use).
 
 The YAML is read with a safe loader that also refuses aliases and duplicate keys (PyYAML keeps
-the last of two ``sha256:`` keys silently; here that is an error).
+the last of two ``sha256:`` keys silently; here that is an error). Documents nested deeper than
+:data:`MAX_NESTING` levels are refused before the (recursive) schema validation, names, filenames
+and hashes must match their patterns in full (a JSON Schema pattern ending in ``$`` also accepts a
+trailing newline), and non-string mapping keys and non-finite numbers (in free-form ``x_`` keys)
+are refused.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -41,6 +46,8 @@ CSV_FORMATS = ("csv", "csv.gz", "csv.bz2")
 FORMAT_SUFFIXES = {"csv": (".csv",), "csv.gz": (".csv.gz",), "csv.bz2": (".csv.bz2",), "zip": (".zip",),
                    "tar.gz": (".tar.gz", ".tgz")}
 MAX_REGISTRY_BYTES = 2_000_000
+MAX_NESTING = 32  # an entry nests 5 levels (datasets/[i]/members/<path>/csv)
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
 ALLOW_HTTP_ENV = "MACRO_DATA_ALLOW_HTTP_HOSTS"
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
 FILENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -167,10 +174,14 @@ def allowed_http_hosts(value: str | Iterable[str] | None = None) -> frozenset[st
     """
     if value is None:
         value = os.environ.get(ALLOW_HTTP_ENV, "")
+    if not isinstance(value, str) and not (isinstance(value, Iterable) and not isinstance(value, (bytes, dict))):
+        raise RegistryError(f"{ALLOW_HTTP_ENV}: expected a comma-separated string or a list of loopback IP "
+                            f"addresses; got {value!r}")
     items = value.split(",") if isinstance(value, str) else list(value)
     hosts = set()
     for raw in items:
-        host = str(raw).strip().lower()
+        raw = str(raw)
+        host = raw.strip().lower()
         if not host:
             continue
         literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -255,7 +266,7 @@ def member_path_problem(path: str) -> str | None:
 
 
 def filename_problem(filename: str, fmt: str | None) -> str | None:
-    if not FILENAME_RE.match(filename or "") or ".." in filename or len(filename) > 200:
+    if not FILENAME_RE.fullmatch(filename or "") or ".." in filename or len(filename) > 200:
         return (f"unsafe filename {filename!r}: use one plain path component of letters, digits, '.', '_', '-' "
                 f"(no '/', '..' or leading dot)")
     if filename.endswith(".part"):
@@ -361,6 +372,9 @@ def parse_registry(document: Any, source: str = "<registry>",
     allow_http = allowed_http_hosts(allow_http_hosts)
     if not isinstance(document, dict):
         raise RegistryError(f"registry {source}: the top level must be a mapping; got {type(document).__name__}")
+    problem = _structure_problem(document)
+    if problem is not None:
+        raise RegistryError(f"registry {source}: {problem}")
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     problems: list[str] = []
@@ -377,14 +391,51 @@ def parse_registry(document: Any, source: str = "<registry>",
         if doc["name"] in entries:
             problems.append(f"{who}, field name: duplicate name {doc['name']!r} (names must be unique)")
             continue
-        entries[doc["name"]] = _build_entry(doc)
+        try:
+            entries[doc["name"]] = _build_entry(doc)
+        except ValueError:  # NaN/inf cannot be hashed canonically; reported by _semantic_problems
+            pass
     if problems:
         raise RegistryError(f"registry {source} is invalid:\n  " + "\n  ".join(problems[:30]))
     return Registry(source, int(document["version"]), entries, document)
 
 
+def _structure_problem(document: Any, limit: int = MAX_NESTING) -> str | None:
+    """The first container nested deeper than ``limit``, or mapping key that is not a string (YAML allows
+    ``0:``; the schema validator would crash on it), as "field PATH: problem" (iterative: no recursion)."""
+    stack = [(document, [], 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            where = "/".join(map(str, path)) or "(top level)"
+            if depth >= limit:
+                return f"field {where}: nested more than {limit} levels deep"
+            if isinstance(node, dict):
+                bad = [k for k in node if not isinstance(k, str)]
+                if bad:
+                    return f"field {where}: mapping key {bad[0]!r} is not a string"
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            stack.extend((v, path + [k], depth + 1) for k, v in items)
+    return None
+
+
 def _semantic_problems(doc: dict, allow_http: frozenset[str]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack:  # NaN/inf (YAML .nan/.inf, e.g. in a free-form x_ key): the entry could not be hashed
+        node, where = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            out.append((where, f"non-finite number {node!r} (entries are hashed as JSON, which has no NaN/Infinity)"))
+        elif isinstance(node, dict):
+            stack.extend((v, f"{where}/{k}" if where else str(k)) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node))
+    if not NAME_RE.fullmatch(doc["name"]):
+        out.append(("name", f"invalid name {doc['name']!r} (want [a-z0-9_]+)"))
+    for key, value in [("sha256", doc.get("sha256"))] + [(f"members/{k}/sha256", (m or {}).get("sha256"))
+                                                         for k, m in (doc.get("members") or {}).items()]:
+        if value is not None and not SHA256_RE.fullmatch(value):
+            out.append((key, f"malformed sha256 {value!r} (want 64 lowercase hex digits)"))
     fmt = doc["format"]
     kind = doc.get("kind", "download")
     for j, url in enumerate(doc.get("urls") or []):
@@ -417,14 +468,20 @@ def _semantic_problems(doc: dict, allow_http: frozenset[str]) -> list[tuple[str,
     return out
 
 
+def _int_or_none(value: Any) -> int | None:
+    """JSON Schema's ``integer`` accepts 17829.0; the entry holds the int (sizes are compared and recorded)."""
+    return None if value is None else int(value)
+
+
 def _build_entry(doc: dict) -> Entry:
     members = tuple(
-        Member(path=p, sha256=m.get("sha256"), size=m.get("size"),
+        Member(path=p, sha256=m.get("sha256"), size=_int_or_none(m.get("size")),
                columns=tuple(m["columns"]) if m.get("columns") else None, csv=CsvOptions.from_doc(m.get("csv")))
         for p, m in (doc.get("members") or {}).items())
     return Entry(
         name=doc["name"], description=doc["description"], kind=doc.get("kind", "download"),
-        urls=tuple(doc.get("urls") or ()), filename=doc["filename"], sha256=doc.get("sha256"), size=doc.get("size"),
+        urls=tuple(doc.get("urls") or ()), filename=doc["filename"], sha256=doc.get("sha256"),
+        size=_int_or_none(doc.get("size")),
         format=doc["format"], csv=CsvOptions.from_doc(doc.get("csv")),
         columns=tuple(doc["columns"]) if doc.get("columns") else None, members=members,
         license=doc.get("license"), source=doc.get("source"), citation=doc.get("citation"),

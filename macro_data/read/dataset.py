@@ -16,8 +16,12 @@ Integrity, in three layers:
 * On request (``verify=True`` or :meth:`Dataset.verify`): every array is decoded chunk by chunk
   and its content hash (the manifest's ``hash.algorithm``, computed by
   :func:`macro_data.storage.arrays.content_hash`) is recomputed and compared with the manifest's;
-  a mismatch raises naming the world, the array, and the expected and actual hashes. Split index sets are also checked against the
-  manifest's ``index_hash`` whenever :meth:`WorldData.split_indices` computes them.
+  a mismatch raises naming the world, the array, and the expected and actual hashes. Verification
+  also checks every split's index set (count and ``index_hash``), the store's coordinate arrays
+  (the names and index ranges that label the arrays) against the manifest, and the manifest
+  against its own recipe (``recipe_sha256``, T, H, worlds, sample counts, priors), so an edited
+  manifest cannot relabel or re-normalize intact data. Split index sets are also checked against
+  the manifest's ``index_hash`` whenever :meth:`WorldData.split_indices` computes them.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import zarr
 
-from macro_data.errors import ManifestError
+from macro_data.errors import MacroDataError, ManifestError
 from macro_data.read.errors import DatasetNotFoundError, IntegrityError, ReadArgumentError
 from macro_data.storage.arrays import HASH_ALGORITHM, content_hash
 
@@ -41,6 +46,19 @@ SHOCK_UNIT = "standard deviations"  # shocks are standard-normal innovations (sp
 
 def _known(names: Iterable[str]) -> str:
     return ", ".join(names) or "(none)"
+
+
+def _names_arg(what: str, value) -> list[str]:
+    """A name or a list of names; anything else is a :class:`ReadArgumentError` naming the argument."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping) or not isinstance(value, Iterable):
+        raise ReadArgumentError(f"{what} must be a name or a list of names; got {value!r}")
+    names = list(value)
+    bad = [v for v in names if not isinstance(v, str)]
+    if bad:
+        raise ReadArgumentError(f"{what} must be a name or a list of names; got {bad[0]!r} in {names!r}")
+    return names
 
 
 class LazyArray:
@@ -83,6 +101,9 @@ class LazyArray:
         if stored_hash != self.expected_sha256:
             problems.append(f"content hash recorded by the store {stored_hash} (manifest expects "
                             f"{self.expected_sha256})")
+        for d, size in zip(self.dims, self.shape):  # labels come from the manifest: they must fit the store
+            if coords.get(d) is not None and len(coords[d]) != size:
+                problems.append(f"dimension {d!r} has {size} entries, the manifest labels {len(coords[d])}")
         if problems:
             raise IntegrityError(f"world {world!r} array {name!r} ({self.path}) does not match the manifest: "
                                  + "; ".join(problems) + ". The store was changed after the manifest was "
@@ -126,9 +147,10 @@ class LazyArray:
     def read_chunk(self, c: int) -> np.ndarray:
         """Decode sample chunk ``c`` (rows ``c*chunk_rows`` onward); :class:`IntegrityError` if it is
         missing or fails its checksum."""
-        if not 0 <= c < self.n_chunks:
-            raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: chunk {c} out of range "
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < self.n_chunks:
+            raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: chunk {c!r} is not an integer in "
                                     f"0..{self.n_chunks - 1}")
+        c = int(c)
         lo, hi = self.chunk_range(c)
         files = self.chunk_files(c)
         missing = [f for f in files if not f.is_file()]
@@ -150,7 +172,11 @@ class LazyArray:
     # ---- reading ----------------------------------------------------------------------------
     def take(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Rows ``indices`` (any order, repeats allowed) along ``sample``, reading each needed chunk once."""
-        idx = np.asarray(indices)
+        try:
+            idx = np.asarray(indices)
+        except (TypeError, ValueError) as exc:  # ragged or absurdly nested sequences
+            raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: sample indices must be a 1-d "
+                                    f"integer array ({exc})") from None
         if idx.dtype == bool:
             if idx.shape != (self.shape[0],):
                 raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: boolean sample mask must have "
@@ -159,12 +185,12 @@ class LazyArray:
         if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
             raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: sample indices must be a 1-d "
                                     f"integer array; got dtype {idx.dtype}, shape {idx.shape}")
-        idx = idx.astype(np.int64)
         n = self.shape[0]
-        if idx.size and (idx.min() < -n or idx.max() >= n):
+        if idx.size and (idx.min() < -n or idx.max() >= n):  # before the int64 cast, which wraps uint64
             bad = idx[(idx < -n) | (idx >= n)][0]
             raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: sample index {bad} out of range "
                                     f"for {n} samples")
+        idx = idx.astype(np.int64)
         idx = np.where(idx < 0, idx + n, idx)
         out = np.empty((idx.size, *self.shape[1:]), dtype=self.dtype)
         if not idx.size:
@@ -180,6 +206,9 @@ class LazyArray:
 
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
+        if sum(k is Ellipsis for k in key) > 1:
+            raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: invalid index {key!r} (an index "
+                                    f"can only have a single ellipsis)")
         if any(k is Ellipsis for k in key):
             i = next(j for j, k in enumerate(key) if k is Ellipsis)
             fill = self.ndim - (len(key) - 1)
@@ -187,12 +216,24 @@ class LazyArray:
         if not key:
             key = (slice(None),)
         first, rest = key[0], key[1:]
+        if not isinstance(first, slice) and any(isinstance(k, (list, tuple, bool, np.bool_))
+                                                or isinstance(k, np.ndarray) and k.ndim > 0 for k in rest):
+            # numpy would broadcast these indices together (and may move axes); this reader indexes the sample
+            # axis first, so the results would differ: refuse rather than answer differently from numpy
+            raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: invalid index {key!r}: an integer or "
+                                    f"index array on the sample axis together with an index array on another axis "
+                                    f"is ambiguous; index the samples first, then the result")
+        try:  # the key beyond the sample axis, tried on an empty array of the same shape: nothing is read
+            np.empty((0, *self.shape[1:]), dtype=self.dtype)[(slice(None), *rest)]
+            if isinstance(first, slice):
+                idx = np.arange(self.shape[0])[first]
+        except (IndexError, TypeError, ValueError, OverflowError) as exc:
+            raise ReadArgumentError(f"world {self.world!r} array {self.name!r} with dimensions {self.dims} and "
+                                    f"shape {self.shape}: invalid index {key!r} ({exc})") from None
         if isinstance(first, (int, np.integer)) and not isinstance(first, bool):
-            return self.take([int(first)])[0][rest]
-        if isinstance(first, slice):
-            idx = np.arange(self.shape[0])[first]
-        else:
-            idx = np.asarray(first)
+            return self.take([first])[0][rest]
+        if not isinstance(first, slice):
+            idx = first
         return self.take(idx)[(slice(None), *rest)]
 
     def read(self) -> np.ndarray:
@@ -271,7 +312,7 @@ class WorldData:
         return self.array(array)
 
     def array(self, array: str) -> LazyArray:
-        if array not in self.arrays:
+        if not isinstance(array, str) or array not in self.arrays:
             raise ReadArgumentError(f"world {self.name!r}: unknown array {array!r}; its arrays: "
                                     f"{_known(self.arrays)}")
         return self.arrays[array]
@@ -297,7 +338,7 @@ class WorldData:
         if split is None:
             return np.arange(self.n_samples, dtype=np.int64)
         if not isinstance(split, str):
-            names = list(split)
+            names = _names_arg("split", split)
             if not names:
                 raise ReadArgumentError("split: an empty list of splits selects nothing")
             return np.unique(np.concatenate([self.split_indices(s) for s in names]))
@@ -353,9 +394,35 @@ class WorldData:
 
     # ---- integrity --------------------------------------------------------------------------
     def verify(self, arrays: Sequence[str] | None = None) -> dict[str, str]:
-        """Recompute content hashes (all arrays by default); raises on the first mismatch or bad chunk."""
-        names = list(self.arrays) if arrays is None else [self.array(a).name for a in arrays]
-        return {a: self.arrays[a].verify() for a in names}
+        """Recompute content hashes (all arrays by default); raises on the first mismatch or bad chunk.
+        Verifying all arrays also checks the coordinate arrays and every split's index set."""
+        names = list(self.arrays) if arrays is None else [self.array(a).name for a in _names_arg("arrays", arrays)]
+        hashes = {a: self.arrays[a].verify() for a in names}
+        if arrays is None:
+            self.verify_labels()
+            for split in self.split_labels:
+                self.split_indices(split)
+        return hashes
+
+    def verify_labels(self) -> None:
+        """The store's coordinate arrays (names, ``time``, ``horizon``) equal the labels the manifest gives."""
+        theta = self.arrays["theta"]
+        store = theta.path.parent
+        expected = {"param": self.parameter_names, "shock": self.shocks, "observable": self.observables,
+                    "extra": self.extras, "time": tuple(range(self.dataset.T)),
+                    "horizon": tuple(range(self.dataset.H + 1))}
+        dims = sorted({d for a in self.arrays.values() for d in a.dims if d in expected})
+        for d in dims:
+            where = store / d
+            try:
+                values = np.asarray(zarr.open_array(str(where), mode="r")[...]).tolist()
+            except Exception as exc:  # missing, truncated or checksum-failing coordinate array
+                raise IntegrityError(f"world {self.name!r}: coordinate array {d!r} ({where}) cannot be read: "
+                                     f"{exc}") from exc
+            if [str(v) for v in values] != [str(v) for v in expected[d]]:
+                raise IntegrityError(f"world {self.name!r}: coordinate array {d!r} ({where}) holds "
+                                     f"{[str(v) for v in values][:12]}, the manifest labels the dimension "
+                                     f"{[str(v) for v in expected[d]][:12]}; the manifest or the store was changed")
 
 
 class Dataset:
@@ -374,8 +441,7 @@ class Dataset:
         if worlds is None:
             selected = available
         else:
-            if isinstance(worlds, str):
-                worlds = [worlds]
+            worlds = _names_arg("worlds", worlds)
             unknown = [w for w in worlds if w not in available]
             if unknown:
                 raise ReadArgumentError(f"worlds: {unknown[0]!r} is not in dataset {self.name} {self.version} "
@@ -390,7 +456,7 @@ class Dataset:
         return tuple(self._worlds)
 
     def __getitem__(self, world: str) -> WorldData:
-        if world not in self._worlds:
+        if not isinstance(world, str) or world not in self._worlds:
             extra = (f"; {world!r} is in the dataset but was not opened (worlds=...)"
                      if world in self.available_worlds else "")
             raise ReadArgumentError(f"unknown world {world!r}; opened worlds: {_known(self._worlds)}{extra}")
@@ -411,9 +477,41 @@ class Dataset:
 
     def verify(self, worlds: Sequence[str] | None = None) -> dict[str, dict[str, str]]:
         """Recompute every content hash of the opened worlds (or ``worlds``); :class:`IntegrityError`
-        naming the world, array, expected and actual hash (or the corrupt chunk file) on failure."""
-        names = self.worlds if worlds is None else [self[w].name for w in worlds]
+        naming the world, array, expected and actual hash (or the corrupt chunk file) on failure.
+        Also checks labels and splits (:meth:`WorldData.verify`) and the manifest against its recipe."""
+        names = self.worlds if worlds is None else [self[w].name for w in _names_arg("worlds", worlds)]
+        self.verify_manifest()
         return {w: self._worlds[w].verify() for w in names}
+
+    def verify_manifest(self) -> None:
+        """The manifest agrees with the recipe it embeds: hash, T, H, worlds, sample counts, priors."""
+        from macro_data.recipes import parse_recipe
+
+        where = self.path / MANIFEST_NAME
+        try:
+            recipe = parse_recipe(self.manifest["recipe"], source=f"{where} (field recipe)")
+        except MacroDataError as exc:
+            raise IntegrityError(f"manifest {where}: its recipe does not parse: {exc}") from None
+        problems = []
+        if recipe.sha256 != self.manifest["recipe_sha256"]:
+            problems.append(f"the recipe hashes to {recipe.sha256}, recipe_sha256 says "
+                            f"{self.manifest['recipe_sha256']}")
+        if (self.T, self.H) != (recipe.T, recipe.H):
+            problems.append(f"T={self.T}, H={self.H}, the recipe says T={recipe.T}, H={recipe.H}")
+        if list(self.available_worlds) != recipe.world_ids:
+            problems.append(f"worlds {list(self.available_worlds)}, the recipe's are {recipe.world_ids}")
+        for w, data in self._worlds.items():
+            if w not in recipe.worlds:
+                continue
+            plan = recipe.world(w)
+            if data.n_samples != plan.n_samples:
+                problems.append(f"world {w!r} has n_samples {data.n_samples}, the recipe {plan.n_samples}")
+            listed = {k: (v.get("low"), v.get("high")) for k, v in data.priors.items()}
+            if listed != plan.priors:
+                problems.append(f"world {w!r}: the priors differ from the recipe's")
+        if problems:
+            raise IntegrityError(f"manifest {where} contradicts its own recipe: " + "; ".join(problems)
+                                 + ". The manifest was edited; rebuild dataset_manifest")
 
     def training_view(self, split: str | Sequence[str] | None = "train", **options):
         """A :class:`~macro_data.read.training.TrainingView` over this dataset (see its options)."""
@@ -423,14 +521,20 @@ class Dataset:
 
 
 def resolve_manifest_path(path: str | Path) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ReadArgumentError(f"path must be a dataset folder or its {MANIFEST_NAME} (str or path); got {path!r}")
     p = Path(path)
-    if p.is_dir():
-        p = p / MANIFEST_NAME
-    if not p.is_file():
-        folder = p.parent
-        hint = ""
-        if folder.is_dir() and any(folder.glob("*.zarr")):
-            hint = " (world stores are there but no manifest: materialize dataset_manifest to publish the dataset)"
+    try:
+        if p.is_dir():
+            p = p / MANIFEST_NAME
+        found = p.is_file()
+        stores = not found and p.parent.is_dir() and any(p.parent.glob("*.zarr"))
+    except OSError as exc:  # e.g. a file name too long for the file system
+        raise DatasetNotFoundError(f"path {str(path)!r}: cannot be looked up ({exc.strerror or exc}); pass a "
+                                   f"dataset folder <root>/<name>/<version>/ or its manifest.json") from None
+    if not found:
+        hint = " (world stores are there but no manifest: materialize dataset_manifest to publish the dataset)" \
+            if stores else ""
         raise DatasetNotFoundError(f"path {str(path)!r}: no {MANIFEST_NAME} found at {p}{hint}; pass a dataset "
                                    f"folder <root>/<name>/<version>/ or its manifest.json")
     return p
@@ -445,10 +549,14 @@ def load_manifest(path: str | Path) -> dict:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"manifest {p}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ManifestError(f"manifest {p}: nested too deeply to be a manifest") from None
     try:
         validate_manifest(doc)
     except ManifestError as exc:
         raise ManifestError(f"manifest {p}: {exc}") from None
+    except RecursionError:
+        raise ManifestError(f"manifest {p}: nested too deeply to be a manifest") from None
     return doc
 
 

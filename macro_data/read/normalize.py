@@ -73,8 +73,10 @@ class ParameterNormalizer:
                 raise ReadArgumentError(f"derived: {derived!r} must be 'identity' or a mapping "
                                         f"{{name: (mean, sd)}} (e.g. world.theta_moments('train'))")
             derived_stats: Mapping[str, tuple[float, float]] = {}
-        else:
+        elif isinstance(derived, Mapping):
             derived_stats = derived
+        else:
+            raise ReadArgumentError(f"derived must be 'identity' or a mapping {{name: (mean, sd)}}; got {derived!r}")
         params = entry["parameters"]
         names = tuple(p["name"] for p in params)
         unknown = [k for k in derived_stats if k not in names]
@@ -109,10 +111,14 @@ class ParameterNormalizer:
                                             f"[{low}, {high}]; cannot normalize")
                 add(m, s, True, rule)
             elif name in derived_stats:
-                m, s = (float(v) for v in derived_stats[name])
-                if not (math.isfinite(m) and math.isfinite(s)):
-                    raise ReadArgumentError(f"derived: statistics of {world!r} parameter {name!r} are not finite: "
-                                            f"mean={m}, sd={s}")
+                try:
+                    m, s = (float(v) for v in derived_stats[name])
+                except (TypeError, ValueError):
+                    raise ReadArgumentError(f"derived: statistics of {world!r} parameter {name!r} must be a pair "
+                                            f"(mean, sd) of numbers; got {derived_stats[name]!r}") from None
+                if not (math.isfinite(m) and math.isfinite(s)) or s < 0:
+                    raise ReadArgumentError(f"derived: statistics of {world!r} parameter {name!r} must be finite "
+                                            f"with sd >= 0: mean={m}, sd={s}")
                 # A constant column (e.g. padding that is always 0) keeps sd 1: shift only.
                 s = s if s > 0 else 1.0
                 add(m, s, True, "supplied statistics (derived)")

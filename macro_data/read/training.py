@@ -71,7 +71,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from macro_data.read.dataset import Dataset, LazyArray, WorldData
+from macro_data.read.dataset import Dataset, LazyArray, WorldData, _names_arg
 from macro_data.read.errors import ReadArgumentError
 from macro_data.read.normalize import ParameterNormalizer
 from macro_data.worlds.base import stable_key
@@ -80,6 +80,7 @@ DEFAULT_ARRAYS = ("theta", "shocks", "trajectories", "irfs")
 MIXING_RULES = ("proportional", "uniform")
 SHUFFLE_MODES = ("chunks", "global", "none")
 DEFAULT_BUFFER_CHUNKS = 2
+MAX_NUM_BATCHES = 10_000_000  # the epoch's schedule (one int64 per batch, permuted) is held in memory
 
 
 def _stream_key(label: str) -> int:
@@ -225,8 +226,8 @@ class TrainingView:
             raise ReadArgumentError(f"shuffle must be one of {', '.join(SHUFFLE_MODES)}; got {shuffle!r}")
         self.shuffle = shuffle
         # ---- worlds and mixing weights
-        if isinstance(worlds, str):
-            worlds = [worlds]
+        if worlds is not None:
+            worlds = _names_arg("worlds", worlds)
         if isinstance(mixing, Mapping):
             for w in mixing:
                 dataset[w]  # unknown or unopened world -> ReadArgumentError
@@ -270,7 +271,7 @@ class TrainingView:
         # ---- split, windows, arrays
         self.split = split
         if split is not None:
-            for s in ([split] if isinstance(split, str) else list(split)):
+            for s in _names_arg("split", split):
                 dataset[self.worlds[0]].check_split(s)
         T = dataset.T
         if seq_len is None:
@@ -283,9 +284,7 @@ class TrainingView:
                 raise ReadArgumentError(f"seq_len must be <= T = {T} (trajectory length); got {seq_len!r}")
             self.stride = self.seq_len if stride is None else _int_arg("stride", stride, 1)
             starts = np.arange(0, T - self.seq_len + 1, self.stride, dtype=np.int64)
-        if isinstance(arrays, str):
-            arrays = [arrays]
-        self.arrays = tuple(dict.fromkeys(arrays))
+        self.arrays = tuple(dict.fromkeys(_names_arg("arrays", arrays)))
         if not self.arrays:
             raise ReadArgumentError("arrays: no array selected")
         for w in self.worlds:
@@ -302,6 +301,10 @@ class TrainingView:
             missing = [w for w in self.worlds if w not in normalize]
             if missing:
                 raise ReadArgumentError(f"normalize: no normalizer for world {missing[0]!r}")
+            wrong = [w for w in self.worlds if not isinstance(normalize[w], ParameterNormalizer)]
+            if wrong:
+                raise ReadArgumentError(f"normalize: the value for world {wrong[0]!r} must be a ParameterNormalizer "
+                                        f"(e.g. dataset[{wrong[0]!r}].normalizer()); got {normalize[wrong[0]]!r}")
             self.normalizers = dict(normalize)
         else:
             raise ReadArgumentError(f"normalize must be True, False or {{world: ParameterNormalizer}}; "
@@ -326,6 +329,9 @@ class TrainingView:
                                             + (" with drop_last" if self.drop_last else ""))
             n = sum(self.pass_batches[w] for w in self.worlds if self.weights[w] > 0) if num_batches is None \
                 else _int_arg("num_batches", num_batches, 1)
+            if n > MAX_NUM_BATCHES:
+                raise ReadArgumentError(f"num_batches: an epoch of {n} batches is more than {MAX_NUM_BATCHES:,} "
+                                        f"(its schedule is held in memory); use more epochs of fewer batches")
             self.counts = self._apportion(n)
 
     # ---- layout -------------------------------------------------------------------------------

@@ -29,11 +29,24 @@ class ComputeResource(dg.ConfigurableResource):
         if mode not in ("local", "dask"):
             raise ComputeError(f"compute mode must be 'local' or 'dask' (resource config compute.mode or "
                                f"$MACRO_DATA_COMPUTE); got {mode!r}")
+
+        def number(field: str, value: int | None, var: str, default: str, minimum: int) -> int:
+            # out-of-range values are refused, not reinterpreted (workers=0 would wait for a worker forever)
+            where = f"resource config compute.{field}" if value is not None else f"${var}"
+            if value is None:
+                try:
+                    value = int(env.get(var, default))
+                except ValueError:
+                    raise ComputeError(f"{where} must be an integer; got {env.get(var)!r}") from None
+            if value < minimum:
+                raise ComputeError(f"{where} must be >= {minimum}; got {value}")
+            return value
+
         return ComputeConfig(
             mode=mode,  # type: ignore[arg-type]
-            processes=self.processes if self.processes is not None else int(env.get("MACRO_DATA_PROCESSES", "0")),
+            processes=number("processes", self.processes, "MACRO_DATA_PROCESSES", "0", 0),
             scheduler=self.scheduler or env.get("MACRO_DATA_DASK_SCHEDULER") or None,
-            workers=self.workers if self.workers is not None else int(env.get("MACRO_DATA_DASK_WORKERS", "2")),
-            retries=self.retries,
-            region_samples=self.region_samples,
+            workers=number("workers", self.workers, "MACRO_DATA_DASK_WORKERS", "2", 1),
+            retries=number("retries", self.retries, "", "", 0),
+            region_samples=number("region_samples", self.region_samples, "", "", 1),
         )

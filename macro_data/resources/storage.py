@@ -17,5 +17,27 @@ class DatasetRootResource(dg.ConfigurableResource):
     root: str | None = Field(default=None, description="Output root folder for generated datasets.")
 
     def path(self) -> str:
-        """The root as a string: a local path or an object-storage URL such as ``s3://bucket/prefix``."""
-        return self.root or str(paths.data_root())
+        """The root as a string: a local path or an object-storage URL such as ``s3://bucket/prefix``.
+
+        A root no stage could use (control characters such as NUL, an unknown URL scheme) fails the
+        step with a message naming the setting, before anything is written.
+        """
+        root = self.root or str(paths.data_root())
+        problem = root_problem(root)
+        if problem is not None:
+            where = "resource config storage.root" if self.root else "$MACRO_DATA_ROOT"
+            raise dg.Failure(description=f"{where}: {problem}")
+        return root
+
+
+def root_problem(root: str) -> str | None:
+    """Why ``root`` cannot hold datasets, or None."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in root):
+        return f"{root!r} contains control characters"
+    if "://" in root:
+        import fsspec
+
+        scheme = root.split("://", 1)[0]
+        if scheme not in fsspec.available_protocols():
+            return f"{root!r} has the unknown URL scheme {scheme!r} (object storage roots look like s3://bucket/prefix)"
+    return None
