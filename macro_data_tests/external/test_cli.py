@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import subprocess
 
 import pytest
@@ -200,7 +201,8 @@ def test_verify_quarantines_and_strict(env, make_registry, server, capsys):
 
 def test_real_console_script(env, make_registry, server):
     make_registry([macro_entry("m", [server.url("/ok/macrodata.csv")])])
-    exe = shutil.which("macro-data")
+    # installed beside the interpreter (the venv is not necessarily on PATH, as in CI)
+    exe = shutil.which("macro-data", path=os.path.dirname(sys.executable)) or shutil.which("macro-data")
     assert exe, "the macro-data console script is installed with the package"
     proc = subprocess.run([exe, "fetch", "--json", *FAST], capture_output=True, text=True, timeout=60,
                           env=os.environ.copy())
