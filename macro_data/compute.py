@@ -9,8 +9,11 @@ it still fails, the stage raises and nothing is published.
 
 Modes:
 
-* ``local`` (default): regions run one after another in this process, or with ``processes = N``
-  in a pool of N worker processes on this machine.
+* ``local`` (default): regions run in this process, one after another or ``threads`` at once, or
+  with ``processes = N`` in a pool of N worker processes on this machine. Within a region, reading
+  the inputs ahead and encoding, hashing and writing the outputs run on threads of their own
+  (that work releases the GIL), so a region already keeps about two cores busy; more threads add
+  memory (one batch pipeline each) for little speed on a small machine.
 * ``dask``: regions are mapped to the workers of a ``distributed`` cluster: an existing scheduler
   at ``scheduler`` (e.g. ``tcp://scheduler:8786``; every worker must see the dataset root and have
   this package installed), or, without an address, a ``LocalCluster`` of ``workers`` processes.
@@ -36,6 +39,7 @@ class ComputeError(MacroDataError):
 class ComputeConfig:
     mode: Literal["local", "dask"] = "local"
     processes: int = 0  # local: 0 = in this process, N = a pool of N processes
+    threads: int = 1  # local in this process: regions computed at once (memory: one batch pipeline per thread)
     scheduler: str | None = None  # dask: address of an existing scheduler
     workers: int = 2  # dask without a scheduler address: LocalCluster size
     retries: int = 2  # further attempts of a failed region
@@ -44,7 +48,7 @@ class ComputeConfig:
     def describe(self) -> str:
         if self.mode == "dask":
             return f"dask ({self.scheduler or f'LocalCluster of {self.workers} workers'})"
-        return f"local ({self.processes} processes)" if self.processes else "local (in process)"
+        return f"local ({self.processes} processes)" if self.processes else f"local (in process, {self.threads} threads)"
 
 
 def _attempts(fn: Callable, job: Any, retries: int) -> Any:
@@ -96,15 +100,21 @@ def run_regions(fn: Callable[[Any], Any], jobs: Sequence[Any], config: ComputeCo
         if on_done is not None:
             on_done(jobs[i], result)
 
-    if config.mode == "local" and config.processes <= 0:
+    if config.mode == "local" and config.processes <= 0 and config.threads <= 1:
         for i, job in enumerate(jobs):
             done(i, _attempts(fn, job, config.retries))
     elif config.mode == "local":
-        ctx = multiprocessing.get_context("spawn")  # no fork of a process with zarr's I/O thread
-        with cf.ProcessPoolExecutor(max_workers=config.processes, mp_context=ctx) as pool:
+        if config.processes > 0:
+            ctx = multiprocessing.get_context("spawn")  # no fork of a process with zarr's I/O thread
+            pool: cf.Executor = cf.ProcessPoolExecutor(max_workers=config.processes, mp_context=ctx)
+        else:
+            pool = cf.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="region")
+        try:
             futures = {pool.submit(_attempts, fn, job, config.retries): i for i, job in enumerate(jobs)}
             for fut in cf.as_completed(futures):
                 done(futures[fut], fut.result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # on failure: drop queued regions, finish running ones
     elif config.mode == "dask":
         from distributed import as_completed
 

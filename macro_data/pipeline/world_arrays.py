@@ -9,6 +9,8 @@ has extra observables, simulated metadata (``binding`` for zlb), and the coordin
 
 from __future__ import annotations
 
+import functools
+
 import time
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from macro_data.pipeline.common import (os_errors_as_storage_errors, BATCH_SAMPL
                                         compute_regions, data_version, group_attributes, provenance, snapshot_inputs,
                                         stamp, summarize_staged)
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import RegionWriter, create_array, write_small_array
+from macro_data.storage.arrays import create_array, read_ahead, region_writers, write_small_array
 from macro_data.storage.locations import open_group
 from macro_data.storage.publish import world_store
 from macro_data.worlds import get_world
@@ -74,23 +76,26 @@ def simulate_region(job: RegionJob) -> RegionResult:
     g = open_group(job.staging, mode="r+")
     drawn = [m.name for m in world.metadata_fields if m.stage == "draws"]
     simulated = [m.name for m in world.metadata_fields if m.stage == "simulation"]
-    writers = {name: RegionWriter(g[name], job.start, job.stop) for name in data_arrays(job.world_id)}
     stats: dict = {}
-    for start in range(job.start, job.stop, BATCH_SAMPLES):
-        stop = min(start + BATCH_SAMPLES, job.stop)
-        theta = inputs["theta"][start:stop].astype(np.float64)
-        sim = world.simulate(theta, inputs["shocks"][start:stop].astype(np.float64),
-                             {k: inputs[k][start:stop] for k in drawn})
-        writers["trajectories"].append(sim.trajectories)
-        writers["irfs"].append(world.irfs(theta, job.recipe.H))
-        if world.extras:
-            writers["extras"].append(sim.extras)
-        for name in simulated:  # e.g. zlb binding: per-sample fraction of periods, and samples ever binding
-            values = sim.metadata[name]
-            writers[name].append(values)
-            stats[f"{name}_fraction_sum"] = stats.get(f"{name}_fraction_sum", 0.0) + float(values.mean(axis=1).sum())
-            stats[f"{name}_any_count"] = stats.get(f"{name}_any_count", 0) + int(values.any(axis=1).sum())
-    return RegionResult(job.start, job.stop, {name: w.close() for name, w in writers.items()}, stats)
+    batches = [(lo, min(lo + BATCH_SAMPLES, job.stop)) for lo in range(job.start, job.stop, BATCH_SAMPLES)]
+
+    def load(lo: int, hi: int):
+        return inputs["theta"][lo:hi].astype(np.float64), inputs["shocks"][lo:hi], {k: inputs[k][lo:hi] for k in drawn}
+
+    with region_writers(g, data_arrays(job.world_id), job.start, job.stop) as writers:
+        for theta, shocks, drawn_metadata in read_ahead(functools.partial(load, lo, hi) for lo, hi in batches):
+            sim = world.simulate(theta, shocks, drawn_metadata)
+            writers["trajectories"].append(sim.trajectories)
+            writers["irfs"].append(world.irfs(theta, job.recipe.H))
+            if world.extras:
+                writers["extras"].append(sim.extras)
+            for name in simulated:  # e.g. zlb binding: per-sample fraction of periods, and samples ever binding
+                values = sim.metadata[name]
+                writers[name].append(values)
+                stats[f"{name}_fraction_sum"] = stats.get(f"{name}_fraction_sum", 0.0) + float(values.mean(axis=1).sum())
+                stats[f"{name}_any_count"] = stats.get(f"{name}_any_count", 0) + int(values.any(axis=1).sum())
+        digests = {name: w.close() for name, w in writers.items()}
+    return RegionResult(job.start, job.stop, digests, stats)
 
 
 def build_world_arrays(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:

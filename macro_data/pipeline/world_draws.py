@@ -17,7 +17,7 @@ import zarr
 from macro_data.pipeline.common import (os_errors_as_storage_errors, BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, compute_regions,
                                         data_version, group_attributes, provenance, stamp, summarize_staged)
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import RegionWriter, create_array, write_small_array
+from macro_data.storage.arrays import create_array, region_writers, write_small_array
 from macro_data.storage.locations import open_group
 from macro_data.storage.publish import world_store
 from macro_data.worlds import get_world
@@ -62,16 +62,17 @@ def draw_region(job: RegionJob) -> RegionResult:
     world = get_world(job.world_id)
     plan = job.recipe.world(job.world_id)
     g = open_group(job.staging, mode="r+")
-    writers = {name: RegionWriter(g[name], job.start, job.stop) for name in data_arrays(job.world_id)}
     rejections = 0
-    for start in range(job.start, job.stop, BATCH):
-        d = draw_range(world, job.recipe.seed, start, min(start + BATCH, job.stop), job.recipe.T, plan.priors)
-        writers["theta"].append(d.theta)
-        writers["shocks"].append(d.shocks)
-        for name, values in d.metadata.items():
-            writers[name].append(values)
-        rejections += int(d.rejections.sum())
-    return RegionResult(job.start, job.stop, {name: w.close() for name, w in writers.items()}, {"n_rejected": rejections})
+    with region_writers(g, data_arrays(job.world_id), job.start, job.stop) as writers:
+        for start in range(job.start, job.stop, BATCH):
+            d = draw_range(world, job.recipe.seed, start, min(start + BATCH, job.stop), job.recipe.T, plan.priors)
+            writers["theta"].append(d.theta)
+            writers["shocks"].append(d.shocks)
+            for name, values in d.metadata.items():
+                writers[name].append(values)
+            rejections += int(d.rejections.sum())
+        digests = {name: w.close() for name, w in writers.items()}
+    return RegionResult(job.start, job.stop, digests, {"n_rejected": rejections})
 
 
 def build_world_draws(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:

@@ -16,7 +16,7 @@ from macro_data.pipeline.common import (os_errors_as_storage_errors, BATCH_SAMPL
                                         compute_regions, data_version, group_attributes, provenance, snapshot_inputs,
                                         stamp, summarize_staged)
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import RegionWriter, create_array, iter_rows
+from macro_data.storage.arrays import create_array, iter_rows, region_writers
 from macro_data.storage.locations import open_group
 from macro_data.storage.publish import world_store
 from macro_data.worlds import get_world
@@ -33,12 +33,12 @@ def split_region(job: RegionJob) -> RegionResult:
     """Labels of samples ``job.start .. job.stop - 1`` from their theta and split uniforms."""
     world = get_world(job.world_id)
     theta = open_group(job.inputs, mode="r")["theta"]
-    writer = RegionWriter(open_group(job.staging, mode="r+")["split"], job.start, job.stop)
-    for start in range(job.start, job.stop, BATCH_SAMPLES):
-        stop = min(start + BATCH_SAMPLES, job.stop)
-        writer.append(splits.assign(world, theta[start:stop].astype(np.float64),
-                                    split_uniforms(world, job.recipe.seed, start, stop)))
-    return RegionResult(job.start, job.stop, {"split": writer.close()})
+    with region_writers(open_group(job.staging, mode="r+"), ["split"], job.start, job.stop) as writers:
+        for start in range(job.start, job.stop, BATCH_SAMPLES):
+            stop = min(start + BATCH_SAMPLES, job.stop)
+            writers["split"].append(splits.assign(world, theta[start:stop].astype(np.float64),
+                                                  split_uniforms(world, job.recipe.seed, start, stop)))
+        return RegionResult(job.start, job.stop, {"split": writers["split"].close()})
 
 
 def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:

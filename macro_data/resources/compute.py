@@ -13,11 +13,12 @@ class ComputeResource(dg.ConfigurableResource):
     """Compute mode of the world stages; see :mod:`macro_data.compute`.
 
     Unset fields fall back to environment variables at run time: ``MACRO_DATA_COMPUTE`` (``local`` or
-    ``dask``), ``MACRO_DATA_PROCESSES``, ``MACRO_DATA_DASK_SCHEDULER`` and ``MACRO_DATA_DASK_WORKERS``.
+    ``dask``), ``MACRO_DATA_PROCESSES``, ``MACRO_DATA_THREADS``, ``MACRO_DATA_DASK_SCHEDULER`` and ``MACRO_DATA_DASK_WORKERS``.
     """
 
     mode: str | None = Field(default=None, description="local (default) or dask")
     processes: int | None = Field(default=None, description="local mode: worker processes (0 = this process)")
+    threads: int | None = Field(default=None, description="local mode in this process: regions computed at once")
     scheduler: str | None = Field(default=None, description="dask mode: scheduler address, e.g. tcp://host:8786")
     workers: int | None = Field(default=None, description="dask mode without a scheduler: LocalCluster workers")
     retries: int = Field(default=2, description="further attempts of a failed region before the stage fails")
@@ -45,6 +46,7 @@ class ComputeResource(dg.ConfigurableResource):
         return ComputeConfig(
             mode=mode,  # type: ignore[arg-type]
             processes=number("processes", self.processes, "MACRO_DATA_PROCESSES", "0", 0),
+            threads=number("threads", self.threads, "MACRO_DATA_THREADS", "1", 1),
             scheduler=self.scheduler or env.get("MACRO_DATA_DASK_SCHEDULER") or None,
             workers=number("workers", self.workers, "MACRO_DATA_DASK_WORKERS", "2", 1),
             retries=number("retries", self.retries, "", "", 0),

@@ -13,11 +13,15 @@ same numbers have the same hash, and disjoint regions can be hashed by different
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import zarr
@@ -30,7 +34,13 @@ HASH_ALGORITHM = "sha256-segments-256/v1"
 HASH_DESCRIPTION = ("SHA-256 over the concatenated SHA-256 digests of consecutive 256-sample segments of the "
                     "decoded array (C order, little-endian, stored dtype, bool as one byte; the last segment may "
                     "be shorter); independent of chunking and compression")
+MAX_IN_FLIGHT = 1  # appends queued per background writer, besides the one being written (bounds memory)
 READ_ROWS = 16 * HASH_SEGMENT  # samples per read when hashing/streaming an existing array
+
+
+# Every chunk is written, even one equal to the fill value: it saves Zarr a scan of each chunk, and a
+# chunk that really is all NaN is then stored (and caught by the integrity checks) rather than absent.
+ARRAY_CONFIG = {"write_empty_chunks": True}
 
 
 def codecs(clevel: int) -> list:
@@ -88,7 +98,8 @@ def create_array(group: zarr.Group, name: str, shape: Sequence[int], dtype: Any,
 
 def segment_digests(rows: np.ndarray) -> list[bytes]:
     """SHA-256 digests of consecutive :data:`HASH_SEGMENT`-row segments (``rows`` starts on a segment)."""
-    return [hashlib.sha256(rows[i: i + HASH_SEGMENT].tobytes()).digest() for i in range(0, rows.shape[0], HASH_SEGMENT)]
+    rows = np.ascontiguousarray(rows)  # hashed through the buffer protocol, without a copy
+    return [hashlib.sha256(rows[i: i + HASH_SEGMENT]).digest() for i in range(0, rows.shape[0], HASH_SEGMENT)]
 
 
 def combine_digests(digests: Sequence[bytes]) -> str:
@@ -104,12 +115,18 @@ class RegionWriter:
 
     ``start`` must be on a chunk and a hash-segment boundary, and ``stop`` on a chunk boundary or the
     array's end, so disjoint regions never share a chunk and can be written by different workers.
-    Memory holds at most one chunk plus the batch being appended. Segment digests are computed from
-    the exact bytes stored.
+    Whole chunks are written in one call so that Zarr encodes and stores them concurrently. Segment
+    digests are computed from the exact bytes stored.
+
+    ``background=True``: hashing, encoding and writing run on a thread of their own while the caller
+    computes the next rows (they release the GIL), with at most :data:`MAX_IN_FLIGHT` appends queued,
+    so memory stays bounded; an error there is raised by the next ``append`` or by ``close``. A
+    caller that fails midway calls :meth:`abort` (or uses :func:`region_writers`) so that nothing is
+    still writing when its staging area is removed.
     """
 
-    def __init__(self, array: zarr.Array, start: int = 0, stop: int | None = None):
-        self.array = array
+    def __init__(self, array: zarr.Array, start: int = 0, stop: int | None = None, background: bool = False):
+        self.array = array.with_config(ARRAY_CONFIG)
         self.n = array.shape[0]
         self.start, self.stop = start, self.n if stop is None else stop
         self.chunk = array.chunks[0]
@@ -118,44 +135,81 @@ class RegionWriter:
                 self.stop % self.chunk and self.stop != self.n):
             raise StorageError(f"array {array.name!r}: region [{self.start}, {self.stop}) is not aligned to its chunks "
                                f"({self.chunk} samples) and hash segments ({HASH_SEGMENT})")
+        self._appended = 0
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
         self._written = self.start
         self._hash_carry = np.empty((0, *array.shape[1:]), dtype=self.dtype)
         self.digests: list[bytes] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"write-{array.basename}") if background else None
+        self._in_flight: deque[Future] = deque()
 
     def append(self, rows: np.ndarray) -> None:
+        """Queue the next rows. In the background mode the writer may read ``rows`` until ``close``:
+        the caller hands them over and does not modify them afterwards."""
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.shape[1:] != self.array.shape[1:]:
             raise StorageError(f"array {self.array.name!r}: appended rows have shape {rows.shape[1:]}, "
                                f"expected {self.array.shape[1:]}")
-        if self._written + self._pending_rows + rows.shape[0] > self.stop:
+        if self.start + self._appended + rows.shape[0] > self.stop:
             raise StorageError(f"array {self.array.name!r}: more rows appended than its region [{self.start}, {self.stop})")
+        self._appended += rows.shape[0]
+        if self._pool is None:
+            self._take(rows)
+            return
+        while self._in_flight and (len(self._in_flight) >= MAX_IN_FLIGHT or self._in_flight[0].done()):
+            self._in_flight.popleft().result()  # raises the background error, if any
+        self._in_flight.append(self._pool.submit(self._take, rows))
+
+    def _take(self, rows: np.ndarray) -> None:
+        # Copies only the rows that complete a partial chunk; whole chunks are written from ``rows``.
         self._hash(rows)
-        self._pending.append(rows)
-        self._pending_rows += rows.shape[0]
-        while self._pending_rows >= self.chunk:
-            self._flush(self.chunk)
+        if self._pending_rows:
+            need = self.chunk - self._pending_rows
+            if rows.shape[0] < need:
+                self._pending.append(rows)
+                self._pending_rows += rows.shape[0]
+                return
+            self._write(np.concatenate([*self._pending, rows[:need]]))
+            self._pending, self._pending_rows = [], 0
+            rows = rows[need:]
+        whole = rows.shape[0] - rows.shape[0] % self.chunk
+        if whole:
+            self._write(rows[:whole])
+        if rows.shape[0] > whole:
+            self._pending, self._pending_rows = [rows[whole:]], rows.shape[0] - whole
 
     def _hash(self, rows: np.ndarray) -> None:
         if self._hash_carry.shape[0]:
-            rows = np.concatenate([self._hash_carry, rows])
+            need = HASH_SEGMENT - self._hash_carry.shape[0]
+            if rows.shape[0] < need:
+                self._hash_carry = np.concatenate([self._hash_carry, rows])
+                return
+            self.digests += segment_digests(np.concatenate([self._hash_carry, rows[:need]]))
+            rows = rows[need:]
         whole = rows.shape[0] - rows.shape[0] % HASH_SEGMENT
         self.digests += segment_digests(rows[:whole])
         self._hash_carry = rows[whole:]
 
-    def _flush(self, n: int) -> None:
-        buf = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
-        self.array[self._written: self._written + n] = buf[:n]
-        self._written += n
-        rest = buf[n:]
-        self._pending = [rest] if rest.shape[0] else []
-        self._pending_rows = rest.shape[0]
+    def _write(self, rows: np.ndarray) -> None:
+        """Whole chunks (or the region's tail) in one call: Zarr encodes and stores them concurrently."""
+        self.array[self._written: self._written + rows.shape[0]] = rows
+        self._written += rows.shape[0]
+
+    def _drain(self) -> None:
+        try:
+            while self._in_flight:
+                self._in_flight.popleft().result()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> list[bytes]:
-        """Flush the tail; the region's segment digests in order."""
+        """Finish the queued writes and flush the tail; the region's segment digests in order."""
+        self._drain()
         if self._pending_rows:
-            self._flush(self._pending_rows)
+            self._write(np.concatenate(self._pending))
+            self._pending, self._pending_rows = [], 0
         if self._written != self.stop:
             raise StorageError(f"array {self.array.name!r}: {self._written - self.start} rows written to region "
                                f"[{self.start}, {self.stop}), expected {self.stop - self.start}")
@@ -163,6 +217,42 @@ class RegionWriter:
             self.digests += segment_digests(self._hash_carry)
             self._hash_carry = self._hash_carry[:0]
         return self.digests
+
+    def abort(self) -> None:
+        """Drop queued writes and wait for the running one (errors ignored: the region has failed)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._in_flight.clear()
+
+
+@contextlib.contextmanager
+def region_writers(group: zarr.Group, names: Sequence[str], start: int, stop: int) -> Iterator[dict[str, RegionWriter]]:
+    """Background :class:`RegionWriter` s of ``names`` over one region; all aborted if the block raises."""
+    writers = {name: RegionWriter(group[name], start, stop, background=True) for name in names}
+    try:
+        yield writers
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+
+
+def read_ahead(loaders: Iterable[Callable[[], Any]], depth: int = 1) -> Iterator[Any]:
+    """``loader()`` for each loader in order; while the caller works on one value the next ``depth``
+    load on a thread (decoding releases the GIL), so reading overlaps computing."""
+    it = iter(loaders)
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        queued = deque(pool.submit(f) for f in itertools.islice(it, max(1, depth)))
+        try:
+            while queued:
+                value = queued.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    queued.append(pool.submit(nxt))
+                yield value
+        finally:
+            for f in queued:
+                f.cancel()
 
 
 def summarize(array: zarr.Array, digests: Sequence[bytes], stored_bytes: int) -> ArraySummary:

@@ -351,7 +351,7 @@ class World(ABC):
                              f"[shocks: {', '.join(self.shocks)}]; got shape {eps.shape}")
         if eps.shape[1] < 1:
             raise WorldError(f"world {self.name!r}: eps must have at least one period; got T={eps.shape[1]}")
-        eps = eps.astype(np.float64)
+        eps = np.asarray(eps, dtype=np.float64)  # no copy if already float64: worlds never write to eps
         if not np.all(np.isfinite(eps)):
             i, t, j = np.argwhere(~np.isfinite(eps))[0]
             raise WorldError(f"world {self.name!r}: innovation {self.shocks[j]!r} of draw {i} at t={t} "

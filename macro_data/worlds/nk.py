@@ -265,10 +265,11 @@ CHUNK = 1024
 SCALE = (100.0, 400.0, 400.0)  # model units -> canonical: output 100 x, inflation 400 pi, rate 400 i
 
 
-def simulate_unconstrained(s: NKSolution, eps: np.ndarray) -> np.ndarray:
-    """Canonical trajectories ``(m, T, 3)`` from the steady state for innovations ``eps (m, T, 3)``."""
+def simulate_unconstrained(s: NKSolution, eps: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Canonical trajectories ``(m, T, 3)`` from the steady state for innovations ``eps (m, T, 3)``
+    (written into ``out`` if given)."""
     m, T, _ = eps.shape
-    out = np.empty((m, T, 3))
+    out = np.empty((m, T, 3)) if out is None else out
     il = np.zeros(m)
     v = np.zeros(m)
     rn = np.zeros(m)
@@ -285,7 +286,7 @@ def simulate_unconstrained(s: NKSolution, eps: np.ndarray) -> np.ndarray:
     return out
 
 
-def irfs_unconstrained(s: NKSolution, H: int) -> np.ndarray:
+def irfs_unconstrained(s: NKSolution, H: int, out: np.ndarray | None = None) -> np.ndarray:
     """``(m, 3 shocks, H + 1, 3)``: +1 sd innovation ``j`` at ``h = 0`` from the steady state.
 
     The three experiments run side by side (state arrays ``(m, 3)``) with the same kernels as
@@ -293,7 +294,7 @@ def irfs_unconstrained(s: NKSolution, H: int) -> np.ndarray:
     """
     m = s.p.shape[0]
     col = s.take((slice(None), None))  # coefficients as (m, 1) for broadcasting over experiments
-    out = np.empty((m, 3, H + 1, 3))
+    out = np.empty((m, 3, H + 1, 3)) if out is None else out
     il = np.zeros((m, 3))
     v = np.zeros((m, 3))
     rn = np.zeros((m, 3))
@@ -312,9 +313,12 @@ def irfs_unconstrained(s: NKSolution, H: int) -> np.ndarray:
     return out
 
 
-def chunked(fn, n: int, *args):
-    """Apply ``fn(lo, hi, *args)`` to consecutive chunks of draws and concatenate along axis 0."""
-    return np.concatenate([fn(lo, min(lo + CHUNK, n), *args) for lo in range(0, max(n, 1), CHUNK)], axis=0)
+def chunked(fn, out: np.ndarray) -> np.ndarray:
+    """``fn(lo, hi, out[lo:hi])`` on consecutive chunks of draws, each filling its rows of ``out``."""
+    for lo in range(0, out.shape[0], CHUNK):
+        hi = min(lo + CHUNK, out.shape[0])
+        fn(lo, hi, out[lo:hi])
+    return out
 
 
 class NK(World):
@@ -366,13 +370,16 @@ class NK(World):
     def _simulate(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray]) -> Simulation:
         sol = self.solution(theta)
         self._check_determinate(sol, theta)
-        traj = chunked(lambda lo, hi: simulate_unconstrained(sol.take(slice(lo, hi)), eps[lo:hi]), theta.shape[0])
+        n, T, _ = eps.shape
+        traj = chunked(lambda lo, hi, out: simulate_unconstrained(sol.take(slice(lo, hi)), eps[lo:hi], out),
+                       np.empty((n, T, 3)))
         return Simulation(trajectories=traj)
 
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
         sol = self.solution(theta)
         self._check_determinate(sol, theta)
-        return chunked(lambda lo, hi: irfs_unconstrained(sol.take(slice(lo, hi)), H), theta.shape[0])
+        return chunked(lambda lo, hi, out: irfs_unconstrained(sol.take(slice(lo, hi)), H, out),
+                       np.empty((theta.shape[0], 3, H + 1, 3)))
 
     def slice_statistic(self, theta: np.ndarray) -> np.ndarray:
         return np.asarray(theta, dtype=np.float64)[:, _IDX["phi_pi"]].copy()

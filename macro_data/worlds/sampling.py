@@ -68,7 +68,8 @@ def blocks_covering(start: int, stop: int) -> range:
 
 @dataclass
 class Draws:
-    """Random inputs of samples ``start .. start + n - 1`` (float64 holding float32 values)."""
+    """Random inputs of samples ``start .. start + n - 1``: theta float64 holding float32 values,
+    shocks float32 (as stored)."""
 
     start: int
     theta: np.ndarray  # (n, P)
@@ -107,32 +108,32 @@ def draw_theta_block(world: World, seed: int, block: int, priors: Mapping[str, t
                      f"may leave (almost) no valid region")
 
 
-def draw_block(world: World, seed: int, block: int, T: int, priors: Mapping[str, tuple[float, float]]) -> Draws:
-    """All random inputs of one whole block."""
-    theta, rejections = draw_theta_block(world, seed, block, priors)
-    eps = block_rng(seed, world, block, "shocks").standard_normal((BLOCK_SIZE, T, len(world.shocks)))
-    metadata = world.draw_metadata(block_rng(seed, world, block, "metadata"), theta, T)
-    return Draws(block * BLOCK_SIZE, theta, to_float32_precision(eps), metadata, rejections)
-
-
-def concat(parts: list[Draws]) -> Draws:
-    return Draws(parts[0].start,
-                 np.concatenate([d.theta for d in parts]),
-                 np.concatenate([d.shocks for d in parts]),
-                 {k: np.concatenate([d.metadata[k] for d in parts]) for k in parts[0].metadata},
-                 np.concatenate([d.rejections for d in parts]))
-
-
 def draw_range(world: World, seed: int, start: int, stop: int, T: int,
                priors: Mapping[str, tuple[float, float]] | None = None) -> Draws:
-    """Random inputs of samples ``start .. stop - 1``, computed from the whole blocks covering them."""
+    """Random inputs of samples ``start .. stop - 1``, computed from the whole blocks covering them.
+
+    Innovations are drawn in float64 and kept in float32 (the stored precision; simulations
+    convert them back exactly), written block by block into the batch's arrays.
+    """
     if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
         raise WorldError(f"world {world.name!r}: T must be a positive integer; got {T!r}")
     priors = world.resolve_priors(None) if priors is None else priors
     blocks = blocks_covering(start, stop)
     if len(blocks) == 0:
         raise WorldError(f"world {world.name!r}: empty sample range [{start}, {stop})")
-    whole = concat([draw_block(world, seed, b, int(T), priors) for b in blocks])
+    n, T = len(blocks) * BLOCK_SIZE, int(T)
+    theta = np.empty((n, len(world.parameters)))
+    shocks = np.empty((n, T, len(world.shocks)), dtype=np.float32)
+    rejections = np.empty(n, dtype=np.int64)
+    metadata: dict[str, list[np.ndarray]] = {}
+    for j, b in enumerate(blocks):
+        rows = slice(j * BLOCK_SIZE, (j + 1) * BLOCK_SIZE)
+        theta[rows], rejections[rows] = draw_theta_block(world, seed, b, priors)
+        shocks[rows] = block_rng(seed, world, b, "shocks").standard_normal((BLOCK_SIZE, T, len(world.shocks)))
+        for k, v in world.draw_metadata(block_rng(seed, world, b, "metadata"), theta[rows], T).items():
+            metadata.setdefault(k, []).append(v)
+    whole = Draws(blocks.start * BLOCK_SIZE, theta, shocks, {k: np.concatenate(v) for k, v in metadata.items()},
+                  rejections)
     return whole.slice(start - whole.start, stop - whole.start)
 
 
