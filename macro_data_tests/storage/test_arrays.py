@@ -103,3 +103,49 @@ def test_wrong_row_count_is_an_error(tmp_path):
         w.append(np.zeros((5, 2)))
     with pytest.raises(StorageError, match="shape"):
         w.append(np.zeros((1, 3)))
+
+
+@pytest.mark.parametrize("chunk,batches", [(100, [37, 250, 13, 700]), (256, [1000]), (7, [1] * 50 + [950])])
+def test_background_writer_stores_and_hashes_what_it_was_given(tmp_path, chunk, batches):
+    from macro_data.storage.arrays import combine_digests, create_array, region_writers
+
+    data = np.random.default_rng(5).standard_normal((1000, 3))
+    g = zarr.open_group(str(tmp_path / "bg.zarr"), mode="w")
+    create_array(g, "x", data.shape, data.dtype, ["a", "b"], chunk, 1)
+    with region_writers(g, ["x"], 0, 1000) as writers:
+        lo = 0
+        for b in batches:
+            writers["x"].append(data[lo: lo + b])
+            lo += b
+        digests = writers["x"].close()
+    np.testing.assert_array_equal(g["x"][:], data.astype(np.float32))
+    assert combine_digests(digests) == _segment_hash(data.astype("<f4"))
+
+
+def test_background_write_error_reaches_the_caller_and_nothing_writes_after_abort(tmp_path):
+    from macro_data.storage.arrays import create_array, region_writers
+
+    g = zarr.open_group(str(tmp_path / "err.zarr"), mode="w")
+    create_array(g, "x", (400, 2), np.float64, ["a", "b"], 100, 1)
+    (tmp_path / "err.zarr" / "x" / "c").write_text("a file where the chunk directory belongs")
+    with pytest.raises(OSError):
+        with region_writers(g, ["x"], 0, 400) as writers:
+            for lo in range(0, 400, 100):  # the failure happens on the writer's thread
+                writers["x"].append(np.ones((100, 2)))
+            writers["x"].close()
+    assert writers["x"]._pool._shutdown  # aborted: no thread is left writing into the store
+
+
+def test_read_ahead_keeps_order_and_raises_the_loaders_error():
+    from macro_data.storage.arrays import read_ahead
+
+    assert list(read_ahead(lambda i=i: i * i for i in range(7))) == [i * i for i in range(7)]
+
+    def bad():
+        raise ValueError("corrupt chunk")
+
+    got = []
+    with pytest.raises(ValueError, match="corrupt chunk"):
+        for v in read_ahead([lambda: 1, bad, lambda: 3]):
+            got.append(v)
+    assert got == [1]
