@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures as cf
+import ctypes
+import functools
 import multiprocessing
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
@@ -51,6 +53,32 @@ class ComputeConfig:
         return f"local ({self.processes} processes)" if self.processes else f"local (in process, {self.threads} threads)"
 
 
+def _glibc_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _glibc_malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Return the memory freed by a finished region to the OS. glibc keeps freed batch buffers in
+    its per-thread arenas; without this, a process's peak RSS creeps up with the number of regions
+    (nk, 100k -> 400k samples: +14 % RSS, while the live memory traced by tracemalloc is flat)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _run_region(fn: Callable, job: Any) -> Any:
+    """One attempt of a region on a Dask worker (Dask retries it)."""
+    try:
+        return fn(job)
+    finally:
+        release_freed_memory()
+
+
 def _attempts(fn: Callable, job: Any, retries: int) -> Any:
     last: Exception | None = None
     for _ in range(retries + 1):
@@ -60,6 +88,8 @@ def _attempts(fn: Callable, job: Any, retries: int) -> Any:
             raise  # bad input or a refused write: retrying cannot help
         except Exception as exc:  # noqa: BLE001 - any other failure of a region is retried, then reported
             last = exc
+        finally:
+            release_freed_memory()
     raise ComputeError(f"{job} failed {retries + 1} times; last error: {type(last).__name__}: {last}") from last
 
 
@@ -120,7 +150,7 @@ def run_regions(fn: Callable[[Any], Any], jobs: Sequence[Any], config: ComputeCo
 
         client, shared = _dask_client(config)
         try:
-            futures = client.map(fn, list(jobs), retries=config.retries, pure=False)
+            futures = client.map(functools.partial(_run_region, fn), list(jobs), retries=config.retries, pure=False)
             index = {f.key: i for i, f in enumerate(futures)}
             for fut in as_completed(futures, loop=client.loop):
                 if fut.status != "finished":

@@ -1,14 +1,19 @@
 """What the world-stage assets share: turning a stage result into readable materialization metadata."""
 
-from __future__ import annotations
+
+from typing import Callable, Sequence
 
 import dagster as dg
 
+from macro_data import groups
 from macro_data.errors import MacroDataError
+from macro_data.partitions import world_partitions
 from macro_data.pipeline.common import RunInfo, StageResult
 from macro_data.recipes import Recipe
 from macro_data.resources.compute import ComputeResource
 from macro_data.resources.recipe import RecipeResource
+from macro_data.resources.storage import DatasetRootResource
+from macro_data.versioning import code_version
 
 KINDS = {"python", "numpy", "zarr"}
 
@@ -69,3 +74,22 @@ def run_stage(context, fn, recipe: Recipe, root, code_version: str, compute: Com
         return fn(recipe, context.partition_key, root, run_info(context, code_version, compute))
     except MacroDataError as exc:
         raise dg.Failure(description=f"{fn.__name__} for world {context.partition_key!r}: {exc}") from exc
+
+
+def world_stage_asset(stage: str, build: Callable[..., StageResult], *, tag: str, description: str,
+                      deps: Sequence[dg.AssetsDefinition] = (),
+                      extra_metadata: Callable[[StageResult], dict] | None = None) -> dg.AssetsDefinition:
+    """The asset of one world stage (partitioned by world): loads the recipe, runs ``build`` (a plain
+    pipeline function) with the compute resource, and reports the result as materialization metadata
+    (plus ``extra_metadata(result)``), with the stage's data version."""
+    version = code_version(stage)
+
+    @dg.asset(name=stage, partitions_def=world_partitions, deps=list(deps), group_name=groups.WORLDS, kinds=KINDS,
+              tags={"stage": tag}, code_version=version, description=description)
+    def world_stage(context: dg.AssetExecutionContext, recipe: RecipeResource, storage: DatasetRootResource,
+                    compute: ComputeResource):
+        loaded = load_recipe_for(context, recipe)
+        result = run_stage(context, build, loaded, storage.path(), version, compute)
+        return materialize_result(result, loaded, extra_metadata(result) if extra_metadata else None)
+
+    return world_stage

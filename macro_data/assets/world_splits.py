@@ -2,14 +2,11 @@
 
 import dagster as dg
 
-from macro_data import groups, splits
-from macro_data.assets._shared import KINDS, load_recipe_for, materialize_result, run_stage
+from macro_data import splits
+from macro_data.assets._shared import world_stage_asset
 from macro_data.assets.world_draws import world_draws
-from macro_data.partitions import world_partitions
+from macro_data.pipeline.common import StageResult
 from macro_data.pipeline.world_splits import STAGE, build_world_splits
-from macro_data.resources.compute import ComputeResource
-from macro_data.resources.recipe import RecipeResource
-from macro_data.resources.storage import DatasetRootResource
 from macro_data.versioning import code_version
 
 CODE_VERSION = code_version(STAGE)
@@ -23,27 +20,19 @@ def splits_table(summary: dict) -> str:
     return "\n".join(rows)
 
 
-@dg.asset(
-    name=STAGE,
-    partitions_def=world_partitions,
-    deps=[world_draws],
-    group_name=groups.WORLDS,
-    kinds=KINDS,
-    tags={"stage": "splits"},
-    code_version=CODE_VERSION,
+def splits_metadata(result: StageResult) -> dict:
+    summary = result.stats["splits"]
+    return {"splits": dg.MetadataValue.md(splits_table(summary)),
+            **{f"count/{name}": s["count"] for name, s in summary.items()}}
+
+
+world_splits = world_stage_asset(
+    STAGE, build_world_splits, tag="splits", deps=[world_draws],
     description=(
         "Split labels `split (sample,)` int8 of one world: `test_extrapolation_slice` and "
         "`test_extrapolation_corner` hold out whole regions of parameter space (fixed thresholds per world); "
         f"the rest is assigned by a per-sample uniform to train/val/test_interpolation (80/10/5 % of the total). "
         f"Labels: {splits.LABELS}."
     ),
+    extra_metadata=splits_metadata,
 )
-def world_splits(context: dg.AssetExecutionContext, recipe: RecipeResource, storage: DatasetRootResource,
-                 compute: ComputeResource):
-    loaded = load_recipe_for(context, recipe)
-    result = run_stage(context, build_world_splits, loaded, storage.path(), CODE_VERSION, compute)
-    summary = result.stats["splits"]
-    extra = {"splits": dg.MetadataValue.md(splits_table(summary))}
-    extra.update({f"count/{name}": s["count"] for name, s in summary.items()})
-    result.stats.pop("splits")
-    return materialize_result(result, loaded, extra)

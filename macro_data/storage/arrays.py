@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import os
-from collections import deque
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as cf_wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -34,7 +34,7 @@ HASH_ALGORITHM = "sha256-segments-256/v1"
 HASH_DESCRIPTION = ("SHA-256 over the concatenated SHA-256 digests of consecutive 256-sample segments of the "
                     "decoded array (C order, little-endian, stored dtype, bool as one byte; the last segment may "
                     "be shorter); independent of chunking and compression")
-MAX_IN_FLIGHT = 1  # appends queued per background writer, besides the one being written (bounds memory)
+IO_THREADS = 8  # process-wide threads for background reads and writes (see io_pool)
 READ_ROWS = 16 * HASH_SEGMENT  # samples per read when hashing/streaming an existing array
 
 
@@ -118,9 +118,10 @@ class RegionWriter:
     Whole chunks are written in one call so that Zarr encodes and stores them concurrently. Segment
     digests are computed from the exact bytes stored.
 
-    ``background=True``: hashing, encoding and writing run on a thread of their own while the caller
-    computes the next rows (they release the GIL), with at most :data:`MAX_IN_FLIGHT` appends queued,
-    so memory stays bounded; an error there is raised by the next ``append`` or by ``close``. A
+    ``background=True``: hashing, encoding and writing of one append run on an I/O thread
+    (:func:`io_pool`) while the caller computes the next rows (that work releases the GIL); the next
+    append first waits for it, so one batch at most is in flight and its order is kept. An error
+    there is raised by the next ``append`` or by ``close``. A
     caller that fails midway calls :meth:`abort` (or uses :func:`region_writers`) so that nothing is
     still writing when its staging area is removed.
     """
@@ -141,8 +142,8 @@ class RegionWriter:
         self._written = self.start
         self._hash_carry = np.empty((0, *array.shape[1:]), dtype=self.dtype)
         self.digests: list[bytes] = []
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"write-{array.basename}") if background else None
-        self._in_flight: deque[Future] = deque()
+        self._background = background
+        self._future: Future | None = None
 
     def append(self, rows: np.ndarray) -> None:
         """Queue the next rows. In the background mode the writer may read ``rows`` until ``close``:
@@ -154,12 +155,11 @@ class RegionWriter:
         if self.start + self._appended + rows.shape[0] > self.stop:
             raise StorageError(f"array {self.array.name!r}: more rows appended than its region [{self.start}, {self.stop})")
         self._appended += rows.shape[0]
-        if self._pool is None:
+        if not self._background:
             self._take(rows)
             return
-        while self._in_flight and (len(self._in_flight) >= MAX_IN_FLIGHT or self._in_flight[0].done()):
-            self._in_flight.popleft().result()  # raises the background error, if any
-        self._in_flight.append(self._pool.submit(self._take, rows))
+        self._wait()  # raises the background error, if any
+        self._future = io_pool().submit(self._take, rows)
 
     def _take(self, rows: np.ndarray) -> None:
         # Copies only the rows that complete a partial chunk; whole chunks are written from ``rows``.
@@ -196,17 +196,14 @@ class RegionWriter:
         self.array[self._written: self._written + rows.shape[0]] = rows
         self._written += rows.shape[0]
 
-    def _drain(self) -> None:
-        try:
-            while self._in_flight:
-                self._in_flight.popleft().result()
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
+    def _wait(self) -> None:
+        if self._future is not None:
+            future, self._future = self._future, None
+            future.result()
 
     def close(self) -> list[bytes]:
         """Finish the queued writes and flush the tail; the region's segment digests in order."""
-        self._drain()
+        self._wait()
         if self._pending_rows:
             self._write(np.concatenate(self._pending))
             self._pending, self._pending_rows = [], 0
@@ -219,10 +216,10 @@ class RegionWriter:
         return self.digests
 
     def abort(self) -> None:
-        """Drop queued writes and wait for the running one (errors ignored: the region has failed)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        self._in_flight.clear()
+        """Wait for the append in flight, if any (its error is dropped: the region has failed)."""
+        if self._future is not None and not self._future.cancel():
+            cf_wait([self._future])
+        self._future = None
 
 
 @contextlib.contextmanager
@@ -237,22 +234,36 @@ def region_writers(group: zarr.Group, names: Sequence[str], start: int, stop: in
         raise
 
 
-def read_ahead(loaders: Iterable[Callable[[], Any]], depth: int = 1) -> Iterator[Any]:
-    """``loader()`` for each loader in order; while the caller works on one value the next ``depth``
-    load on a thread (decoding releases the GIL), so reading overlaps computing."""
+_io_pool: ThreadPoolExecutor | None = None
+_io_pool_lock = threading.Lock()
+
+
+def io_pool() -> ThreadPoolExecutor:
+    """The process's background I/O threads, started once and kept: a new thread per region would
+    each take a fresh malloc arena, and the batch buffers freed there stay mapped, so a process's
+    memory would creep up with the number of regions. Tasks never wait for one another."""
+    global _io_pool
+    with _io_pool_lock:
+        if _io_pool is None:
+            _io_pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="macro-data-io")
+        return _io_pool
+
+
+def read_ahead(loaders: Iterable[Callable[[], Any]]) -> Iterator[Any]:
+    """``loader()`` for each loader in order; while the caller works on one value the next one loads
+    on an I/O thread (decoding releases the GIL), so reading overlaps computing."""
     it = iter(loaders)
-    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
-        queued = deque(pool.submit(f) for f in itertools.islice(it, max(1, depth)))
-        try:
-            while queued:
-                value = queued.popleft().result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    queued.append(pool.submit(nxt))
-                yield value
-        finally:
-            for f in queued:
-                f.cancel()
+    first = next(it, None)
+    future = io_pool().submit(first) if first is not None else None
+    try:
+        while future is not None:
+            value = future.result()
+            nxt = next(it, None)
+            future = io_pool().submit(nxt) if nxt is not None else None
+            yield value
+    finally:
+        if future is not None and not future.cancel():
+            cf_wait([future])
 
 
 def summarize(array: zarr.Array, digests: Sequence[bytes], stored_bytes: int) -> ArraySummary:

@@ -133,7 +133,7 @@ def test_background_write_error_reaches_the_caller_and_nothing_writes_after_abor
             for lo in range(0, 400, 100):  # the failure happens on the writer's thread
                 writers["x"].append(np.ones((100, 2)))
             writers["x"].close()
-    assert writers["x"]._pool._shutdown  # aborted: no thread is left writing into the store
+    assert writers["x"]._future is None  # aborted: nothing is left writing into the store
 
 
 def test_read_ahead_keeps_order_and_raises_the_loaders_error():
