@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
-from macro_data import paths
+from macro_data import config_yaml, paths
 from macro_data.errors import MacroDataError, RecipeError
 from macro_data.worlds import WORLD_IDS, get_world
 
@@ -191,32 +190,9 @@ def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
                   document=doc, source=source, sha256=digest)
 
 
-class _NoAliasSafeLoader(yaml.SafeLoader):
-    """Safe YAML without anchors/aliases: a recipe never needs them and they enable expansion bombs."""
-
-    def compose_node(self, parent, index):  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "YAML aliases are not allowed in recipes", event.start_mark)
-        return super().compose_node(parent, index)
-
-
 def load_yaml_document(path: Path, what: str) -> Any:
-    """Parse a small YAML file safely (no aliases, size-capped); errors name the file and line."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise RecipeError(f"{what} {path}: cannot read ({exc.strerror})") from None
-    if size > MAX_RECIPE_BYTES:
-        raise RecipeError(f"{what} {path}: {size} bytes is larger than the {MAX_RECIPE_BYTES}-byte limit")
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasSafeLoader)
-    except UnicodeDecodeError as exc:
-        raise RecipeError(f"{what} {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{what} {path}: invalid YAML: {exc}") from None
-    except RecursionError:
-        raise RecipeError(f"{what} {path}: nesting too deep") from None
+    """Parse a small YAML file strictly (:mod:`macro_data.config_yaml`); errors name the file and line."""
+    return config_yaml.load_file(path, what, MAX_RECIPE_BYTES, RecipeError)
 
 
 def load_recipe(name_or_path: str | os.PathLike | None = None) -> Recipe:

@@ -79,6 +79,10 @@ def test_yaml_aliases_and_garbage_are_refused(tmp_path):
         load_recipe(_write(tmp_path, None, bomb))
     with pytest.raises(RecipeError, match="invalid YAML"):
         load_recipe(_write(tmp_path, None, "name: [unclosed\n"))
+    # the second seed would silently win in plain YAML
+    with pytest.raises(RecipeError, match="duplicate key 'seed'(.|\n)*line 4"):
+        load_recipe(_write(tmp_path, None, "name: t\nversion: 1.0.0\nseed: 1\nseed: 2\nT: 5\nH: 2\n"
+                                           "worlds: {nk: {n_samples: 3}}\n"))
     with pytest.raises(RecipeError, match="top level must be a mapping"):
         load_recipe(_write(tmp_path, None, "- 1\n- 2\n"))
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00name")

@@ -27,6 +27,7 @@ from macro_data import paths
 from macro_data.external.errors import ExternalDataError
 from macro_data.external.hashes import file_sha256
 from macro_data.external.registry import Entry
+from macro_data.storage.locations import fsync_path
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,6 @@ class FileCheck:
     sha256: str | None = None
     size: int | None = None
     reason: str = ""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _utc_stamp() -> str:
@@ -137,7 +130,7 @@ class Cache:
         with open(part, "rb") as f:
             os.fsync(f.fileno())
         os.replace(part, final)
-        _fsync_dir(final.parent)
+        fsync_path(final.parent)
         return final
 
     def quarantine(self, path: Path, sha256: str) -> Path:

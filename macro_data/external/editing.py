@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import yaml
 
-from macro_data import paths
+from macro_data import config_yaml, paths
 from macro_data.external import archives, locks, provenance
 from macro_data.external.cache import Cache
 from macro_data.external.errors import (
@@ -52,7 +52,6 @@ from macro_data.external.registry import (
     filename_problem,
     load_registry,
     parse_registry,
-    _SafeLoader,
     read_registry_document,
 )
 from macro_data.external.tabular import TableReport, check_table
@@ -168,7 +167,7 @@ def write_registry(path: Path, new_document: dict, text_candidate: str | None, r
     text = None
     if text_candidate is not None:
         try:
-            if yaml.load(text_candidate, Loader=_SafeLoader) == new_document:
+            if config_yaml.loads(text_candidate, "the registry") == new_document:
                 text, preserved = text_candidate, True
         except yaml.YAMLError:
             pass

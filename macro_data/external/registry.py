@@ -35,9 +35,8 @@ from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 import jsonschema
-import yaml
 
-from macro_data import paths
+from macro_data import config_yaml, paths
 from macro_data.external.errors import RegistryError, UnpinnedError
 
 FORMATS = ("csv", "csv.gz", "csv.bz2", "zip", "tar.gz")
@@ -278,42 +277,9 @@ def filename_problem(filename: str, fmt: str | None) -> str | None:
 
 # ---------------------------------------------------------------- loading
 
-class _SafeLoader(yaml.SafeLoader):
-    """Safe YAML without aliases and without duplicate mapping keys."""
-
-    def compose_node(self, parent, index):  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "YAML aliases are not allowed in the registry",
-                                              event.start_mark)
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node, deep=False):  # type: ignore[override]
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def read_registry_document(path: Path) -> Any:
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise RegistryError(f"registry {path}: cannot read ({exc.strerror}); set MACRO_DATA_REGISTRY "
-                            f"to the registry file") from None
-    if size > MAX_REGISTRY_BYTES:
-        raise RegistryError(f"registry {path}: {size} bytes is larger than the {MAX_REGISTRY_BYTES}-byte limit")
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
-    except UnicodeDecodeError as exc:
-        raise RegistryError(f"registry {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"registry {path}: invalid YAML: {exc}") from None
-    except RecursionError:
-        raise RegistryError(f"registry {path}: nesting too deep") from None
+    return config_yaml.load_file(path, "registry", MAX_REGISTRY_BYTES, RegistryError,
+                                 "; set MACRO_DATA_REGISTRY to the registry file")
 
 
 def load_registry(path: str | os.PathLike | None = None,

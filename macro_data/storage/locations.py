@@ -75,6 +75,15 @@ def read_bytes(location: str) -> bytes:
     return Path(location).read_bytes()
 
 
+def fsync_path(path: str | os.PathLike) -> None:
+    """fsync a local file or directory (a directory's fsync makes its entries durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_bytes_atomic(location: str, data: bytes, tmp_dir: str | os.PathLike | None = None) -> None:
     """Readers see the old content or the new, never a part: a single PUT, or temp file + fsync + rename.
 

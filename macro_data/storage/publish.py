@@ -44,6 +44,7 @@ import zarr
 
 from macro_data.errors import StorageError
 from macro_data.storage import locations
+from macro_data.storage.locations import fsync_path as _fsync_path
 
 LOCK_TIMEOUT_S = 600.0
 _AT_FDCWD = -100
@@ -53,15 +54,6 @@ _renameat2 = getattr(_libc, "renameat2", None)
 
 
 FSYNC_THREADS = 8  # concurrent fsyncs let the file system commit them in shared journal transactions
-
-
-def _fsync_path(path: Path | str) -> None:
-    """fsync a file or a directory (a directory's fsync makes its entries durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def exchange(a: Path, b: Path) -> None:
