@@ -47,8 +47,8 @@ def _kill_on_call(owner, name: str, k: int, after: bool = False) -> None:
 POINTS = {
     "drawing": (world_draws, "draw_range", False),  # during draws
     "simulating": (world_arrays.get_world("nk").__class__, "simulate", False),  # during simulation (nk)
-    "chunk-write": (arrays.RegionWriter, "_flush", False),  # between chunk writes of the staging arrays
-    "mid-chunk-write": (arrays.RegionWriter, "_flush", True),  # right after a chunk write
+    "chunk-write": (arrays.RegionWriter, "_write", False),  # between chunk writes of the staging arrays
+    "mid-chunk-write": (arrays.RegionWriter, "_write", True),  # right after a chunk write
     "stamp": (common, "stamp", False),  # staging complete, before publish
     "before-exchange": (publish, "exchange", False),  # new group assembled, not swapped in
     "after-exchange": (publish, "exchange", True),  # swapped in, old group not yet removed
