@@ -68,6 +68,19 @@ def test_process_pool_matches_local(small):
     assert _build(recipe, base / "pool", "nk", ComputeConfig(processes=2, region_samples=REGION)) == local["nk"]
 
 
+@pytest.mark.parametrize("world", ["nk", "switching"])
+def test_region_threads_match_local(small, world):
+    recipe, base, local = small
+    assert _build(recipe, base / f"threads-{world}", world, ComputeConfig(threads=3, region_samples=REGION)) == local[world]
+
+
+def test_a_failing_region_on_threads_stops_the_rest_and_is_reported(tmp_path):
+    jobs = [{"dir": str(tmp_path), "i": i} for i in range(6)]
+    with pytest.raises(ComputeError, match="disk unplugged"):
+        run_regions(_always_fails, jobs, ComputeConfig(threads=2, retries=0))
+    assert run_regions(_flaky, jobs, ComputeConfig(threads=2, retries=1)) == [0, 10, 20, 30, 40, 50]
+
+
 def _flaky(job):
     """Fails the first attempt of every job (a marker file records attempts), then succeeds."""
     marker = Path(job["dir"]) / f"attempt-{job['i']}"
