@@ -167,7 +167,7 @@ class RegionWriter:
         if self._pending_rows:
             need = self.chunk - self._pending_rows
             if rows.shape[0] < need:
-                self._pending.append(rows)
+                self._pending.append(rows.copy())
                 self._pending_rows += rows.shape[0]
                 return
             self._write(np.concatenate([*self._pending, rows[:need]]))
@@ -176,8 +176,8 @@ class RegionWriter:
         whole = rows.shape[0] - rows.shape[0] % self.chunk
         if whole:
             self._write(rows[:whole])
-        if rows.shape[0] > whole:
-            self._pending, self._pending_rows = [rows[whole:]], rows.shape[0] - whole
+        if rows.shape[0] > whole:  # a copy of the partial chunk, so that the batch itself can be freed
+            self._pending, self._pending_rows = [rows[whole:].copy()], rows.shape[0] - whole
 
     def _hash(self, rows: np.ndarray) -> None:
         if self._hash_carry.shape[0]:
@@ -189,7 +189,7 @@ class RegionWriter:
             rows = rows[need:]
         whole = rows.shape[0] - rows.shape[0] % HASH_SEGMENT
         self.digests += segment_digests(rows[:whole])
-        self._hash_carry = rows[whole:]
+        self._hash_carry = rows[whole:].copy()
 
     def _write(self, rows: np.ndarray) -> None:
         """Whole chunks (or the region's tail) in one call: Zarr encodes and stores them concurrently."""
