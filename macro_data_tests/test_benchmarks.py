@@ -1,0 +1,44 @@
+"""The benchmark commands still run end to end (on tiny sizes; their targets are not checked here).
+
+A benchmark that breaks silently (an asset gains a resource, a function is renamed) would leave its
+figures unreproducible; these runs catch that. Exit code 1 means "below target", which tiny sizes
+are allowed to be; anything else is a crash.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(*args: str) -> str:
+    out = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:]], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode in (0, 1), out.stderr[-3000:]
+    return out.stdout
+
+
+def test_worlds_benchmark_runs():
+    out = _run("worlds.py", "--n", "300", "--T", "20", "--H", "4", "--worlds", "nk", "zlb")
+    assert [line.split()[0] for line in out.splitlines()[2:4]] == ["nk", "zlb"], out
+
+
+def test_build_benchmark_runs():
+    out = _run("build.py", "--sizes", "1500", "3000")
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("1500", "3000"))]
+    assert [r[0] for r in rows] == ["1500", "3000"], out
+    assert "ratio at 3,000 samples" in out, out
+
+
+@pytest.mark.parametrize("extra", [[], ["--dask-sizes", "1500"]])
+def test_scale_benchmark_runs(extra):
+    out = _run("scale.py", "--sizes", "1500", *(extra or ["--dask-sizes"]))
+    assert "local" in out and ("dask" in out) == bool(extra), out
+
+
+def test_split_calibration_runs():
+    out = _run("calibrate_splits.py", "nk", "--n", "2048")
+    assert "slice" in out.lower(), out
