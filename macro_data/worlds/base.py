@@ -13,9 +13,10 @@ computed from. Bounds are therefore enforced on the float32 values.
 from __future__ import annotations
 
 import hashlib
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Mapping
+from typing import Any, Callable, ClassVar, Literal, Mapping
 
 import numpy as np
 
@@ -142,6 +143,30 @@ def stable_key(name: str) -> int:
 def to_float32_precision(x: np.ndarray) -> np.ndarray:
     """Round to float32 and return float64, so stored values equal the values simulated from."""
     return np.asarray(x, dtype=np.float32).astype(np.float64)
+
+
+class LastFew:
+    """The last few values built from a batch of parameters, keyed by the bytes of ``theta``: e.g.
+    draw validation, simulate and irfs of the same batch then solve once. Thread-safe; results are
+    identical with or without it."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: list[tuple[bytes, Any]] = []
+        self.lock = threading.Lock()
+
+    def get(self, theta: np.ndarray, build: Callable[[np.ndarray], Any]) -> Any:
+        """The value for ``theta``, built by ``build(theta as float64)`` unless one of the last few."""
+        th = np.ascontiguousarray(theta, dtype=np.float64)
+        key = th.tobytes() + str(th.shape).encode()
+        with self.lock:
+            for k, v in self.items:
+                if k == key:
+                    return v
+        value = build(th)
+        with self.lock:
+            self.items = [(key, value)] + self.items[: self.size - 1]
+        return value
 
 
 class World(ABC):

@@ -46,14 +46,13 @@ is slack, which is what makes zlb equal nk bit for bit on paths where the bound 
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 
 from macro_data.errors import WorldError
-from macro_data.worlds.base import CornerRule, Parameter, Priors, Simulation, SliceRule, World
+from macro_data.worlds.base import CornerRule, LastFew, Parameter, Priors, Simulation, SliceRule, World
 from macro_data.worlds.linear_re import solve_re
 
 # ---------------------------------------------------------------------------------------------
@@ -214,29 +213,12 @@ def solve(theta: np.ndarray) -> NKSolution:
     return NKSolution(beta, sig, kap, rhoi, c_x, c_pi, rho, sd, tuple(Fx), tuple(Fpi), sol.P[:, 0, 0].copy(), det_ok)
 
 
-class _SolutionCache:
-    """The last few solutions, keyed by theta's bytes: draw validation, simulate and irfs of the
-    same batch then solve once. Results are identical with or without the cache."""
-
-    def __init__(self, size: int = 4):
-        self.size = size
-        self.items: list[tuple[bytes, NKSolution]] = []
-        self.lock = threading.Lock()
-
-    def get(self, theta: np.ndarray) -> NKSolution:
-        th = np.ascontiguousarray(np.asarray(theta, dtype=np.float64)[:, :N_NK])
-        key = th.tobytes() + str(th.shape).encode()
-        with self.lock:
-            for k, v in self.items:
-                if k == key:
-                    return v
-        sol = solve(th)
-        with self.lock:
-            self.items = [(key, sol)] + self.items[: self.size - 1]
-        return sol
+SOLUTIONS = LastFew(size=4)
 
 
-SOLUTIONS = _SolutionCache()
+def cached_solution(theta: np.ndarray) -> NKSolution:
+    """:func:`solve` of the nk columns of ``theta`` (zlb's too), reusing the last few batches' solutions."""
+    return SOLUTIONS.get(np.asarray(theta)[:, :N_NK], solve)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,6 +247,21 @@ CHUNK = 1024
 SCALE = (100.0, 400.0, 400.0)  # model units -> canonical: output 100 x, inflation 400 pi, rate 400 i
 
 
+def canonical(x, pi, i, out: np.ndarray) -> None:
+    """Model units -> the canonical observables ``(..., 3)`` (output, inflation, rate), into ``out``."""
+    np.multiply(x, SCALE[0], out=out[..., 0])
+    np.multiply(pi, SCALE[1], out=out[..., 1])
+    np.multiply(i, SCALE[2], out=out[..., 2])
+
+
+def check_determinate(world: World, sol: NKSolution, theta: np.ndarray) -> None:
+    """Raise naming the first draw of ``theta`` whose model has no unique stable solution."""
+    if not sol.determinate.all():
+        i = int(np.flatnonzero(~sol.determinate)[0])
+        vals = ", ".join(f"{p.name}={theta[i, j]:.6g}" for j, p in enumerate(world.parameters))
+        raise WorldError(f"world {world.name!r}: draw {i} is indeterminate (no unique stable solution): {vals}")
+
+
 def simulate_unconstrained(s: NKSolution, eps: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Canonical trajectories ``(m, T, 3)`` from the steady state for innovations ``eps (m, T, 3)``
     (written into ``out`` if given)."""
@@ -279,10 +276,7 @@ def simulate_unconstrained(s: NKSolution, eps: np.ndarray, out: np.ndarray | Non
         v, rn, u = exog_step(s, v, rn, u, e[:, 0], e[:, 1], e[:, 2])
         x, pi = jumps(s, il, v, rn, u)
         il = taylor(s, il, x, pi, v)
-        o = out[:, t, :]
-        np.multiply(x, SCALE[0], out=o[:, 0])
-        np.multiply(pi, SCALE[1], out=o[:, 1])
-        np.multiply(il, SCALE[2], out=o[:, 2])
+        canonical(x, pi, il, out[:, t, :])
     return out
 
 
@@ -306,10 +300,7 @@ def irfs_unconstrained(s: NKSolution, H: int, out: np.ndarray | None = None) -> 
         v, rn, u = exog_step(col, v, rn, u, e[0], e[1], e[2])
         x, pi = jumps(col, il, v, rn, u)
         il = taylor(col, il, x, pi, v)
-        o = out[:, :, h, :]
-        np.multiply(x, SCALE[0], out=o[:, :, 0])
-        np.multiply(pi, SCALE[1], out=o[:, :, 1])
-        np.multiply(il, SCALE[2], out=o[:, :, 2])
+        canonical(x, pi, il, out[:, :, h, :])
     return out
 
 
@@ -355,21 +346,15 @@ class NK(World):
         return self.propose_independent(rng, n, priors)
 
     def is_valid(self, theta: np.ndarray) -> np.ndarray:
-        return SOLUTIONS.get(theta).determinate.copy()
+        return cached_solution(theta).determinate.copy()
 
     def solution(self, theta: np.ndarray) -> NKSolution:
         """The (cached) solution of already-checked ``theta``."""
-        return SOLUTIONS.get(theta)
-
-    def _check_determinate(self, sol: NKSolution, theta: np.ndarray) -> None:
-        if not sol.determinate.all():
-            i = int(np.flatnonzero(~sol.determinate)[0])
-            vals = ", ".join(f"{p.name}={theta[i, j]:.6g}" for j, p in enumerate(self.parameters))
-            raise WorldError(f"world {self.name!r}: draw {i} is indeterminate (no unique stable solution): {vals}")
+        return cached_solution(theta)
 
     def _simulate(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray]) -> Simulation:
         sol = self.solution(theta)
-        self._check_determinate(sol, theta)
+        check_determinate(self, sol, theta)
         n, T, _ = eps.shape
         traj = chunked(lambda lo, hi, out: simulate_unconstrained(sol.take(slice(lo, hi)), eps[lo:hi], out),
                        np.empty((n, T, 3)))
@@ -377,7 +362,7 @@ class NK(World):
 
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
         sol = self.solution(theta)
-        self._check_determinate(sol, theta)
+        check_determinate(self, sol, theta)
         return chunked(lambda lo, hi, out: irfs_unconstrained(sol.take(slice(lo, hi)), H, out),
                        np.empty((theta.shape[0], 3, H + 1, 3)))
 
