@@ -24,7 +24,7 @@ from typing import Any
 
 import jsonschema
 
-from macro_data import config_yaml, paths
+from macro_data import config_yaml, paths, schemas
 from macro_data.errors import MacroDataError, RecipeError
 from macro_data.worlds import WORLD_IDS, get_world
 
@@ -99,12 +99,8 @@ def resolve_recipe_path(name_or_path: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def _schema() -> dict:
-    return json.loads(paths.schema_path("recipe").read_text())
-
-
 def _field_path(error: jsonschema.ValidationError) -> str:
-    return "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    return schemas.location(error)
 
 
 def _too_deep(document: Any, limit: int = MAX_NESTING) -> str | None:
@@ -159,13 +155,12 @@ def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
     if deep is not None:
         raise RecipeError(f"recipe {source}: field {deep}: nested more than {MAX_NESTING} levels deep "
                           f"(rule: nesting)")
-    validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(document), key=lambda e: ([str(p) for p in e.absolute_path], e.message))
+    errors = schemas.errors("recipe", document)
     if errors:
         lines = [f"field {_field_path(e)}: {e.message} (rule: {e.validator})" for e in errors[:10]]
         raise RecipeError(f"recipe {source} does not match schemas/recipe.schema.json:\n  " + "\n  ".join(lines))
     for key in ("name", "version"):  # the schema's search lets "name\n" through; a folder name must match whole
-        pattern = _schema()["properties"][key]["pattern"]
+        pattern = schemas.load("recipe")["properties"][key]["pattern"]
         if not re.fullmatch(pattern, document[key]):
             raise RecipeError(f"recipe {source}: field {key}: {document[key]!r} does not match {pattern!r} "
                               f"(rule: pattern)")

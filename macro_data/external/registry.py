@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
-from macro_data import config_yaml, paths
+from macro_data import config_yaml, paths, schemas
 from macro_data.external.errors import RegistryError, UnpinnedError
 
 FORMATS = ("csv", "csv.gz", "csv.bz2", "zip", "tar.gz")
@@ -290,10 +290,6 @@ def load_registry(path: str | os.PathLike | None = None,
     return Registry(reg.source, reg.version, reg.entries, reg.document, p)
 
 
-def _schema() -> dict:
-    return json.loads(paths.schema_path("external_registry").read_text())
-
-
 def _label(document: Any, path: list) -> tuple[str, str]:
     """('entry NAME (#i)', 'field a/b') for an error at ``path`` of the document."""
     if len(path) >= 2 and path[0] == "datasets" and isinstance(path[1], int):
@@ -341,8 +337,7 @@ def parse_registry(document: Any, source: str = "<registry>",
     problem = _structure_problem(document)
     if problem is not None:
         raise RegistryError(f"registry {source}: {problem}")
-    validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    errors = schemas.errors("external_registry", document)
     problems: list[str] = []
     for e in errors:
         who, where = _label(document, list(e.absolute_path))

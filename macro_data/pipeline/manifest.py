@@ -18,10 +18,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Mapping
 
-import jsonschema
 import zarr
 
-from macro_data import paths, splits
+from macro_data import paths, schemas, splits
 from macro_data.errors import ManifestError
 from macro_data.pipeline import world_arrays, world_draws, world_splits
 from macro_data.pipeline.common import read_provenance
@@ -160,10 +159,9 @@ def build_manifest_document(recipe: Recipe, root: str | Path, run_id: str = "loc
 
 
 def validate_manifest(document: dict) -> None:
-    schema = json.loads(paths.schema_path("manifest").read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path))
+    errors = schemas.errors("manifest", document)
     if errors:
-        lines = [f"{'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors[:10]]
+        lines = [f"{schemas.location(e)}: {e.message}" for e in errors[:10]]
         raise ManifestError("manifest does not match schemas/manifest.schema.json:\n  " + "\n  ".join(lines))
 
 

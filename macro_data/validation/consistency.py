@@ -28,14 +28,12 @@ Arrays are read in slabs of :data:`READ_ROWS` samples.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-import jsonschema
 import numpy as np
 
-from macro_data import paths, splits
+from macro_data import schemas, splits
 from macro_data.errors import MacroDataError
 from macro_data.pipeline.common import read_provenance
 from macro_data.pipeline.manifest import DATA_ARRAYS
@@ -335,10 +333,9 @@ def check_manifest_dataset(manifest: dict, dataset_dir: str | Path) -> CheckResu
     """Dataset-level: schema, recipe hash, the set of worlds, T and H, a store per world."""
     t0 = time.perf_counter()
     problems = Problems()
-    schema = json.loads(paths.schema_path("manifest").read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(manifest), key=lambda e: list(e.absolute_path))
+    errors = schemas.errors("manifest", manifest)
     for e in errors[:5]:
-        problems.add(f"manifest.json does not match its schema at {'/'.join(map(str, e.absolute_path)) or '(top)'}: "
+        problems.add(f"manifest.json does not match its schema at {schemas.location(e)}: "
                      f"{e.message[:200]}")
     figures: dict = {"schema_errors": len(errors)}
     try:

@@ -26,7 +26,7 @@ from macro_data.pipeline.manifest import MANIFEST_NAME
 from macro_data.storage import locations
 from macro_data.validation import consistency, identities, integrity, realism, reproducibility, statistics
 from macro_data.validation.realism import RealData
-from macro_data.validation.results import CheckResult, Problems, guarded, result
+from macro_data.validation.results import CheckResult, failed, guarded
 from macro_data.validation.spec import WorldSpec, spec_from_manifest
 from macro_data.worlds import WORLD_IDS
 
@@ -109,24 +109,21 @@ def validate_dataset(dataset_dir: str | Path, external_root: str | Path | None =
     for w in manifest["worlds"]:
         t = time.perf_counter()
         if w not in WORLD_IDS:
-            p = Problems()
-            p.add(f"unknown world {w!r} (known: {', '.join(WORLD_IDS)})")
-            results.append(result("consistency.manifest", "consistency", w, p, ""))
+            results.append(failed("consistency.manifest", "consistency", w,
+                                  f"unknown world {w!r} (known: {', '.join(WORLD_IDS)})"))
             continue
         try:
             spec = spec_from_manifest(manifest, w, dataset_dir)
         except (KeyError, TypeError, ValueError) as exc:
-            p = Problems()
-            p.add(f"the manifest entry of world {w!r} is incomplete ({type(exc).__name__}: {exc})")
-            results.append(result("consistency.manifest", "consistency", w, p, ""))
+            results.append(failed("consistency.manifest", "consistency", w,
+                                  f"the manifest entry of world {w!r} is incomplete ({type(exc).__name__}: {exc})"))
             continue
         try:
             world_results = validate_world(spec, real, reason)
             subsets[w] = reproducibility.subset_indices(spec).tolist()
         except Exception as exc:  # noqa: BLE001 - e.g. a sample count no store can have
-            p = Problems()
-            p.add(f"world {w!r} could not be validated ({type(exc).__name__}: {exc})")
-            world_results = [result("consistency.manifest", "consistency", w, p, "")]
+            world_results = [failed("consistency.manifest", "consistency", w,
+                                    f"world {w!r} could not be validated ({type(exc).__name__}: {exc})")]
         results += world_results
         if log:
             bad = [r.name for r in world_results if r.status in ("fail", "warn")]

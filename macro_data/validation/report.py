@@ -13,9 +13,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import jsonschema
 
-from macro_data import paths
+from macro_data import schemas
 from macro_data.errors import MacroDataError
 from macro_data.pipeline.manifest import git_commit, package_version
 from macro_data.storage import locations
@@ -86,10 +85,9 @@ def build_report(v: Validation, run_id: str = "local", code_version: str = "unkn
 
 
 def validate_report(doc: dict) -> None:
-    schema = json.loads(paths.schema_path("validation_report").read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    errors = schemas.errors("validation_report", doc)
     if errors:
-        lines = [f"{'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message[:300]}" for e in errors[:10]]
+        lines = [f"{schemas.location(e)}: {e.message[:300]}" for e in errors[:10]]
         raise ReportError("validation report does not match schemas/validation_report.schema.json:\n  " + "\n  ".join(lines))
 
 

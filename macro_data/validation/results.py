@@ -99,6 +99,13 @@ def result(name: str, group: str, world: str | None, problems: Problems, ok: str
                        seconds=seconds)
 
 
+def failed(name: str, group: str, world: str | None, message: str) -> CheckResult:
+    """A failed result with one problem."""
+    p = Problems()
+    p.add(message)
+    return result(name, group, world, p, "")
+
+
 def skipped(name: str, group: str, world: str | None, reason: str, inputs: dict | None = None) -> CheckResult:
     return CheckResult(name, group, world, False, f"skipped: {reason}", {}, inputs or {}, skipped=True)
 
@@ -109,10 +116,8 @@ def guarded(name: str, group: str, world: str | None, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001
-        p = Problems()
-        p.add(f"the check could not be evaluated ({type(exc).__name__}: {exc}); the data may be damaged "
-              f"(see the integrity checks)")
-        return result(name, group, world, p, "")
+        return failed(name, group, world, f"the check could not be evaluated ({type(exc).__name__}: {exc}); the "
+                                          f"data may be damaged (see the integrity checks)")
 
 
 def worst(statuses: Iterable[str]) -> Status:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import collections
 import gzip
 import hashlib
+import io
+import tarfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -229,6 +231,22 @@ def macro_entry(name: str, urls: list[str], **overrides) -> dict:
 def write_registry(path: Path, entries: list[dict]) -> Path:
     path.write_text(yaml.safe_dump({"version": 1, "datasets": entries}, sort_keys=False), encoding="utf-8")
     return path
+
+
+def make_tar(members: list[tuple[str, bytes | None, dict]]) -> bytes:
+    """A .tar.gz in memory; members: (name, data or None, TarInfo attributes such as type, linkname)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data, attrs in members:
+            ti = tarfile.TarInfo(name)
+            for k, v in attrs.items():
+                setattr(ti, k, v)
+            if data is not None:
+                ti.size = len(data)
+                tf.addfile(ti, io.BytesIO(data))
+            else:
+                tf.addfile(ti)
+    return buf.getvalue()
 
 
 def part_files(root: Path) -> list[Path]:

@@ -15,25 +15,9 @@ from macro_data.external.errors import ArchiveError
 from macro_data.external.fetch import fetch_entry, verify_cache
 from macro_data.external.registry import CsvOptions, Member, load_registry
 
-from .conftest import MACRODATA_COLUMNS, PAYLOAD, all_files, part_files, sha256
+from .conftest import MACRODATA_COLUMNS, PAYLOAD, all_files, make_tar, part_files, sha256
 
 SMALL = b"a,b\n1,2\n3,4\n"
-
-
-def _tar(members: list[tuple[str, bytes | None, dict]]) -> bytes:
-    """members: (name, data or None, TarInfo attributes)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data, attrs in members:
-            ti = tarfile.TarInfo(name)
-            for k, v in attrs.items():
-                setattr(ti, k, v)
-            if data is not None:
-                ti.size = len(data)
-                tf.addfile(ti, io.BytesIO(data))
-            else:
-                tf.addfile(ti)
-    return buf.getvalue()
 
 
 def _zip(members: list[tuple[str, bytes, int | None]]) -> bytes:
@@ -59,7 +43,7 @@ MACRO_MEMBER = {"inner/macrodata.csv": {"sha256": sha256(PAYLOAD), "size": len(P
 @pytest.mark.parametrize("fmt", ["tar.gz", "zip"])
 def test_listed_members_are_extracted_and_verified_unlisted_never(fmt, env, make_registry, server, policy):
     if fmt == "tar.gz":
-        data = _tar([("inner/macrodata.csv", PAYLOAD, {}), ("./small.csv", SMALL, {}),
+        data = make_tar([("inner/macrodata.csv", PAYLOAD, {}), ("./small.csv", SMALL, {}),
                      ("../evil.txt", b"escaped", {}), ("/tmp/evil-abs.txt", b"escaped", {}),
                      ("link", None, {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"})])
     else:
@@ -133,7 +117,7 @@ ONE = {"data.csv": {"sha256": sha256(SMALL), "size": len(SMALL)}}
     ("zip", [("data.csv", SMALL * 2, None)], "member 'data.csv' size 24 differs from the registry size 12"),
 ])
 def test_malicious_or_wrong_archives_are_refused_whole(fmt, members, message, env, make_registry, server, policy):
-    data = _tar(members) if fmt == "tar.gz" else _zip(members)
+    data = make_tar(members) if fmt == "tar.gz" else _zip(members)
     assert message in _refused(env, make_registry, server, policy, data, fmt, ONE)
 
 

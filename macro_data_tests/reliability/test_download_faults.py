@@ -20,7 +20,6 @@ single run's: a failure is never cached); no ``.part`` file is left; every new f
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -45,6 +44,7 @@ from macro_data_tests.external.conftest import (  # noqa: F401 - fixtures
     _server_session,
     all_files,
     macro_entry,
+    make_tar,
     part_files,
     server,
     sha256,
@@ -59,23 +59,8 @@ POLICY = dict(connect_timeout=2.0, read_timeout=1.0, attempts_per_url=2, backoff
 SMALL = b"a,b\n1,2\n3,4\n"
 
 
-def _tar(members) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data, attrs in members:
-            ti = tarfile.TarInfo(name)
-            for k, v in attrs.items():
-                setattr(ti, k, v)
-            if data is not None:
-                ti.size = len(data)
-                tf.addfile(ti, io.BytesIO(data))
-            else:
-                tf.addfile(ti)
-    return buf.getvalue()
-
-
-GOOD_TAR = _tar([("inner/macrodata.csv", PAYLOAD, {}), ("small.csv", SMALL, {}), ("../evil.txt", b"x", {})])
-EVIL_TAR = _tar([("data.csv", None, {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"})])
+GOOD_TAR = make_tar([("inner/macrodata.csv", PAYLOAD, {}), ("small.csv", SMALL, {}), ("../evil.txt", b"x", {})])
+EVIL_TAR = make_tar([("data.csv", None, {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"})])
 
 
 def _archive(name: str, path: str, data: bytes, members: dict) -> dict:

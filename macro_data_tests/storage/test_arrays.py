@@ -122,7 +122,7 @@ def test_background_writer_stores_and_hashes_what_it_was_given(tmp_path, chunk, 
     assert combine_digests(digests) == _segment_hash(data.astype("<f4"))
 
 
-def test_background_write_error_reaches_the_caller_and_nothing_writes_after_abort(tmp_path):
+def test_background_write_error_reaches_the_caller(tmp_path):
     from macro_data.storage.arrays import create_array, region_writers
 
     g = zarr.open_group(str(tmp_path / "err.zarr"), mode="w")
@@ -133,7 +133,22 @@ def test_background_write_error_reaches_the_caller_and_nothing_writes_after_abor
             for lo in range(0, 400, 100):  # the failure happens on the writer's thread
                 writers["x"].append(np.ones((100, 2)))
             writers["x"].close()
-    assert writers["x"]._future is None  # aborted: nothing is left writing into the store
+
+
+def test_a_failing_region_waits_for_its_write_in_flight(tmp_path):
+    from macro_data.storage.arrays import create_array, region_writers
+
+    g = zarr.open_group(str(tmp_path / "abort.zarr"), mode="w")
+    n = 200_000  # big enough that encoding takes far longer than raising does
+    create_array(g, "x", (n, 50), np.float64, ["a", "b"], 10_000, 9)
+    data = np.random.default_rng(6).standard_normal((n, 50))
+    with pytest.raises(RuntimeError, match="region failed"):
+        with region_writers(g, ["x"], 0, n) as writers:
+            writers["x"].append(data)
+            in_flight = writers["x"]._future
+            raise RuntimeError("region failed")
+    # the staging area may be removed right after this: nothing may still be writing into it
+    assert in_flight is not None and in_flight.done()
 
 
 def test_read_ahead_keeps_order_and_raises_the_loaders_error():
