@@ -20,16 +20,31 @@ states already include the period-``t`` innovation) and the jumps ``(x[t], pi[t]
 
 It is computed in two exact steps that together equal the Blanchard-Kahn solution of the full
 six-variable system (the tests check this against :func:`macro_data.worlds.linear_re.solve_re`
-on the full system):
+on the full system, which uses a batched eigen-decomposition):
 
-1. the endogenous block ``(i[t-1]; x[t], pi[t])`` (one predetermined variable, two jumps) goes
-   through the batched eigen-decomposition solver ``solve_re``; its determinacy flag decides
-   validity (the exogenous roots rho_* < 1 never change the count), and it gives the column
-   ``F[:, i]`` and the endogenous root ``p = P[i, i]``;
+1. the endogenous block ``(i[t-1]; x[t], pi[t])`` has one predetermined variable and two jumps.
+   Its generalized eigenvalues are the roots of the cubic ``g(l) = sigma det(B - l A)``::
+
+       g(l) = sigma (rho_i - l) (1 - l) (1 - beta l) - kappa l (rho_i - l) - l (c_x (1 - beta l) + c_pi kappa)
+
+   (:func:`characteristic_cubic`; ``c_x = (1 - rho_i) phi_y``, ``c_pi = (1 - rho_i) phi_pi``).
+   Blanchard-Kahn: the block is determinate iff exactly one root lies inside the unit circle and
+   two outside, none within ``1e-8`` of it. A single root inside is real (complex roots come in
+   pairs of equal modulus), so then ``g(-1)`` and ``g(1)`` have opposite signs; it is found by
+   bisection on ``[-1, 1]`` to the last bit, and the other two roots are those of the quadratic
+   left by dividing it out (:func:`endogenous_root`). The root is ``p = P[i, i]`` and, from the IS
+   and Phillips curves with ``x = a i[t-1]``, ``pi = b i[t-1]``, ``i[t] = p i[t-1]``::
+
+       a = F_xi  = -p (1 - beta p) / (sigma (1 - p) (1 - beta p) - kappa p),      b = F_pii = kappa a / (1 - beta p)
+
+   A zero denominator (the Blanchard-Kahn rank condition failing) marks the draw not determinate.
+   Element-wise arithmetic on ``(n,)`` vectors, about ten times faster than a batched 3x3
+   eigen-decomposition (0.03 s against 0.41 s per 100,000 draws), which matters because every
+   draw is solved twice (validation, then simulation);
 2. the columns of ``F`` for the AR(1) states follow by undetermined coefficients: for a state
    with persistence ``rho`` and coefficients ``f = (f_x, f_pi)``, ``d = c_x f_x + c_pi f_pi + [monetary]``
-   is its coefficient in ``i[t]`` (``c_x = (1 - rho_i) phi_y``, ``c_pi = (1 - rho_i) phi_pi``) and,
-   with ``alpha = F_xi + (F_pii - 1)/sigma`` and ``gamma = beta F_pii``::
+   is its coefficient in ``i[t]`` and, with ``alpha = F_xi + (F_pii - 1)/sigma`` and
+   ``gamma = beta F_pii``::
 
        (1 - rho) f_x - (rho/sigma) f_pi - alpha d = [demand]/sigma
        (1 - beta rho) f_pi - kappa f_x  - gamma d = [cost_push]
@@ -53,7 +68,6 @@ import numpy as np
 
 from macro_data.errors import WorldError
 from macro_data.worlds.base import CornerRule, LastFew, Parameter, Priors, Simulation, SliceRule, World
-from macro_data.worlds.linear_re import solve_re
 
 # ---------------------------------------------------------------------------------------------
 # Parameters (spec table; order is the theta column order)
@@ -180,37 +194,113 @@ class NKSolution:
                           tuple(map(t, self.Fpi)), t(self.p), t(self.determinate))
 
 
+# Blanchard-Kahn margin around the unit circle (the same as linear_re.solve_re's default).
+UNIT_ROOT_TOL = 1e-8
+# Root finding on [-1, 1]: a few bisection halvings isolate the root, then Newton steps, replaced by
+# a false-position step whenever Newton would leave the bracket; a draw stops as soon as its step
+# no longer moves it, so its result does not depend on the batch. The tests check the roots
+# against numpy's polynomial roots.
+BISECTIONS = 8
+MAX_STEPS = 60
+EPS = np.finfo(np.float64).eps
+
+
+def characteristic_cubic(beta, sig, kap, rhoi, c_x, c_pi) -> tuple[np.ndarray, ...]:
+    """Coefficients ``(c3, c2, c1, c0)`` of ``g(l) = c3 l^3 + c2 l^2 + c1 l + c0`` (module docstring)."""
+    c3 = -sig * beta
+    c2 = sig * (1.0 + beta + beta * rhoi) + kap + beta * c_x
+    c1 = -sig * (1.0 + rhoi * (1.0 + beta)) - kap * rhoi - c_x - kap * c_pi
+    c0 = sig * rhoi
+    return c3, c2, c1, c0
+
+
+def _horner(c: tuple[np.ndarray, ...], x: np.ndarray) -> np.ndarray:
+    return ((c[0] * x + c[1]) * x + c[2]) * x + c[3]
+
+
+def endogenous_root(c: tuple[np.ndarray, ...], tol: float = UNIT_ROOT_TOL) -> tuple[np.ndarray, np.ndarray]:
+    """``(p, determinate)`` for the cubics ``c`` (each coefficient ``(n,)``).
+
+    ``determinate``: exactly one root with ``|l| < 1 - tol``, the other two with ``|l| > 1 + tol``.
+    ``p``: that root (where not determinate, whatever the search gave). Element-wise arithmetic
+    only, so each draw's result does not depend on its batch.
+    """
+    c3, c2, c1, c0 = c
+    n = c3.shape[0]
+    lo, hi = np.full(n, -1.0), np.full(n, 1.0)
+    g_lo, g_hi = _horner(c, lo), _horner(c, hi)
+    s_lo = np.sign(g_lo)
+    bracket = s_lo * np.sign(g_hi) < 0
+
+    def narrow(x, g):  # keep the sign change inside [lo, hi]
+        right = np.sign(g) == s_lo
+        return np.where(right, x, lo), np.where(right, g, g_lo), np.where(right, hi, x), np.where(right, g_hi, g)
+
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for _ in range(BISECTIONS):
+            x = 0.5 * (lo + hi)
+            lo, g_lo, hi, g_hi = narrow(x, _horner(c, x))
+        x = lo - g_lo * (hi - lo) / (g_hi - g_lo)
+        active = bracket.copy()
+        for _ in range(MAX_STEPS):
+            if not active.any():
+                break
+            g = _horner(c, x)
+            lo, g_lo, hi, g_hi = narrow(x, g)
+            # Take this step and stop where g(x) is within the rounding error of evaluating it:
+            # further steps would only wander inside that noise.
+            ax = np.abs(x)
+            settled = np.abs(g) <= 2.0 * EPS * (((np.abs(c3) * ax + np.abs(c2)) * ax + np.abs(c1)) * ax + np.abs(c0))
+            newton = x - g / ((3.0 * c3 * x + 2.0 * c2) * x + c1)
+            false_position = lo - g_lo * (hi - lo) / (g_hi - g_lo)
+            step = np.where(g == 0.0, x, np.where((newton >= lo) & (newton <= hi), newton, false_position))
+            settled |= np.abs(step - x) <= 2.0 * np.spacing(np.abs(step))
+            x = np.where(active, step, x)
+            active &= ~settled
+        # The two other roots: those of g(l) / (l - x) = c3 l^2 + e1 l + e0.
+        e1 = c2 + c3 * x
+        e0 = c1 + e1 * x
+        disc = e1 * e1 - 4.0 * c3 * e0
+        q = -0.5 * (e1 + np.copysign(np.sqrt(np.abs(disc)), e1))
+        real_small = np.minimum(np.abs(q / c3), np.abs(e0 / q))  # real pair: roots q / c3 and e0 / q
+        complex_mod = np.sqrt(np.abs(e0 / c3))                   # complex pair: modulus^2 = e0 / c3
+        others = np.where(disc >= 0.0, real_small, complex_mod)
+    determinate = bracket & (c3 != 0.0) & (np.abs(x) < 1.0 - tol) & (others > 1.0 + tol)
+    return x, determinate
+
+
 def solve(theta: np.ndarray) -> NKSolution:
     """Solve the nk model for every row of ``theta`` (first 12 columns in nk order); never raises
     for indeterminate rows (``determinate=False``, NaN coefficients)."""
     th = np.asarray(theta, dtype=np.float64)[:, :N_NK].T.copy()  # (12, n): contiguous columns
-    A6, B6 = structural_matrices(th.T)
-    endo = [0, 4, 5]
-    sol = solve_re(A6[:, endo][:, :, endo], B6[:, endo][:, :, endo], 1)
     beta, sig, kap, phpi, phy, rhoi = th[:6]
     rho = (th[6], th[7], th[8])
     sd = (th[9], th[10], th[11])
     c_x = (1.0 - rhoi) * phy
     c_pi = (1.0 - rhoi) * phpi
-    Fxi = sol.F[:, 0, 0].copy()
-    Fpii = sol.F[:, 1, 0].copy()
-    alpha = Fxi + (Fpii - 1.0) / sig
-    gamma = beta * Fpii
-    Fx = [Fxi]
-    Fpi = [Fpii]
-    for j in range(3):
-        r = rho[j]
-        a11 = (1.0 - r) - alpha * c_x
-        a12 = -r / sig - alpha * c_pi
-        a21 = -kap - gamma * c_x
-        a22 = (1.0 - beta * r) - gamma * c_pi
-        b1 = (1.0 / sig if j == 1 else 0.0) + (alpha if j == 0 else 0.0)
-        b2 = (1.0 if j == 2 else 0.0) + (gamma if j == 0 else 0.0)
-        det = a11 * a22 - a12 * a21
-        Fx.append((b1 * a22 - a12 * b2) / det)
-        Fpi.append((a11 * b2 - a21 * b1) / det)
-    det_ok = sol.determinate & np.all(np.isfinite(np.stack(Fx + Fpi)), axis=0)
-    return NKSolution(beta, sig, kap, rhoi, c_x, c_pi, rho, sd, tuple(Fx), tuple(Fpi), sol.P[:, 0, 0].copy(), det_ok)
+    p, determinate = endogenous_root(characteristic_cubic(beta, sig, kap, rhoi, c_x, c_pi))
+    with np.errstate(divide="ignore", invalid="ignore"):  # non-determinate rows: NaN below
+        Fxi = -p * (1.0 - beta * p) / (sig * (1.0 - p) * (1.0 - beta * p) - kap * p)
+        Fpii = kap * Fxi / (1.0 - beta * p)
+        alpha = Fxi + (Fpii - 1.0) / sig
+        gamma = beta * Fpii
+        Fx = [Fxi]
+        Fpi = [Fpii]
+        for j in range(3):
+            r = rho[j]
+            a11 = (1.0 - r) - alpha * c_x
+            a12 = -r / sig - alpha * c_pi
+            a21 = -kap - gamma * c_x
+            a22 = (1.0 - beta * r) - gamma * c_pi
+            b1 = (1.0 / sig if j == 1 else 0.0) + (alpha if j == 0 else 0.0)
+            b2 = (1.0 if j == 2 else 0.0) + (gamma if j == 0 else 0.0)
+            det = a11 * a22 - a12 * a21
+            Fx.append((b1 * a22 - a12 * b2) / det)
+            Fpi.append((a11 * b2 - a21 * b1) / det)
+        ok = determinate & np.all(np.isfinite(np.stack(Fx + Fpi)), axis=0)
+    nan = np.where(ok, 1.0, np.nan)  # NaN coefficients where not determinate
+    return NKSolution(beta, sig, kap, rhoi, c_x, c_pi, rho, sd, tuple(f * nan for f in Fx), tuple(f * nan for f in Fpi),
+                      p * nan, ok)
 
 
 SOLUTIONS = LastFew(size=4)
@@ -316,7 +406,7 @@ class NK(World):
     name = "nk"
     description = ("Three-equation New Keynesian model (IS curve, Phillips curve, Taylor rule with smoothing) "
                    "with AR(1) monetary, demand and cost-push shocks; linear rational expectations solved by "
-                   "Blanchard-Kahn with a batched eigen-decomposition.")
+                   "Blanchard-Kahn on the closed-form characteristic cubic of the endogenous block.")
     parameters = NK_PARAMETERS
     shocks = NK_SHOCKS
     linear = True
@@ -332,9 +422,11 @@ class NK(World):
     design_notes = (
         "state k[t] = (i[t-1], v[t], rn[t], u[t]); jumps (x[t], pi[t]); the exogenous states include the "
         "period-t innovation, i.e. eps[t] moves v[t], rn[t], u[t] and hence y[t]",
-        "solution: Blanchard-Kahn on the endogenous block (i[t-1]; x, pi) with the shared batched solver "
-        "linear_re.solve_re, AR(1) loadings by undetermined coefficients; identical to the full 6-variable "
-        "Blanchard-Kahn solution (tested)",
+        "solution: Blanchard-Kahn on the endogenous block (i[t-1]; x, pi): its characteristic cubic "
+        "sigma det(B - l A) in closed form, the one root inside the unit circle by bisection and Newton, the other "
+        "two from the quadratic left; AR(1) loadings by undetermined coefficients; equal to the full 6-variable "
+        "Blanchard-Kahn solution by batched eigen-decomposition to 1e-9 (tested). The closed form replaces the "
+        "eigen-decomposition the spec calls the fast route because it is about ten times faster",
         "valid iff determinate (unique stable solution); with phi_pi >= 1.05 and phi_y >= 0 every in-bounds "
         "draw satisfies the Taylor principle, so rejections are not expected",
         "output = 100 x is the output gap (the model's only output concept), as the spec's mapping says",

@@ -88,22 +88,33 @@ class Draws:
                      None if self.rejections is None else self.rejections[lo:hi])
 
 
-def draw_theta_block(world: World, seed: int, block: int, priors: Mapping[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Valid parameters of one block by rejection: ``(theta (BLOCK_SIZE, P), rejections (BLOCK_SIZE,))``."""
-    rng = block_rng(seed, world, block, "theta")
-    theta = np.full((BLOCK_SIZE, len(world.parameters)), np.nan)
-    rejections = np.zeros(BLOCK_SIZE, dtype=np.int64)
-    filled = np.zeros(BLOCK_SIZE, dtype=bool)
+def draw_theta_blocks(world: World, seed: int, blocks: range, priors: Mapping[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Valid parameters of consecutive blocks by rejection: ``(theta, rejections)``, ``BLOCK_SIZE`` rows per block.
+
+    Each block draws from its own stream exactly as if alone (one round of ``BLOCK_SIZE`` proposals
+    while any of its samples lacks a valid draw); the candidates of all blocks still drawing are
+    validated in one call, which is element-wise, so batching changes nothing but the speed.
+    """
+    rngs = [block_rng(seed, world, b, "theta") for b in blocks]
+    theta = np.full((len(blocks) * BLOCK_SIZE, len(world.parameters)), np.nan)
+    rejections = np.zeros(len(blocks) * BLOCK_SIZE, dtype=np.int64)
+    filled = np.zeros(len(blocks) * BLOCK_SIZE, dtype=bool)
+    drawing = list(range(len(blocks)))  # positions of the blocks with a sample still to fill
     for _ in range(MAX_REJECTION_ROUNDS):
-        candidates = to_float32_precision(world.propose(rng, BLOCK_SIZE, priors))
-        todo = np.flatnonzero(~filled)
-        ok = world.valid(candidates[todo])
-        theta[todo[ok]] = candidates[todo[ok]]
-        rejections[todo[~ok]] += 1
-        filled[todo[ok]] = True
-        if filled.all():
+        candidates = np.concatenate([to_float32_precision(world.propose(rngs[j], BLOCK_SIZE, priors)) for j in drawing])
+        rows = np.concatenate([np.arange(j * BLOCK_SIZE, (j + 1) * BLOCK_SIZE) for j in drawing])
+        todo = ~filled[rows]
+        rows, candidates = rows[todo], candidates[todo]
+        ok = world.valid(candidates)
+        theta[rows[ok]] = candidates[ok]
+        rejections[rows[~ok]] += 1
+        filled[rows[ok]] = True
+        drawing = [j for j in drawing if not filled[j * BLOCK_SIZE: (j + 1) * BLOCK_SIZE].all()]
+        if not drawing:
             return theta, rejections
-    raise WorldError(f"world {world.name!r}: {int((~filled).sum())} samples of block {block} found no valid "
+    j = drawing[0]
+    missing = int((~filled[j * BLOCK_SIZE: (j + 1) * BLOCK_SIZE]).sum())
+    raise WorldError(f"world {world.name!r}: {missing} samples of block {blocks[j]} found no valid "
                      f"parameter draw in {MAX_REJECTION_ROUNDS} proposals each; the priors {dict(priors)} "
                      f"may leave (almost) no valid region")
 
@@ -122,13 +133,11 @@ def draw_range(world: World, seed: int, start: int, stop: int, T: int,
     if len(blocks) == 0:
         raise WorldError(f"world {world.name!r}: empty sample range [{start}, {stop})")
     n, T = len(blocks) * BLOCK_SIZE, int(T)
-    theta = np.empty((n, len(world.parameters)))
+    theta, rejections = draw_theta_blocks(world, seed, blocks, priors)
     shocks = np.empty((n, T, len(world.shocks)), dtype=np.float32)
-    rejections = np.empty(n, dtype=np.int64)
     metadata: dict[str, list[np.ndarray]] = {}
     for j, b in enumerate(blocks):
         rows = slice(j * BLOCK_SIZE, (j + 1) * BLOCK_SIZE)
-        theta[rows], rejections[rows] = draw_theta_block(world, seed, b, priors)
         shocks[rows] = block_rng(seed, world, b, "shocks").standard_normal((BLOCK_SIZE, T, len(world.shocks)))
         for k, v in world.draw_metadata(block_rng(seed, world, b, "metadata"), theta[rows], T).items():
             metadata.setdefault(k, []).append(v)

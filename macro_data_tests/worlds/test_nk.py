@@ -10,7 +10,7 @@ import scipy.sparse.linalg as spl
 from macro_data.errors import WorldError
 from macro_data.worlds import get_world
 from macro_data.worlds.linear_re import solve_re
-from macro_data.worlds.nk import WORLD, solve, structural_matrices
+from macro_data.worlds.nk import WORLD, characteristic_cubic, endogenous_root, solve, structural_matrices
 from macro_data.worlds.sampling import draw_range
 
 NAMES = WORLD.parameter_names
@@ -132,6 +132,63 @@ def test_fast_solution_equals_full_blanchard_kahn():
     np.testing.assert_allclose(np.stack(s.Fpi, axis=1), full.F[:, 1, :], rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(s.p, full.P[:, 0, 0], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(np.stack(s.rate_loadings(), axis=1), full.P[:, 0, :], rtol=1e-9, atol=1e-11)
+
+
+def test_characteristic_cubic_roots_match_numpy_roots():
+    # In and far out of bounds (phi_pi below 1, rho_i 0 or near 1): the root the closed form
+    # finds and its determinacy flag, against numpy's companion-matrix roots of the same cubic,
+    # and the cubic against det(B - l A) of the endogenous block.
+    rng = np.random.default_rng(11)
+    n = 3000
+    low = np.array([p.low for p in WORLD.parameters])
+    high = np.array([p.high for p in WORLD.parameters])
+    th = low + (high - low) * rng.random((n, len(low)))
+    th[: n // 2, NAMES.index("phi_pi")] = rng.uniform(0.0, 1.6, n // 2)
+    th[:, NAMES.index("rho_i")] = rng.choice([0.0, 0.3, 0.9, 0.99], n)
+    beta, sig, kap, phpi, phy, rhoi = th[:, :6].T
+    c = characteristic_cubic(beta, sig, kap, rhoi, (1 - rhoi) * phy, (1 - rhoi) * phpi)
+    p, det = endogenous_root(c)
+    A, B = structural_matrices(th)
+    endo = [0, 4, 5]
+    lam = 0.37
+    np.testing.assert_allclose(sig * np.linalg.det(B[:, endo][:, :, endo] - lam * A[:, endo][:, :, endo]),
+                               ((c[0] * lam + c[1]) * lam + c[2]) * lam + c[3], rtol=1e-12, atol=1e-14)
+    checked = 0
+    for i in range(n):
+        roots = np.roots([c[0][i], c[1][i], c[2][i], c[3][i]])
+        mod = np.abs(roots)
+        if np.min(np.abs(mod - 1)) < 1e-6:
+            continue  # too close to the unit circle for two methods to agree on the count
+        assert det[i] == (np.sum(mod < 1) == 1), (i, roots)
+        if det[i]:
+            assert abs(p[i] - roots[np.argmin(mod)].real) <= 1e-13
+            checked += 1
+    assert checked > 1000 and (~det).sum() > 500
+    # rho_i = 0: the endogenous root is exactly zero (no lagged rate in the model)
+    assert np.all(p[det & (rhoi == 0.0)] == 0.0)
+
+
+def test_endogenous_root_counts_roots_inside_the_unit_circle():
+    # Cubics built from known roots (a real root and a real or complex pair, anywhere in |l| < 2):
+    # determinate iff exactly one root inside the unit circle, and then that root is returned.
+    rng = np.random.default_rng(12)
+    n = 4000
+    r0 = rng.uniform(-1.9, 1.9, n)
+    mod, ang = rng.uniform(0.05, 1.9, n), rng.uniform(0, np.pi, n)
+    pair_complex = rng.random(n) < 0.5
+    r1 = np.where(pair_complex, mod * np.exp(1j * ang), rng.uniform(-1.9, 1.9, n))
+    r2 = np.where(pair_complex, np.conj(r1), rng.uniform(-1.9, 1.9, n))
+    roots = np.stack([r0, r1, r2], axis=1)
+    scale = rng.uniform(0.3, 3.0, n) * rng.choice([-1, 1], n)
+    coef = np.array([np.poly(r).real * k for r, k in zip(roots, scale)])  # (n, 4), highest power first
+    p, det = endogenous_root(tuple(coef.T))
+    m = np.abs(roots)
+    clear = np.min(np.abs(m - 1), axis=1) > 1e-6
+    expected = np.sum(m < 1, axis=1) == 1
+    np.testing.assert_array_equal(det[clear], expected[clear])
+    assert expected.sum() > 1000 and (~expected).sum() > 1000 and (np.sum(m < 1, axis=1) == 3).sum() > 100
+    stable = roots[np.arange(n), np.argmin(m, axis=1)].real
+    assert np.all(np.abs(p - stable)[det] <= 1e-12)
 
 
 def test_convolution_identity():
