@@ -1,7 +1,8 @@
 """Stage ``world_arrays``: simulate every sample of one world from its stored draws.
 
 Reads ``theta``/``shocks`` (and drawn metadata) as stored — float32 values, which are exactly
-the values simulated from — and writes ``trajectories (sample, time, observable)``,
+the values simulated from — and asks the world for float32 results (simulated in float64, rounded
+once, without float64 copies of a batch where the world's kernels allow), then writes ``trajectories (sample, time, observable)``,
 ``irfs (sample, shock, horizon, observable)``, ``extras (sample, time, extra)`` where the world
 has extra observables, simulated metadata (``binding`` for zlb), and the coordinate arrays
 ``observable``, ``extra`` and ``horizon``.
@@ -84,9 +85,9 @@ def simulate_region(job: RegionJob) -> RegionResult:
 
     with region_writers(g, data_arrays(job.world_id), job.start, job.stop) as writers:
         for theta, shocks, drawn_metadata in read_ahead(functools.partial(load, lo, hi) for lo, hi in batches):
-            sim = world.simulate(theta, shocks, drawn_metadata)
+            sim = world.simulate(theta, shocks, drawn_metadata, dtype=np.float32)
             writers["trajectories"].append(sim.trajectories)
-            writers["irfs"].append(world.irfs(theta, job.recipe.H))
+            writers["irfs"].append(world.irfs(theta, job.recipe.H, dtype=np.float32))
             if world.extras:
                 writers["extras"].append(sim.extras)
             for name in simulated:  # e.g. zlb binding: per-sample fraction of periods, and samples ever binding

@@ -125,11 +125,19 @@ CANONICAL_OBSERVABLES: tuple[Observable, ...] = (
 
 @dataclass
 class Simulation:
-    """Outputs of :meth:`World.simulate` for ``n`` draws (float64)."""
+    """Outputs of :meth:`World.simulate` for ``n`` draws (float64 unless asked for float32)."""
 
     trajectories: np.ndarray  # (n, T, 3) canonical observables
     extras: np.ndarray | None = None  # (n, T, n_extra)
     metadata: dict[str, np.ndarray] = field(default_factory=dict)  # stage="simulation" fields, (n, T)
+
+    def as_dtype(self, dtype) -> "Simulation":
+        """Trajectories and extras in ``dtype`` (rounded once from float64); metadata as it is."""
+        return Simulation(self.trajectories.astype(dtype, copy=False),
+                          None if self.extras is None else self.extras.astype(dtype, copy=False), self.metadata)
+
+
+OUTPUT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 
 Priors = Mapping[str, tuple[float, float]]
@@ -286,9 +294,28 @@ class World(ABC):
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
         """Impulse responses ``(n, S, H + 1, 3)`` to ``+1 sd`` innovations from the steady state."""
 
+    def _simulate_as(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray], dtype: np.dtype) -> Simulation:
+        """:meth:`_simulate` with float outputs of ``dtype``; ``eps`` is float32 or float64.
+
+        The default computes from float64 innovations and rounds the results once. A world whose
+        kernels are element-wise overrides this to read float32 innovations and write ``dtype``
+        directly: the same numbers without the float64 copies of a whole batch.
+        """
+        return self._simulate(theta, np.asarray(eps, dtype=np.float64), metadata).as_dtype(dtype)
+
+    def _irfs_as(self, theta: np.ndarray, H: int, dtype: np.dtype) -> np.ndarray:
+        """:meth:`_irfs` in ``dtype`` (see :meth:`_simulate_as`)."""
+        return self._irfs(theta, H).astype(dtype, copy=False)
+
     # ---- public, checked entry points ----------------------------------------------------
-    def simulate(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray] | None = None) -> Simulation:
-        """Checked wrapper of :meth:`_simulate`; bad input raises :class:`WorldError`."""
+    def simulate(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray] | None = None,
+                 dtype=np.float64) -> Simulation:
+        """Checked wrapper of :meth:`_simulate`; bad input raises :class:`WorldError`.
+
+        ``dtype`` (float64 or float32): of the returned trajectories and extras. Simulation is in
+        float64 either way; float32 results are the float64 ones rounded once.
+        """
+        dtype = self.check_dtype(dtype)
         theta = self.check_theta(theta)
         eps = self.check_eps(eps, theta.shape[0])
         metadata = dict(metadata or {})
@@ -300,11 +327,12 @@ class World(ABC):
                 if m.shape != eps.shape[:2]:
                     raise WorldError(f"world {self.name!r}: metadata {f.name!r} must have shape "
                                      f"{eps.shape[:2]}; got {m.shape}")
-        return self._simulate(theta, eps, metadata)
+        return self._simulate_as(theta, eps, metadata, dtype)
 
-    def irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
-        """Checked wrapper of :meth:`_irfs`."""
-        return self._irfs(self.check_theta(theta), self.check_horizon(H, self.name))
+    def irfs(self, theta: np.ndarray, H: int, dtype=np.float64) -> np.ndarray:
+        """Checked wrapper of :meth:`_irfs`, returning ``dtype`` (as in :meth:`simulate`)."""
+        dtype = self.check_dtype(dtype)
+        return self._irfs_as(self.check_theta(theta), self.check_horizon(H, self.name), dtype)
 
     def valid(self, theta: np.ndarray) -> np.ndarray:
         """``(n,) bool``: in bounds (float32) and valid by the world's own rules."""
@@ -368,6 +396,15 @@ class World(ABC):
                     raise WorldError(f"world {self.name!r}: parameter {p.name!r} of draw {i} must be an integer; got {v}")
         return theta
 
+    def check_dtype(self, dtype) -> np.dtype:
+        try:
+            dt = np.dtype(dtype) if dtype is not None else None
+        except TypeError:
+            dt = None
+        if dt is None or dt not in OUTPUT_DTYPES:
+            raise WorldError(f"world {self.name!r}: output dtype must be float64 or float32; got {dtype!r}")
+        return dt
+
     def check_eps(self, eps: np.ndarray, n: int) -> np.ndarray:
         eps = np.asarray(eps)
         S = len(self.shocks)
@@ -376,7 +413,8 @@ class World(ABC):
                              f"[shocks: {', '.join(self.shocks)}]; got shape {eps.shape}")
         if eps.shape[1] < 1:
             raise WorldError(f"world {self.name!r}: eps must have at least one period; got T={eps.shape[1]}")
-        eps = np.asarray(eps, dtype=np.float64)  # no copy if already float64: worlds never write to eps
+        if eps.dtype != np.float32:  # float32 (as stored) is kept: converting it to float64 is exact
+            eps = np.asarray(eps, dtype=np.float64)  # no copy if already float64: worlds never write to eps
         if not np.all(np.isfinite(eps)):
             i, t, j = np.argwhere(~np.isfinite(eps))[0]
             raise WorldError(f"world {self.name!r}: innovation {self.shocks[j]!r} of draw {i} at t={t} "

@@ -331,17 +331,19 @@ def taylor(s: NKSolution, il, x, pi, v):
     return s.rho_i * il + s.c_x * x + s.c_pi * pi + v
 
 
-# Draws are processed in chunks of this many samples so the per-period working set stays in
-# cache (a speed constant only: every operation is element-wise, so results do not depend on it).
-CHUNK = 1024
+# Draws are processed in chunks of this many samples, and trajectories transposed this many
+# periods at a time, so the working set stays in cache (speed constants only: every operation is
+# element-wise, so results do not depend on them).
+CHUNK = 2048
+PERIODS = 8
 SCALE = (100.0, 400.0, 400.0)  # model units -> canonical: output 100 x, inflation 400 pi, rate 400 i
 
 
-def canonical(x, pi, i, out: np.ndarray) -> None:
-    """Model units -> the canonical observables ``(..., 3)`` (output, inflation, rate), into ``out``."""
-    np.multiply(x, SCALE[0], out=out[..., 0])
-    np.multiply(pi, SCALE[1], out=out[..., 1])
-    np.multiply(i, SCALE[2], out=out[..., 2])
+def canonical(x, pi, i, out) -> None:
+    """Model units -> the canonical observables (output, inflation, rate), into ``out[0]``, ``out[1]``, ``out[2]``."""
+    np.multiply(x, SCALE[0], out=out[0])
+    np.multiply(pi, SCALE[1], out=out[1])
+    np.multiply(i, SCALE[2], out=out[2])
 
 
 def check_determinate(world: World, sol: NKSolution, theta: np.ndarray) -> None:
@@ -354,43 +356,57 @@ def check_determinate(world: World, sol: NKSolution, theta: np.ndarray) -> None:
 
 def simulate_unconstrained(s: NKSolution, eps: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Canonical trajectories ``(m, T, 3)`` from the steady state for innovations ``eps (m, T, 3)``
-    (written into ``out`` if given)."""
+    (float32 or float64), written into ``out`` (float64 or float32: rounded once) if given.
+
+    Every few periods (:data:`PERIODS`) are transposed to period-major buffers ``(periods, 3, m)``,
+    so each per-period operation reads and writes contiguous rows, and transposed back into ``out``.
+    """
     m, T, _ = eps.shape
     out = np.empty((m, T, 3)) if out is None else out
+    if out.shape != (m, T, 3) or not out[:1].flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous rows of shape {(m, T, 3)}; got shape {out.shape}")
+    e = np.empty((PERIODS, 3, m))
+    y = np.empty((PERIODS, 3, m))
     il = np.zeros(m)
     v = np.zeros(m)
     rn = np.zeros(m)
     u = np.zeros(m)
-    for t in range(T):
-        e = eps[:, t, :]
-        v, rn, u = exog_step(s, v, rn, u, e[:, 0], e[:, 1], e[:, 2])
-        x, pi = jumps(s, il, v, rn, u)
-        il = taylor(s, il, x, pi, v)
-        canonical(x, pi, il, out[:, t, :])
+    for t0 in range(0, T, PERIODS):
+        p = min(PERIODS, T - t0)
+        np.copyto(e[:p].reshape(3 * p, m), eps[:, t0:t0 + p].reshape(m, 3 * p).T)
+        for k in range(p):
+            v, rn, u = exog_step(s, v, rn, u, e[k, 0], e[k, 1], e[k, 2])
+            x, pi = jumps(s, il, v, rn, u)
+            il = taylor(s, il, x, pi, v)
+            canonical(x, pi, il, y[k])
+        rows = out[:, t0:t0 + p].reshape(m, 3 * p)  # a view: out's rows are C-contiguous
+        np.copyto(rows, y[:p].reshape(3 * p, m).T, casting="same_kind")
     return out
 
 
 def irfs_unconstrained(s: NKSolution, H: int, out: np.ndarray | None = None) -> np.ndarray:
-    """``(m, 3 shocks, H + 1, 3)``: +1 sd innovation ``j`` at ``h = 0`` from the steady state.
+    """``(m, 3 shocks, H + 1, 3)``: +1 sd innovation ``j`` at ``h = 0`` from the steady state,
+    written into ``out`` (float64 or float32) if given.
 
-    The three experiments run side by side (state arrays ``(m, 3)``) with the same kernels as
-    :func:`simulate_unconstrained`.
+    The three experiments run side by side (state arrays ``(3, m)``) with the same kernels as
+    :func:`simulate_unconstrained`, into a horizon-major buffer transposed once at the end.
     """
     m = s.p.shape[0]
-    col = s.take((slice(None), None))  # coefficients as (m, 1) for broadcasting over experiments
     out = np.empty((m, 3, H + 1, 3)) if out is None else out
-    il = np.zeros((m, 3))
-    v = np.zeros((m, 3))
-    rn = np.zeros((m, 3))
-    u = np.zeros((m, 3))
-    eye = np.eye(3)
-    zero = np.zeros((3, 3))
+    y = np.empty((H + 1, 3, 3, m))  # (horizon, observable, shock, draw)
+    il = np.zeros((3, m))
+    v = np.zeros((3, m))
+    rn = np.zeros((3, m))
+    u = np.zeros((3, m))
+    eye = np.eye(3)[:, :, None]  # eye[k][j] is shock k's innovation in experiment j
+    zero = np.zeros((3, 3, 1))
     for h in range(H + 1):
         e = eye if h == 0 else zero
-        v, rn, u = exog_step(col, v, rn, u, e[0], e[1], e[2])
-        x, pi = jumps(col, il, v, rn, u)
-        il = taylor(col, il, x, pi, v)
-        canonical(x, pi, il, out[:, :, h, :])
+        v, rn, u = exog_step(s, v, rn, u, e[0], e[1], e[2])
+        x, pi = jumps(s, il, v, rn, u)
+        il = taylor(s, il, x, pi, v)
+        canonical(x, pi, il, y[h])
+    np.copyto(out, y.transpose(3, 2, 0, 1), casting="same_kind")
     return out
 
 
@@ -445,18 +461,24 @@ class NK(World):
         return cached_solution(theta)
 
     def _simulate(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray]) -> Simulation:
+        return self._simulate_as(theta, eps, metadata, np.dtype(np.float64))
+
+    def _simulate_as(self, theta, eps, metadata, dtype) -> Simulation:
         sol = self.solution(theta)
         check_determinate(self, sol, theta)
         n, T, _ = eps.shape
         traj = chunked(lambda lo, hi, out: simulate_unconstrained(sol.take(slice(lo, hi)), eps[lo:hi], out),
-                       np.empty((n, T, 3)))
+                       np.empty((n, T, 3), dtype=dtype))
         return Simulation(trajectories=traj)
 
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
+        return self._irfs_as(theta, H, np.dtype(np.float64))
+
+    def _irfs_as(self, theta, H, dtype) -> np.ndarray:
         sol = self.solution(theta)
         check_determinate(self, sol, theta)
         return chunked(lambda lo, hi, out: irfs_unconstrained(sol.take(slice(lo, hi)), H, out),
-                       np.empty((theta.shape[0], 3, H + 1, 3)))
+                       np.empty((theta.shape[0], 3, H + 1, 3), dtype=dtype))
 
     def slice_statistic(self, theta: np.ndarray) -> np.ndarray:
         return np.asarray(theta, dtype=np.float64)[:, _IDX["phi_pi"]].copy()

@@ -547,7 +547,7 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
             g_rows, g_vals = g_rows[:0], g_vals[:0]
         il = i
         o = traj[:, t, :]
-        nk.canonical(x, pi, i, o)
+        nk.canonical(x, pi, i, o.T)
         if bind is not None:
             o[bind, 2] = -r_ss[bind]
         np.multiply(sh, nk.SCALE[2], out=shadow[:, t])

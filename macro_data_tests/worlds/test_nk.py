@@ -295,3 +295,15 @@ def test_splits_hold_about_two_and_a_half_percent():
     np.testing.assert_array_equal(stat, theta[:, NAMES.index("phi_pi")])
     np.testing.assert_array_equal(pers, theta[:, [5, 6, 7, 8]].max(axis=1))
     np.testing.assert_allclose(vol, (theta[:, [9, 10, 11]] / [0.01, 0.02, 0.01]).max(axis=1))
+
+
+def test_simulation_kernel_refuses_an_output_it_cannot_fill_in_place():
+    from macro_data.worlds.nk import simulate_unconstrained
+    d = draw_range(WORLD, 3, 0, 4, 10)
+    sol = solve(d.theta)
+    strided = np.empty((4, 3, 10)).transpose(0, 2, 1)  # right shape, but its rows are not contiguous
+    with pytest.raises(ValueError, match="C-contiguous rows"):
+        simulate_unconstrained(sol, d.shocks, strided)
+    whole = simulate_unconstrained(sol, d.shocks)
+    np.testing.assert_array_equal(simulate_unconstrained(sol, d.shocks, np.empty((4, 10, 3), np.float32)),
+                                  whole.astype(np.float32))
