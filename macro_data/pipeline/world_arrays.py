@@ -23,7 +23,7 @@ from macro_data.pipeline.common import (os_errors_as_storage_errors, BATCH_SAMPL
                                         compute_regions, data_version, group_attributes, provenance, snapshot_inputs,
                                         stamp, summarize_staged)
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import create_array, read_ahead, region_writers, write_small_array
+from macro_data.storage.arrays import create_array, read_ahead, read_rows, region_writers, write_small_array
 from macro_data.storage.locations import open_group
 from macro_data.storage.publish import world_store
 from macro_data.worlds import get_world
@@ -80,8 +80,12 @@ def simulate_region(job: RegionJob) -> RegionResult:
     stats: dict = {}
     batches = [(lo, min(lo + BATCH_SAMPLES, job.stop)) for lo in range(job.start, job.stop, BATCH_SAMPLES)]
 
+    theta_region = inputs["theta"][job.start:job.stop]  # one read: a few bytes per sample
+    readers = {k: read_rows(inputs[k]) for k in ["shocks", *drawn]}
+
     def load(lo: int, hi: int):
-        return inputs["theta"][lo:hi].astype(np.float64), inputs["shocks"][lo:hi], {k: inputs[k][lo:hi] for k in drawn}
+        theta = theta_region[lo - job.start:hi - job.start].astype(np.float64)
+        return theta, readers["shocks"](lo, hi), {k: readers[k](lo, hi) for k in drawn}
 
     with region_writers(g, data_arrays(job.world_id), job.start, job.stop) as writers:
         for theta, shocks, drawn_metadata in read_ahead(functools.partial(load, lo, hi) for lo, hi in batches):

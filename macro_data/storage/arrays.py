@@ -28,6 +28,9 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from macro_data.errors import StorageError
+from macro_data.memory import limit_malloc_arenas
+from macro_data.storage.chunks import ChunkIO
+from macro_data.storage.locations import start_writeback
 
 HASH_SEGMENT = 256
 HASH_ALGORITHM = "sha256-segments-256/v1"
@@ -144,6 +147,7 @@ class RegionWriter:
         self.digests: list[bytes] = []
         self._background = background
         self._future: Future | None = None
+        self._chunks = ChunkIO.for_array(self.array)
 
     def append(self, rows: np.ndarray) -> None:
         """Queue the next rows. In the background mode the writer may read ``rows`` until ``close``:
@@ -192,9 +196,16 @@ class RegionWriter:
         self._hash_carry = rows[whole:].copy()
 
     def _write(self, rows: np.ndarray) -> None:
-        """Whole chunks (or the region's tail) in one call: Zarr encodes and stores them concurrently."""
-        self.array[self._written: self._written + rows.shape[0]] = rows
-        self._written += rows.shape[0]
+        """Whole chunks (or the region's tail) in one call. On a local disk whole chunks are encoded
+        and written directly (:mod:`macro_data.storage.chunks`, the bytes Zarr would write) and
+        their writeback starts at once; anything else goes through Zarr, which encodes and stores
+        the chunks of one call concurrently."""
+        lo, hi = self._written, self._written + rows.shape[0]
+        if self._chunks is not None and self._chunks.whole(lo, hi):
+            start_writeback(self._chunks.write(lo, rows))
+        else:
+            self.array[lo:hi] = rows
+        self._written = hi
 
     def _wait(self) -> None:
         if self._future is not None:
@@ -234,14 +245,19 @@ def region_writers(group: zarr.Group, names: Sequence[str], start: int, stop: in
         raise
 
 
+# Zarr starts its own I/O threads on first use, so the threads of a process that stores arrays
+# share malloc arenas from the start (see macro_data.memory).
+limit_malloc_arenas()
+
 _io_pool: ThreadPoolExecutor | None = None
 _io_pool_lock = threading.Lock()
 
 
 def io_pool() -> ThreadPoolExecutor:
-    """The process's background I/O threads, started once and kept: a new thread per region would
-    each take a fresh malloc arena, and the batch buffers freed there stay mapped, so a process's
-    memory would creep up with the number of regions. Tasks never wait for one another."""
+    """The process's background I/O threads, started once and kept, sharing malloc arenas
+    (:mod:`macro_data.memory`): a new thread per region would each take a fresh arena, and the
+    batch buffers freed there stay mapped, so a process's memory would creep up with the number
+    of regions. Tasks never wait for one another."""
     global _io_pool
     with _io_pool_lock:
         if _io_pool is None:
@@ -305,6 +321,15 @@ def write_small_array(group: zarr.Group, name: str, data: np.ndarray, dimension_
     w = ChunkedArrayWriter(group, name, data.shape, data.dtype, dimension_names, max(1, data.shape[0]), clevel, attributes)
     w.append(data)
     w.close()
+
+
+def read_rows(array: zarr.Array) -> Callable[[int, int], np.ndarray]:
+    """``read(lo, hi)``: rows ``lo .. hi - 1`` of ``array``, decoded directly from its chunk files where
+    the store is local (:mod:`macro_data.storage.chunks`), through Zarr otherwise."""
+    chunks = ChunkIO.for_array(array)
+    if chunks is not None:
+        return chunks.read
+    return lambda lo, hi: array[lo:hi]
 
 
 def iter_rows(array: zarr.Array, rows: int = READ_ROWS, start: int = 0, stop: int | None = None):

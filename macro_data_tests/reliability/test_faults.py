@@ -90,22 +90,33 @@ def test_two_runs_of_the_same_partition_leave_one_intact_version_per_stage(tmp_p
 
 
 class _FailingAfter:
-    """Makes every zarr local-store write fail with ENOSPC once ``budget`` bytes were written."""
+    """Makes every local file write of array data fail with ENOSPC once ``budget`` bytes were written:
+    Zarr's local-store writes and the direct whole-chunk writes (macro_data.storage.chunks)."""
 
     def __init__(self, monkeypatch, budget: int):
         from zarr.storage import _local
 
-        self.written = 0
-        original = _local._put
+        from macro_data.storage import chunks
 
-        def put(path, value, exclusive=False):
-            n = len(value.as_buffer_like()) if hasattr(value, "as_buffer_like") else len(value)
+        self.written = 0
+        original_put, original_write = _local._put, chunks.write_file
+
+        def spend(path, data) -> None:
+            n = len(memoryview(data).cast("B"))
             if self.written + n > budget:
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
             self.written += n
-            return original(path, value, exclusive=exclusive)
+
+        def put(path, value, exclusive=False):
+            spend(path, value.as_buffer_like())
+            return original_put(path, value, exclusive=exclusive)
+
+        def write_file(path, data):
+            spend(path, data)
+            return original_write(path, data)
 
         monkeypatch.setattr(_local, "_put", put)
+        monkeypatch.setattr(chunks, "write_file", write_file)
 
 
 @pytest.mark.parametrize("fraction", [0.02, 0.5, 0.95])

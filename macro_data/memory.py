@@ -1,0 +1,54 @@
+"""How this process's C allocator (glibc malloc) holds batch buffers, so peak memory stays flat.
+
+Without glibc (macOS, musl) these are no-ops. Measured with nk, pipeline only, resident peak:
+
+* every thread that allocates gets a malloc arena of its own (up to eight per core), and buffers
+  freed there stay mapped: with the background I/O threads, peak RSS grew with the number of
+  batches a region had (10,000 samples 158 MiB, 100,000 samples 218 MiB). One arena shared by all
+  threads: 103 and 112 MiB, at the same speed (:func:`limit_malloc_arenas`);
+* memory freed by a finished region stays with the process until trimmed
+  (:func:`release_freed_memory`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from typing import Any
+
+M_ARENA_MAX = -8  # glibc <malloc.h>
+ARENAS = 1
+
+
+def _glibc() -> Any | None:
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim, libc.mallopt  # glibc only
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_libc = _glibc()
+_limited = threading.Lock()
+_done = False
+
+
+def limit_malloc_arenas() -> None:
+    """Make threads started from now on share :data:`ARENAS` malloc arena(s); once per process, and
+    not where ``MALLOC_ARENA_MAX`` is set in the environment (glibc then applies that)."""
+    global _done
+    with _limited:
+        if _done or _libc is None or "MALLOC_ARENA_MAX" in os.environ:
+            return
+        _libc.mallopt(M_ARENA_MAX, ARENAS)
+        _done = True
+
+
+def release_freed_memory() -> None:
+    """Return the memory freed by a finished region to the OS. glibc keeps freed batch buffers in
+    its arenas; without this, a process's peak RSS creeps up with the number of regions
+    (nk, 100k -> 400k samples: +14 % RSS, while the live memory traced by tracemalloc is flat)."""
+    if _libc is not None:
+        _libc.malloc_trim(0)
