@@ -23,6 +23,7 @@ from macro_data.worlds import get_world
 from macro_data.worlds.sampling import split_uniforms
 
 STAGE = "world_splits"
+LABEL_ROWS = 1 << 20  # labels tallied per read: 1 MiB of int8
 
 
 def output_arrays(world_id: str) -> list[str]:
@@ -32,12 +33,13 @@ def output_arrays(world_id: str) -> list[str]:
 def split_region(job: RegionJob) -> RegionResult:
     """Labels of samples ``job.start .. job.stop - 1`` from their theta and split uniforms."""
     world = get_world(job.world_id)
-    theta = open_group(job.inputs, mode="r")["theta"]
+    theta = open_group(job.inputs, mode="r")["theta"][job.start:job.stop]  # one read: a few bytes per sample
+    labels = np.concatenate([
+        splits.assign(world, theta[start - job.start:stop - job.start].astype(np.float64),
+                      split_uniforms(world, job.recipe.seed, start, stop))
+        for start, stop in ((a, min(a + BATCH_SAMPLES, job.stop)) for a in range(job.start, job.stop, BATCH_SAMPLES))])
     with region_writers(open_group(job.staging, mode="r+"), ["split"], job.start, job.stop) as writers:
-        for start in range(job.start, job.stop, BATCH_SAMPLES):
-            stop = min(start + BATCH_SAMPLES, job.stop)
-            writers["split"].append(splits.assign(world, theta[start:stop].astype(np.float64),
-                                                  split_uniforms(world, job.recipe.seed, start, stop)))
+        writers["split"].append(labels)  # one write per region: one byte per sample
         return RegionResult(job.start, job.stop, {"split": writers["split"].close()})
 
 
@@ -55,7 +57,7 @@ def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: Run
             "description": "split label of each sample", "labels": dict(splits.LABELS), "algorithm": splits.ALGORITHM})
         digests, _ = compute_regions(split_region, STAGE, recipe, world_id, g, run, inputs)
         tally = splits.SplitTally()  # labels are 1 byte per sample: tally them here, in order
-        for start, labels in iter_rows(g["split"]):
+        for start, labels in iter_rows(g["split"], LABEL_ROWS):
             tally.add(start, labels)
         summaries = summarize_staged(g, ["split"], digests)
         version = data_version(summaries)
