@@ -3,9 +3,9 @@
 Without glibc (macOS, musl) these are no-ops. Measured with nk, pipeline only, resident peak:
 
 * every thread that allocates gets a malloc arena of its own (up to eight per core), and buffers
-  freed there stay mapped: with the background I/O threads, peak RSS grew with the number of
-  batches a region had (10,000 samples 158 MiB, 100,000 samples 218 MiB). One arena shared by all
-  threads: 103 and 112 MiB, at the same speed (:func:`limit_malloc_arenas`);
+  freed there stay mapped: with the background reading, encoding and writing threads, peak RSS
+  was 109 MiB at 10,000 samples and 125 MiB at 100,000 (``MALLOC_ARENA_MAX=8``). One arena
+  shared by all threads: 97 and 107 MiB, at the same speed (:func:`limit_malloc_arenas`);
 * memory freed by a finished region stays with the process until trimmed
   (:func:`release_freed_memory`).
 """

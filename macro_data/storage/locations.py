@@ -104,7 +104,7 @@ def start_writeback(paths: Iterable[str | os.PathLike]) -> None:
 
     Durability still comes from the fsync at publish; started early, while the next batch is
     computed, that fsync finds little left to write (nk, 100,000 samples: 0.36 s of fsync waits
-    at publish became 0.0x s). Best effort: a file that is gone, or a system without
+    at publish became 0.09 s). Best effort: a file that is gone, or a system without
     ``sync_file_range`` (not Linux), is skipped.
     """
     if _SYNC_FILE_RANGE is None:

@@ -69,3 +69,12 @@ def test_a_corrupted_or_missing_chunk_is_an_error_naming_array_and_chunk(tmp_pat
     io.path(2).unlink()
     with pytest.raises(StorageError, match=r"chunk 2 cannot be read"):
         io.read(20, 30)
+
+
+def test_start_writeback_is_best_effort(tmp_path):
+    from macro_data.storage.locations import start_writeback
+
+    f = tmp_path / "data.bin"
+    f.write_bytes(b"x" * 100_000)
+    start_writeback([f, tmp_path / "gone.bin", tmp_path])  # a missing file and a folder are skipped
+    assert f.read_bytes() == b"x" * 100_000
