@@ -7,7 +7,7 @@ Schema patterns are searched, and ``$`` also matches before a trailing newline);
 most :data:`MAX_NESTING` levels deep. Loading a recipe to build it (:func:`load_recipe`) also
 checks resource limits before anything is allocated (:func:`check_resources`): one storage chunk of
 any array at most :data:`MAX_CHUNK_BYTES` decoded (Blosc refuses buffers over 2 GiB) and one
-compute step (the float64 inputs and outputs of up to 4096 samples, see
+compute step (the float64 inputs and outputs of one batch of samples, see
 :data:`macro_data.pipeline.common.BATCH_SAMPLES`) at most :data:`MAX_STEP_BYTES`. Errors name the
 file, the field and the rule.
 """
