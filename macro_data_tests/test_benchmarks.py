@@ -27,10 +27,11 @@ def test_worlds_benchmark_runs():
 
 
 def test_build_benchmark_runs():
-    out = _run("build.py", "--sizes", "1500", "3000")
+    out = _run("build.py", "--sizes", "1500", "3000", "--repeats", "2")
     rows = [line.split() for line in out.splitlines() if line.strip().startswith(("1500", "3000"))]
     assert [r[0] for r in rows] == ["1500", "3000"], out
     assert "ratio at 3,000 samples" in out, out
+    assert out.count("runs: asset") == 2, out  # each size: the times of both repeats
 
 
 @pytest.mark.parametrize("extra", [[], ["--dask-sizes", "1500"]])
