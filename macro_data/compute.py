@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
 
 from macro_data.errors import MacroDataError
-from macro_data.memory import limit_malloc_arenas, release_freed_memory
+from macro_data.memory import release_freed_memory
 
 
 class ComputeError(MacroDataError):
@@ -105,7 +105,6 @@ def run_regions(fn: Callable[[Any], Any], jobs: Sequence[Any], config: ComputeCo
                 on_done: Callable[[Any, Any], None] | None = None) -> list[Any]:
     """``[fn(job) for job in jobs]`` computed per ``config``; ``on_done(job, result)`` as each finishes."""
     config = config or ComputeConfig()
-    limit_malloc_arenas()  # before region threads start (process-pool and Dask workers call it from io_pool)
     results: dict[int, Any] = {}
 
     def done(i: int, result: Any) -> None:

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from macro_data import config_yaml, paths, schemas
 from macro_data.errors import MacroDataError, RecipeError
 from macro_data.worlds import WORLD_IDS, get_world
@@ -99,10 +97,6 @@ def resolve_recipe_path(name_or_path: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def _field_path(error: jsonschema.ValidationError) -> str:
-    return schemas.location(error)
-
-
 def _too_deep(document: Any, limit: int = MAX_NESTING) -> str | None:
     """Path of the first container nested deeper than ``limit`` (iterative: no recursion on hostile input)."""
     stack = [(document, [], 0)]
@@ -157,7 +151,7 @@ def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
                           f"(rule: nesting)")
     errors = schemas.errors("recipe", document)
     if errors:
-        lines = [f"field {_field_path(e)}: {e.message} (rule: {e.validator})" for e in errors[:10]]
+        lines = [f"field {schemas.location(e)}: {e.message} (rule: {e.validator})" for e in errors[:10]]
         raise RecipeError(f"recipe {source} does not match schemas/recipe.schema.json:\n  " + "\n  ".join(lines))
     for key in ("name", "version"):  # the schema's search lets "name\n" through; a folder name must match whole
         pattern = schemas.load("recipe")["properties"][key]["pattern"]

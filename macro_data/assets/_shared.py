@@ -1,6 +1,5 @@
 """What the world-stage assets share: turning a stage result into readable materialization metadata."""
 
-
 from typing import Callable, Sequence
 
 import dagster as dg

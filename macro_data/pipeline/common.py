@@ -60,6 +60,10 @@ class RegionJob:
     def __str__(self) -> str:
         return f"{self.stage} region [{self.start}, {self.stop}) of world {self.world_id!r}"
 
+    def batches(self, size: int) -> list[tuple[int, int]]:
+        """The region's samples as consecutive ``(lo, hi)`` steps of at most ``size``."""
+        return [(lo, min(lo + size, self.stop)) for lo in range(self.start, self.stop, size)]
+
 
 @dataclass
 class RegionResult:

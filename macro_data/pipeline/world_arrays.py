@@ -2,8 +2,8 @@
 
 Reads ``theta``/``shocks`` (and drawn metadata) as stored — float32 values, which are exactly
 the values simulated from — and asks the world for float32 results (simulated in float64, rounded
-once, without float64 copies of a batch where the world's kernels allow), then writes ``trajectories (sample, time, observable)``,
-``irfs (sample, shock, horizon, observable)``, ``extras (sample, time, extra)`` where the world
+once, without float64 copies of a batch where the world's kernels allow), then writes
+``trajectories (sample, time, observable)``, ``irfs (sample, shock, horizon, observable)``, ``extras (sample, time, extra)`` where the world
 has extra observables, simulated metadata (``binding`` for zlb), and the coordinate arrays
 ``observable``, ``extra`` and ``horizon``.
 """
@@ -11,7 +11,6 @@ has extra observables, simulated metadata (``binding`` for zlb), and the coordin
 from __future__ import annotations
 
 import functools
-
 import time
 from pathlib import Path
 
@@ -78,8 +77,6 @@ def simulate_region(job: RegionJob) -> RegionResult:
     drawn = [m.name for m in world.metadata_fields if m.stage == "draws"]
     simulated = [m.name for m in world.metadata_fields if m.stage == "simulation"]
     stats: dict = {}
-    batches = [(lo, min(lo + BATCH_SAMPLES, job.stop)) for lo in range(job.start, job.stop, BATCH_SAMPLES)]
-
     theta_region = inputs["theta"][job.start:job.stop]  # one read: a few bytes per sample
     readers = {k: read_rows(inputs[k]) for k in ["shocks", *drawn]}
 
@@ -88,7 +85,7 @@ def simulate_region(job: RegionJob) -> RegionResult:
         return theta, readers["shocks"](lo, hi), {k: readers[k](lo, hi) for k in drawn}
 
     with region_writers(g, data_arrays(job.world_id), job.start, job.stop) as writers:
-        for theta, shocks, drawn_metadata in read_ahead(functools.partial(load, lo, hi) for lo, hi in batches):
+        for theta, shocks, drawn_metadata in read_ahead(functools.partial(load, lo, hi) for lo, hi in job.batches(BATCH_SAMPLES)):
             sim = world.simulate(theta, shocks, drawn_metadata, dtype=np.float32)
             writers["trajectories"].append(sim.trajectories)
             writers["irfs"].append(world.irfs(theta, job.recipe.H, dtype=np.float32))

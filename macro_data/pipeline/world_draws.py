@@ -64,8 +64,8 @@ def draw_region(job: RegionJob) -> RegionResult:
     g = open_group(job.staging, mode="r+")
     rejections = 0
     with region_writers(g, data_arrays(job.world_id), job.start, job.stop) as writers:
-        for start in range(job.start, job.stop, BATCH):
-            d = draw_range(world, job.recipe.seed, start, min(start + BATCH, job.stop), job.recipe.T, plan.priors)
+        for lo, hi in job.batches(BATCH):
+            d = draw_range(world, job.recipe.seed, lo, hi, job.recipe.T, plan.priors)
             writers["theta"].append(d.theta)
             writers["shocks"].append(d.shocks)
             for name, values in d.metadata.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from macro_data import splits
-from macro_data.pipeline.common import (os_errors_as_storage_errors, BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, check_inputs,
+from macro_data.pipeline.common import (os_errors_as_storage_errors, RegionJob, RegionResult, RunInfo, StageResult, check_inputs,
                                         compute_regions, data_version, group_attributes, provenance, snapshot_inputs,
                                         stamp, summarize_staged)
 from macro_data.recipes import Recipe
@@ -34,10 +34,7 @@ def split_region(job: RegionJob) -> RegionResult:
     """Labels of samples ``job.start .. job.stop - 1`` from their theta and split uniforms."""
     world = get_world(job.world_id)
     theta = open_group(job.inputs, mode="r")["theta"][job.start:job.stop]  # one read: a few bytes per sample
-    labels = np.concatenate([
-        splits.assign(world, theta[start - job.start:stop - job.start].astype(np.float64),
-                      split_uniforms(world, job.recipe.seed, start, stop))
-        for start, stop in ((a, min(a + BATCH_SAMPLES, job.stop)) for a in range(job.start, job.stop, BATCH_SAMPLES))])
+    labels = splits.assign(world, theta.astype(np.float64), split_uniforms(world, job.recipe.seed, job.start, job.stop))
     with region_writers(open_group(job.staging, mode="r+"), ["split"], job.start, job.stop) as writers:
         writers["split"].append(labels)  # one write per region: one byte per sample
         return RegionResult(job.start, job.stop, {"split": writers["split"].close()})

@@ -16,8 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import wait as cf_wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from macro_data.errors import StorageError
 from macro_data.memory import limit_malloc_arenas
-from macro_data.storage.chunks import ChunkIO
+from macro_data.storage.chunks import ChunkIO, SharedThreads
 from macro_data.storage.locations import start_writeback
 
 HASH_SEGMENT = 256
@@ -249,20 +248,11 @@ def region_writers(group: zarr.Group, names: Sequence[str], start: int, stop: in
 # share malloc arenas from the start (see macro_data.memory).
 limit_malloc_arenas()
 
-_io_pool: ThreadPoolExecutor | None = None
-_io_pool_lock = threading.Lock()
-
-
-def io_pool() -> ThreadPoolExecutor:
-    """The process's background I/O threads, started once and kept, sharing malloc arenas
-    (:mod:`macro_data.memory`): a new thread per region would each take a fresh arena, and the
-    batch buffers freed there stay mapped, so a process's memory would creep up with the number
-    of regions. Tasks never wait for one another."""
-    global _io_pool
-    with _io_pool_lock:
-        if _io_pool is None:
-            _io_pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="macro-data-io")
-        return _io_pool
+# The process's background I/O threads, started once and kept, sharing malloc arenas
+# (macro_data.memory): a new thread per region would each take a fresh arena, and the batch
+# buffers freed there stay mapped, so a process's memory would creep up with the number of
+# regions. Tasks never wait for one another.
+io_pool = SharedThreads(IO_THREADS, "macro-data-io")
 
 
 def read_ahead(loaders: Iterable[Callable[[], Any]]) -> Iterator[Any]:

@@ -32,17 +32,25 @@ from macro_data.errors import StorageError
 
 CODEC_THREADS = max(1, os.cpu_count() or 1)  # chunks of one batch are encoded in parallel (codecs release the GIL)
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = Lock()
+
+class SharedThreads:
+    """A process-wide thread pool, started on first use and kept: ``pool()`` returns it."""
+
+    def __init__(self, size: int, name: str):
+        self.size, self.name = size, name
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = Lock()
+
+    def __call__(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.size, thread_name_prefix=self.name)
+            return self._pool
 
 
-def codec_pool() -> ThreadPoolExecutor:
-    """Threads that encode or decode the chunks of one call in parallel; tasks never wait on others."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(CODEC_THREADS, thread_name_prefix="macro-data-codec")
-        return _pool
+# Threads that encode or decode the chunks of one call in parallel. Their tasks never wait on
+# others, so the I/O threads that call them cannot deadlock on them.
+codec_pool = SharedThreads(CODEC_THREADS, "macro-data-codec")
 
 
 def write_file(path: Path, data) -> None:
@@ -137,7 +145,7 @@ class ChunkIO:
         if not 0 <= lo <= hi <= self.n:
             raise StorageError(f"array {self.array.name!r}: rows [{lo}, {hi}) outside [0, {self.n})")
         out = np.empty((hi - lo, *self.array.shape[1:]), dtype=self.array.dtype)
-        first, last = lo // self.chunk, -(-hi // self.chunk)
+        first, last = lo // self.chunk, -(-hi // self.chunk) if hi > lo else lo // self.chunk
 
         def fill(index: int) -> None:
             a, b = max(lo, index * self.chunk), min(hi, (index + 1) * self.chunk)

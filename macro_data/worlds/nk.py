@@ -30,9 +30,10 @@ on the full system, which uses a batched eigen-decomposition):
    (:func:`characteristic_cubic`; ``c_x = (1 - rho_i) phi_y``, ``c_pi = (1 - rho_i) phi_pi``).
    Blanchard-Kahn: the block is determinate iff exactly one root lies inside the unit circle and
    two outside, none within ``1e-8`` of it. A single root inside is real (complex roots come in
-   pairs of equal modulus), so then ``g(-1)`` and ``g(1)`` have opposite signs; it is found by
-   bisection on ``[-1, 1]`` to the last bit, and the other two roots are those of the quadratic
-   left by dividing it out (:func:`endogenous_root`). The root is ``p = P[i, i]`` and, from the IS
+   pairs of equal modulus), so then ``g(-1)`` and ``g(1)`` have opposite signs; it is found in
+   ``[-1, 1]`` by bisection and safeguarded Newton steps until ``g`` is within its rounding error,
+   and the other two roots are those of the quadratic left by dividing it out
+   (:func:`endogenous_root`). The root is ``p = P[i, i]`` and, from the IS
    and Phillips curves with ``x = a i[t-1]``, ``pi = b i[t-1]``, ``i[t] = p i[t-1]``::
 
        a = F_xi  = -p (1 - beta p) / (sigma (1 - p) (1 - beta p) - kappa p),      b = F_pii = kappa a / (1 - beta p)

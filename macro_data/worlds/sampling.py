@@ -96,24 +96,26 @@ def draw_theta_blocks(world: World, seed: int, blocks: range, priors: Mapping[st
     validated in one call, which is element-wise, so batching changes nothing but the speed.
     """
     rngs = [block_rng(seed, world, b, "theta") for b in blocks]
-    theta = np.full((len(blocks) * BLOCK_SIZE, len(world.parameters)), np.nan)
-    rejections = np.zeros(len(blocks) * BLOCK_SIZE, dtype=np.int64)
-    filled = np.zeros(len(blocks) * BLOCK_SIZE, dtype=bool)
-    drawing = list(range(len(blocks)))  # positions of the blocks with a sample still to fill
+    n = len(blocks) * BLOCK_SIZE
+    theta = np.full((n, len(world.parameters)), np.nan)
+    rejections = np.zeros(n, dtype=np.int64)
+    filled = np.zeros(n, dtype=bool)
+    filled_by_block = filled.reshape(len(blocks), BLOCK_SIZE)  # a view
+    drawing = np.arange(len(blocks))  # positions of the blocks with a sample still to fill
     for _ in range(MAX_REJECTION_ROUNDS):
         candidates = np.concatenate([to_float32_precision(world.propose(rngs[j], BLOCK_SIZE, priors)) for j in drawing])
-        rows = np.concatenate([np.arange(j * BLOCK_SIZE, (j + 1) * BLOCK_SIZE) for j in drawing])
+        rows = (drawing[:, None] * BLOCK_SIZE + np.arange(BLOCK_SIZE)).ravel()
         todo = ~filled[rows]
         rows, candidates = rows[todo], candidates[todo]
         ok = world.valid(candidates)
         theta[rows[ok]] = candidates[ok]
         rejections[rows[~ok]] += 1
         filled[rows[ok]] = True
-        drawing = [j for j in drawing if not filled[j * BLOCK_SIZE: (j + 1) * BLOCK_SIZE].all()]
-        if not drawing:
+        drawing = drawing[~filled_by_block[drawing].all(axis=1)]
+        if not drawing.size:
             return theta, rejections
-    j = drawing[0]
-    missing = int((~filled[j * BLOCK_SIZE: (j + 1) * BLOCK_SIZE]).sum())
+    j = int(drawing[0])
+    missing = int((~filled_by_block[j]).sum())
     raise WorldError(f"world {world.name!r}: {missing} samples of block {blocks[j]} found no valid "
                      f"parameter draw in {MAX_REJECTION_ROUNDS} proposals each; the priors {dict(priors)} "
                      f"may leave (almost) no valid region")

@@ -617,6 +617,11 @@ class ZLB(World):
         nk.check_determinate(self, sol, theta)
         return sol
 
+    @staticmethod
+    def _chunk(sol: NKSolution, theta: np.ndarray, lo: int, hi: int) -> _Chunk:
+        """Per-draw constants of draws ``lo .. hi - 1``, shared by simulate and irfs of the same batch."""
+        return CHUNKS.get(theta[lo:hi], lambda th: _Chunk(sol.take(slice(lo, hi)), th[:, _R_SS].copy()))
+
     def _simulate(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray]) -> Simulation:
         sol = self._solution(theta)
         n, T, _ = eps.shape
@@ -624,7 +629,7 @@ class ZLB(World):
         shadow = np.empty((n, T, 1))
         binding = np.empty((n, T), dtype=bool)
         for lo, hi in _chunks(n, ZLB_CHUNK):
-            chunk = CHUNKS.get(theta[lo:hi], lambda th: _Chunk(sol.take(slice(lo, hi)), th[:, _R_SS].copy()))
+            chunk = self._chunk(sol, theta, lo, hi)
             tr, sh, b = simulate_occbin(chunk.sol, chunk.r_ss, eps[lo:hi], np.arange(lo, hi), chunk=chunk)
             traj[lo:hi], shadow[lo:hi, :, 0], binding[lo:hi] = tr, sh, b
         return Simulation(trajectories=traj, extras=shadow, metadata={"binding": binding})
@@ -634,8 +639,7 @@ class ZLB(World):
         n = theta.shape[0]
         out = np.empty((n, 3, H + 1, 3))
         for lo, hi in _chunks(n, ZLB_CHUNK):
-            # per-draw constants built once, shared by the three shock experiments (and by simulate)
-            chunk = CHUNKS.get(theta[lo:hi], lambda th: _Chunk(sol.take(slice(lo, hi)), th[:, _R_SS].copy()))
+            chunk = self._chunk(sol, theta, lo, hi)  # shared by the three shock experiments
             for j in range(3):
                 eps = np.zeros((hi - lo, H + 1, 3))
                 eps[:, 0, j] = 1.0
