@@ -29,6 +29,7 @@ from macro_data import paths
 from macro_data.external import real_data
 from macro_data.external.fetch import FetchResult
 from macro_data.external.registry import Entry, load_registry
+from macro_data.files import atomic_write
 from macro_data.resources.external import ExternalDataResource
 
 GROUP = "external"
@@ -93,12 +94,7 @@ def _fetch_metadata(entry: Entry, r: FetchResult) -> dict:
 
 
 def _atomic_json(path: Path, doc: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def _moments_markdown(summary: dict) -> str:

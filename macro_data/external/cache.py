@@ -27,7 +27,7 @@ from macro_data import paths
 from macro_data.external.errors import ExternalDataError
 from macro_data.external.hashes import file_sha256
 from macro_data.external.registry import Entry
-from macro_data.storage.locations import fsync_path
+from macro_data.files import fsync_path
 
 
 @dataclass(frozen=True)

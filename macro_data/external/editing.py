@@ -54,6 +54,7 @@ from macro_data.external.registry import (
     parse_registry,
     read_registry_document,
 )
+from macro_data.files import atomic_write
 from macro_data.external.tabular import TableReport, check_table
 
 Printer = Callable[[str], None]
@@ -66,14 +67,8 @@ def _registry_lock_key(path: Path) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    """The registry keeps its mode (a user's choice) when rewritten."""
+    atomic_write(path, text.encode("utf-8"), mode=path.stat().st_mode & 0o777 if path.exists() else None)
 
 
 def _dump(value: Any) -> str:

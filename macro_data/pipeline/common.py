@@ -58,7 +58,7 @@ class RegionJob:
     inputs: str | None = None  # a snapshot group of the published inputs, for stages that read them
 
     def __str__(self) -> str:
-        return f"{self.stage} region [{self.start}, {self.stop}) of world {self.world_id!r}"
+        return f"{self.stage} region [{self.start}, {self.stop}) of world {self.world_id!r} (staged in {self.staging})"
 
     def batches(self, size: int) -> list[tuple[int, int]]:
         """The region's samples as consecutive ``(lo, hi)`` steps of at most ``size``."""
@@ -121,13 +121,14 @@ class StageResult:
 
 
 @contextlib.contextmanager
-def os_errors_as_storage_errors(stage: str, world_id: str) -> Iterator[None]:
-    """A disk or network error while a stage writes: one message naming the world, stage and file."""
+def os_errors_as_storage_errors(stage: str, world_id: str, location: str) -> Iterator[None]:
+    """A disk or network error while a stage writes: one message naming the world, stage and file
+    (or, where the OS names none, e.g. a full disk, the store being written)."""
     try:
         yield
     except OSError as exc:
-        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        raise StorageError(f"world {world_id!r}: {stage} could not write{where} ({exc.strerror or exc}); "
+        where = exc.filename if getattr(exc, "filename", None) else f"into {location}"
+        raise StorageError(f"world {world_id!r}: {stage} could not write {where} ({exc.strerror or exc}); "
                            f"the previously published version is unchanged") from exc
 
 

@@ -108,7 +108,7 @@ def build_world_arrays(recipe: Recipe, world_id: str, root: str | Path, run: Run
     store = world_store(recipe.dataset_dir(root), world_id)
     attrs = group_attributes(world, recipe)
     drawn = [m.name for m in world.metadata_fields if m.stage == "draws"]
-    with os_errors_as_storage_errors(STAGE, world_id), store.staging(STAGE, attrs) as g:
+    with os_errors_as_storage_errors(STAGE, world_id, store.location), store.staging(STAGE, attrs) as g:
         inputs = snapshot_inputs(store, g, ["theta", "shocks", *drawn], STAGE)
         upstream = check_inputs(inputs, ["theta"], recipe, world, STAGE)
         if inputs["theta"].shape[0] != n or inputs["shocks"].shape[1] != T:

@@ -82,7 +82,7 @@ def build_world_draws(recipe: Recipe, world_id: str, root: str | Path, run: RunI
     n = recipe.world(world_id).n_samples
     store = world_store(recipe.dataset_dir(root), world_id)
     attrs = group_attributes(world, recipe)
-    with os_errors_as_storage_errors(STAGE, world_id), store.staging(STAGE, attrs) as g:
+    with os_errors_as_storage_errors(STAGE, world_id, store.location), store.staging(STAGE, attrs) as g:
         create_outputs(g, recipe, world_id)
         digests, counts = compute_regions(draw_region, STAGE, recipe, world_id, g, run)
         summaries = summarize_staged(g, data_arrays(world_id), digests)

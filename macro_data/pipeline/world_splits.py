@@ -47,7 +47,7 @@ def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: Run
     n = recipe.world(world_id).n_samples
     store = world_store(recipe.dataset_dir(root), world_id)
     attrs = group_attributes(world, recipe)
-    with os_errors_as_storage_errors(STAGE, world_id), store.staging(STAGE, attrs) as g:
+    with os_errors_as_storage_errors(STAGE, world_id, store.location), store.staging(STAGE, attrs) as g:
         inputs = snapshot_inputs(store, g, ["theta"], STAGE)
         upstream = check_inputs(inputs, ["theta"], recipe, world, STAGE)
         create_array(g, "split", (n,), np.int8, ("sample",), recipe.chunk_samples, recipe.clevel, {

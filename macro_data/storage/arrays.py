@@ -27,7 +27,6 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from macro_data.errors import StorageError
-from macro_data.memory import limit_malloc_arenas
 from macro_data.storage.chunks import ChunkIO, SharedThreads
 from macro_data.storage.locations import start_writeback
 
@@ -243,10 +242,6 @@ def region_writers(group: zarr.Group, names: Sequence[str], start: int, stop: in
             w.abort()
         raise
 
-
-# Zarr starts its own I/O threads on first use, so the threads of a process that stores arrays
-# share malloc arenas from the start (see macro_data.memory).
-limit_malloc_arenas()
 
 # The process's background I/O threads, started once and kept, sharing malloc arenas
 # (macro_data.memory): a new thread per region would each take a fresh arena, and the batch

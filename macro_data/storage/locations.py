@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import posixpath
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import zarr
+
+from macro_data.files import atomic_write
 
 
 def is_remote(location: str | os.PathLike) -> bool:
@@ -75,15 +76,6 @@ def read_bytes(location: str) -> bytes:
     return Path(location).read_bytes()
 
 
-def fsync_path(path: str | os.PathLike) -> None:
-    """fsync a local file or directory (a directory's fsync makes its entries durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _sync_file_range() -> Any | None:
     try:
         import ctypes
@@ -121,7 +113,7 @@ def start_writeback(paths: Iterable[str | os.PathLike]) -> None:
 
 
 def write_bytes_atomic(location: str, data: bytes, tmp_dir: str | os.PathLike | None = None) -> None:
-    """Readers see the old content or the new, never a part: a single PUT, or temp file + fsync + rename.
+    """Readers see the old content or the new, never a part: a single PUT, or :func:`macro_data.files.atomic_write`.
 
     ``tmp_dir`` (same file system) keeps the temporary file out of the folder readers list.
     """
@@ -129,19 +121,7 @@ def write_bytes_atomic(location: str, data: bytes, tmp_dir: str | os.PathLike | 
         fs, path = filesystem(location)
         fs.pipe_file(path, data)
         return
-    path = Path(location)
-    folder = Path(tmp_dir) if tmp_dir is not None else path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(location, data, tmp_dir=tmp_dir)
 
 
 def stored_bytes(location: str) -> int:

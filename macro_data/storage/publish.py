@@ -43,6 +43,7 @@ import filelock
 import zarr
 
 from macro_data.errors import StorageError
+from macro_data.files import fsync_path
 from macro_data.storage import locations
 
 LOCK_TIMEOUT_S = 600.0
@@ -191,8 +192,8 @@ class WorldStore:
                 # group metadata: written fresh (zarr writes files by temp + rename)
                 zarr.open_group(str(new), mode="a").attrs.put(group_attributes)
                 consolidate(new)
-                locations.fsync_path(new / "zarr.json")
-                locations.fsync_path(new)
+                fsync_path(new / "zarr.json")
+                fsync_path(new)
                 if self.path.exists():
                     try:
                         exchange(new, self.path)
@@ -202,7 +203,7 @@ class WorldStore:
                         _swap_by_renames(new, self.path)
                 else:
                     os.rename(new, self.path)
-                locations.fsync_path(self.dataset_dir)
+                fsync_path(self.dataset_dir)
                 shutil.rmtree(new, ignore_errors=True)  # after an exchange this holds the old group
         except filelock.Timeout:
             raise StorageError(f"world {self.world_id!r}: another run has held the publish lock "
@@ -242,8 +243,8 @@ def _fsync_tree(path: Path) -> None:
         dirs.append(dirpath)
         files += [os.path.join(dirpath, f) for f in names]
     with ThreadPoolExecutor(FSYNC_THREADS) as pool:
-        list(pool.map(locations.fsync_path, files))
-        list(pool.map(locations.fsync_path, dirs))
+        list(pool.map(fsync_path, files))
+        list(pool.map(fsync_path, dirs))
 
 
 def _swap_by_renames(new: Path, target: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import subprocess
 import sys
@@ -13,12 +12,13 @@ from pathlib import Path
 import pytest
 import zarr
 
-from macro_data.errors import MacroDataError, StorageError
+from macro_data.errors import StorageError
 from macro_data.pipeline import world_arrays, world_draws, world_splits
 from macro_data.recipes import load_recipe
 from macro_data.storage.arrays import content_hash
 from macro_data.storage.locations import stored_bytes
 from macro_data_tests.conftest import write_recipe
+from macro_data_tests.reliability.small_disk import run_stage_on_small_disk
 
 pytestmark = pytest.mark.slow
 WORLD = "nk"
@@ -89,60 +89,27 @@ def test_two_runs_of_the_same_partition_leave_one_intact_version_per_stage(tmp_p
     print(f"concurrent trials (exit codes, stages consistent): {outcomes}")
 
 
-class _FailingAfter:
-    """Makes every local file write of array data fail with ENOSPC once ``budget`` bytes were written:
-    Zarr's local-store writes and the direct whole-chunk writes (macro_data.storage.chunks)."""
-
-    def __init__(self, monkeypatch, budget: int):
-        from zarr.storage import _local
-
-        from macro_data.storage import chunks
-
-        self.written = 0
-        original_put, original_write = _local._put, chunks.write_file
-
-        def spend(path, data) -> None:
-            n = len(memoryview(data).cast("B"))
-            if self.written + n > budget:
-                raise OSError(errno.ENOSPC, "No space left on device", str(path))
-            self.written += n
-
-        def put(path, value, exclusive=False):
-            spend(path, value.as_buffer_like())
-            return original_put(path, value, exclusive=exclusive)
-
-        def write_file(path, data):
-            spend(path, data)
-            return original_write(path, data)
-
-        monkeypatch.setattr(_local, "_put", put)
-        monkeypatch.setattr(chunks, "write_file", write_file)
-
-
 @pytest.mark.parametrize("fraction", [0.02, 0.5, 0.95])
 @pytest.mark.parametrize("stage", ["world_draws", "world_arrays"])
-def test_disk_full_part_way_keeps_previous_version_and_names_the_path(tmp_path, monkeypatch, recipes, fraction, stage):
+def test_disk_full_part_way_keeps_previous_version_and_names_the_path(tmp_path, recipes, fraction, stage):
     paths, refs = recipes
     owned = world_draws.output_arrays(WORLD) if stage == "world_draws" else world_arrays.output_arrays(WORLD)
     ref = paths[1].parent.parent / "ref1" / "tiny" / "0.1.0" / f"{WORLD}.zarr"
     total = sum(stored_bytes(str(ref / n)) for n in owned)
-    budget = int(fraction * total)  # the disk fills this far into the stage's writes
+    free = int(fraction * total)  # the disk fills this far into the stage's writes
     a, b = load_recipe(paths[0]), load_recipe(paths[1])
     root = tmp_path / "root"
     for fn in (world_draws.build_world_draws, world_arrays.build_world_arrays):
         fn(a, WORLD, root)
     if stage == "world_arrays":
         world_draws.build_world_draws(b, WORLD, root)
-    ds = root / "tiny" / "0.1.0"
-    before = _hashes(ds, ["trajectories", "irfs"] if stage == "world_arrays" else ["theta", "shocks"])
-    _FailingAfter(monkeypatch, budget)
-    fn = world_draws.build_world_draws if stage == "world_draws" else world_arrays.build_world_arrays
-    with pytest.raises(MacroDataError) as err:
-        fn(b, WORLD, root)
-    assert "No space left on device" in str(err.value) and str(ds) in str(err.value)
-    monkeypatch.undo()
-    assert _hashes(ds, list(before)) == before
-    assert [p for p in (ds / ".staging" / WORLD).iterdir()] == []
+    names = ["trajectories", "irfs"] if stage == "world_arrays" else ["theta", "shocks"]
+    before = _hashes(root / "tiny" / "0.1.0", names)
+    seen = run_stage_on_small_disk(tmp_path, root, free, stage, paths[1], WORLD)
+    assert seen["error"] is not None, "the stage succeeded on a full disk"
+    assert "No space left on device" in seen["error"] and seen["dataset"] in seen["error"], seen["error"]
+    assert {n: seen["hashes"][n] for n in names} == before
+    assert seen["staging"] == []
 
 
 def test_unwritable_staging_area_fails_clearly(tmp_path, recipes):
@@ -156,10 +123,8 @@ def test_unwritable_staging_area_fails_clearly(tmp_path, recipes):
     assert not (ds / f"{WORLD}.zarr").exists()
 
 
-def test_write_errors_are_reported_with_world_and_region(tmp_path, monkeypatch, recipes):
+def test_write_errors_are_reported_with_world_and_region(tmp_path, recipes):
     paths, _ = recipes
-    _FailingAfter(monkeypatch, 50_000)
-    with pytest.raises(MacroDataError) as err:
-        world_draws.build_world_draws(load_recipe(paths[0]), WORLD, tmp_path / "root")
-    assert "world_draws region [0, " in str(err.value) and "'nk'" in str(err.value)
-    assert json.dumps(str(err.value))  # a plain message, printable in the UI
+    seen = run_stage_on_small_disk(tmp_path, tmp_path / "empty", 50_000, "world_draws", paths[0], WORLD)
+    assert "world_draws region [0, " in seen["error"] and "'nk'" in seen["error"], seen["error"]
+    assert json.dumps(seen["error"])  # a plain message, printable in the UI

@@ -31,10 +31,11 @@ def test_chunks_written_directly_are_the_bytes_zarr_writes(tmp_path, shape, dtyp
     files = io.write(0, values[:40])   # four whole chunks
     direct[40:] = values[40:]          # the padded last chunk goes through Zarr
     assert len(files) == 4
+    chunk_files = sorted(p.relative_to(io.folder) for p in io.folder.rglob("*") if p.is_file() and p.name != "zarr.json")
+    assert chunk_files == [io.path(k).relative_to(io.folder) for k in range(5)]  # Zarr's own chunk keys
     for k in range(5):
-        a = (tmp_path / "by_zarr.zarr" / "x" / by_zarr.metadata.encode_chunk_key((k, *[0] * (len(shape) - 1))))
-        b = io.path(k)
-        assert a.read_bytes() == b.read_bytes(), k
+        a = tmp_path / "by_zarr.zarr" / "x" / io.path(k).relative_to(io.folder)
+        assert a.read_bytes() == io.path(k).read_bytes(), k
     np.testing.assert_array_equal(zarr.open_group(str(tmp_path / "direct.zarr"))["x"][:], values)
     # reads: any range, across chunk edges and into the padded last chunk
     for lo, hi in [(0, 47), (3, 27), (40, 47), (10, 20), (5, 5)]:
@@ -53,6 +54,19 @@ def test_only_whole_chunks_and_local_stores(tmp_path):
     assert ChunkIO.for_array(in_memory) is None
     g = zarr.open_group(str(tmp_path / "two_axes.zarr"), mode="w")
     assert ChunkIO.for_array(g.create_array("y", shape=(10, 4), chunks=(5, 2), dtype="f4")) is None
+    # codec chains other than bytes -> blosc -> crc32c go through Zarr
+    other = g.create_array("z", shape=(10, 4), chunks=(5, 4), dtype="f4", compressors=[zarr.codecs.ZstdCodec()])
+    assert ChunkIO.for_array(other) is None
+    no_crc = g.create_array("w", shape=(10, 4), chunks=(5, 4), dtype="f4",
+                            compressors=[zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")])
+    assert ChunkIO.for_array(no_crc) is None
+
+
+def test_the_fallback_switch_sends_everything_through_zarr(tmp_path, monkeypatch):
+    _, direct = pair(tmp_path, (30, 4), np.float32)
+    assert ChunkIO.for_array(direct) is not None
+    monkeypatch.setenv("MACRO_DATA_DIRECT_CHUNKS", "0")
+    assert ChunkIO.for_array(direct) is None
 
 
 def test_a_corrupted_or_missing_chunk_is_an_error_naming_array_and_chunk(tmp_path):

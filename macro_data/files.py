@@ -1,0 +1,73 @@
+"""Local files written whole or not at all: the one atomic-write helper, and fsync.
+
+Every file the package publishes on a local disk (chunks, manifests, reports, registry edits,
+provenance summaries) is written by :func:`atomic_write`: a temporary file beside the target (or
+in ``tmp_dir`` on the same file system), renamed over it once complete, so a reader or a crash
+sees the old content or the new, never a part.
+
+* Temporary names are unique per process *and* thread (pid, thread id, random suffix), so
+  concurrent writers of one target never share a temporary file.
+* The file is created with mode ``0o666`` and the process's umask applies, as for any file a
+  program creates: ``0644`` under the usual ``022``, group-writable under ``002``. (Temporary-file
+  helpers such as ``tempfile.mkstemp`` create ``0600`` files, which teammates cannot read.)
+  ``mode=`` sets an explicit mode instead, e.g. to keep the mode of a file being replaced.
+* ``durable=True`` (the default) fsyncs the file before the rename and the folder after it, so
+  the new content survives a power loss once the call returns. Chunk writes pass ``False``: a
+  stage syncs all its files at once when it publishes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from pathlib import Path
+
+TEMP_SUFFIX = ".part"  # reserved: a file ending in it is a write in progress (or debris of a crash)
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """fsync a local file or directory (a directory's fsync makes its entries durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_path(path: Path, tmp_dir: str | os.PathLike | None = None) -> Path:
+    """A fresh hidden temporary name for ``path``, unique per process and thread."""
+    folder = Path(tmp_dir) if tmp_dir is not None else path.parent
+    tag = f"{os.getpid()}-{threading.get_ident()}-{uuid.uuid4().hex[:12]}"
+    return folder / f".{path.name}.{tag}{TEMP_SUFFIX}"
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | bytearray | memoryview, *,
+                 tmp_dir: str | os.PathLike | None = None, durable: bool = True, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically (see the module docstring for names, modes and ``durable``).
+
+    An ``OSError`` names the target file even where the OS names none (a full disk, for instance).
+    """
+    path = Path(path)
+    folder = Path(tmp_dir) if tmp_dir is not None else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if tmp_dir is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path, tmp_dir)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        if durable:
+            fsync_path(path.parent)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write() names no file
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
