@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
 
 from macro_data.errors import MacroDataError
-from macro_data.memory import release_freed_memory
+from macro_data.memory import limit_malloc_arenas, release_freed_memory
 
 
 class ComputeError(MacroDataError):
@@ -55,6 +55,7 @@ class ComputeConfig:
 
 def _run_region(fn: Callable, job: Any) -> Any:
     """One attempt of a region on a Dask worker (Dask retries it)."""
+    limit_malloc_arenas()
     try:
         return fn(job)
     finally:
@@ -62,6 +63,7 @@ def _run_region(fn: Callable, job: Any) -> Any:
 
 
 def _attempts(fn: Callable, job: Any, retries: int) -> Any:
+    limit_malloc_arenas()  # in pool workers too: a build opts in to the allocator policy, an import never does
     last: Exception | None = None
     for _ in range(retries + 1):
         try:
@@ -105,6 +107,7 @@ def run_regions(fn: Callable[[Any], Any], jobs: Sequence[Any], config: ComputeCo
                 on_done: Callable[[Any, Any], None] | None = None) -> list[Any]:
     """``[fn(job) for job in jobs]`` computed per ``config``; ``on_done(job, result)`` as each finishes."""
     config = config or ComputeConfig()
+    limit_malloc_arenas()  # before the region threads start (see macro_data.memory)
     results: dict[int, Any] = {}
 
     def done(i: int, result: Any) -> None:

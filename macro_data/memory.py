@@ -8,6 +8,10 @@ Without glibc (macOS, musl) these are no-ops. Measured with nk, pipeline only, r
   shared by all threads: 97 and 107 MiB, at the same speed (:func:`limit_malloc_arenas`);
 * memory freed by a finished region stays with the process until trimmed
   (:func:`release_freed_memory`).
+
+Importing this module (or any module of the package) changes nothing: a build opts in when it
+starts computing (:func:`macro_data.compute.run_regions` and its pool and cluster workers), so a
+process that only reads datasets, a user's training job for instance, keeps its allocator as it was.
 """
 
 from __future__ import annotations
