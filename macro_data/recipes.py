@@ -1,6 +1,6 @@
 """Dataset recipes: declarative, schema-validated descriptions of a dataset.
 
-A recipe is a YAML file (``datasets/recipes/<name>.yaml`` or any path) checked against
+A recipe is a YAML file (a name: ``./datasets/recipes/<name>.yaml`` or a shipped recipe; or any path) checked against
 ``schemas/recipe.schema.json`` and then against rules a schema cannot express: prior overrides
 inside each parameter's bounds; ``name`` and ``version`` matching their patterns in full (JSON
 Schema patterns are searched, and ``$`` also matches before a trailing newline); and nesting at
@@ -84,17 +84,24 @@ def canonical_json(doc: Any) -> bytes:
 
 
 def resolve_recipe_path(name_or_path: str | os.PathLike | None = None) -> Path:
-    """A recipe name in ``datasets/recipes/`` or a path; default ``$MACRO_DATA_RECIPE`` or ``default``."""
+    """A recipe path, or a name looked up in ``./datasets/recipes/`` then among the shipped recipes;
+    default ``$MACRO_DATA_RECIPE`` or ``default``."""
     spec = str(name_or_path or os.environ.get("MACRO_DATA_RECIPE") or "default")
     candidate = Path(spec)
     if candidate.suffix in (".yaml", ".yml", ".json") or os.sep in spec or "/" in spec:
-        path = candidate
-    else:
-        path = paths.RECIPES_DIR / f"{spec}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in paths.RECIPES_DIR.glob("*.yaml"))
-        raise RecipeError(f"recipe {spec!r}: no such file {path} (recipes shipped: {', '.join(known)})")
-    return path
+        if not candidate.is_file():
+            raise RecipeError(f"recipe {spec!r}: no such file {candidate.resolve()}")
+        return candidate
+    local = Path.cwd() / paths.LOCAL_RECIPES / f"{spec}.yaml"
+    if local.is_file():
+        return local
+    shipped = paths.packaged_recipes()
+    if spec in shipped:
+        return Path(str(shipped[spec]))
+    local_names = sorted(p.stem for p in (Path.cwd() / paths.LOCAL_RECIPES).glob("*.yaml"))
+    raise RecipeError(f"recipe {spec!r}: not found in {Path.cwd() / paths.LOCAL_RECIPES} "
+                      f"({', '.join(local_names) or 'no recipes there'}) nor among the shipped recipes "
+                      f"({', '.join(sorted(shipped))}); give a name or a path to a .yaml file")
 
 
 def _too_deep(document: Any, limit: int = MAX_NESTING) -> str | None:

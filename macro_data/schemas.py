@@ -11,8 +11,8 @@ from macro_data import paths
 
 
 def load(name: str) -> dict:
-    """The schema ``schemas/<name>.schema.json``."""
-    return json.loads(paths.schema_path(name).read_text())
+    """The schema ``schemas/<name>.schema.json`` (shipped with the package)."""
+    return json.loads(paths.schema_text(name))
 
 
 def errors(name: str, document: Any) -> list[jsonschema.ValidationError]:

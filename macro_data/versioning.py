@@ -1,38 +1,39 @@
-"""Code versions derived from the source that produces each stage's data.
+"""Code versions derived from the source that produces each asset's data (the one scheme for all assets).
 
-A stage's code version is a hash of the files its output depends on, so editing a world's
+An asset's code version is a hash of the files its output depends on, so editing a world's
 module (or the storage code) marks the dependent assets stale in Dagster without anyone having
-to remember to bump a number.
+to remember to bump a number. Paths are relative to the package folder, so an editable checkout
+and an installed wheel of the same source give the same versions.
 """
 
 from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-from pathlib import Path
 
 from macro_data import paths
 
-_PKG = Path(__file__).resolve().parent
+_WORLD_STAGE = ("worlds/*.py", "storage/*.py", "files.py", "pipeline/common.py")
 
-# Files (relative to the project root) each stage's output depends on; globs allowed.
-STAGE_SOURCES: dict[str, tuple[str, ...]] = {
-    "world_draws": ("macro_data/worlds/*.py", "macro_data/storage/*.py", "macro_data/pipeline/common.py",
-                    "macro_data/pipeline/world_draws.py"),
-    "world_arrays": ("macro_data/worlds/*.py", "macro_data/storage/*.py", "macro_data/pipeline/common.py",
-                     "macro_data/pipeline/world_arrays.py"),
-    "world_splits": ("macro_data/worlds/*.py", "macro_data/splits.py", "macro_data/storage/*.py",
-                     "macro_data/pipeline/common.py", "macro_data/pipeline/world_splits.py"),
-    "dataset_manifest": ("macro_data/pipeline/manifest.py", "macro_data/storage/*.py",
-                         "schemas/manifest.schema.json"),
+# Files (relative to the package folder) each asset's output depends on; globs allowed.
+ASSET_SOURCES: dict[str, tuple[str, ...]] = {
+    "world_draws": (*_WORLD_STAGE, "pipeline/world_draws.py"),
+    "world_arrays": (*_WORLD_STAGE, "pipeline/world_arrays.py"),
+    "world_splits": (*_WORLD_STAGE, "splits.py", "pipeline/world_splits.py"),
+    "dataset_manifest": ("pipeline/manifest.py", "storage/*.py", "files.py", "environment.py",
+                         "data/schemas/manifest.schema.json"),
+    "validation_report": ("validation/*.py", "data/schemas/validation_report.schema.json"),
+    "external_dataset": ("external/registry.py", "external/http.py", "external/cache.py", "external/archives.py",
+                         "external/tabular.py", "external/fetch.py", "data/schemas/external_registry.schema.json"),
+    "us_macro_moments": ("external/real_data.py", "external/tabular.py"),
 }
 
 
 @lru_cache(maxsize=None)
-def code_version(stage: str) -> str:
-    """``<stage>-<12 hex>``: SHA-256 over the stage's source files (path and bytes, sorted by path)."""
+def code_version(asset: str) -> str:
+    """``<asset>-<12 hex>``: SHA-256 over the asset's source files (path and bytes, sorted by path)."""
     h = hashlib.sha256()
-    files = sorted({p for pattern in STAGE_SOURCES[stage] for p in paths.PROJECT_ROOT.glob(pattern)})
+    files = sorted({p for pattern in ASSET_SOURCES[asset] for p in paths.PACKAGE_DIR.glob(pattern)})
     for f in files:
-        h.update(f.relative_to(paths.PROJECT_ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return f"{stage}-{h.hexdigest()[:12]}"
+        h.update(f.relative_to(paths.PACKAGE_DIR).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return f"{asset}-{h.hexdigest()[:12]}"

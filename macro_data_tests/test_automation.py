@@ -92,7 +92,7 @@ def test_registry_sensor_requests_changed_pinned_entries(tmp_path, monkeypatch):
     from macro_data.sensors import registry_change_sensor
 
     registry = tmp_path / "external.yaml"
-    registry.write_text(paths.DEFAULT_REGISTRY.read_text())
+    registry.write_text(paths.packaged("external.yaml").read_text())
     monkeypatch.setenv("MACRO_DATA_REGISTRY", str(registry))
     first = registry_change_sensor(dg.build_sensor_context())
     assert "recorded" in first.skip_reason.skip_message

@@ -18,42 +18,24 @@ Module-level ``assets``, ``asset_checks`` and ``resources`` are built from the d
 """
 
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import dagster as dg
 
-from macro_data import paths
 from macro_data.external import real_data
 from macro_data.external.fetch import FetchResult
 from macro_data.external.registry import Entry, load_registry
 from macro_data.files import atomic_write
 from macro_data.resources.external import ExternalDataResource
+from macro_data.versioning import code_version
 
 GROUP = "external"
 SOURCE_ENTRY = real_data.SOURCE_ENTRY
 MOMENTS_FILE = "us_macro_moments.json"
 
 # Files whose content decides what each asset publishes (and so its code version).
-_SOURCES = {
-    "external_dataset": ("macro_data/external/registry.py", "macro_data/external/http.py",
-                         "macro_data/external/cache.py", "macro_data/external/archives.py",
-                         "macro_data/external/tabular.py", "macro_data/external/fetch.py",
-                         "schemas/external_registry.schema.json"),
-    "us_macro_moments": ("macro_data/external/real_data.py", "macro_data/external/tabular.py"),
-}
-
-
-def _code_version(asset: str) -> str:
-    h = hashlib.sha256()
-    for rel in sorted(_SOURCES[asset]):
-        p = paths.PROJECT_ROOT / rel
-        h.update(rel.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"") + b"\0")
-    return f"{asset}-{h.hexdigest()[:12]}"
-
-
 def _fetch_metadata(entry: Entry, r: FetchResult) -> dict:
     md: dict = {
         "entry": dg.MetadataValue.text(entry.name),
@@ -112,7 +94,7 @@ def build_external_assets(registry_path: str | os.PathLike | None = None, allow_
 
     @dg.asset(
         name="external_dataset", partitions_def=partitions, group_name=GROUP, kinds={"csv", "http"},
-        code_version=_code_version("external_dataset"),
+        code_version=code_version("external_dataset"),
         description="A reference dataset from datasets/external.yaml (one partition per entry), downloaded from "
                     "its mirrors and verified (size, sha256, archive members, CSV header) before use; "
                     "provenance in <root>/external/provenance.jsonl.")
@@ -157,7 +139,7 @@ def build_external_assets(registry_path: str | os.PathLike | None = None, allow_
     if source_entry in registry.entries:
         @dg.asset(
             name="us_macro_moments", group_name=GROUP, kinds={"python", "json"},
-            code_version=_code_version("us_macro_moments"),
+            code_version=code_version("us_macro_moments"),
             deps=[dg.AssetDep(external_dataset,
                               partition_mapping=dg.SpecificPartitionsPartitionMapping([source_entry]))],
             description="US quarterly data 1959Q2-2009Q3 as the canonical observables (output: 100 x log deviation "

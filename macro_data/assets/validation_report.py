@@ -12,7 +12,7 @@ import json
 
 import dagster as dg
 
-from macro_data import groups, paths
+from macro_data import groups
 from macro_data.assets.dataset_manifest import dataset_manifest
 from macro_data.errors import MacroDataError
 from macro_data.resources.recipe import RecipeResource
@@ -21,20 +21,9 @@ from macro_data.storage import locations
 from macro_data.validation import html as html_report
 from macro_data.validation.dataset import validate_dataset
 from macro_data.validation.report import all_checks, build_report, summary_markdown, write_report
+from macro_data.versioning import code_version
 
-# What the report's content depends on (besides the data): the validation code and its schema.
-SOURCES = ("macro_data/validation/*.py", "schemas/validation_report.schema.json")
-
-
-def code_version() -> str:
-    h = hashlib.sha256()
-    files = sorted({p for pattern in SOURCES for p in paths.PROJECT_ROOT.glob(pattern)})
-    for f in files:
-        h.update(f.relative_to(paths.PROJECT_ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return f"validation_report-{h.hexdigest()[:12]}"
-
-
-CODE_VERSION = code_version()
+CODE_VERSION = code_version("validation_report")
 
 
 def _link(location: str):

@@ -2,7 +2,7 @@
 
 One run per world partition (draws, arrays, splits), then the all-worlds assets (manifest, and
 the validation report once it exists), all recorded in the Dagster instance at ``$DAGSTER_HOME``
-(default ``.dagster_home`` in the project), so ``dagster dev`` shows them afterwards.
+(default ``./.dagster_home`` in the working directory), so ``dagster dev`` shows them afterwards.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", help="build a dataset (all worlds, splits, manifest) through Dagster",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--recipe", default=None,
-                   help="recipe name in datasets/recipes/ or a path (default: $MACRO_DATA_RECIPE or 'default')")
-    p.add_argument("--root", default=None, help="output root (default: $MACRO_DATA_ROOT or datasets/build)")
+                   help="recipe name (./datasets/recipes/NAME.yaml or a shipped recipe) or a path "
+                        "(default: $MACRO_DATA_RECIPE or 'default')")
+    p.add_argument("--root", default=None, help="output root (default: $MACRO_DATA_ROOT or ./datasets/build)")
     p.add_argument("--worlds", default=None, help="comma-separated subset of the recipe's worlds (default: all)")
     p.add_argument("--skip-dataset", action="store_true", help="build the world partitions only")
     p.add_argument("--verbose", action="store_true", help="show Dagster's event log on the console")
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     if not os.environ.get("DAGSTER_HOME"):
-        os.environ["DAGSTER_HOME"] = str(paths.PROJECT_ROOT / ".dagster_home")
+        os.environ["DAGSTER_HOME"] = str(Path.cwd() / ".dagster_home")
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():  # a fresh local instance: SQLite defaults, no telemetry

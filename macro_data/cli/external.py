@@ -1,9 +1,9 @@
 """``macro-data fetch | pin | register | provenance | verify``: verified external reference data.
 
 Every command reads the registry (``--registry`` or ``$MACRO_DATA_REGISTRY``, default
-``datasets/external.yaml``) and validates it before any network I/O; the cache and provenance live
-under ``--root`` (``$MACRO_DATA_ROOT``, default ``datasets/build``) in ``external/``. Exit code 0
-on success, 1 on any failure.
+``./datasets/external.yaml`` where it exists, else the one shipped with the package) and validates
+it before any network I/O; the cache and provenance live under ``--root`` (``$MACRO_DATA_ROOT``,
+default ``./datasets/build``) in ``external/``. Exit code 0 on success, 1 on any failure.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from macro_data.external.registry import load_registry
 
 
 def _common(p: argparse.ArgumentParser, network: bool = True) -> None:
-    p.add_argument("--registry", metavar="PATH", help="registry file (default: $MACRO_DATA_REGISTRY or "
-                                                      "datasets/external.yaml)")
+    p.add_argument("--registry", metavar="PATH", help="registry file (default: $MACRO_DATA_REGISTRY, else "
+                                                      "./datasets/external.yaml if present, else the shipped one)")
     p.add_argument("--root", metavar="DIR", help="data root holding external/ (default: $MACRO_DATA_ROOT or "
-                                                 "datasets/build)")
+                                                 "./datasets/build)")
     if network:
         p.add_argument("--offline", action="store_true", default=None,
                        help="serve verified cache hits only (also: MACRO_DATA_OFFLINE=1)")

@@ -66,6 +66,16 @@ def _registry_lock_key(path: Path) -> str:
     return "registry-" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
 
 
+def _editable_registry(registry_path: str | os.PathLike | None) -> Path:
+    """The registry pin and register may edit: never the read-only copy inside the installed package."""
+    path = Path(registry_path) if registry_path is not None else paths.registry_path()
+    if paths.is_packaged(path):
+        raise RegistryError(f"{path} is the registry shipped with the package (read-only); copy it to "
+                            f"{paths.LOCAL_REGISTRY} in the working directory (or point $MACRO_DATA_REGISTRY "
+                            f"or --registry at a copy) and edit that")
+    return path
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     """The registry keeps its mode (a user's choice) when rewritten."""
     atomic_write(path, text.encode("utf-8"), mode=path.stat().st_mode & 0o777 if path.exists() else None)
@@ -208,7 +218,7 @@ def pin(name: str, *, registry_path: str | os.PathLike | None = None, root: str 
     """Download ``name`` from all its URLs, print hash/size/header for review and write them (see module doc)."""
     say = out or (lambda _s: None)
     policy = policy or HttpPolicy.from_env()
-    reg_path = Path(registry_path) if registry_path is not None else paths.registry_path()
+    reg_path = _editable_registry(registry_path)
     registry = load_registry(reg_path, allow_http_hosts=policy.allow_http_hosts)
     entry = registry.get(name)
     if entry.kind == "manual" or not entry.urls:
@@ -391,7 +401,7 @@ def register(name: str, source_path: str | os.PathLike, *, registry_path: str | 
     src = Path(source_path)
     if not src.is_file():
         raise RegistryError(f"register {name}: {src} is not a regular file")
-    reg_path = Path(registry_path) if registry_path is not None else paths.registry_path()
+    reg_path = _editable_registry(registry_path)
     registry = load_registry(reg_path)
     cache = Cache(root)
     sha, size = file_sha256(src)

@@ -17,6 +17,8 @@ from macro_data.external.registry import allowed_http_hosts, load_registry, pars
 
 from .conftest import MACRODATA_SHA256, MACRODATA_SIZE, macro_entry, macrodata_path
 
+SHIPPED_REGISTRY = Path(str(paths.packaged("external.yaml")))  # the registry the package ships
+
 GOOD_URL = "https://example.org/macrodata.csv"
 
 
@@ -31,7 +33,7 @@ def _problems(*entries: dict, allow: str = "") -> str:
 
 
 def test_shipped_registry_is_valid_and_pins_the_real_statsmodels_file():
-    reg = load_registry(paths.DEFAULT_REGISTRY, allow_http_hosts="")
+    reg = load_registry(SHIPPED_REGISTRY, allow_http_hosts="")
     e = reg.get("us_macro_statsmodels")
     assert (e.sha256, e.size) == (MACRODATA_SHA256, MACRODATA_SIZE)
     # the file shipped with statsmodels is byte-identical to what the registry pins
@@ -46,7 +48,7 @@ def test_shipped_registry_is_valid_and_pins_the_real_statsmodels_file():
 
 
 def test_shipped_fred_vintages_are_dated_unpinned_and_refused():
-    reg = load_registry(paths.DEFAULT_REGISTRY, allow_http_hosts="")
+    reg = load_registry(SHIPPED_REGISTRY, allow_http_hosts="")
     fred = [e for e in reg.entries.values() if e.name.startswith("fred_")]
     assert {e.name for e in fred} >= {"fred_md_2024_01", "fred_qd_2024_01"}
     for e in fred:
@@ -94,7 +96,7 @@ def test_allow_http_hosts_accepts_loopback_addresses_only(value, monkeypatch):
         allowed_http_hosts(f"127.0.0.1,{value}")
     monkeypatch.setenv("MACRO_DATA_ALLOW_HTTP_HOSTS", value)
     with pytest.raises(RegistryError, match="not a loopback IP address"):
-        load_registry(paths.DEFAULT_REGISTRY)
+        load_registry(SHIPPED_REGISTRY)
     assert allowed_http_hosts(" 127.0.0.1 , 127.0.0.5,[::1]") == frozenset({"127.0.0.1", "127.0.0.5", "::1"})
 
 

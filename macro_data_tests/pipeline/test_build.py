@@ -26,7 +26,7 @@ def _manifest(dataset_dir):
 def test_manifest_is_valid_and_complete(tiny_dataset):
     recipe, _, dataset_dir = tiny_dataset
     doc = _manifest(dataset_dir)
-    jsonschema.Draft202012Validator(json.loads(paths.schema_path("manifest").read_text())).validate(doc)
+    jsonschema.Draft202012Validator(json.loads(paths.schema_text("manifest"))).validate(doc)
     assert sorted(doc["worlds"]) == sorted(WORLD_IDS)
     assert doc["recipe_sha256"] == load_recipe(recipe).sha256
     assert doc["seeding"]["block_size"] == 256

@@ -77,7 +77,7 @@ def test_realism_rank_is_the_share_of_world_draws_below_the_us_value(validation,
 
 def test_report_matches_its_schema_and_counts(doc):
     validate_report(doc)
-    schema = json.loads(paths.schema_path("validation_report").read_text())
+    schema = json.loads(paths.schema_text("validation_report"))
     jsonschema.Draft202012Validator(schema).validate(doc)
     checks = [*doc["dataset_checks"], *(c for w in doc["worlds"].values() for c in w["checks"])]
     assert doc["summary"]["checks"] == len(checks)
