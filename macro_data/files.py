@@ -14,6 +14,9 @@ sees the old content or the new, never a part.
 * ``durable=True`` (the default) fsyncs the file before the rename and the folder after it, so
   the new content survives a power loss once the call returns. Chunk writes pass ``False``: a
   stage syncs all its files at once when it publishes.
+
+Lock files (:func:`file_lock`) follow the umask too, so teammates sharing a dataset folder can
+take each other's locks.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import os
 import threading
 import uuid
 from pathlib import Path
+
+import filelock
 
 TEMP_SUFFIX = ".part"  # reserved: a file ending in it is a write in progress (or debris of a crash)
 
@@ -71,3 +76,23 @@ def atomic_write(path: str | os.PathLike, data: bytes | bytearray | memoryview, 
         if isinstance(exc, OSError) and exc.filename is None:  # a failed write() names no file
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the only portable read sets it, so restore at once
+    os.umask(mask)
+    return mask
+
+
+def file_lock(path: str | os.PathLike, timeout: float = -1) -> filelock.FileLock:
+    """An inter-process lock on ``path`` whose file gets the mode the umask gives any new file
+    (older filelock releases force ``0644``, which locks a group-writable folder's teammates out)."""
+    return filelock.FileLock(str(path), timeout=timeout, mode=0o666 & ~umask())

@@ -16,6 +16,7 @@ from typing import Iterator
 import filelock
 
 from macro_data.external.errors import LockTimeoutError
+from macro_data.files import file_lock
 
 DEFAULT_LOCK_TIMEOUT_S = 1800.0
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -28,7 +29,7 @@ def hold(lock_dir: Path, key: str, *, timeout: float = DEFAULT_LOCK_TIMEOUT_S, w
         raise ValueError(f"bad lock key {key!r}")
     lock_dir.mkdir(parents=True, exist_ok=True)
     path = lock_dir / f"{key}.lock"
-    lock = filelock.FileLock(str(path))
+    lock = file_lock(path)
     waited = False
     try:
         lock.acquire(timeout=0)

@@ -5,8 +5,8 @@ file opened ``O_APPEND``, fsynced, while holding ``provenance.lock``. Fields of 
 ``event``, ``ok``, ``name``, ``entry_sha256`` (hash of the canonical registry entry), ``url``,
 ``mirror_index``, ``redirects``, ``http_status``, ``etag``, ``last_modified``, ``sha256``, ``size``,
 ``cache`` (hit, downloaded, waited), ``attempts`` (URL, outcome, duration each), ``members``,
-``schema``, ``path``, ``time_utc``, ``run_id`` and ``environment`` (package, Python, requests,
-urllib3, dagster versions, platform). Failures are recorded too (``ok: false`` with the error).
+``schema``, ``path``, ``time_utc``, ``run_id`` and ``environment`` (the fingerprint of
+:func:`macro_data.environment.fingerprint`: Python, library versions, BLAS, CPU, OS). Failures are recorded too (``ok: false`` with the error).
 
 :func:`export` turns the latest successful record of each dataset plus its registry entry into a
 Markdown table or JSON for a paper's appendix.
@@ -17,16 +17,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import platform
-import sys
-from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Iterable
 
-import filelock
 
+
+from macro_data import environment
 from macro_data.external.registry import Registry
+from macro_data.files import file_lock
 
 RECORD_VERSION = 1
 
@@ -35,37 +33,14 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-@lru_cache(maxsize=1)
-def environment() -> dict:
-    """Versions that can change what is fetched or how it is checked (no host names, no paths)."""
-    return {
-        "macro_data": _version("macro_data"),
-        "python": platform.python_version(),
-        "implementation": sys.implementation.name,
-        "platform": platform.platform(terse=True),
-        "requests": _version("requests"),
-        "urllib3": _version("urllib3"),
-        "filelock": _version("filelock"),
-        "jsonschema": _version("jsonschema"),
-        "dagster": _version("dagster"),
-    }
-
-
 def append(path: Path, record: dict, *, lock_timeout: float = 60.0) -> dict:
     """Append one record (``record_version``, ``time_utc``, ``environment`` added when absent)."""
     full = {"record_version": RECORD_VERSION, "time_utc": utc_now(), **record}
-    full.setdefault("environment", environment())
+    full.setdefault("environment", environment.fingerprint())
     line = json.dumps(full, sort_keys=True, ensure_ascii=False, default=str) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(str(path.with_suffix(".lock")), timeout=lock_timeout):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    with file_lock(path.with_suffix(".lock"), timeout=lock_timeout):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)  # the umask applies
         try:
             os.write(fd, line.encode())
             os.fsync(fd)

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import zarr
 
-from macro_data import progress
+from macro_data import environment, progress
 from macro_data.errors import StorageError
 from macro_data.compute import ComputeConfig, run_regions
 from macro_data.recipes import Recipe
@@ -152,6 +152,7 @@ def provenance(stage: str, world: World, recipe: Recipe, run: RunInfo, version: 
         "upstream": upstream,
         "hash_algorithm": HASH_ALGORITHM,
         "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment.fingerprint(),
     }
 
 

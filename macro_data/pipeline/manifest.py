@@ -20,7 +20,7 @@ from typing import Mapping
 
 import zarr
 
-from macro_data import paths, schemas, splits
+from macro_data import environment, paths, schemas, splits
 from macro_data.errors import ManifestError
 from macro_data.pipeline import world_arrays, world_draws, world_splits
 from macro_data.pipeline.common import read_provenance
@@ -31,7 +31,7 @@ from macro_data.storage.publish import world_store
 from macro_data.worlds import get_world
 from macro_data.worlds.sampling import seeding_description
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 MANIFEST_NAME = "manifest.json"
 STAGES = {world_draws.STAGE: world_draws, world_arrays.STAGE: world_arrays, world_splits.STAGE: world_splits}
 # The arrays the manifest lists (coordinate arrays are in the stores too, but not data arrays).
@@ -46,8 +46,12 @@ def package_version() -> str:
 
 
 def git_commit() -> str:
+    """The commit of the source checkout the package runs from; ``unknown`` for an installed wheel."""
+    checkout = paths.source_checkout()
+    if checkout is None:
+        return "unknown"
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True,
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True,
                              text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -123,7 +127,8 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
         "arrays": arrays,
         "splits": prov[world_splits.STAGE]["splits"],
         "stats": {**draw_stats, **prov[world_arrays.STAGE].get("stats", {})},
-        "provenance": {stage: {k: p.get(k) for k in ("run_id", "code_version", "data_version", "written_at", "upstream")}
+        "provenance": {stage: {k: p.get(k) for k in ("run_id", "code_version", "data_version", "written_at", "upstream",
+                                                     "environment")}
                        for stage, p in prov.items()},
     }
 
@@ -140,6 +145,7 @@ def build_manifest_document(recipe: Recipe, root: str | Path, run_id: str = "loc
         "recipe": recipe.document,
         "recipe_sha256": recipe.sha256,
         "package": {"name": "macro_data", "version": package_version(), "git_commit": git_commit()},
+        "environment": environment.fingerprint(),
         "seeding": seeding_description(),
         "hash": {"algorithm": HASH_ALGORITHM, "description": HASH_DESCRIPTION},
         "T": recipe.T,

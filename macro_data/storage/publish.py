@@ -43,7 +43,7 @@ import filelock
 import zarr
 
 from macro_data.errors import StorageError
-from macro_data.files import fsync_path
+from macro_data.files import file_lock, fsync_path
 from macro_data.storage import locations
 
 LOCK_TIMEOUT_S = 600.0
@@ -146,7 +146,7 @@ class WorldStore:
     # ---- writing --------------------------------------------------------------------------------
     def lock(self) -> filelock.FileLock:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        return filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT_S)
+        return file_lock(self.lock_path, timeout=LOCK_TIMEOUT_S)
 
     @contextlib.contextmanager
     def staging(self, label: str, group_attributes: dict) -> Iterator[zarr.Group]:

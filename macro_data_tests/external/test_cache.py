@@ -182,8 +182,8 @@ def test_provenance_records_every_field(env, make_registry, server, policy):
     when = dt.datetime.fromisoformat(rec["time_utc"].replace("Z", "+00:00"))
     assert abs((dt.datetime.now(dt.timezone.utc) - when).total_seconds()) < 60
     envr = rec["environment"]
-    assert envr["python"] == platform.python_version() and envr["requests"] == requests.__version__
-    assert envr["macro_data"] and "urllib3" in envr and "dagster" in envr
+    assert envr["python"] == platform.python_version() and envr["packages"]["requests"] == requests.__version__
+    assert envr["packages"]["macro_data"] and "urllib3" in envr["packages"] and "dagster" in envr["packages"]
     # a failure is recorded too, append-only
     before = path.read_bytes()
     bad = _entry(make_registry, [server.url("/always500/macrodata.csv")], name="bad", sha256="f" * 64)
