@@ -68,10 +68,16 @@ def run_asset(recipe: Path, world: str, root: Path) -> dict:
 
     with dg.instance_for_test() as instance:  # infrastructure, like the raw run's imports: not timed
         t0 = time.perf_counter()
-        dg.materialize([world_draws, world_arrays, world_splits], partition_key=world, instance=instance,
-                       resources={"recipe": RecipeResource(recipe=str(recipe)),
-                                  "storage": DatasetRootResource(root=str(root)),
-                                  "compute": ComputeResource()})
+        dg.materialize(
+            [world_draws, world_arrays, world_splits],
+            partition_key=world,
+            instance=instance,
+            resources={
+                "recipe": RecipeResource(recipe=str(recipe)),
+                "storage": DatasetRootResource(root=str(root)),
+                "compute": ComputeResource(),
+            },
+        )
         seconds = time.perf_counter() - t0
     return {"seconds": seconds}
 
@@ -91,8 +97,17 @@ def run_raw(recipe: Path, world_id: str, root: Path) -> dict:
     t0 = time.perf_counter()
     g = zarr.open_group(str(root / "raw.zarr"), mode="w")
     shapes = {"theta": (n, P), "shocks": (n, T, S), "trajectories": (n, T, 3), "irfs": (n, S, H + 1, 3), "split": (n,)}
-    arrays = {k: g.create_array(k, shape=s, chunks=(r.chunk_samples, *s[1:]), dtype="int8" if k == "split" else "float32",
-                                compressors=codecs(r.clevel), config=ARRAY_CONFIG) for k, s in shapes.items()}
+    arrays = {
+        k: g.create_array(
+            k,
+            shape=s,
+            chunks=(r.chunk_samples, *s[1:]),
+            dtype="int8" if k == "split" else "float32",
+            compressors=codecs(r.clevel),
+            config=ARRAY_CONFIG,
+        )
+        for k, s in shapes.items()
+    }
     step = r.chunk_samples * max(1, 4096 // r.chunk_samples)  # whole chunks per call: Zarr encodes them concurrently
     blocks_done, pending = 0, []
     for lo in range(0, n, step):
@@ -137,7 +152,10 @@ def main() -> int:
         child(args.child[0], Path(args.child[1]), args.world, Path(args.child[2]))
         return 0
     print(f"asset build of the paper recipe's {args.world} world vs the raw limit (same run)")
-    print(f"{'n':>8} {'asset s':>8} {'raw s':>7} {'ratio':>6} {'asset MiB':>9} {'raw MiB':>8} {'MB written':>10} {'samples/s':>10}")
+    print(
+        f"{'n':>8} {'asset s':>8} {'raw s':>7} {'ratio':>6} {'asset MiB':>9} {'raw MiB':>8} "
+        f"{'MB written':>10} {'samples/s':>10}"
+    )
     peaks, ratios = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -148,29 +166,47 @@ def main() -> int:
                 for mode in ("raw", "asset"):
                     root = tmp / f"{mode}-{n}-{k}"
                     root.mkdir()
-                    out = subprocess.run([sys.executable, __file__, "--world", args.world, "--child", mode, str(recipe), str(root)],
-                                         capture_output=True, text=True, env={**os.environ, "DAGSTER_HOME": ""})
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--world", args.world, "--child", mode, str(recipe), str(root)],
+                        capture_output=True,
+                        text=True,
+                        env={**os.environ, "DAGSTER_HOME": ""},
+                    )
                     shutil.rmtree(root)  # keeps the disk footprint at one run
                     if out.returncode != 0:
                         print(out.stderr[-4000:], file=sys.stderr)
                         return 2
                     runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            res = {mode: {"seconds": statistics.median(x["seconds"] for x in rs),
-                          "peak_rss_mib": max(x["peak_rss_mib"] for x in rs), "bytes_written": rs[0]["bytes_written"],
-                          "all": [x["seconds"] for x in rs]} for mode, rs in runs.items()}
+            res = {
+                mode: {
+                    "seconds": statistics.median(x["seconds"] for x in rs),
+                    "peak_rss_mib": max(x["peak_rss_mib"] for x in rs),
+                    "bytes_written": rs[0]["bytes_written"],
+                    "all": [x["seconds"] for x in rs],
+                }
+                for mode, rs in runs.items()
+            }
             a, r = res["asset"], res["raw"]
             ratio = a["seconds"] / r["seconds"]
             ratios.append(ratio)
             peaks.append(a["peak_rss_mib"])
-            print(f"{n:>8} {a['seconds']:>8.2f} {r['seconds']:>7.2f} {ratio:>6.2f} {a['peak_rss_mib']:>9.0f} "
-                  f"{r['peak_rss_mib']:>8.0f} {a['bytes_written'] / 1e6:>10.1f} {n / a['seconds']:>10,.0f}")
-            print(f"{'':>8} runs: asset {' '.join(f'{x:.2f}' for x in a['all'])}; raw {' '.join(f'{x:.2f}' for x in r['all'])}")
+            print(
+                f"{n:>8} {a['seconds']:>8.2f} {r['seconds']:>7.2f} {ratio:>6.2f} {a['peak_rss_mib']:>9.0f} "
+                f"{r['peak_rss_mib']:>8.0f} {a['bytes_written'] / 1e6:>10.1f} {n / a['seconds']:>10,.0f}"
+            )
+            print(
+                f"{'':>8} runs: asset {' '.join(f'{x:.2f}' for x in a['all'])}; "
+                f"raw {' '.join(f'{x:.2f}' for x in r['all'])}"
+            )
     # The 2x target is for the paper-size build (the largest size); at 10,000 samples the run's fixed
     # Dagster cost (events, step start-up: about 0.5 s) dominates and the ratio is printed for information.
     flat = peaks[-1] / peaks[0] <= FLAT
     ok = ratios[-1] <= 2.0 and max(peaks) < 1536 and flat
-    print(f"ratio at {args.sizes[-1]:,} samples {ratios[-1]:.2f} (target <= 2.0); peak {max(peaks):.0f} MiB "
-          f"(target < 1536; by size: {' -> '.join(f'{p:.0f}' for p in peaks)}, x{peaks[-1] / peaks[0]:.2f}, target <= {FLAT})")
+    print(
+        f"ratio at {args.sizes[-1]:,} samples {ratios[-1]:.2f} (target <= 2.0); peak {max(peaks):.0f} MiB "
+        f"(target < 1536; by size: {' -> '.join(f'{p:.0f}' for p in peaks)}, "
+        f"x{peaks[-1] / peaks[0]:.2f}, target <= {FLAT})"
+    )
     return 0 if ok else 1
 
 

@@ -33,8 +33,9 @@ def _round_sig(x: float, sig: int = 4) -> float:
     return float(f"{x:.{sig}g}")
 
 
-def region_fractions(world, theta: np.ndarray, slice_threshold: float, persistence_threshold: float,
-                     volatility_threshold: float) -> dict:
+def region_fractions(
+    world, theta: np.ndarray, slice_threshold: float, persistence_threshold: float, volatility_threshold: float
+) -> dict:
     """Fractions of ``theta`` in the slice and in the corner-outside-the-slice."""
     stat = world.slice_statistic(theta)
     in_slice = stat > slice_threshold if world.slice_rule.direction == "above" else stat < slice_threshold
@@ -66,19 +67,35 @@ def calibrate(name: str, n: int = 400_000, seed: int = 0, target: float = 0.025)
         else:
             hi = mid
     frac, a, b = corner_fraction(0.5 * (lo + hi))
-    current = region_fractions(world, theta, world.slice_rule.threshold, world.corner_rule.persistence_threshold,
-                               world.corner_rule.volatility_threshold)
+    current = region_fractions(
+        world,
+        theta,
+        world.slice_rule.threshold,
+        world.corner_rule.persistence_threshold,
+        world.corner_rule.volatility_threshold,
+    )
     return {
-        "world": name, "n": n, "seed": seed, "target": target,
+        "world": name,
+        "n": n,
+        "seed": seed,
+        "target": target,
         "rejections_per_valid_draw": float(draws.rejections.mean()),
-        "suggested": {"slice_threshold": slice_thr, "slice_direction": world.slice_rule.direction,
-                      "slice_fraction": float(in_slice.mean()),
-                      "corner_persistence_threshold": a, "corner_volatility_threshold": b,
-                      "corner_marginal_tail": 0.5 * (lo + hi), "corner_fraction": frac},
-        "current": {"slice_threshold": world.slice_rule.threshold,
-                    "corner_persistence_threshold": world.corner_rule.persistence_threshold,
-                    "corner_volatility_threshold": world.corner_rule.volatility_threshold,
-                    "slice_fraction": current["slice"], "corner_fraction": current["corner"]},
+        "suggested": {
+            "slice_threshold": slice_thr,
+            "slice_direction": world.slice_rule.direction,
+            "slice_fraction": float(in_slice.mean()),
+            "corner_persistence_threshold": a,
+            "corner_volatility_threshold": b,
+            "corner_marginal_tail": 0.5 * (lo + hi),
+            "corner_fraction": frac,
+        },
+        "current": {
+            "slice_threshold": world.slice_rule.threshold,
+            "corner_persistence_threshold": world.corner_rule.persistence_threshold,
+            "corner_volatility_threshold": world.corner_rule.volatility_threshold,
+            "slice_fraction": current["slice"],
+            "corner_fraction": current["corner"],
+        },
     }
 
 

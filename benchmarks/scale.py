@@ -44,10 +44,18 @@ def child(world: str, recipe_path: Path, root: Path, mode: str, workers: int) ->
         from macro_data.compute import _clusters
 
         client = _clusters[("local", workers)][1]
-        worker_peaks = [v / 1024 for v in client.run(
-            lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss).values()]
-    return {"seconds": seconds, "driver_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "worker_peaks_mib": worker_peaks, "bytes_written": directory_bytes(root)}
+        worker_peaks = [
+            v / 1024
+            for v in client.run(
+                lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss
+            ).values()
+        ]
+    return {
+        "seconds": seconds,
+        "driver_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "worker_peaks_mib": worker_peaks,
+        "bytes_written": directory_bytes(root),
+    }
 
 
 def main() -> int:
@@ -62,8 +70,10 @@ def main() -> int:
         print(json.dumps(child(args.world, Path(args.child[1]), Path(args.child[2]), args.child[0], args.workers)))
         return 0
     print(f"scale: world {args.world}, paper recipe settings (T=200, H=40, chunk 1000); one BLAS thread per process")
-    print(f"{'mode':<14} {'n':>9} {'seconds':>8} {'us/sample':>9} {'samples/s':>10} {'driver MiB':>10} "
-          f"{'worker MiB':>14} {'GB written':>10}")
+    print(
+        f"{'mode':<14} {'n':>9} {'seconds':>8} {'us/sample':>9} {'samples/s':>10} {'driver MiB':>10} "
+        f"{'worker MiB':>14} {'GB written':>10}"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     rows = []
     runs = [("local", n) for n in args.sizes] + [("dask", n) for n in args.dask_sizes]
@@ -73,8 +83,23 @@ def main() -> int:
             recipe = recipe_file(tmp, args.world, n)
             root = tmp / f"{mode}-{n}"
             root.mkdir()
-            out = subprocess.run([sys.executable, __file__, "--world", args.world, "--workers", str(args.workers),
-                                  "--child", mode, str(recipe), str(root)], capture_output=True, text=True, env=env)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--world",
+                    args.world,
+                    "--workers",
+                    str(args.workers),
+                    "--child",
+                    mode,
+                    str(recipe),
+                    str(root),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
             if out.returncode != 0:
                 print(out.stderr[-4000:], file=sys.stderr)
                 return 2
@@ -82,14 +107,18 @@ def main() -> int:
             rows.append((mode, n, r))
             workers = "/".join(f"{p:.0f}" for p in r["worker_peaks_mib"]) or "-"
             label = f"dask x{args.workers}" if mode == "dask" else "local"
-            print(f"{label:<14} {n:>9,} {r['seconds']:>8.1f} {1e6 * r['seconds'] / n:>9.1f} {n / r['seconds']:>10,.0f} "
-                  f"{r['driver_peak_mib']:>10.0f} {workers:>14} {r['bytes_written'] / 1e9:>10.2f}")
+            print(
+                f"{label:<14} {n:>9,} {r['seconds']:>8.1f} {1e6 * r['seconds'] / n:>9.1f} {n / r['seconds']:>10,.0f} "
+                f"{r['driver_peak_mib']:>10.0f} {workers:>14} {r['bytes_written'] / 1e9:>10.2f}"
+            )
             subprocess.run(["rm", "-rf", str(root)], check=False)
     local = {n: r for mode, n, r in rows if mode == "local"}
     if 100_000 in local and 1_000_000 in local:
         a, b = local[100_000], local[1_000_000]
-        print(f"peak driver memory 1M / 100k: {b['driver_peak_mib'] / a['driver_peak_mib']:.2f}; "
-              f"time per sample 1M / 100k: {(b['seconds'] / 1e6) / (a['seconds'] / 1e5):.2f}")
+        print(
+            f"peak driver memory 1M / 100k: {b['driver_peak_mib'] / a['driver_peak_mib']:.2f}; "
+            f"time per sample 1M / 100k: {(b['seconds'] / 1e6) / (a['seconds'] / 1e5):.2f}"
+        )
     return 0
 
 

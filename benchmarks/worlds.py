@@ -49,8 +49,13 @@ def measure(world_id: str, n: int, T: int, H: int, mode: str) -> dict:
             world.simulate(d.theta, d.shocks, d.metadata)
             world.irfs(d.theta, H)
     seconds = time.perf_counter() - t0
-    return {"world": world_id, "mode": mode, "n": n, "seconds": seconds,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "world": world_id,
+        "mode": mode,
+        "n": n,
+        "seconds": seconds,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main() -> int:
@@ -65,21 +70,41 @@ def main() -> int:
         print(json.dumps(measure(args.child[0], args.n, args.T, args.H, args.child[1])))
         return 0
     print(f"simulator bank: n={args.n:,} per world, T={args.T}, H={args.H}, one core, batches of {BATCH}")
-    print(f"{'world':<10} {'samples/s':>11} {'target':>8} {'ok':>3} {'seconds':>8} {'peak MiB':>9} "
-          f"{'baseline s':>10} {'x baseline':>10}")
+    print(
+        f"{'world':<10} {'samples/s':>11} {'target':>8} {'ok':>3} {'seconds':>8} {'peak MiB':>9} "
+        f"{'baseline s':>10} {'x baseline':>10}"
+    )
     failed = []
     for w in args.worlds:
         res = {}
         for mode in ("baseline", "full"):
-            out = subprocess.run([sys.executable, __file__, "--n", str(args.n), "--T", str(args.T), "--H", str(args.H),
-                                  "--child", w, mode], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--n",
+                    str(args.n),
+                    "--T",
+                    str(args.T),
+                    "--H",
+                    str(args.H),
+                    "--child",
+                    w,
+                    mode,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             res[mode] = json.loads(out.stdout.strip().splitlines()[-1])
         full, base = res["full"], res["baseline"]
         rate = full["n"] / full["seconds"]
         ok = rate >= TARGETS[w]
         failed += [] if ok else [w]
-        print(f"{w:<10} {rate:>11,.0f} {TARGETS[w]:>8,} {'yes' if ok else 'NO':>3} {full['seconds']:>8.2f} "
-              f"{full['peak_rss_mib']:>9.0f} {base['seconds']:>10.2f} {full['seconds'] / base['seconds']:>10.1f}")
+        print(
+            f"{w:<10} {rate:>11,.0f} {TARGETS[w]:>8,} {'yes' if ok else 'NO':>3} {full['seconds']:>8.2f} "
+            f"{full['peak_rss_mib']:>9.0f} {base['seconds']:>10.2f} {full['seconds'] / base['seconds']:>10.1f}"
+        )
     if failed:
         print(f"below target: {', '.join(failed)}")
     return 1 if failed else 0

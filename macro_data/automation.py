@@ -19,5 +19,6 @@ the UI under Automation).
 
 import dagster as dg
 
-DATASET_CONDITION = (dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label(
-    "all world partitions fresh, none in progress, blocking checks passed")
+DATASET_CONDITION = (
+    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("all world partitions fresh, none in progress, blocking checks passed")

@@ -32,7 +32,6 @@ Checks on partitioned assets are partitioned the same way (one result per world)
 warning is silenced where the checks are defined, as in :mod:`macro_data.assets.external`.
 """
 
-
 import json
 import warnings
 
@@ -81,11 +80,16 @@ def _scalar_figures(prefix: str, figures: dict, out: dict, depth: int = 0) -> No
             _scalar_figures(key, v, out, depth + 1)
 
 
-def to_check_result(results: list[CheckResult], severity: dg.AssetCheckSeverity, world: str | None) -> dg.AssetCheckResult:
+def to_check_result(
+    results: list[CheckResult], severity: dg.AssetCheckSeverity, world: str | None
+) -> dg.AssetCheckResult:
     """One Dagster result from one or more validation results (passes iff all of them passed)."""
     passed = all(r.passed for r in results)
-    metadata: dict = {"world": world or "(all worlds)", "results": dg.MetadataValue.md(_md_table(results)),
-                      "seconds": dg.MetadataValue.float(round(sum(r.seconds for r in results), 3))}
+    metadata: dict = {
+        "world": world or "(all worlds)",
+        "results": dg.MetadataValue.md(_md_table(results)),
+        "seconds": dg.MetadataValue.float(round(sum(r.seconds for r in results), 3)),
+    }
     for r in results:
         metadata[f"{r.name}/status"] = r.status
         _scalar_figures(r.name, jsonable(r.figures), metadata)
@@ -94,8 +98,9 @@ def to_check_result(results: list[CheckResult], severity: dg.AssetCheckSeverity,
     text = "; ".join(f"{r.name}: {r.message}" for r in (bad or results))
     if len(text) > MAX_DESCRIPTION:
         text = text[: MAX_DESCRIPTION - 3] + "..."
-    return dg.AssetCheckResult(passed=passed, severity=severity, metadata=metadata,
-                               description=(f"world {world!r}: " if world else "") + text)
+    return dg.AssetCheckResult(
+        passed=passed, severity=severity, metadata=metadata, description=(f"world {world!r}: " if world else "") + text
+    )
 
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
@@ -106,8 +111,9 @@ CHECK_GROUPS = {"model_identities": "identities", "statistical_sanity": "statist
 def _world_check(asset, name: str, blocking: bool, description: str, run):
     severity = ERROR if blocking else WARN
 
-    def fn(context: dg.AssetCheckExecutionContext, recipe: RecipeResource,
-           storage: DatasetRootResource) -> dg.AssetCheckResult:
+    def fn(
+        context: dg.AssetCheckExecutionContext, recipe: RecipeResource, storage: DatasetRootResource
+    ) -> dg.AssetCheckResult:
         spec = _spec(context, recipe, storage)
         group = CHECK_GROUPS.get(name, name)
         results = guarded(f"{group}.{name}", group, spec.world_id, run, spec, storage)
@@ -116,8 +122,9 @@ def _world_check(asset, name: str, blocking: bool, description: str, run):
     fn.__name__ = f"{asset.key.path[-1]}_{name}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=dg.PreviewWarning)
-        return dg.asset_check(asset=asset, name=name, blocking=blocking, partitions_def=world_partitions,
-                              description=description)(fn)
+        return dg.asset_check(
+            asset=asset, name=name, blocking=blocking, partitions_def=world_partitions, description=description
+        )(fn)
 
 
 def _realism(spec: WorldSpec, storage: DatasetRootResource) -> list[CheckResult]:
@@ -133,58 +140,107 @@ def _simulation(spec: WorldSpec, _storage) -> list[CheckResult]:
 STAT_PARTS = ("stationarity", "scale", "irf_decay", "rejections", "zlb_binding", "regimes")
 
 world_checks = [
-    _world_check(world_draws, "integrity", True,
-                 "theta, shocks and drawn metadata open with the expected shapes, dtypes and dimensions; every chunk "
-                 "decodes (crc32c); no NaN/Inf; content hashes equal the ones written with the arrays.",
-                 lambda s, _: [integrity.check_integrity(s, "world_draws")]),
-    _world_check(world_draws, "consistency", True,
-                 "Every parameter draw inside its bounds and the recipe's priors, and valid (stable, determinate).",
-                 lambda s, _: [consistency.check_theta(s)]),
-    _world_check(world_draws, "reproducibility", True,
-                 f"{reproducibility.SUBSET_SIZE} samples chosen by the seed, redrawn from (seed, world, index): theta, "
-                 f"shocks and drawn metadata bit-identical to the stored values.",
-                 lambda s, _: [reproducibility.check_draws(s)]),
-    _world_check(world_arrays, "integrity", True,
-                 "trajectories, irfs, extras and simulated metadata open with the expected layout; every chunk decodes; "
-                 "no NaN/Inf; content hashes match.",
-                 lambda s, _: [integrity.check_integrity(s, "world_arrays")]),
-    _world_check(world_arrays, "reproducibility", True,
-                 f"{reproducibility.SUBSET_SIZE} samples chosen by the seed, redrawn and re-simulated from scratch: "
-                 f"trajectories, IRFs, extras and simulated metadata bit-identical (float32) to the stored values.",
-                 _simulation),
-    _world_check(world_arrays, "model_identities", True,
-                 "Convolution identity traj[t] = sum_h sum_j irfs[j,h] eps[t-h,j] for linear worlds (re-simulated "
-                 "subset); zlb rate never below its bound -r_ss; switching regime labels in {0, 1}.",
-                 lambda s, _: [identities.check_identities(s)]),
-    _world_check(world_arrays, "statistical_sanity", False,
-                 "Warning level: no explosive paths, observables on the intended scale (sd ~0.1-20), IRFs decayed by H "
-                 "where persistence implies it, rejection rate in range, zlb binding fraction, regime durations "
-                 "consistent with the transition probabilities.",
-                 lambda s, _: statistics.check_statistics(s, STAT_PARTS)),
-    _world_check(world_arrays, "realism", False,
-                 "Warning level: sd and first-order autocorrelation of output, inflation, rate against real US data "
-                 "(verified external data); reports the US value's percentile in the world's distribution.",
-                 _realism),
-    _world_check(world_splits, "integrity", True,
-                 "The split labels open with the expected layout; every chunk present and decodes; hash matches.",
-                 lambda s, _: [integrity.check_integrity(s, "world_splits")]),
-    _world_check(world_splits, "consistency", True,
-                 "Labels valid, disjoint and covering; every held-out draw (slice, corner) carries its region's label "
-                 "and none is in train/val/test_interpolation; labels equal the seed's assignment; counts and index "
-                 "hashes as recorded.",
-                 lambda s, _: [consistency.check_splits(s)]),
-    _world_check(world_splits, "split_fractions", False,
-                 "Warning level: each split's fraction near its target (80/10/5/2.5/2.5 %).",
-                 lambda s, _: statistics.check_statistics(s, ("splits",))),
+    _world_check(
+        world_draws,
+        "integrity",
+        True,
+        "theta, shocks and drawn metadata open with the expected shapes, dtypes and dimensions; every chunk "
+        "decodes (crc32c); no NaN/Inf; content hashes equal the ones written with the arrays.",
+        lambda s, _: [integrity.check_integrity(s, "world_draws")],
+    ),
+    _world_check(
+        world_draws,
+        "consistency",
+        True,
+        "Every parameter draw inside its bounds and the recipe's priors, and valid (stable, determinate).",
+        lambda s, _: [consistency.check_theta(s)],
+    ),
+    _world_check(
+        world_draws,
+        "reproducibility",
+        True,
+        f"{reproducibility.SUBSET_SIZE} samples chosen by the seed, redrawn from (seed, world, index): theta, "
+        f"shocks and drawn metadata bit-identical to the stored values.",
+        lambda s, _: [reproducibility.check_draws(s)],
+    ),
+    _world_check(
+        world_arrays,
+        "integrity",
+        True,
+        "trajectories, irfs, extras and simulated metadata open with the expected layout; every chunk decodes; "
+        "no NaN/Inf; content hashes match.",
+        lambda s, _: [integrity.check_integrity(s, "world_arrays")],
+    ),
+    _world_check(
+        world_arrays,
+        "reproducibility",
+        True,
+        f"{reproducibility.SUBSET_SIZE} samples chosen by the seed, redrawn and re-simulated from scratch: "
+        f"trajectories, IRFs, extras and simulated metadata bit-identical (float32) to the stored values.",
+        _simulation,
+    ),
+    _world_check(
+        world_arrays,
+        "model_identities",
+        True,
+        "Convolution identity traj[t] = sum_h sum_j irfs[j,h] eps[t-h,j] for linear worlds (re-simulated "
+        "subset); zlb rate never below its bound -r_ss; switching regime labels in {0, 1}.",
+        lambda s, _: [identities.check_identities(s)],
+    ),
+    _world_check(
+        world_arrays,
+        "statistical_sanity",
+        False,
+        "Warning level: no explosive paths, observables on the intended scale (sd ~0.1-20), IRFs decayed by H "
+        "where persistence implies it, rejection rate in range, zlb binding fraction, regime durations "
+        "consistent with the transition probabilities.",
+        lambda s, _: statistics.check_statistics(s, STAT_PARTS),
+    ),
+    _world_check(
+        world_arrays,
+        "realism",
+        False,
+        "Warning level: sd and first-order autocorrelation of output, inflation, rate against real US data "
+        "(verified external data); reports the US value's percentile in the world's distribution.",
+        _realism,
+    ),
+    _world_check(
+        world_splits,
+        "integrity",
+        True,
+        "The split labels open with the expected layout; every chunk present and decodes; hash matches.",
+        lambda s, _: [integrity.check_integrity(s, "world_splits")],
+    ),
+    _world_check(
+        world_splits,
+        "consistency",
+        True,
+        "Labels valid, disjoint and covering; every held-out draw (slice, corner) carries its region's label "
+        "and none is in train/val/test_interpolation; labels equal the seed's assignment; counts and index "
+        "hashes as recorded.",
+        lambda s, _: [consistency.check_splits(s)],
+    ),
+    _world_check(
+        world_splits,
+        "split_fractions",
+        False,
+        "Warning level: each split's fraction near its target (80/10/5/2.5/2.5 %).",
+        lambda s, _: statistics.check_statistics(s, ("splits",)),
+    ),
 ]
 
 
-@dg.asset_check(asset=dataset_manifest, name="consistency", blocking=True,
-                description="manifest.json matches its schema and its recipe hash; every world entry agrees with its "
-                            "store (arrays with shapes, dtypes, dimensions and hashes; splits; rejections; provenance) "
-                            "and with the installed world code.")
-def dataset_manifest_consistency(context: dg.AssetCheckExecutionContext, recipe: RecipeResource,
-                                 storage: DatasetRootResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=dataset_manifest,
+    name="consistency",
+    blocking=True,
+    description="manifest.json matches its schema and its recipe hash; every world entry agrees with its "
+    "store (arrays with shapes, dtypes, dimensions and hashes; splits; rejections; provenance) "
+    "and with the installed world code.",
+)
+def dataset_manifest_consistency(
+    context: dg.AssetCheckExecutionContext, recipe: RecipeResource, storage: DatasetRootResource
+) -> dg.AssetCheckResult:
     try:
         dataset_dir = recipe.load().dataset_dir(storage.path())
         manifest, _ = read_manifest(dataset_dir)
@@ -195,19 +251,23 @@ def dataset_manifest_consistency(context: dg.AssetCheckExecutionContext, recipe:
         try:
             results.append(consistency.check_manifest_world(spec_from_manifest(manifest, w, dataset_dir)))
         except (MacroDataError, KeyError, TypeError, ValueError) as exc:
-            return dg.AssetCheckResult(passed=False, severity=ERROR,
-                                       description=f"world {w!r}: the manifest entry cannot be read ({exc})")
+            return dg.AssetCheckResult(
+                passed=False, severity=ERROR, description=f"world {w!r}: the manifest entry cannot be read ({exc})"
+            )
     return to_check_result(results, ERROR, None)
 
 
-
-
 def _report_passed_check(report_asset) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=report_asset, name="passed", blocking=True,
-                    description="The validation report's verdict: fails (ERROR) if any error-level check failed, warns "
-                                "if only warning-level checks did not pass.")
-    def validation_report_passed(context: dg.AssetCheckExecutionContext, recipe: RecipeResource,
-                                 storage: DatasetRootResource) -> dg.AssetCheckResult:
+    @dg.asset_check(
+        asset=report_asset,
+        name="passed",
+        blocking=True,
+        description="The validation report's verdict: fails (ERROR) if any error-level check failed, warns "
+        "if only warning-level checks did not pass.",
+    )
+    def validation_report_passed(
+        context: dg.AssetCheckExecutionContext, recipe: RecipeResource, storage: DatasetRootResource
+    ) -> dg.AssetCheckResult:
         from macro_data.storage import locations
         from macro_data.validation.dataset import REPORT_JSON
         from macro_data.validation.report import not_passed
@@ -221,11 +281,19 @@ def _report_passed_check(report_asset) -> dg.AssetChecksDefinition:
         errors = [c for c in bad if c["status"] == "fail"]
         text = "; ".join(f"{c['world'] or '(dataset)'} {c['name']}: {c['message']}" for c in (errors or bad))
         return dg.AssetCheckResult(
-            passed=not bad, severity=ERROR if errors else WARN,
-            description=(f"{doc['status']}, score {doc['score']['value']}/100" + (f": {text}" if text else ""))[:MAX_DESCRIPTION],
-            metadata={"score": dg.MetadataValue.int(doc["score"]["value"]), "status": doc["status"],
-                      "failed": len(errors), "warnings": sum(c["status"] == "warn" for c in bad),
-                      "skipped": sum(c["status"] == "skipped" for c in bad)})
+            passed=not bad,
+            severity=ERROR if errors else WARN,
+            description=(f"{doc['status']}, score {doc['score']['value']}/100" + (f": {text}" if text else ""))[
+                :MAX_DESCRIPTION
+            ],
+            metadata={
+                "score": dg.MetadataValue.int(doc["score"]["value"]),
+                "status": doc["status"],
+                "failed": len(errors),
+                "warnings": sum(c["status"] == "warn" for c in bad),
+                "skipped": sum(c["status"] == "skipped" for c in bad),
+            },
+        )
 
     return validation_report_passed
 

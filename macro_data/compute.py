@@ -26,8 +26,9 @@ import atexit
 import concurrent.futures as cf
 import functools
 import multiprocessing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 from macro_data.errors import MacroDataError
 from macro_data.memory import limit_malloc_arenas, release_freed_memory
@@ -50,7 +51,9 @@ class ComputeConfig:
     def describe(self) -> str:
         if self.mode == "dask":
             return f"dask ({self.scheduler or f'LocalCluster of {self.workers} workers'})"
-        return f"local ({self.processes} processes)" if self.processes else f"local (in process, {self.threads} threads)"
+        return (
+            f"local ({self.processes} processes)" if self.processes else f"local (in process, {self.threads} threads)"
+        )
 
 
 def _run_region(fn: Callable, job: Any) -> Any:
@@ -84,13 +87,16 @@ def _dask_client(config: ComputeConfig):
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ComputeError("compute mode 'dask' needs the 'distributed' package (pip install 'dask[distributed]')") from exc
+        raise ComputeError(
+            "compute mode 'dask' needs the 'distributed' package (pip install 'dask[distributed]')"
+        ) from exc
     if config.scheduler:
         return Client(config.scheduler, set_as_default=False), False
     key = ("local", config.workers)
     if key not in _clusters:  # one cluster per process and size, reused by later stages
-        cluster = LocalCluster(n_workers=config.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=40)
+        cluster = LocalCluster(
+            n_workers=config.workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+        )
         _clusters[key] = (cluster, Client(cluster, set_as_default=False))
         atexit.register(_close_clusters)
     return _clusters[key][1], True
@@ -103,8 +109,12 @@ def _close_clusters() -> None:
     _clusters.clear()
 
 
-def run_regions(fn: Callable[[Any], Any], jobs: Sequence[Any], config: ComputeConfig | None = None,
-                on_done: Callable[[Any, Any], None] | None = None) -> list[Any]:
+def run_regions(
+    fn: Callable[[Any], Any],
+    jobs: Sequence[Any],
+    config: ComputeConfig | None = None,
+    on_done: Callable[[Any, Any], None] | None = None,
+) -> list[Any]:
     """``[fn(job) for job in jobs]`` computed per ``config``; ``on_done(job, result)`` as each finishes."""
     config = config or ComputeConfig()
     limit_malloc_arenas()  # before the region threads start (see macro_data.memory)
@@ -143,8 +153,10 @@ def run_regions(fn: Callable[[Any], Any], jobs: Sequence[Any], config: ComputeCo
                         fut.result()
                     except Exception as exc:
                         client.cancel(futures)
-                        raise ComputeError(f"{jobs[index[fut.key]]} failed after {config.retries} retries on the "
-                                           f"cluster: {type(exc).__name__}: {exc}") from exc
+                        raise ComputeError(
+                            f"{jobs[index[fut.key]]} failed after {config.retries} retries on the "
+                            f"cluster: {type(exc).__name__}: {exc}"
+                        ) from exc
                 done(index[fut.key], fut.result())
         finally:
             if not shared:

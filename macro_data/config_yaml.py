@@ -21,8 +21,9 @@ class StrictSafeLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, f"YAML aliases are not allowed in {self.what}",
-                                              event.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases are not allowed in {self.what}", event.start_mark
+            )
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):  # type: ignore[override]

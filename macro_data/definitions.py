@@ -4,12 +4,12 @@ import dagster as dg
 
 from macro_data import checks, jobs
 from macro_data.assets import external
-from macro_data.automation import DATASET_CONDITION
 from macro_data.assets.dataset_manifest import dataset_manifest
 from macro_data.assets.validation_report import validation_report
 from macro_data.assets.world_arrays import world_arrays
 from macro_data.assets.world_draws import world_draws
 from macro_data.assets.world_splits import world_splits
+from macro_data.automation import DATASET_CONDITION
 from macro_data.resources.compute import ComputeResource
 from macro_data.resources.recipe import RecipeResource
 from macro_data.resources.storage import DatasetRootResource
@@ -17,14 +17,22 @@ from macro_data.schedules import weekly_world_backfill
 from macro_data.sensors import recipe_change_sensor, registry_change_sensor
 
 defs = dg.Definitions(
-    assets=[world_draws, world_arrays, world_splits,
-            # all-worlds assets: automation policy applied here, in one place
-            *(a.with_attributes(automation_condition=DATASET_CONDITION) for a in [dataset_manifest, validation_report]),
-            *external.assets],
+    assets=[
+        world_draws,
+        world_arrays,
+        world_splits,
+        # all-worlds assets: automation policy applied here, in one place
+        *(a.with_attributes(automation_condition=DATASET_CONDITION) for a in [dataset_manifest, validation_report]),
+        *external.assets,
+    ],
     asset_checks=[*checks.asset_checks, *external.asset_checks],
     jobs=[jobs.build_world_job, jobs.build_dataset_job, jobs.fetch_external_job],
     schedules=[weekly_world_backfill],
     sensors=[recipe_change_sensor, registry_change_sensor],
-    resources={"recipe": RecipeResource(), "storage": DatasetRootResource(), "compute": ComputeResource(),
-               **external.resources},
+    resources={
+        "recipe": RecipeResource(),
+        "storage": DatasetRootResource(),
+        "compute": ComputeResource(),
+        **external.resources,
+    },
 )

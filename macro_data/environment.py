@@ -12,8 +12,18 @@ import sys
 from functools import lru_cache
 from importlib import metadata
 
-DISTRIBUTIONS = ("macro_data", "numpy", "scipy", "zarr", "numcodecs", "dagster", "requests", "urllib3", "filelock",
-                 "jsonschema")
+DISTRIBUTIONS = (
+    "macro_data",
+    "numpy",
+    "scipy",
+    "zarr",
+    "numcodecs",
+    "dagster",
+    "requests",
+    "urllib3",
+    "filelock",
+    "jsonschema",
+)
 
 
 def _version(dist: str) -> str | None:

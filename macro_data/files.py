@@ -47,8 +47,14 @@ def temp_path(path: Path, tmp_dir: str | os.PathLike | None = None) -> Path:
     return folder / f".{path.name}.{tag}{TEMP_SUFFIX}"
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | bytearray | memoryview, *,
-                 tmp_dir: str | os.PathLike | None = None, durable: bool = True, mode: int | None = None) -> None:
+def atomic_write(
+    path: str | os.PathLike,
+    data: bytes | bytearray | memoryview,
+    *,
+    tmp_dir: str | os.PathLike | None = None,
+    durable: bool = True,
+    mode: int | None = None,
+) -> None:
     """Write ``data`` to ``path`` atomically (see the module docstring for names, modes and ``durable``).
 
     An ``OSError`` names the target file even where the OS names none (a full disk, for instance).

@@ -28,7 +28,8 @@ ARENAS = 1
 def _glibc() -> Any | None:
     try:
         libc = ctypes.CDLL(None)
-        libc.malloc_trim, libc.mallopt  # glibc only
+        if not (hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt")):  # glibc only
+            return None
         return libc
     except (OSError, AttributeError):
         return None

@@ -41,8 +41,10 @@ def packaged(relative: str) -> Traversable:
     """A file shipped in ``macro_data/data/`` (``relative`` like ``schemas/recipe.schema.json``)."""
     item = resources.files("macro_data").joinpath("data", *relative.split("/"))
     if not item.is_file() and not item.is_dir():
-        raise MissingResourceError(f"packaged resource macro_data/data/{relative} is missing from this installation "
-                                   f"({PACKAGE_DIR}); reinstall macro_data")
+        raise MissingResourceError(
+            f"packaged resource macro_data/data/{relative} is missing from this installation "
+            f"({PACKAGE_DIR}); reinstall macro_data"
+        )
     return item
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 Listener = Callable[[str, int, int, float, float], None]
 _listeners: list[Listener] = []
@@ -45,7 +46,9 @@ class TerminalBar:
         self._last = now
         frac = done / total if total else 1.0
         filled = int(self.width * frac)
-        line = (f"\r{label:<22} [{'#' * filled}{'.' * (self.width - filled)}] {100 * frac:5.1f}% "
-                f"{done:,}/{total:,} {rate:,.0f}/s ETA {eta:4.0f}s")
+        line = (
+            f"\r{label:<22} [{'#' * filled}{'.' * (self.width - filled)}] {100 * frac:5.1f}% "
+            f"{done:,}/{total:,} {rate:,.0f}/s ETA {eta:4.0f}s"
+        )
         self.stream.write(line + ("\n" if done >= total else ""))
         self.stream.flush()

@@ -67,8 +67,10 @@ class Recipe:
 
     def world(self, world_id: str) -> WorldPlan:
         if world_id not in self.worlds:
-            raise RecipeError(f"recipe {self.source}: world {world_id!r} is not part of recipe {self.name!r} "
-                              f"(its worlds: {', '.join(self.world_ids)})")
+            raise RecipeError(
+                f"recipe {self.source}: world {world_id!r} is not part of recipe {self.name!r} "
+                f"(its worlds: {', '.join(self.world_ids)})"
+            )
         return self.worlds[world_id]
 
     def dataset_dir(self, root: str | os.PathLike) -> str:
@@ -99,9 +101,11 @@ def resolve_recipe_path(name_or_path: str | os.PathLike | None = None) -> Path:
     if spec in shipped:
         return Path(str(shipped[spec]))
     local_names = sorted(p.stem for p in (Path.cwd() / paths.LOCAL_RECIPES).glob("*.yaml"))
-    raise RecipeError(f"recipe {spec!r}: not found in {Path.cwd() / paths.LOCAL_RECIPES} "
-                      f"({', '.join(local_names) or 'no recipes there'}) nor among the shipped recipes "
-                      f"({', '.join(sorted(shipped))}); give a name or a path to a .yaml file")
+    raise RecipeError(
+        f"recipe {spec!r}: not found in {Path.cwd() / paths.LOCAL_RECIPES} "
+        f"({', '.join(local_names) or 'no recipes there'}) nor among the shipped recipes "
+        f"({', '.join(sorted(shipped))}); give a name or a path to a .yaml file"
+    )
 
 
 def _too_deep(document: Any, limit: int = MAX_NESTING) -> str | None:
@@ -130,19 +134,29 @@ def check_resources(recipe: Recipe) -> Recipe:
     for w, plan in recipe.worlds.items():
         world = get_world(w)
         S, E, P = len(world.shocks), len(world.extras), len(world.parameters)
-        per_sample = {"theta": P, "shocks": T * S, "trajectories": T * 3, "extras": T * E,
-                      "irfs": S * (H + 1) * 3, "metadata": T * len(world.metadata_fields)}
+        per_sample = {
+            "theta": P,
+            "shocks": T * S,
+            "trajectories": T * 3,
+            "extras": T * E,
+            "irfs": S * (H + 1) * 3,
+            "metadata": T * len(world.metadata_fields),
+        }
         name, biggest = max(per_sample.items(), key=lambda kv: kv[1])
         rows = min(chunk, plan.n_samples)
         if rows * biggest * 4 > MAX_CHUNK_BYTES:
-            out.append(f"field storage/chunk_samples: one chunk of world {w!r} array {name!r} would hold "
-                       f"{rows} x {biggest} values = {rows * biggest * 4:,} bytes decoded, above the "
-                       f"{MAX_CHUNK_BYTES:,}-byte limit (rule: chunk size); lower storage.chunk_samples")
+            out.append(
+                f"field storage/chunk_samples: one chunk of world {w!r} array {name!r} would hold "
+                f"{rows} x {biggest} values = {rows * biggest * 4:,} bytes decoded, above the "
+                f"{MAX_CHUNK_BYTES:,}-byte limit (rule: chunk size); lower storage.chunk_samples"
+            )
         step = min(BATCH_SAMPLES, -(-plan.n_samples // BLOCK_SIZE) * BLOCK_SIZE)
         if step * sum(per_sample.values()) * 8 > MAX_STEP_BYTES:
-            out.append(f"field T: one compute step of world {w!r} ({step} samples, T={T}, H={H}) would hold "
-                       f"{step * sum(per_sample.values()) * 8:,} bytes of float64 inputs and outputs, above the "
-                       f"{MAX_STEP_BYTES:,}-byte limit (rule: step memory); lower T or H")
+            out.append(
+                f"field T: one compute step of world {w!r} ({step} samples, T={T}, H={H}) would hold "
+                f"{step * sum(per_sample.values()) * 8:,} bytes of float64 inputs and outputs, above the "
+                f"{MAX_STEP_BYTES:,}-byte limit (rule: step memory); lower T or H"
+            )
     if out:
         raise RecipeError(f"recipe {recipe.source}: too large to build:\n  " + "\n  ".join(out))
     return recipe
@@ -154,8 +168,7 @@ def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
         raise RecipeError(f"recipe {source}: the top level must be a mapping; got {type(document).__name__}")
     deep = _too_deep(document)
     if deep is not None:
-        raise RecipeError(f"recipe {source}: field {deep}: nested more than {MAX_NESTING} levels deep "
-                          f"(rule: nesting)")
+        raise RecipeError(f"recipe {source}: field {deep}: nested more than {MAX_NESTING} levels deep (rule: nesting)")
     errors = schemas.errors("recipe", document)
     if errors:
         lines = [f"field {schemas.location(e)}: {e.message} (rule: {e.validator})" for e in errors[:10]]
@@ -163,15 +176,18 @@ def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
     for key in ("name", "version"):  # the schema's search lets "name\n" through; a folder name must match whole
         pattern = schemas.load("recipe")["properties"][key]["pattern"]
         if not re.fullmatch(pattern, document[key]):
-            raise RecipeError(f"recipe {source}: field {key}: {document[key]!r} does not match {pattern!r} "
-                              f"(rule: pattern)")
+            raise RecipeError(
+                f"recipe {source}: field {key}: {document[key]!r} does not match {pattern!r} (rule: pattern)"
+            )
     storage = dict(document.get("storage") or {})
     storage.setdefault("chunk_samples", DEFAULT_CHUNK_SAMPLES)
     storage.setdefault("clevel", DEFAULT_CLEVEL)
     doc = {**document, "storage": storage}
     worlds: dict[str, WorldPlan] = {}
     for world_id, spec in document["worlds"].items():
-        overrides = {k: {"low": float(v["low"]), "high": float(v["high"])} for k, v in (spec.get("priors") or {}).items()}
+        overrides = {
+            k: {"low": float(v["low"]), "high": float(v["high"])} for k, v in (spec.get("priors") or {}).items()
+        }
         try:
             priors = get_world(world_id).resolve_priors(overrides)
         except MacroDataError as exc:
@@ -181,9 +197,19 @@ def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
         digest = hashlib.sha256(canonical_json(doc)).hexdigest()
     except ValueError as exc:  # NaN/inf that slipped through as YAML .nan/.inf
         raise RecipeError(f"recipe {source}: non-finite number in the recipe ({exc})") from None
-    return Recipe(name=doc["name"], version=doc["version"], seed=int(doc["seed"]), T=int(doc["T"]), H=int(doc["H"]),
-                  worlds=worlds, chunk_samples=int(storage["chunk_samples"]), clevel=int(storage["clevel"]),
-                  document=doc, source=source, sha256=digest)
+    return Recipe(
+        name=doc["name"],
+        version=doc["version"],
+        seed=int(doc["seed"]),
+        T=int(doc["T"]),
+        H=int(doc["H"]),
+        worlds=worlds,
+        chunk_samples=int(storage["chunk_samples"]),
+        clevel=int(storage["clevel"]),
+        document=doc,
+        source=source,
+        sha256=digest,
+    )
 
 
 def load_yaml_document(path: Path, what: str) -> Any:

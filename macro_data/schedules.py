@@ -20,15 +20,25 @@ def world_run_requests(recipe_spec: str | None, run_key_prefix: str) -> list[dg.
     path = resolve_recipe_path(recipe_spec)
     recipe = load_recipe(path)
     config = {"resources": {"recipe": {"config": {"recipe": str(path)}}}}
-    return [dg.RunRequest(run_key=f"{run_key_prefix}:{recipe.name}@{recipe.version}:{recipe.sha256[:12]}:{w}",
-                          partition_key=w, run_config=config, tags=recipe_tags(recipe.name, recipe.sha256))
-            for w in recipe.world_ids]
+    return [
+        dg.RunRequest(
+            run_key=f"{run_key_prefix}:{recipe.name}@{recipe.version}:{recipe.sha256[:12]}:{w}",
+            partition_key=w,
+            run_config=config,
+            tags=recipe_tags(recipe.name, recipe.sha256),
+        )
+        for w in recipe.world_ids
+    ]
 
 
-@dg.schedule(job=build_world_job, cron_schedule=BACKFILL_CRON, execution_timezone="UTC",
-             description="Weekly backfill: one run per world partition of the configured recipe "
-                         "($MACRO_DATA_RECIPE, default `default`); the all-worlds assets follow by declarative "
-                         "automation once every world partition is fresh.")
+@dg.schedule(
+    job=build_world_job,
+    cron_schedule=BACKFILL_CRON,
+    execution_timezone="UTC",
+    description="Weekly backfill: one run per world partition of the configured recipe "
+    "($MACRO_DATA_RECIPE, default `default`); the all-worlds assets follow by declarative "
+    "automation once every world partition is fresh.",
+)
 def weekly_world_backfill(context: dg.ScheduleEvaluationContext):
     date = context.scheduled_execution_time.strftime("%Y-%m-%d")
     try:

@@ -21,9 +21,13 @@ from macro_data.recipes import load_recipe, resolve_recipe_path
 from macro_data.schedules import world_run_requests
 
 
-@dg.sensor(jobs=[build_world_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Watches the configured recipe file ($MACRO_DATA_RECIPE); when its content hash changes, "
-                       "requests a run per world partition of the recipe.")
+@dg.sensor(
+    jobs=[build_world_job],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Watches the configured recipe file ($MACRO_DATA_RECIPE); when its content hash changes, "
+    "requests a run per world partition of the recipe.",
+)
 def recipe_change_sensor(context: dg.SensorEvaluationContext):
     cursor = json.loads(context.cursor) if context.cursor else {}
     try:
@@ -41,9 +45,13 @@ def recipe_change_sensor(context: dg.SensorEvaluationContext):
     return dg.SensorResult(run_requests=world_run_requests(str(path), "recipe-change"), cursor=new_cursor)
 
 
-@dg.sensor(jobs=[fetch_external_job], minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Watches the external-data registry ($MACRO_DATA_REGISTRY); when an entry is added or its "
-                       "content (URLs, hash, size, columns...) changes, requests a fetch-and-verify run of it.")
+@dg.sensor(
+    jobs=[fetch_external_job],
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Watches the external-data registry ($MACRO_DATA_REGISTRY); when an entry is added or its "
+    "content (URLs, hash, size, columns...) changes, requests a fetch-and-verify run of it.",
+)
 def registry_change_sensor(context: dg.SensorEvaluationContext):
     cursor = json.loads(context.cursor) if context.cursor else None
     try:
@@ -64,9 +72,13 @@ def registry_change_sensor(context: dg.SensorEvaluationContext):
         elif name not in known:
             notes.append(f"{name}: new entry; reload the code location to add its partition")
         else:
-            requests.append(dg.RunRequest(run_key=f"registry-change:{name}:{entry.entry_sha256[:12]}", partition_key=name,
-                                          tags={"macro_data/registry_entry": name,
-                                                "macro_data/entry_sha256": entry.entry_sha256}))
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"registry-change:{name}:{entry.entry_sha256[:12]}",
+                    partition_key=name,
+                    tags={"macro_data/registry_entry": name, "macro_data/entry_sha256": entry.entry_sha256},
+                )
+            )
     for note in notes:
         context.log.info(note)
     if not requests:

@@ -32,8 +32,13 @@ LABELS: dict[str, int] = {
     "test_extrapolation_corner": 4,
 }
 NAMES = {v: k for k, v in LABELS.items()}
-TARGET_FRACTIONS = {"train": 0.80, "val": 0.10, "test_interpolation": 0.05,
-                    "test_extrapolation_slice": 0.025, "test_extrapolation_corner": 0.025}
+TARGET_FRACTIONS = {
+    "train": 0.80,
+    "val": 0.10,
+    "test_interpolation": 0.05,
+    "test_extrapolation_slice": 0.025,
+    "test_extrapolation_corner": 0.025,
+}
 _POOL = TARGET_FRACTIONS["train"] + TARGET_FRACTIONS["val"] + TARGET_FRACTIONS["test_interpolation"]
 TRAIN_CUT = TARGET_FRACTIONS["train"] / _POOL
 VAL_CUT = (TARGET_FRACTIONS["train"] + TARGET_FRACTIONS["val"]) / _POOL
@@ -54,8 +59,9 @@ def in_corner(world: World, theta: np.ndarray) -> np.ndarray:
 
 def assign(world: World, theta: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     """Split labels ``(n,) int8`` from theta ``(n, P)`` and one uniform per sample."""
-    labels = np.where(uniforms < TRAIN_CUT, LABELS["train"],
-                      np.where(uniforms < VAL_CUT, LABELS["val"], LABELS["test_interpolation"])).astype(np.int8)
+    labels = np.where(
+        uniforms < TRAIN_CUT, LABELS["train"], np.where(uniforms < VAL_CUT, LABELS["val"], LABELS["test_interpolation"])
+    ).astype(np.int8)
     corner = in_corner(world, theta)
     labels[corner] = LABELS["test_extrapolation_corner"]
     labels[in_slice(world, theta)] = LABELS["test_extrapolation_slice"]  # the slice takes precedence
@@ -99,18 +105,23 @@ class SplitTally:
             }
             if name == "test_extrapolation_slice":
                 r = world.slice_rule
-                entry.update(statistic=r.statistic, threshold=r.threshold, direction=r.direction,
-                             rule=r.description)
+                entry.update(statistic=r.statistic, threshold=r.threshold, direction=r.direction, rule=r.description)
             elif name == "test_extrapolation_corner":
                 r = world.corner_rule
-                entry.update(statistic=f"{r.persistence} and {r.volatility}",
-                             threshold={r.persistence: r.persistence_threshold, r.volatility: r.volatility_threshold},
-                             direction="above", rule=r.description)
+                entry.update(
+                    statistic=f"{r.persistence} and {r.volatility}",
+                    threshold={r.persistence: r.persistence_threshold, r.volatility: r.volatility_threshold},
+                    direction="above",
+                    rule=r.description,
+                )
             else:
                 lo = {"train": 0.0, "val": TRAIN_CUT, "test_interpolation": VAL_CUT}[name]
                 hi = {"train": TRAIN_CUT, "val": VAL_CUT, "test_interpolation": 1.0}[name]
-                entry.update(statistic="split uniform u of the sample (seeding stream 'split')",
-                             threshold={"u_low": lo, "u_high": hi}, direction="between",
-                             rule="draws outside both held-out regions, assigned by u")
+                entry.update(
+                    statistic="split uniform u of the sample (seeding stream 'split')",
+                    threshold={"u_low": lo, "u_high": hi},
+                    direction="between",
+                    rule="draws outside both held-out regions, assigned by u",
+                )
             out[name] = entry
         return out

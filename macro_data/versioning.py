@@ -9,7 +9,7 @@ and an installed wheel of the same source give the same versions.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache
 
 from macro_data import paths
 
@@ -20,16 +20,28 @@ ASSET_SOURCES: dict[str, tuple[str, ...]] = {
     "world_draws": (*_WORLD_STAGE, "pipeline/world_draws.py"),
     "world_arrays": (*_WORLD_STAGE, "pipeline/world_arrays.py"),
     "world_splits": (*_WORLD_STAGE, "splits.py", "pipeline/world_splits.py"),
-    "dataset_manifest": ("pipeline/manifest.py", "storage/*.py", "files.py", "environment.py",
-                         "data/schemas/manifest.schema.json"),
+    "dataset_manifest": (
+        "pipeline/manifest.py",
+        "storage/*.py",
+        "files.py",
+        "environment.py",
+        "data/schemas/manifest.schema.json",
+    ),
     "validation_report": ("validation/*.py", "data/schemas/validation_report.schema.json"),
-    "external_dataset": ("external/registry.py", "external/http.py", "external/cache.py", "external/archives.py",
-                         "external/tabular.py", "external/fetch.py", "data/schemas/external_registry.schema.json"),
+    "external_dataset": (
+        "external/registry.py",
+        "external/http.py",
+        "external/cache.py",
+        "external/archives.py",
+        "external/tabular.py",
+        "external/fetch.py",
+        "data/schemas/external_registry.schema.json",
+    ),
     "us_macro_moments": ("external/real_data.py", "external/tabular.py"),
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def code_version(asset: str) -> str:
     """``<asset>-<12 hex>``: SHA-256 over the asset's source files (path and bytes, sorted by path)."""
     h = hashlib.sha256()

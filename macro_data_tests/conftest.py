@@ -10,8 +10,7 @@ import yaml
 
 from macro_data.worlds import WORLD_IDS
 
-TINY = {"name": "tiny", "version": "0.1.0", "seed": 7, "T": 24, "H": 8,
-        "storage": {"chunk_samples": 100, "clevel": 1}}
+TINY = {"name": "tiny", "version": "0.1.0", "seed": 7, "T": 24, "H": 8, "storage": {"chunk_samples": 100, "clevel": 1}}
 
 
 def write_recipe(folder: Path, n: int = 300, worlds=WORLD_IDS, **changes) -> Path:
@@ -30,14 +29,16 @@ def build_world(instance, recipe: Path, root: Path, world: str, raise_on_error: 
     from macro_data import defs
 
     return defs.resolve_job_def("build_world").execute_in_process(
-        instance=instance, partition_key=world, run_config=run_config(recipe, root), raise_on_error=raise_on_error)
+        instance=instance, partition_key=world, run_config=run_config(recipe, root), raise_on_error=raise_on_error
+    )
 
 
 def build_dataset(instance, recipe: Path, root: Path, raise_on_error: bool = True):
     from macro_data import defs
 
     return defs.resolve_job_def("build_dataset_files").execute_in_process(
-        instance=instance, run_config=run_config(recipe, root), raise_on_error=raise_on_error)
+        instance=instance, run_config=run_config(recipe, root), raise_on_error=raise_on_error
+    )
 
 
 @pytest.fixture(scope="session")

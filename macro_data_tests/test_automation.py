@@ -24,7 +24,7 @@ def test_schedule_requests_one_valid_run_per_recipe_world(recipe_env):
     from macro_data import defs
     from macro_data.schedules import weekly_world_backfill
 
-    ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 29, 3, tzinfo=dt.timezone.utc))
+    ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 29, 3, tzinfo=dt.UTC))
     requests = weekly_world_backfill(ctx)
     assert [r.partition_key for r in requests] == ["nk", "rbc"]
     job = defs.resolve_job_def("build_world")
@@ -75,15 +75,18 @@ def test_dataset_assets_wait_for_every_world_partition(tmp_path):
         assert result.total_requested == 0
         for w in WORLD_IDS[:-1]:
             build_world(instance, recipe, root, w)
-        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
-                                                   cursor=result.cursor)
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=result.cursor
+        )
         assert result.total_requested == 0, "requested before every world partition exists"
         build_world(instance, recipe, root, WORLD_IDS[-1])
-        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
-                                                   cursor=result.cursor)
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=result.cursor
+        )
         assert result.get_num_requested(dg.AssetKey("dataset_manifest")) == 1
-        again = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
-                                                  cursor=result.cursor)
+        again = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=result.cursor
+        )
         assert again.total_requested == 0, "requested twice for the same update"
 
 

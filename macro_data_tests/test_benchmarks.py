@@ -15,8 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _run(*args: str) -> str:
-    out = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:]], capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:]], capture_output=True, text=True, timeout=600)
     assert out.returncode in (0, 1), out.stderr[-3000:]
     return out.stdout
 

@@ -15,14 +15,40 @@ import pytest
 
 # The package itself, and every module of the core, the reading side and the CLI (walked); the
 # Dagster shell is left to Dagster's own import behaviour.
-CORE = ["macro_data", "macro_data.read", "macro_data.worlds", "macro_data.storage", "macro_data.pipeline",
-        "macro_data.validation", "macro_data.external", "macro_data.cli", "macro_data.compute",
-        "macro_data.memory", "macro_data.recipes", "macro_data.splits", "macro_data.progress"]
+CORE = [
+    "macro_data",
+    "macro_data.read",
+    "macro_data.worlds",
+    "macro_data.storage",
+    "macro_data.pipeline",
+    "macro_data.validation",
+    "macro_data.external",
+    "macro_data.cli",
+    "macro_data.compute",
+    "macro_data.memory",
+    "macro_data.recipes",
+    "macro_data.splits",
+    "macro_data.progress",
+]
 # Third-party libraries the core imports: what they set on import is theirs, so it is in place
 # before the first snapshot.
-DEPENDENCIES = ["numpy", "scipy.linalg", "scipy.sparse.linalg", "scipy.optimize", "zarr", "numcodecs",
-                "google_crc32c", "jsonschema", "requests", "urllib3", "yaml", "filelock", "matplotlib",
-                "matplotlib.figure", "matplotlib.backends.backend_agg"]
+DEPENDENCIES = [
+    "numpy",
+    "scipy.linalg",
+    "scipy.sparse.linalg",
+    "scipy.optimize",
+    "zarr",
+    "numcodecs",
+    "google_crc32c",
+    "jsonschema",
+    "requests",
+    "urllib3",
+    "yaml",
+    "filelock",
+    "matplotlib",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+]
 
 PROBE = textwrap.dedent("""
     import ctypes, json, logging, os, pkgutil, signal, sys, tempfile, threading, warnings, importlib
@@ -102,9 +128,13 @@ PROBE = textwrap.dedent("""
 
 def probe(mode: str, modules: list[str]) -> dict:
     env = {k: v for k, v in __import__("os").environ.items() if k != "MALLOC_ARENA_MAX"}
-    out = subprocess.run([sys.executable, "-c", PROBE, mode, ",".join(DEPENDENCIES), *modules],
-                         capture_output=True, text=True,
-                         env=env, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, mode, ",".join(DEPENDENCIES), *modules],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -6,8 +6,14 @@ import yaml
 from macro_data.errors import RecipeError
 from macro_data.recipes import load_recipe, parse_recipe
 
-GOOD = {"name": "tiny", "version": "1.0.0", "seed": 1, "T": 10, "H": 4,
-        "worlds": {"nk": {"n_samples": 10, "priors": {"phi_pi": {"low": 1.2, "high": 3.0}}}}}
+GOOD = {
+    "name": "tiny",
+    "version": "1.0.0",
+    "seed": 1,
+    "T": 10,
+    "H": 4,
+    "worlds": {"nk": {"n_samples": 10, "priors": {"phi_pi": {"low": 1.2, "high": 3.0}}}},
+}
 
 
 def _write(tmp_path, doc, text=None):
@@ -33,20 +39,23 @@ def test_hash_is_canonical_and_defaults_are_filled(tmp_path):
     assert a.worlds["nk"].priors["beta"] == (0.985, 0.995)
 
 
-@pytest.mark.parametrize("change,field,rule", [
-    ({"T": 0}, "T", "minimum"),
-    ({"H": -1}, "H", "minimum"),
-    ({"name": "../escape"}, "name", "pattern"),
-    ({"name": "Has Space"}, "name", "pattern"),
-    ({"version": "1.0"}, "version", "pattern"),
-    ({"seed": -5}, "seed", "minimum"),
-    ({"worlds": {"dsge": {"n_samples": 5}}}, "worlds", "enum"),
-    ({"worlds": {"nk": {"n_samples": 0}}}, "worlds/nk/n_samples", "minimum"),
-    ({"worlds": {"nk": {"n_samples": 10**12}}}, "worlds/nk/n_samples", "maximum"),
-    ({"worlds": {}}, "worlds", "minProperties"),
-    ({"storage": {"chunk_samples": 0}}, "storage/chunk_samples", "minimum"),
-    ({"extra_key": 1}, "(top level)", "additionalProperties"),
-])
+@pytest.mark.parametrize(
+    "change,field,rule",
+    [
+        ({"T": 0}, "T", "minimum"),
+        ({"H": -1}, "H", "minimum"),
+        ({"name": "../escape"}, "name", "pattern"),
+        ({"name": "Has Space"}, "name", "pattern"),
+        ({"version": "1.0"}, "version", "pattern"),
+        ({"seed": -5}, "seed", "minimum"),
+        ({"worlds": {"dsge": {"n_samples": 5}}}, "worlds", "enum"),
+        ({"worlds": {"nk": {"n_samples": 0}}}, "worlds/nk/n_samples", "minimum"),
+        ({"worlds": {"nk": {"n_samples": 10**12}}}, "worlds/nk/n_samples", "maximum"),
+        ({"worlds": {}}, "worlds", "minProperties"),
+        ({"storage": {"chunk_samples": 0}}, "storage/chunk_samples", "minimum"),
+        ({"extra_key": 1}, "(top level)", "additionalProperties"),
+    ],
+)
 def test_schema_violations_name_field_and_rule(tmp_path, change, field, rule):
     path = _write(tmp_path, {**GOOD, **change})
     with pytest.raises(RecipeError) as err:
@@ -55,11 +64,14 @@ def test_schema_violations_name_field_and_rule(tmp_path, change, field, rule):
     assert str(path) in text and f"field {field}" in text and f"rule: {rule}" in text
 
 
-@pytest.mark.parametrize("prior,needle", [
-    ({"phi_pi": {"low": 0.5, "high": 3.0}}, "1.05 <= low < high <= 3.5"),
-    ({"phi_pi": {"low": 2.0, "high": 2.0}}, "low < high"),
-    ({"no_such": {"low": 0.0, "high": 1.0}}, "not a drawn parameter"),
-])
+@pytest.mark.parametrize(
+    "prior,needle",
+    [
+        ({"phi_pi": {"low": 0.5, "high": 3.0}}, "1.05 <= low < high <= 3.5"),
+        ({"phi_pi": {"low": 2.0, "high": 2.0}}, "low < high"),
+        ({"no_such": {"low": 0.0, "high": 1.0}}, "not a drawn parameter"),
+    ],
+)
 def test_prior_overrides_must_lie_inside_bounds(tmp_path, prior, needle):
     path = _write(tmp_path, {**GOOD, "worlds": {"nk": {"n_samples": 5, "priors": prior}}})
     with pytest.raises(RecipeError, match="worlds/nk/priors") as err:
@@ -68,7 +80,10 @@ def test_prior_overrides_must_lie_inside_bounds(tmp_path, prior, needle):
 
 
 def test_nan_prior_is_refused(tmp_path):
-    text = "name: t\nversion: 1.0.0\nseed: 1\nT: 5\nH: 2\nworlds:\n  nk: {n_samples: 3, priors: {phi_pi: {low: .nan, high: 2.0}}}\n"
+    text = (
+        "name: t\nversion: 1.0.0\nseed: 1\nT: 5\nH: 2\n"
+        "worlds:\n  nk: {n_samples: 3, priors: {phi_pi: {low: .nan, high: 2.0}}}\n"
+    )
     with pytest.raises(RecipeError, match="not finite|low < high"):
         load_recipe(_write(tmp_path, None, text))
 
@@ -81,8 +96,11 @@ def test_yaml_aliases_and_garbage_are_refused(tmp_path):
         load_recipe(_write(tmp_path, None, "name: [unclosed\n"))
     # the second seed would silently win in plain YAML
     with pytest.raises(RecipeError, match="duplicate key 'seed'(.|\n)*line 4"):
-        load_recipe(_write(tmp_path, None, "name: t\nversion: 1.0.0\nseed: 1\nseed: 2\nT: 5\nH: 2\n"
-                                           "worlds: {nk: {n_samples: 3}}\n"))
+        load_recipe(
+            _write(
+                tmp_path, None, "name: t\nversion: 1.0.0\nseed: 1\nseed: 2\nT: 5\nH: 2\nworlds: {nk: {n_samples: 3}}\n"
+            )
+        )
     with pytest.raises(RecipeError, match="top level must be a mapping"):
         load_recipe(_write(tmp_path, None, "- 1\n- 2\n"))
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00name")

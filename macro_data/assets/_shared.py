@@ -1,6 +1,6 @@
 """What the world-stage assets share: turning a stage result into readable materialization metadata."""
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import dagster as dg
 
@@ -18,8 +18,7 @@ KINDS = {"python", "numpy", "zarr"}
 
 
 def run_info(context: dg.AssetExecutionContext, code_version: str, compute: ComputeResource) -> RunInfo:
-    return RunInfo(run_id=context.run.run_id, code_version=code_version, log=context.log.info,
-                   compute=compute.config())
+    return RunInfo(run_id=context.run.run_id, code_version=code_version, log=context.log.info, compute=compute.config())
 
 
 def load_recipe_for(context: dg.AssetExecutionContext, recipe: RecipeResource) -> Recipe:
@@ -34,8 +33,10 @@ def load_recipe_for(context: dg.AssetExecutionContext, recipe: RecipeResource) -
 def arrays_table(result: StageResult) -> str:
     rows = ["| array | shape | dtype | MiB decoded | MiB on disk | ratio | sha256 |", "|---|---|---|---|---|---|---|"]
     for name, a in result.arrays.items():
-        rows.append(f"| {name} | {' x '.join(map(str, a.shape))} | {a.dtype} | {a.nbytes / 2**20:.2f} | "
-                    f"{a.stored_bytes / 2**20:.2f} | {a.compression_ratio:.2f} | `{a.sha256[:16]}…` |")
+        rows.append(
+            f"| {name} | {' x '.join(map(str, a.shape))} | {a.dtype} | {a.nbytes / 2**20:.2f} | "
+            f"{a.stored_bytes / 2**20:.2f} | {a.compression_ratio:.2f} | `{a.sha256[:16]}…` |"
+        )
     return "\n".join(rows)
 
 
@@ -63,8 +64,9 @@ def stage_metadata(result: StageResult, recipe: Recipe) -> dict:
 
 
 def materialize_result(result: StageResult, recipe: Recipe, extra: dict | None = None) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={**stage_metadata(result, recipe), **(extra or {})},
-                                data_version=dg.DataVersion(result.data_version))
+    return dg.MaterializeResult(
+        metadata={**stage_metadata(result, recipe), **(extra or {})}, data_version=dg.DataVersion(result.data_version)
+    )
 
 
 def run_stage(context, fn, recipe: Recipe, root, code_version: str, compute: ComputeResource) -> StageResult:
@@ -75,18 +77,36 @@ def run_stage(context, fn, recipe: Recipe, root, code_version: str, compute: Com
         raise dg.Failure(description=f"{fn.__name__} for world {context.partition_key!r}: {exc}") from exc
 
 
-def world_stage_asset(stage: str, build: Callable[..., StageResult], *, tag: str, description: str,
-                      deps: Sequence[dg.AssetsDefinition] = (),
-                      extra_metadata: Callable[[StageResult], dict] | None = None) -> dg.AssetsDefinition:
+def world_stage_asset(
+    stage: str,
+    build: Callable[..., StageResult],
+    *,
+    tag: str,
+    description: str,
+    deps: Sequence[dg.AssetsDefinition] = (),
+    extra_metadata: Callable[[StageResult], dict] | None = None,
+) -> dg.AssetsDefinition:
     """The asset of one world stage (partitioned by world): loads the recipe, runs ``build`` (a plain
     pipeline function) with the compute resource, and reports the result as materialization metadata
     (plus ``extra_metadata(result)``), with the stage's data version."""
     version = code_version(stage)
 
-    @dg.asset(name=stage, partitions_def=world_partitions, deps=list(deps), group_name=groups.WORLDS, kinds=KINDS,
-              tags={"stage": tag}, code_version=version, description=description)
-    def world_stage(context: dg.AssetExecutionContext, recipe: RecipeResource, storage: DatasetRootResource,
-                    compute: ComputeResource):
+    @dg.asset(
+        name=stage,
+        partitions_def=world_partitions,
+        deps=list(deps),
+        group_name=groups.WORLDS,
+        kinds=KINDS,
+        tags={"stage": tag},
+        code_version=version,
+        description=description,
+    )
+    def world_stage(
+        context: dg.AssetExecutionContext,
+        recipe: RecipeResource,
+        storage: DatasetRootResource,
+        compute: ComputeResource,
+    ):
         loaded = load_recipe_for(context, recipe)
         result = run_stage(context, build, loaded, storage.path(), version, compute)
         return materialize_result(result, loaded, extra_metadata(result) if extra_metadata else None)

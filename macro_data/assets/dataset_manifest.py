@@ -19,19 +19,27 @@ from macro_data.storage import locations
 from macro_data.versioning import code_version
 
 CODE_VERSION = code_version("dataset_manifest")
-EXPECTED_CODE_VERSIONS = {"world_draws": DRAWS_VERSION, "world_arrays": ARRAYS_VERSION,
-                          "world_splits": SPLITS_VERSION, "dataset_manifest": CODE_VERSION}
+EXPECTED_CODE_VERSIONS = {
+    "world_draws": DRAWS_VERSION,
+    "world_arrays": ARRAYS_VERSION,
+    "world_splits": SPLITS_VERSION,
+    "dataset_manifest": CODE_VERSION,
+}
 
 
 def worlds_table(doc: dict) -> str:
-    rows = ["| world | samples | rejection rate | train | val | test_interp | slice | corner | MiB on disk |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| world | samples | rejection rate | train | val | test_interp | slice | corner | MiB on disk |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for w, e in doc["worlds"].items():
         s = e["splits"]
         mib = sum(a.get("stored_bytes", 0) for a in e["arrays"].values()) / 2**20
-        rows.append(f"| {w} | {e['n_samples']} | {e['rejection_rate']:.4f} | {s['train']['count']} | "
-                    f"{s['val']['count']} | {s['test_interpolation']['count']} | "
-                    f"{s['test_extrapolation_slice']['count']} | {s['test_extrapolation_corner']['count']} | {mib:.1f} |")
+        rows.append(
+            f"| {w} | {e['n_samples']} | {e['rejection_rate']:.4f} | {s['train']['count']} | "
+            f"{s['val']['count']} | {s['test_interpolation']['count']} | "
+            f"{s['test_extrapolation_slice']['count']} | {s['test_extrapolation_corner']['count']} | {mib:.1f} |"
+        )
     return "\n".join(rows)
 
 
@@ -56,9 +64,14 @@ def dataset_manifest(context: dg.AssetExecutionContext, recipe: RecipeResource, 
         raise dg.Failure(description=f"dataset_manifest refused: {exc}") from exc
     content = hashlib.sha256(locations.read_bytes(path)).hexdigest()
     # Data version: what the manifest describes (recipe + every array hash), not its timestamp.
-    described = hashlib.sha256("".join(
-        f"{w}/{a}:{spec['sha256']}\n" for w, e in sorted(doc["worlds"].items()) for a, spec in sorted(e["arrays"].items())
-    ).encode() + loaded.sha256.encode()).hexdigest()
+    described = hashlib.sha256(
+        "".join(
+            f"{w}/{a}:{spec['sha256']}\n"
+            for w, e in sorted(doc["worlds"].items())
+            for a, spec in sorted(e["arrays"].items())
+        ).encode()
+        + loaded.sha256.encode()
+    ).hexdigest()
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.url(path) if locations.is_remote(path) else dg.MetadataValue.path(path),

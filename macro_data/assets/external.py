@@ -17,7 +17,6 @@ Module-level ``assets``, ``asset_checks`` and ``resources`` are built from the d
 :func:`build_external_assets` builds them for another registry (tests).
 """
 
-
 import json
 import os
 from pathlib import Path
@@ -34,6 +33,7 @@ from macro_data.versioning import code_version
 GROUP = "external"
 SOURCE_ENTRY = real_data.SOURCE_ENTRY
 MOMENTS_FILE = "us_macro_moments.json"
+
 
 # Files whose content decides what each asset publishes (and so its code version).
 def _fetch_metadata(entry: Entry, r: FetchResult) -> dict:
@@ -64,8 +64,9 @@ def _fetch_metadata(entry: Entry, r: FetchResult) -> dict:
         md["dagster/row_count"] = dg.MetadataValue.int(t.rows)
         md["rows"] = dg.MetadataValue.int(t.rows)
         md["columns"] = dg.MetadataValue.text(", ".join(t.columns))
-        md["dagster/column_schema"] = dg.TableSchema(columns=[
-            dg.TableColumn(c, "float" if c in t.numeric_columns else "string") for c in t.columns])
+        md["dagster/column_schema"] = dg.TableSchema(
+            columns=[dg.TableColumn(c, "float" if c in t.numeric_columns else "string") for c in t.columns]
+        )
         md["schema_check"] = dg.MetadataValue.text(t.summary())
     if r.members:
         md["members"] = dg.MetadataValue.json([m.to_dict() for m in r.members])
@@ -86,20 +87,26 @@ def _moments_markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def build_external_assets(registry_path: str | os.PathLike | None = None, allow_http_hosts=None,
-                          source_entry: str = SOURCE_ENTRY) -> tuple[list, list]:
+def build_external_assets(
+    registry_path: str | os.PathLike | None = None, allow_http_hosts=None, source_entry: str = SOURCE_ENTRY
+) -> tuple[list, list]:
     """``(assets, asset_checks)`` for the registry at ``registry_path`` (default: the project's)."""
     registry = load_registry(registry_path, allow_http_hosts=allow_http_hosts)
     partitions = dg.StaticPartitionsDefinition(registry.names)
 
     @dg.asset(
-        name="external_dataset", partitions_def=partitions, group_name=GROUP, kinds={"csv", "http"},
+        name="external_dataset",
+        partitions_def=partitions,
+        group_name=GROUP,
+        kinds={"csv", "http"},
         code_version=code_version("external_dataset"),
         description="A reference dataset from datasets/external.yaml (one partition per entry), downloaded from "
-                    "its mirrors and verified (size, sha256, archive members, CSV header) before use; "
-                    "provenance in <root>/external/provenance.jsonl.")
-    def external_dataset(context: dg.AssetExecutionContext,
-                         external_data: ExternalDataResource) -> dg.MaterializeResult:
+        "its mirrors and verified (size, sha256, archive members, CSV header) before use; "
+        "provenance in <root>/external/provenance.jsonl.",
+    )
+    def external_dataset(
+        context: dg.AssetExecutionContext, external_data: ExternalDataResource
+    ) -> dg.MaterializeResult:
         name = context.partition_key
         result = external_data.fetch(name, run_id=context.run.run_id)
         entry = external_data.registry().get(name)
@@ -107,12 +114,16 @@ def build_external_assets(registry_path: str | os.PathLike | None = None, allow_
         return dg.MaterializeResult(metadata=_fetch_metadata(entry, result), data_version=dg.DataVersion(result.sha256))
 
     @dg.asset_check(
-        asset=external_dataset, name="cached_file_verified", blocking=True,
+        asset=external_dataset,
+        name="cached_file_verified",
+        blocking=True,
         description="Re-hashes the cached files of the registry (and extracted archive members) against their "
-                    "sha256 and size; in a partition's run, that partition's file must be present and intact. A "
-                    "corrupt file is quarantined (so the next materialization downloads it again) and fails the check.")
-    def cached_file_verified(context: dg.AssetCheckExecutionContext,
-                             external_data: ExternalDataResource) -> dg.AssetCheckResult:
+        "sha256 and size; in a partition's run, that partition's file must be present and intact. A "
+        "corrupt file is quarantined (so the next materialization downloads it again) and fails the check.",
+    )
+    def cached_file_verified(
+        context: dg.AssetCheckExecutionContext, external_data: ExternalDataResource
+    ) -> dg.AssetCheckResult:
         partition = context.run.tags.get("dagster/partition")
         statuses = external_data.verify_all(run_id=context.run.run_id)
         by_name = {st.name: st for st in statuses}
@@ -129,36 +140,51 @@ def build_external_assets(registry_path: str | os.PathLike | None = None, allow_
             counts[st.status] = counts.get(st.status, 0) + 1
         summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
         return dg.AssetCheckResult(
-            passed=not problems, description="; ".join(problems) or f"cache intact: {summary}",
-            metadata={"partition": partition or "(all)", "counts": dg.MetadataValue.json(counts),
-                      "problems": dg.MetadataValue.json(problems),
-                      "entries": dg.MetadataValue.json({st.name: {"status": st.status, "detail": st.detail,
-                                                                  "path": str(st.path or "")} for st in statuses})})
+            passed=not problems,
+            description="; ".join(problems) or f"cache intact: {summary}",
+            metadata={
+                "partition": partition or "(all)",
+                "counts": dg.MetadataValue.json(counts),
+                "problems": dg.MetadataValue.json(problems),
+                "entries": dg.MetadataValue.json(
+                    {st.name: {"status": st.status, "detail": st.detail, "path": str(st.path or "")} for st in statuses}
+                ),
+            },
+        )
 
     assets: list = [external_dataset]
     if source_entry in registry.entries:
+
         @dg.asset(
-            name="us_macro_moments", group_name=GROUP, kinds={"python", "json"},
+            name="us_macro_moments",
+            group_name=GROUP,
+            kinds={"python", "json"},
             code_version=code_version("us_macro_moments"),
-            deps=[dg.AssetDep(external_dataset,
-                              partition_mapping=dg.SpecificPartitionsPartitionMapping([source_entry]))],
+            deps=[
+                dg.AssetDep(external_dataset, partition_mapping=dg.SpecificPartitionsPartitionMapping([source_entry]))
+            ],
             description="US quarterly data 1959Q2-2009Q3 as the canonical observables (output: 100 x log deviation "
-                        "of real GDP from its HP trend, lambda 1600; inflation: 400 x dlog CPI; rate: 3-month "
-                        "T-bill, annualized; inflation and rate as deviations from their means) with sd and "
-                        "first-order autocorrelation per observable, for checking simulated worlds against reality.")
-        def us_macro_moments(context: dg.AssetExecutionContext,
-                             external_data: ExternalDataResource) -> dg.MaterializeResult:
+            "of real GDP from its HP trend, lambda 1600; inflation: 400 x dlog CPI; rate: 3-month "
+            "T-bill, annualized; inflation and rate as deviations from their means) with sd and "
+            "first-order autocorrelation per observable, for checking simulated worlds against reality.",
+        )
+        def us_macro_moments(
+            context: dg.AssetExecutionContext, external_data: ExternalDataResource
+        ) -> dg.MaterializeResult:
             result = external_data.fetch(source_entry, run_id=context.run.run_id)
             entry = external_data.registry().get(source_entry)
-            summary = real_data.summarize(result.path, source_name=source_entry, source_sha256=result.sha256,
-                                          options=entry.csv)
+            summary = real_data.summarize(
+                result.path, source_name=source_entry, source_sha256=result.sha256, options=entry.csv
+            )
             out = external_data.root() / "external" / "derived" / MOMENTS_FILE
             _atomic_json(out, summary)
             md = {
                 "path": dg.MetadataValue.path(str(out)),
                 "source_sha256": dg.MetadataValue.text(result.sha256),
-                "sample": dg.MetadataValue.text(f"{summary['sample']['start']}-{summary['sample']['end']} "
-                                                f"({summary['sample']['quarters']} quarters)"),
+                "sample": dg.MetadataValue.text(
+                    f"{summary['sample']['start']}-{summary['sample']['end']} "
+                    f"({summary['sample']['quarters']} quarters)"
+                ),
                 "output_method": dg.MetadataValue.text(f"{summary['output_method']} (lambda {summary['hp_lambda']})"),
                 "moments": dg.MetadataValue.md(_moments_markdown(summary)),
                 "correlation": dg.MetadataValue.json(summary["moments"]["correlation"]),

@@ -6,7 +6,6 @@ report is written even when checks fail (it says what failed and where); the blo
 ``validation_report / passed`` check in :mod:`macro_data.checks` then fails the run.
 """
 
-
 import hashlib
 import json
 
@@ -63,8 +62,9 @@ def validation_report_asset(real_data: dg.AssetKey | None = None) -> dg.AssetsDe
             raise dg.Failure(description=f"validation_report: {exc}") from exc
         # data version: what the report concludes about which data (not when or how fast)
         verdicts = [(c["world"], c["name"], c["status"], c["message"]) for c in all_checks(doc)]
-        version = hashlib.sha256(json.dumps([doc["dataset"]["manifest_sha256"], doc["score"]["value"], verdicts],
-                                            default=str).encode()).hexdigest()
+        version = hashlib.sha256(
+            json.dumps([doc["dataset"]["manifest_sha256"], doc["score"]["value"], verdicts], default=str).encode()
+        ).hexdigest()
         s = doc["summary"]
         return dg.MaterializeResult(
             metadata={
@@ -73,7 +73,10 @@ def validation_report_asset(real_data: dg.AssetKey | None = None) -> dg.AssetsDe
                 "status": doc["status"],
                 "score": dg.MetadataValue.int(doc["score"]["value"]),
                 "summary": dg.MetadataValue.md(summary_markdown(doc)),
-                "checks": s["checks"], "passed": s["pass"], "warnings": s["warn"], "failed": s["fail"],
+                "checks": s["checks"],
+                "passed": s["pass"],
+                "warnings": s["warn"],
+                "failed": s["fail"],
                 "skipped": s["skipped"],
                 "external_data": doc["inputs"]["external_data"]["status"],
                 "manifest_sha256": doc["dataset"]["manifest_sha256"],

@@ -8,7 +8,10 @@ from macro_data.versioning import code_version
 CODE_VERSION = code_version(STAGE)
 
 world_arrays = world_stage_asset(
-    STAGE, build_world_arrays, tag="simulation", deps=[world_draws],
+    STAGE,
+    build_world_arrays,
+    tag="simulation",
+    deps=[world_draws],
     description=(
         "Simulated data of one world from its stored draws: canonical observables `trajectories (sample, time, "
         "observable)` (output, inflation, rate), impulse responses `irfs (sample, shock, horizon, observable)`, "

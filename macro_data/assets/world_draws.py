@@ -7,13 +7,17 @@ from macro_data.versioning import code_version
 CODE_VERSION = code_version(STAGE)
 
 world_draws = world_stage_asset(
-    STAGE, build_world_draws, tag="draws",
+    STAGE,
+    build_world_draws,
+    tag="draws",
     description=(
         "Random inputs of every sample of one world: `theta (sample, param)` drawn from the priors "
         "(invalid draws rejected and redrawn), standard-normal innovations `shocks (sample, time, shock)`, "
         "and drawn per-period metadata (`regime` for switching). Seeded per (seed, world, sample block); "
         "written to `<root>/<recipe>/<version>/<world>.zarr`."
     ),
-    extra_metadata=lambda result: {"seeding_algorithm": result.stats["seeding"]["algorithm"],
-                                   "seeding_block_size": result.stats["seeding"]["block_size"]},
+    extra_metadata=lambda result: {
+        "seeding_algorithm": result.stats["seeding"]["algorithm"],
+        "seeding_block_size": result.stats["seeding"]["block_size"],
+    },
 )

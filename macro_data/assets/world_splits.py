@@ -15,19 +15,26 @@ CODE_VERSION = code_version(STAGE)
 def splits_table(summary: dict) -> str:
     rows = ["| split | label | count | fraction | target | rule |", "|---|---|---|---|---|---|"]
     for name, s in summary.items():
-        rows.append(f"| {name} | {s['label']} | {s['count']} | {s['fraction']:.4f} | {s['target_fraction']:.3f} | "
-                    f"{s.get('statistic', '')} {s.get('direction', '')} {s.get('threshold', '')} |")
+        rows.append(
+            f"| {name} | {s['label']} | {s['count']} | {s['fraction']:.4f} | {s['target_fraction']:.3f} | "
+            f"{s.get('statistic', '')} {s.get('direction', '')} {s.get('threshold', '')} |"
+        )
     return "\n".join(rows)
 
 
 def splits_metadata(result: StageResult) -> dict:
     summary = result.stats["splits"]
-    return {"splits": dg.MetadataValue.md(splits_table(summary)),
-            **{f"count/{name}": s["count"] for name, s in summary.items()}}
+    return {
+        "splits": dg.MetadataValue.md(splits_table(summary)),
+        **{f"count/{name}": s["count"] for name, s in summary.items()},
+    }
 
 
 world_splits = world_stage_asset(
-    STAGE, build_world_splits, tag="splits", deps=[world_draws],
+    STAGE,
+    build_world_splits,
+    tag="splits",
+    deps=[world_draws],
     description=(
         "Split labels `split (sample,)` int8 of one world: `test_extrapolation_slice` and "
         "`test_extrapolation_corner` hold out whole regions of parameter space (fixed thresholds per world); "

@@ -18,11 +18,17 @@ from macro_data.progress import TerminalBar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("build", help="build a dataset (all worlds, splits, manifest) through Dagster",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("--recipe", default=None,
-                   help="recipe name (./datasets/recipes/NAME.yaml or a shipped recipe) or a path "
-                        "(default: $MACRO_DATA_RECIPE or 'default')")
+    p = sub.add_parser(
+        "build",
+        help="build a dataset (all worlds, splits, manifest) through Dagster",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument(
+        "--recipe",
+        default=None,
+        help="recipe name (./datasets/recipes/NAME.yaml or a shipped recipe) or a path "
+        "(default: $MACRO_DATA_RECIPE or 'default')",
+    )
     p.add_argument("--root", default=None, help="output root (default: $MACRO_DATA_ROOT or ./datasets/build)")
     p.add_argument("--worlds", default=None, help="comma-separated subset of the recipe's worlds (default: all)")
     p.add_argument("--skip-dataset", action="store_true", help="build the world partitions only")
@@ -81,22 +87,28 @@ def _build(args: argparse.Namespace) -> int:
     instance = dg.DagsterInstance.get()
     tags = {"macro_data/recipe": recipe.name, "macro_data/recipe_sha256": recipe.sha256[:16]}
     t0 = time.perf_counter()
-    print(f"building {recipe.name} {recipe.version} ({', '.join(worlds)}) into "
-          f"{recipe.dataset_dir(root or paths.data_root())}; Dagster instance {os.environ['DAGSTER_HOME']}")
+    print(
+        f"building {recipe.name} {recipe.version} ({', '.join(worlds)}) into "
+        f"{recipe.dataset_dir(root or paths.data_root())}; Dagster instance {os.environ['DAGSTER_HOME']}"
+    )
     world_job = defs.resolve_job_def("build_world")
     for w in worlds:
         t = time.perf_counter()
-        result = world_job.execute_in_process(instance=instance, partition_key=w, run_config=config,
-                                              tags=tags, raise_on_error=False)
+        result = world_job.execute_in_process(
+            instance=instance, partition_key=w, run_config=config, tags=tags, raise_on_error=False
+        )
         if not result.success:
             print(f"world {w}: FAILED (run {result.run_id})", file=sys.stderr)
             for line in failure_messages(result):
                 print(f"  {line}", file=sys.stderr)
             return 1
-        print(f"world {w}: {recipe.world(w).n_samples} samples in {time.perf_counter() - t:.1f} s (run {result.run_id})")
+        print(
+            f"world {w}: {recipe.world(w).n_samples} samples in {time.perf_counter() - t:.1f} s (run {result.run_id})"
+        )
     if not args.skip_dataset and not args.worlds:
         result = defs.resolve_job_def("build_dataset_files").execute_in_process(
-            instance=instance, run_config=config, tags=tags, raise_on_error=False)
+            instance=instance, run_config=config, tags=tags, raise_on_error=False
+        )
         if not result.success:
             print(f"dataset stages: FAILED (run {result.run_id})", file=sys.stderr)
             for line in failure_messages(result):

@@ -21,31 +21,56 @@ from macro_data.external.registry import load_registry
 
 
 def _common(p: argparse.ArgumentParser, network: bool = True) -> None:
-    p.add_argument("--registry", metavar="PATH", help="registry file (default: $MACRO_DATA_REGISTRY, else "
-                                                      "./datasets/external.yaml if present, else the shipped one)")
-    p.add_argument("--root", metavar="DIR", help="data root holding external/ (default: $MACRO_DATA_ROOT or "
-                                                 "./datasets/build)")
+    p.add_argument(
+        "--registry",
+        metavar="PATH",
+        help="registry file (default: $MACRO_DATA_REGISTRY, else "
+        "./datasets/external.yaml if present, else the shipped one)",
+    )
+    p.add_argument(
+        "--root", metavar="DIR", help="data root holding external/ (default: $MACRO_DATA_ROOT or ./datasets/build)"
+    )
     if network:
-        p.add_argument("--offline", action="store_true", default=None,
-                       help="serve verified cache hits only (also: MACRO_DATA_OFFLINE=1)")
+        p.add_argument(
+            "--offline",
+            action="store_true",
+            default=None,
+            help="serve verified cache hits only (also: MACRO_DATA_OFFLINE=1)",
+        )
         p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="seconds (default 10)")
-        p.add_argument("--read-timeout", type=float, default=60.0, metavar="S",
-                       help="seconds without data before a retry (default 60)")
+        p.add_argument(
+            "--read-timeout",
+            type=float,
+            default=60.0,
+            metavar="S",
+            help="seconds without data before a retry (default 60)",
+        )
         p.add_argument("--attempts", type=int, default=4, metavar="N", help="tries per URL (default 4)")
-        p.add_argument("--deadline", type=float, default=900.0, metavar="S",
-                       help="total seconds per entry, all mirrors included (default 900)")
+        p.add_argument(
+            "--deadline",
+            type=float,
+            default=900.0,
+            metavar="S",
+            help="total seconds per entry, all mirrors included (default 900)",
+        )
 
 
 def _policy(args) -> HttpPolicy:
-    return HttpPolicy.from_env(connect_timeout=args.connect_timeout, read_timeout=args.read_timeout,
-                               attempts_per_url=args.attempts, deadline=args.deadline)
+    return HttpPolicy.from_env(
+        connect_timeout=args.connect_timeout,
+        read_timeout=args.read_timeout,
+        attempts_per_url=args.attempts,
+        deadline=args.deadline,
+    )
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "fetch", help="download and verify external datasets (all by default)",
+        "fetch",
+        help="download and verify external datasets (all by default)",
         description="Fetch registry entries into the content-addressed cache, verifying size, sha256, archive "
-                    "members and CSV header; append provenance. Unpinned entries are refused.")
+        "members and CSV header; append provenance. Unpinned entries are refused.",
+    )
     p.add_argument("names", nargs="*", metavar="NAME", help="entries to fetch (default: all)")
     p.add_argument("--skip-unpinned", action="store_true", help="leave out unpinned entries instead of failing")
     p.add_argument("--json", action="store_true", help="print one JSON object per entry")
@@ -53,10 +78,12 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_cmd_fetch)
 
     p = subparsers.add_parser(
-        "pin", help="download an unpinned entry, print its sha256/size for review and write them",
+        "pin",
+        help="download an unpinned entry, print its sha256/size for review and write them",
         description="Download NAME from every URL it lists, refuse if mirrors disagree, print sha256, size and "
-                    "header, and write them into the registry (removing `pinned: false`). A pinned entry whose "
-                    "mirrors now serve other bytes is refused unless --force.")
+        "header, and write them into the registry (removing `pinned: false`). A pinned entry whose "
+        "mirrors now serve other bytes is refused unless --force.",
+    )
     p.add_argument("name", metavar="NAME")
     p.add_argument("--dry-run", action="store_true", help="print the hash and header, change nothing")
     p.add_argument("--force", action="store_true", help="re-pin an entry whose upstream bytes changed")
@@ -64,27 +91,30 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_cmd_pin)
 
     p = subparsers.add_parser(
-        "register", help="copy a local file into the cache (new manual entry, or side-load a pinned one)",
+        "register",
+        help="copy a local file into the cache (new manual entry, or side-load a pinned one)",
         description="For a new NAME: hash PATH, copy it into the cache and append a `kind: manual` entry with its "
-                    "sha256, size and header to the registry. For an existing pinned NAME: side-load PATH after "
-                    "checking it against the pinned sha256 and size (e.g. for offline machines).")
+        "sha256, size and header to the registry. For an existing pinned NAME: side-load PATH after "
+        "checking it against the pinned sha256 and size (e.g. for offline machines).",
+    )
     p.add_argument("name", metavar="NAME")
     p.add_argument("path", metavar="PATH", type=Path)
     p.add_argument("--description")
     p.add_argument("--license")
     p.add_argument("--source")
     p.add_argument("--citation")
-    p.add_argument("--format", dest="fmt", choices=["csv", "csv.gz", "csv.bz2"],
-                   help="default: from the file suffix")
+    p.add_argument("--format", dest="fmt", choices=["csv", "csv.gz", "csv.bz2"], help="default: from the file suffix")
     p.add_argument("--header-rows", type=int, default=0, help="non-data rows after the column names (default 0)")
     p.add_argument("--filename", help="name inside the cache (default: the file's name)")
     _common(p, network=False)
     p.set_defaults(handler=_cmd_register)
 
     p = subparsers.add_parser(
-        "provenance", help="export the provenance of datasets (for a paper's appendix)",
+        "provenance",
+        help="export the provenance of datasets (for a paper's appendix)",
         description="Export the latest successful fetch/pin/register record of each dataset together with its "
-                    "registry entry (source, license, citation) as Markdown, JSON, or the raw JSON lines.")
+        "registry entry (source, license, citation) as Markdown, JSON, or the raw JSON lines.",
+    )
     p.add_argument("names", nargs="*", metavar="NAME", help="entries (default: all)")
     p.add_argument("--format", dest="fmt", choices=["markdown", "json", "jsonl"], default="markdown")
     p.add_argument("--output", "-o", type=Path, metavar="FILE", help="write to FILE instead of stdout")
@@ -92,10 +122,12 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_cmd_provenance)
 
     p = subparsers.add_parser(
-        "verify", help="list entries with their cache status and re-verify the whole cache",
+        "verify",
+        help="list entries with their cache status and re-verify the whole cache",
         description="Re-hash every cached entry (and extracted archive members); corrupt files are quarantined "
-                    "and make the command fail. Missing and unpinned entries are listed; with --strict they fail "
-                    "too.")
+        "and make the command fail. Missing and unpinned entries are listed; with --strict they fail "
+        "too.",
+    )
     p.add_argument("names", nargs="*", metavar="NAME", help="entries (default: all)")
     p.add_argument("--strict", action="store_true", help="also fail on missing or unpinned entries")
     p.add_argument("--json", action="store_true")
@@ -107,8 +139,9 @@ def _cmd_fetch(args) -> int:
     policy = _policy(args)
     registry = load_registry(args.registry, allow_http_hosts=policy.allow_http_hosts)
     offline = args.offline if args.offline is not None else offline_from_env()
-    outcomes = fetch_many(registry, args.names, skip_unpinned=args.skip_unpinned, root=args.root, policy=policy,
-                          offline=offline)
+    outcomes = fetch_many(
+        registry, args.names, skip_unpinned=args.skip_unpinned, root=args.root, policy=policy, offline=offline
+    )
     failed = 0
     for entry, r in outcomes:
         if isinstance(r, ExternalDataError):
@@ -122,9 +155,22 @@ def _cmd_fetch(args) -> int:
         t = r.table
         shape = f"{t.rows} rows x {len(t.columns)} cols" if t is not None else f"{len(r.members)} members"
         if args.json:
-            print(json.dumps({"name": entry.name, "ok": True, "cache": r.cache, "sha256": r.sha256, "size": r.size,
-                              "url": r.url, "mirror_index": r.mirror_index, "path": str(r.path),
-                              "rows": t.rows if t else None, "columns": t.columns if t else None}))
+            print(
+                json.dumps(
+                    {
+                        "name": entry.name,
+                        "ok": True,
+                        "cache": r.cache,
+                        "sha256": r.sha256,
+                        "size": r.size,
+                        "url": r.url,
+                        "mirror_index": r.mirror_index,
+                        "path": str(r.path),
+                        "rows": t.rows if t else None,
+                        "columns": t.columns if t else None,
+                    }
+                )
+            )
         else:
             via = f" from mirror {r.mirror_index} {r.final_url}" if r.url else ""
             print(f"ok      {entry.name}: {r.cache}{via}; sha256 {r.sha256}, {r.size} bytes, {shape}; {r.path}")
@@ -136,15 +182,34 @@ def _cmd_fetch(args) -> int:
 
 
 def _cmd_pin(args) -> int:
-    editing.pin(args.name, registry_path=args.registry, root=args.root, policy=_policy(args), dry_run=args.dry_run,
-                force=args.force, offline=args.offline, out=print)
+    editing.pin(
+        args.name,
+        registry_path=args.registry,
+        root=args.root,
+        policy=_policy(args),
+        dry_run=args.dry_run,
+        force=args.force,
+        offline=args.offline,
+        out=print,
+    )
     return 0
 
 
 def _cmd_register(args) -> int:
-    editing.register(args.name, args.path, registry_path=args.registry, root=args.root,
-                     description=args.description, license=args.license, source=args.source, citation=args.citation,
-                     fmt=args.fmt, header_rows=args.header_rows, filename=args.filename, out=print)
+    editing.register(
+        args.name,
+        args.path,
+        registry_path=args.registry,
+        root=args.root,
+        description=args.description,
+        license=args.license,
+        source=args.source,
+        citation=args.citation,
+        fmt=args.fmt,
+        header_rows=args.header_rows,
+        filename=args.filename,
+        out=print,
+    )
     return 0
 
 
@@ -170,8 +235,17 @@ def _cmd_verify(args) -> int:
         fail = not st.ok or (args.strict and st.status in ("missing", "unpinned"))
         bad += fail
         if args.json:
-            print(json.dumps({"name": st.name, "status": st.status, "ok": not fail, "path": str(st.path or ""),
-                              "detail": st.detail}))
+            print(
+                json.dumps(
+                    {
+                        "name": st.name,
+                        "status": st.status,
+                        "ok": not fail,
+                        "path": str(st.path or ""),
+                        "detail": st.detail,
+                    }
+                )
+            )
         else:
             print(f"{'FAILED' if fail else 'ok':7} {st.name:28} {st.status:16} {st.detail}")
     for d in orphans:

@@ -18,12 +18,18 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("validate", help="validate a dataset folder (the folder holding manifest.json)",
-                       description=__doc__.split("\n\n")[0])
+    p = sub.add_parser(
+        "validate",
+        help="validate a dataset folder (the folder holding manifest.json)",
+        description=__doc__.split("\n\n")[0],
+    )
     p.add_argument("path", metavar="PATH", help="dataset folder holding manifest.json (or an s3:// URL)")
-    p.add_argument("--external-root", default=None,
-                   help="root of the verified external-data cache (<root>/external/objects); default: the dataset's "
-                        "own root if it has an external/ folder, else $MACRO_DATA_ROOT")
+    p.add_argument(
+        "--external-root",
+        default=None,
+        help="root of the verified external-data cache (<root>/external/objects); default: the dataset's "
+        "own root if it has an external/ folder, else $MACRO_DATA_ROOT",
+    )
     p.add_argument("--no-write", action="store_true", help="do not write validation_report.json/.html")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the text summary")
     p.add_argument("--strict", action="store_true", help="exit non-zero on warnings and skipped checks too")

@@ -29,7 +29,20 @@ from macro_data.external.fetch import FetchResult, fetch_entry, fetch_many, veri
 from macro_data.external.registry import Entry, Registry, load_registry
 
 __all__ = [
-    "ArchiveError", "DownloadError", "Entry", "ExternalDataError", "FetchResult", "LockTimeoutError",
-    "OfflineError", "Registry", "RegistryError", "SchemaCheckError", "UnpinnedError", "VerificationError",
-    "fetch_entry", "fetch_many", "load_registry", "verify_cache",
+    "ArchiveError",
+    "DownloadError",
+    "Entry",
+    "ExternalDataError",
+    "FetchResult",
+    "LockTimeoutError",
+    "OfflineError",
+    "Registry",
+    "RegistryError",
+    "SchemaCheckError",
+    "UnpinnedError",
+    "VerificationError",
+    "fetch_entry",
+    "fetch_many",
+    "load_registry",
+    "verify_cache",
 ]

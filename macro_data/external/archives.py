@@ -26,9 +26,10 @@ import stat
 import tarfile
 import uuid
 import zipfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
 from macro_data.external.errors import ArchiveError
 from macro_data.external.registry import Member, member_path_problem
@@ -104,16 +105,20 @@ def _match(name: str, listed: dict[str, Member], raw_names: Sequence[str]) -> di
         if exact != loose and problem is None:
             problem = f"member name {raw!r} is not the registry path {loose!r}"
         if problem:
-            raise ArchiveError(f"external dataset {name!r}: archive refused: listed member {loose!r} appears as "
-                               f"{raw!r}: {problem}")
+            raise ArchiveError(
+                f"external dataset {name!r}: archive refused: listed member {loose!r} appears as {raw!r}: {problem}"
+            )
         if loose in found:
-            raise ArchiveError(f"external dataset {name!r}: archive refused: listed member {loose!r} appears "
-                               f"more than once")
+            raise ArchiveError(
+                f"external dataset {name!r}: archive refused: listed member {loose!r} appears more than once"
+            )
         found[loose] = raw
     missing = [p for p in listed if p not in found]
     if missing:
-        raise ArchiveError(f"external dataset {name!r}: archive refused: listed member(s) "
-                           f"{', '.join(map(repr, missing))} not in the archive")
+        raise ArchiveError(
+            f"external dataset {name!r}: archive refused: listed member(s) "
+            f"{', '.join(map(repr, missing))} not in the archive"
+        )
     return found
 
 
@@ -126,8 +131,9 @@ def _write_member(dest_root: Path, member: Member, src: IO[bytes], name: str) ->
             os.mkdir(d)
         except FileExistsError:
             if d.is_symlink() or not d.is_dir():
-                raise ArchiveError(f"external dataset {name!r}: archive refused: {member.path!r} collides with "
-                                   f"another member") from None
+                raise ArchiveError(
+                    f"external dataset {name!r}: archive refused: {member.path!r} collides with another member"
+                ) from None
     target = d / parts[-1]
     if not target.resolve().is_relative_to(dest_root.resolve()):  # belt and braces: paths are validated
         raise ArchiveError(f"external dataset {name!r}: archive refused: {member.path!r} leaves the destination")
@@ -139,24 +145,31 @@ def _write_member(dest_root: Path, member: Member, src: IO[bytes], name: str) ->
         while chunk := src.read(_CHUNK):
             n += len(chunk)
             if cap is not None and n > cap:
-                raise ArchiveError(f"external dataset {name!r}: archive refused: member {member.path!r} "
-                                   f"yields more than its registry size {cap} bytes")
+                raise ArchiveError(
+                    f"external dataset {name!r}: archive refused: member {member.path!r} "
+                    f"yields more than its registry size {cap} bytes"
+                )
             h.update(chunk)
             out.write(chunk)
         out.flush()
         os.fsync(out.fileno())
     digest = h.hexdigest()
     if member.size is not None and n != member.size:
-        raise ArchiveError(f"external dataset {name!r}: archive refused: member {member.path!r} size {n} "
-                           f"differs from the registry size {member.size}")
+        raise ArchiveError(
+            f"external dataset {name!r}: archive refused: member {member.path!r} size {n} "
+            f"differs from the registry size {member.size}"
+        )
     if member.sha256 is not None and digest != member.sha256:
-        raise ArchiveError(f"external dataset {name!r}: archive refused: member {member.path!r} sha256 mismatch: "
-                           f"expected {member.sha256}, actual {digest}")
+        raise ArchiveError(
+            f"external dataset {name!r}: archive refused: member {member.path!r} sha256 mismatch: "
+            f"expected {member.sha256}, actual {digest}"
+        )
     return MemberReport(member.path, digest, n)
 
 
-def extract_members(name: str, archive: Path, fmt: str, members: Sequence[Member], dest: Path, *,
-                    max_total_bytes: int) -> list[MemberReport]:
+def extract_members(
+    name: str, archive: Path, fmt: str, members: Sequence[Member], dest: Path, *, max_total_bytes: int
+) -> list[MemberReport]:
     """Extract and verify ``members`` of ``archive`` into ``dest`` (replaced atomically).
 
     Members without sha256/size (pin mode) are extracted and their hash and size reported.
@@ -167,8 +180,10 @@ def extract_members(name: str, archive: Path, fmt: str, members: Sequence[Member
             raise ArchiveError(f"external dataset {name!r}: archive refused: {problem}")
     declared_total = sum(m.size or 0 for m in members)
     if declared_total > max_total_bytes:
-        raise ArchiveError(f"external dataset {name!r}: archive refused: listed members total {declared_total} "
-                           f"bytes, above the {max_total_bytes}-byte extraction cap")
+        raise ArchiveError(
+            f"external dataset {name!r}: archive refused: listed members total {declared_total} "
+            f"bytes, above the {max_total_bytes}-byte extraction cap"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp"
     os.mkdir(tmp)
@@ -191,8 +206,9 @@ def extract_members(name: str, archive: Path, fmt: str, members: Sequence[Member
 def _total_guard(name: str, reports: list[MemberReport], cap: int) -> None:
     total = sum(r.size for r in reports)
     if total > cap:
-        raise ArchiveError(f"external dataset {name!r}: archive refused: extracted {total} bytes, above the "
-                           f"{cap}-byte extraction cap")
+        raise ArchiveError(
+            f"external dataset {name!r}: archive refused: extracted {total} bytes, above the {cap}-byte extraction cap"
+        )
 
 
 def _extract_tar(name: str, archive: Path, listed: dict[str, Member], tmp: Path, cap: int) -> list[MemberReport]:
@@ -202,19 +218,24 @@ def _extract_tar(name: str, archive: Path, listed: dict[str, Member], tmp: Path,
             for ti in tf:
                 infos.append(ti)
                 if len(infos) > MAX_ARCHIVE_ENTRIES:
-                    raise ArchiveError(f"external dataset {name!r}: archive refused: more than "
-                                       f"{MAX_ARCHIVE_ENTRIES} entries")
+                    raise ArchiveError(
+                        f"external dataset {name!r}: archive refused: more than {MAX_ARCHIVE_ENTRIES} entries"
+                    )
             found = _match(name, listed, [ti.name for ti in infos])
             by_name = {ti.name: ti for ti in infos}
             reports = []
             for path, raw in found.items():
                 ti, m = by_name[raw], listed[path]
                 if (what := _describe_tar(ti)) is not None:
-                    raise ArchiveError(f"external dataset {name!r}: archive refused: listed member {path!r} is "
-                                       f"{what}; only regular files are extracted")
+                    raise ArchiveError(
+                        f"external dataset {name!r}: archive refused: listed member {path!r} is "
+                        f"{what}; only regular files are extracted"
+                    )
                 if m.size is not None and ti.size != m.size:
-                    raise ArchiveError(f"external dataset {name!r}: archive refused: member {path!r} size "
-                                       f"{ti.size} differs from the registry size {m.size}")
+                    raise ArchiveError(
+                        f"external dataset {name!r}: archive refused: member {path!r} size "
+                        f"{ti.size} differs from the registry size {m.size}"
+                    )
                 src = tf.extractfile(ti)
                 if src is None:  # pragma: no cover - regular files always have data
                     raise ArchiveError(f"external dataset {name!r}: archive refused: cannot read {path!r}")
@@ -223,8 +244,9 @@ def _extract_tar(name: str, archive: Path, listed: dict[str, Member], tmp: Path,
                 _total_guard(name, reports, cap)
             return reports
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ArchiveError(f"external dataset {name!r}: archive refused: cannot read or extract the tar.gz "
-                           f"({exc})") from None
+        raise ArchiveError(
+            f"external dataset {name!r}: archive refused: cannot read or extract the tar.gz ({exc})"
+        ) from None
 
 
 def _extract_zip(name: str, archive: Path, listed: dict[str, Member], tmp: Path, cap: int) -> list[MemberReport]:
@@ -232,8 +254,9 @@ def _extract_zip(name: str, archive: Path, listed: dict[str, Member], tmp: Path,
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
             if len(infos) > MAX_ARCHIVE_ENTRIES:
-                raise ArchiveError(f"external dataset {name!r}: archive refused: more than "
-                                   f"{MAX_ARCHIVE_ENTRIES} entries")
+                raise ArchiveError(
+                    f"external dataset {name!r}: archive refused: more than {MAX_ARCHIVE_ENTRIES} entries"
+                )
             # ZipFile normalises names (backslashes, leading '/'); the raw header name is orig_filename.
             found = _match(name, listed, [i.orig_filename for i in infos])
             by_name = {i.orig_filename: i for i in infos}
@@ -241,18 +264,23 @@ def _extract_zip(name: str, archive: Path, listed: dict[str, Member], tmp: Path,
             for path, raw in found.items():
                 info, m = by_name[raw], listed[path]
                 if (what := _describe_zip(info)) is not None:
-                    raise ArchiveError(f"external dataset {name!r}: archive refused: listed member {path!r} is "
-                                       f"{what}; only regular files are extracted")
+                    raise ArchiveError(
+                        f"external dataset {name!r}: archive refused: listed member {path!r} is "
+                        f"{what}; only regular files are extracted"
+                    )
                 if m.size is not None and info.file_size != m.size:
-                    raise ArchiveError(f"external dataset {name!r}: archive refused: member {path!r} size "
-                                       f"{info.file_size} differs from the registry size {m.size}")
+                    raise ArchiveError(
+                        f"external dataset {name!r}: archive refused: member {path!r} size "
+                        f"{info.file_size} differs from the registry size {m.size}"
+                    )
                 with zf.open(info) as src:
                     reports.append(_write_member(tmp, m, src, name))
                 _total_guard(name, reports, cap)
             return reports
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
-        raise ArchiveError(f"external dataset {name!r}: archive refused: cannot read or extract the zip "
-                           f"({exc})") from None
+        raise ArchiveError(
+            f"external dataset {name!r}: archive refused: cannot read or extract the zip ({exc})"
+        ) from None
 
 
 def verify_members(members: Sequence[Member], dest: Path) -> str | None:

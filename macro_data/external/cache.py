@@ -43,7 +43,7 @@ class FileCheck:
 
 
 def _utc_stamp() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 class Cache:
@@ -53,8 +53,10 @@ class Cache:
         root = root if root is not None else paths.data_root()
         if isinstance(root, str) and "://" in root:
             # locks, fsync and atomic renames need a local file system; object stores give none of them
-            raise ExternalDataError(f"the external-data cache needs a local directory, but the data root is "
-                                    f"{root!r}: pass --root DIR (or data_root to the resource)")
+            raise ExternalDataError(
+                f"the external-data cache needs a local directory, but the data root is "
+                f"{root!r}: pass --root DIR (or data_root to the resource)"
+            )
         self.root = Path(root)
         self.base = self.root / "external"
 
@@ -116,12 +118,14 @@ class Cache:
         if not path.is_file() or path.is_symlink():
             return FileCheck(path, True, False, reason="not a regular file")
         if st.st_size != size:
-            return FileCheck(path, True, False, size=st.st_size,
-                             reason=f"size {st.st_size} differs from the registry size {size}")
+            return FileCheck(
+                path, True, False, size=st.st_size, reason=f"size {st.st_size} differs from the registry size {size}"
+            )
         actual, n = file_sha256(path)
         if actual != sha256:
-            return FileCheck(path, True, False, actual, n,
-                             reason=f"sha256 mismatch: expected {sha256}, actual {actual}")
+            return FileCheck(
+                path, True, False, actual, n, reason=f"sha256 mismatch: expected {sha256}, actual {actual}"
+            )
         return FileCheck(path, True, True, actual, n)
 
     def publish(self, part: Path, final: Path) -> Path:

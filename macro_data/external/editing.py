@@ -24,9 +24,10 @@ import hashlib
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -46,21 +47,22 @@ from macro_data.external.http import Attempt, HttpPolicy, download, format_failu
 from macro_data.external.registry import (
     ARCHIVE_FORMATS,
     CSV_FORMATS,
-    CsvOptions,
     NAME_RE,
+    CsvOptions,
     Entry,
     filename_problem,
     load_registry,
     parse_registry,
     read_registry_document,
 )
-from macro_data.files import atomic_write
 from macro_data.external.tabular import TableReport, check_table
+from macro_data.files import atomic_write
 
 Printer = Callable[[str], None]
 
 
 # ---------------------------------------------------------------- registry text editing
+
 
 def _registry_lock_key(path: Path) -> str:
     return "registry-" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
@@ -70,9 +72,11 @@ def _editable_registry(registry_path: str | os.PathLike | None) -> Path:
     """The registry pin and register may edit: never the read-only copy inside the installed package."""
     path = Path(registry_path) if registry_path is not None else paths.registry_path()
     if paths.is_packaged(path):
-        raise RegistryError(f"{path} is the registry shipped with the package (read-only); copy it to "
-                            f"{paths.LOCAL_REGISTRY} in the working directory (or point $MACRO_DATA_REGISTRY "
-                            f"or --registry at a copy) and edit that")
+        raise RegistryError(
+            f"{path} is the registry shipped with the package (read-only); copy it to "
+            f"{paths.LOCAL_REGISTRY} in the working directory (or point $MACRO_DATA_REGISTRY "
+            f"or --registry at a copy) and edit that"
+        )
     return path
 
 
@@ -185,6 +189,7 @@ def write_registry(path: Path, new_document: dict, text_candidate: str | None, r
 
 # ---------------------------------------------------------------- pin
 
+
 @dataclass
 class MirrorResult:
     index: int
@@ -212,9 +217,18 @@ class PinResult:
     registry_path: Path
 
 
-def pin(name: str, *, registry_path: str | os.PathLike | None = None, root: str | os.PathLike | None = None,
-        policy: HttpPolicy | None = None, dry_run: bool = False, force: bool = False, offline: bool | None = None,
-        run_id: str | None = None, out: Printer | None = None) -> PinResult:
+def pin(
+    name: str,
+    *,
+    registry_path: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    policy: HttpPolicy | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    offline: bool | None = None,
+    run_id: str | None = None,
+    out: Printer | None = None,
+) -> PinResult:
     """Download ``name`` from all its URLs, print hash/size/header for review and write them (see module doc)."""
     say = out or (lambda _s: None)
     policy = policy or HttpPolicy.from_env()
@@ -222,8 +236,10 @@ def pin(name: str, *, registry_path: str | os.PathLike | None = None, root: str 
     registry = load_registry(reg_path, allow_http_hosts=policy.allow_http_hosts)
     entry = registry.get(name)
     if entry.kind == "manual" or not entry.urls:
-        raise RegistryError(f"external dataset {name!r} is a manual entry: it was pinned when registered "
-                            f"(`macro-data register {name} PATH` side-loads it)")
+        raise RegistryError(
+            f"external dataset {name!r} is a manual entry: it was pinned when registered "
+            f"(`macro-data register {name} PATH` side-loads it)"
+        )
     if offline_from_env() if offline is None else offline:
         raise OfflineError(f"external dataset {name!r}: pin downloads from the network and offline mode is on")
     cache = Cache(root)
@@ -242,8 +258,14 @@ def pin(name: str, *, registry_path: str | os.PathLike | None = None, root: str 
             mirrors.append(MirrorResult(i, url, True, t.sha256, t.size, t.final_url, t.attempts))
             chosen = chosen or part
         for m in mirrors:
-            say(f"mirror {m.index} {m.url}: " + (f"sha256 {m.sha256}, {m.size} bytes" if m.ok
-                                                 else "failed: " + (m.attempts[-1].outcome if m.attempts else "")))
+            say(
+                f"mirror {m.index} {m.url}: "
+                + (
+                    f"sha256 {m.sha256}, {m.size} bytes"
+                    if m.ok
+                    else "failed: " + (m.attempts[-1].outcome if m.attempts else "")
+                )
+            )
         good = [m for m in mirrors if m.ok]
         if not good:
             all_attempts = [a for m in mirrors for a in m.attempts]
@@ -251,8 +273,10 @@ def pin(name: str, *, registry_path: str | os.PathLike | None = None, root: str 
         digests = {(m.sha256, m.size) for m in good}
         if len(digests) > 1:
             detail = "; ".join(f"mirror {m.index} {m.url}: sha256 {m.sha256}, {m.size} bytes" for m in good)
-            raise VerificationError(f"external dataset {name!r}: mirrors serve different bytes, nothing was "
-                                    f"written: {detail}. Remove the wrong mirror from the registry and pin again")
+            raise VerificationError(
+                f"external dataset {name!r}: mirrors serve different bytes, nothing was "
+                f"written: {detail}. Remove the wrong mirror from the registry and pin again"
+            )
         sha, size = good[0].sha256, good[0].size
         assert chosen is not None and sha is not None and size is not None
         if len(good) == 1 and len(entry.urls) > 1:
@@ -262,7 +286,8 @@ def pin(name: str, *, registry_path: str | os.PathLike | None = None, root: str 
             raise VerificationError(
                 f"external dataset {name!r} is pinned to sha256 {entry.sha256}, {entry.size} bytes, but the mirrors "
                 f"now serve sha256 {sha}, {size} bytes: upstream changed. Nothing was written; review the new "
-                f"file and re-run with --force to re-pin")
+                f"file and re-run with --force to re-pin"
+            )
         table, member_reports, members_tmp, updates = _inspect(entry, chosen, cache, policy)
         say(f"sha256 {sha}")
         say(f"size   {size}")
@@ -290,17 +315,35 @@ def pin(name: str, *, registry_path: str | os.PathLike | None = None, root: str 
         document["datasets"][idx] = new_doc
         candidate = _edit_entry_text(reg_path.read_text(encoding="utf-8"), name, updates, {"pinned"})
         preserved = write_registry(reg_path, document, candidate, Path(root) if root is not None else None)
-        say(f"wrote sha256/size{' and header' if 'columns' in updates else ''} of {name!r} into {reg_path}"
-            + ("" if preserved else " (re-serialised: comments were not preserved)"))
+        say(
+            f"wrote sha256/size{' and header' if 'columns' in updates else ''} of {name!r} into {reg_path}"
+            + ("" if preserved else " (re-serialised: comments were not preserved)")
+        )
         pinned_entry = load_registry(reg_path, allow_http_hosts=policy.allow_http_hosts).get(name)
         path = _publish(pinned_entry, cache, chosen, members_tmp)
-        provenance.append(cache.provenance_path, {
-            "event": "pin", "ok": True, "name": name, "entry_sha256": pinned_entry.entry_sha256, "sha256": sha,
-            "size": size, "url": good[0].url, "mirror_index": good[0].index, "final_url": good[0].final_url,
-            "mirrors": [{"index": m.index, "url": m.url, "ok": m.ok, "sha256": m.sha256, "size": m.size,
-                         "error": m.error} for m in mirrors],
-            "members": [r.to_dict() for r in member_reports], "schema": table.to_dict() if table else None,
-            "forced": bool(force and entry.pinned and not unchanged), "path": str(path), "run_id": run_id})
+        provenance.append(
+            cache.provenance_path,
+            {
+                "event": "pin",
+                "ok": True,
+                "name": name,
+                "entry_sha256": pinned_entry.entry_sha256,
+                "sha256": sha,
+                "size": size,
+                "url": good[0].url,
+                "mirror_index": good[0].index,
+                "final_url": good[0].final_url,
+                "mirrors": [
+                    {"index": m.index, "url": m.url, "ok": m.ok, "sha256": m.sha256, "size": m.size, "error": m.error}
+                    for m in mirrors
+                ],
+                "members": [r.to_dict() for r in member_reports],
+                "schema": table.to_dict() if table else None,
+                "forced": bool(force and entry.pinned and not unchanged),
+                "path": str(path),
+                "run_id": run_id,
+            },
+        )
         return PinResult(name, sha, size, mirrors, table, member_reports, True, unchanged, preserved, path, reg_path)
     finally:
         for p in parts:
@@ -314,29 +357,38 @@ def _inspect(entry: Entry, file: Path, cache: Cache, policy: HttpPolicy):
     if entry.is_csv:
         table = check_table(file, entry.format, entry.csv, entry.columns)
         if not table.ok and (entry.columns is not None or not table.columns):
-            raise SchemaCheckError(f"external dataset {entry.name!r}: the downloaded file does not match the "
-                                   f"registry: {'; '.join(table.problems)}; nothing was written")
+            raise SchemaCheckError(
+                f"external dataset {entry.name!r}: the downloaded file does not match the "
+                f"registry: {'; '.join(table.problems)}; nothing was written"
+            )
         if entry.columns is None:
             updates["columns"] = table.columns
         return table, [], None, updates
     tmp = cache.work_dir / f".{entry.name}.members"
     shutil.rmtree(tmp, ignore_errors=True)
-    reports = archives.extract_members(entry.name, file, entry.format, entry.members, tmp,
-                                       max_total_bytes=policy.max_extracted_bytes)
+    reports = archives.extract_members(
+        entry.name, file, entry.format, entry.members, tmp, max_total_bytes=policy.max_extracted_bytes
+    )
     members_doc = copy.deepcopy(entry.document["members"])
     table = None
     for r in reports:
         m = next(x for x in entry.members if x.path == r.path)
         if m.sha256 is not None and (m.sha256, m.size) != (r.sha256, r.size):
-            raise VerificationError(f"external dataset {entry.name!r}: member {r.path!r} is sha256 {r.sha256}, "
-                                    f"{r.size} bytes; the registry says {m.sha256}, {m.size}")
-        members_doc[r.path] = {"sha256": r.sha256, "size": r.size, **{k: v for k, v in members_doc[r.path].items()
-                                                                       if k not in ("sha256", "size")}}
+            raise VerificationError(
+                f"external dataset {entry.name!r}: member {r.path!r} is sha256 {r.sha256}, "
+                f"{r.size} bytes; the registry says {m.sha256}, {m.size}"
+            )
+        members_doc[r.path] = {
+            "sha256": r.sha256,
+            "size": r.size,
+            **{k: v for k, v in members_doc[r.path].items() if k not in ("sha256", "size")},
+        }
         if m.is_csv:
             t = check_table(tmp / r.path, "csv", m.csv, m.columns)
             if not t.ok and m.columns is not None:
-                raise SchemaCheckError(f"external dataset {entry.name!r}: member {r.path!r}: "
-                                       f"{'; '.join(t.problems)}; nothing was written")
+                raise SchemaCheckError(
+                    f"external dataset {entry.name!r}: member {r.path!r}: {'; '.join(t.problems)}; nothing was written"
+                )
             if m.columns is None and t.columns:
                 members_doc[r.path]["columns"] = t.columns
             table = table or t
@@ -369,6 +421,7 @@ def _publish(entry: Entry, cache: Cache, file: Path, members_tmp: Path | None) -
 
 # ---------------------------------------------------------------- register
 
+
 @dataclass
 class RegisterResult:
     name: str
@@ -382,18 +435,34 @@ class RegisterResult:
 
 def _infer_format(filename: str) -> str | None:
     low = filename.lower()
-    for fmt, suffixes in (("csv.gz", (".csv.gz",)), ("csv.bz2", (".csv.bz2",)), ("csv", (".csv",)),
-                          ("tar.gz", (".tar.gz", ".tgz")), ("zip", (".zip",))):
+    for fmt, suffixes in (
+        ("csv.gz", (".csv.gz",)),
+        ("csv.bz2", (".csv.bz2",)),
+        ("csv", (".csv",)),
+        ("tar.gz", (".tar.gz", ".tgz")),
+        ("zip", (".zip",)),
+    ):
         if low.endswith(suffixes):
             return fmt
     return None
 
 
-def register(name: str, source_path: str | os.PathLike, *, registry_path: str | os.PathLike | None = None,
-             root: str | os.PathLike | None = None, description: str | None = None, license: str | None = None,
-             source: str | None = None, citation: str | None = None, fmt: str | None = None,
-             header_rows: int | None = None, filename: str | None = None, run_id: str | None = None,
-             out: Printer | None = None) -> RegisterResult:
+def register(
+    name: str,
+    source_path: str | os.PathLike,
+    *,
+    registry_path: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    description: str | None = None,
+    license: str | None = None,
+    source: str | None = None,
+    citation: str | None = None,
+    fmt: str | None = None,
+    header_rows: int | None = None,
+    filename: str | None = None,
+    run_id: str | None = None,
+    out: Printer | None = None,
+) -> RegisterResult:
     """Copy a local file into the cache: side-load a pinned entry, or append a new ``kind: manual`` entry."""
     say = out or (lambda _s: None)
     if not NAME_RE.fullmatch(name or "") or len(name) > 64:
@@ -410,21 +479,40 @@ def register(name: str, source_path: str | os.PathLike, *, registry_path: str | 
         entry = registry.get(name)
         entry.require_pinned()
         if (sha, size) != (entry.sha256, entry.size):
-            raise VerificationError(f"register {name}: {src} is sha256 {sha}, {size} bytes, but the registry pins "
-                                    f"sha256 {entry.sha256}, {entry.size} bytes; not side-loaded")
+            raise VerificationError(
+                f"register {name}: {src} is sha256 {sha}, {size} bytes, but the registry pins "
+                f"sha256 {entry.sha256}, {entry.size} bytes; not side-loaded"
+            )
         table = _side_load(entry, cache, src)
         path = cache.object_path(entry)
         say(f"side-loaded {name!r} into {path}")
-        provenance.append(cache.provenance_path, {
-            "event": "register", "ok": True, "name": name, "entry_sha256": entry.entry_sha256, "sha256": sha,
-            "size": size, "side_loaded": True, "source_file": str(src.resolve()), "path": str(path),
-            "schema": table.to_dict() if table else None, "run_id": run_id})
+        provenance.append(
+            cache.provenance_path,
+            {
+                "event": "register",
+                "ok": True,
+                "name": name,
+                "entry_sha256": entry.entry_sha256,
+                "sha256": sha,
+                "size": size,
+                "side_loaded": True,
+                "source_file": str(src.resolve()),
+                "path": str(path),
+                "schema": table.to_dict() if table else None,
+                "run_id": run_id,
+            },
+        )
         return RegisterResult(name, sha, size, path, True, table, None)
     fmt = fmt or _infer_format(filename or src.name)
     if fmt not in CSV_FORMATS:
-        hint = ("archives need their members listed: add the entry by hand (with members and hashes), then run "
-                "`macro-data register NAME PATH` to side-load it") if fmt in ARCHIVE_FORMATS else \
-            "pass --format csv, csv.gz or csv.bz2"
+        hint = (
+            (
+                "archives need their members listed: add the entry by hand (with members and hashes), then run "
+                "`macro-data register NAME PATH` to side-load it"
+            )
+            if fmt in ARCHIVE_FORMATS
+            else "pass --format csv, csv.gz or csv.bz2"
+        )
         raise RegistryError(f"register {name}: cannot register {src.name} as a new manual entry ({hint})")
     fname = filename or src.name
     if (problem := filename_problem(fname, fmt)) is not None:
@@ -433,12 +521,18 @@ def register(name: str, source_path: str | os.PathLike, *, registry_path: str | 
     table = check_table(src, fmt, options, None)
     if not table.ok:
         raise SchemaCheckError(f"register {name}: {src} does not parse as {fmt}: {'; '.join(table.problems)}")
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     entry_doc: dict[str, Any] = {
-        "name": name, "kind": "manual",
+        "name": name,
+        "kind": "manual",
         "description": description or f"Local file {fname} registered with `macro-data register`",
-        "filename": fname, "sha256": sha, "size": size, "format": fmt, "csv": {"header_rows": options.header_rows},
-        "columns": table.columns}
+        "filename": fname,
+        "sha256": sha,
+        "size": size,
+        "format": fmt,
+        "csv": {"header_rows": options.header_rows},
+        "columns": table.columns,
+    }
     for key, value in (("license", license), ("source", source), ("citation", citation)):
         if value:
             entry_doc[key] = value
@@ -450,13 +544,27 @@ def register(name: str, source_path: str | os.PathLike, *, registry_path: str | 
     entry = load_registry(reg_path).get(name)
     _side_load(entry, cache, src)
     path = cache.object_path(entry)
-    say(f"registered {name!r} (kind: manual, {table.rows} rows x {len(table.columns)} columns) in {reg_path}"
-        + ("" if preserved else " (re-serialised: comments were not preserved)"))
+    say(
+        f"registered {name!r} (kind: manual, {table.rows} rows x {len(table.columns)} columns) in {reg_path}"
+        + ("" if preserved else " (re-serialised: comments were not preserved)")
+    )
     say(f"cached at {path}")
-    provenance.append(cache.provenance_path, {
-        "event": "register", "ok": True, "name": name, "entry_sha256": entry.entry_sha256, "sha256": sha,
-        "size": size, "side_loaded": False, "source_file": str(src.resolve()), "path": str(path),
-        "schema": table.to_dict(), "run_id": run_id})
+    provenance.append(
+        cache.provenance_path,
+        {
+            "event": "register",
+            "ok": True,
+            "name": name,
+            "entry_sha256": entry.entry_sha256,
+            "sha256": sha,
+            "size": size,
+            "side_loaded": False,
+            "source_file": str(src.resolve()),
+            "path": str(path),
+            "schema": table.to_dict(),
+            "run_id": run_id,
+        },
+    )
     return RegisterResult(name, sha, size, path, False, table, preserved)
 
 
@@ -470,19 +578,29 @@ def _side_load(entry: Entry, cache: Cache, src: Path) -> TableReport | None:
             shutil.copyfile(src, part)
             check = cache.check_file(part, entry.sha256, entry.size)
             if not check.ok:
-                raise VerificationError(f"register {entry.name}: the copy of {src} changed while copying "
-                                        f"({check.reason})")
+                raise VerificationError(
+                    f"register {entry.name}: the copy of {src} changed while copying ({check.reason})"
+                )
             members_dir = None
             if entry.is_archive:
-                archives.extract_members(entry.name, part, entry.format, entry.members, cache.members_dir(entry),
-                                         max_total_bytes=HttpPolicy().max_extracted_bytes)
+                archives.extract_members(
+                    entry.name,
+                    part,
+                    entry.format,
+                    entry.members,
+                    cache.members_dir(entry),
+                    max_total_bytes=HttpPolicy().max_extracted_bytes,
+                )
                 members_dir = cache.members_dir(entry)
             tables = {}
             if entry.is_csv:
                 tables[entry.filename] = check_table(part, entry.format, entry.csv, entry.columns)
             elif members_dir is not None:
-                tables = {m.path: check_table(members_dir / m.path, "csv", m.csv, m.columns)
-                          for m in entry.members if m.is_csv}
+                tables = {
+                    m.path: check_table(members_dir / m.path, "csv", m.csv, m.columns)
+                    for m in entry.members
+                    if m.is_csv
+                }
             bad = [f"{k}: {'; '.join(t.problems)}" for k, t in tables.items() if not t.ok]
             if bad:
                 raise SchemaCheckError(f"register {entry.name}: schema check failed: {'; '.join(bad)}")

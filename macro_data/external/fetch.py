@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from macro_data.external import archives, locks, provenance
 from macro_data.external.cache import Cache
@@ -75,14 +75,18 @@ class FetchResult:
 
 
 def _side_load_hint(entry: Entry, cache: Cache) -> str:
-    return (f"{entry.name}: sha256 {entry.sha256}, {entry.size} bytes -> copy the file to "
-            f"{cache.object_path(entry)} or run `macro-data register {entry.name} PATH`")
+    return (
+        f"{entry.name}: sha256 {entry.sha256}, {entry.size} bytes -> copy the file to "
+        f"{cache.object_path(entry)} or run `macro-data register {entry.name} PATH`"
+    )
 
 
 def offline_error(entries: list[Entry], cache: Cache) -> OfflineError:
     lines = "\n  ".join(_side_load_hint(e, cache) for e in entries)
-    return OfflineError(f"offline mode ({OFFLINE_ENV}=1 or offline=True): {len(entries)} entr"
-                        f"{'y is' if len(entries) == 1 else 'ies are'} not in the verified cache:\n  {lines}")
+    return OfflineError(
+        f"offline mode ({OFFLINE_ENV}=1 or offline=True): {len(entries)} entr"
+        f"{'y is' if len(entries) == 1 else 'ies are'} not in the verified cache:\n  {lines}"
+    )
 
 
 def _tables(entry: Entry, file_path: Path, members_dir: Path | None) -> dict[str, TableReport]:
@@ -101,11 +105,13 @@ def _raise_on_tables(entry: Entry, tables: dict[str, TableReport], where: str) -
         detail = "; ".join(f"{k}: {'; '.join(t.problems)}" for k, t in bad.items())
         raise SchemaCheckError(
             f"external dataset {entry.name!r}: schema check failed after the sha256 matched ({where}): {detail}. "
-            f"The file is the pinned one, so the registry's columns/csv options for this entry are wrong")
+            f"The file is the pinned one, so the registry's columns/csv options for this entry are wrong"
+        )
 
 
-def _ensure_members(entry: Entry, cache: Cache, archive_path: Path, policy: HttpPolicy,
-                    quarantined: list[str]) -> list[archives.MemberReport]:
+def _ensure_members(
+    entry: Entry, cache: Cache, archive_path: Path, policy: HttpPolicy, quarantined: list[str]
+) -> list[archives.MemberReport]:
     """Verified members of a verified archive: re-check, or (re-)extract from the archive."""
     if not entry.is_archive:
         return []
@@ -115,13 +121,20 @@ def _ensure_members(entry: Entry, cache: Cache, archive_path: Path, policy: Http
         if problem is None:
             return [archives.MemberReport(m.path, m.sha256 or "", m.size or 0) for m in entry.members]
         quarantined.append(str(cache.quarantine(dest, entry.sha256 or "")))
-    return archives.extract_members(entry.name, archive_path, entry.format, entry.members, dest,
-                                    max_total_bytes=policy.max_extracted_bytes)
+    return archives.extract_members(
+        entry.name, archive_path, entry.format, entry.members, dest, max_total_bytes=policy.max_extracted_bytes
+    )
 
 
-def fetch_entry(entry: Entry, *, root: str | os.PathLike | None = None, policy: HttpPolicy | None = None,
-                offline: bool | None = None, run_id: str | None = None,
-                lock_timeout: float = locks.DEFAULT_LOCK_TIMEOUT_S) -> FetchResult:
+def fetch_entry(
+    entry: Entry,
+    *,
+    root: str | os.PathLike | None = None,
+    policy: HttpPolicy | None = None,
+    offline: bool | None = None,
+    run_id: str | None = None,
+    lock_timeout: float = locks.DEFAULT_LOCK_TIMEOUT_S,
+) -> FetchResult:
     """Return the verified local copy of ``entry``, downloading it if needed (see the module doc)."""
     cache = Cache(root)
     policy = policy or HttpPolicy.from_env()
@@ -132,8 +145,9 @@ def fetch_entry(entry: Entry, *, root: str | os.PathLike | None = None, policy: 
     try:
         entry.require_pinned()
         assert entry.sha256 is not None and entry.size is not None
-        with locks.hold(cache.locks_dir, entry.sha256, timeout=lock_timeout,
-                        what=f"external dataset {entry.name!r}") as waited:
+        with locks.hold(
+            cache.locks_dir, entry.sha256, timeout=lock_timeout, what=f"external dataset {entry.name!r}"
+        ) as waited:
             final = cache.object_path(entry)
             quarantined: list[str] = []
             check = cache.check_file(final, entry.sha256, entry.size)
@@ -148,19 +162,25 @@ def fetch_entry(entry: Entry, *, root: str | os.PathLike | None = None, policy: 
                 if offline:
                     raise offline_error([entry], cache)
                 if entry.kind == "manual" or not entry.urls:
-                    raise DownloadError(f"external dataset {entry.name!r} is a manual entry (no URLs) and is not in "
-                                        f"the cache ({check.reason}): {_side_load_hint(entry, cache)}")
+                    raise DownloadError(
+                        f"external dataset {entry.name!r} is a manual entry (no URLs) and is not in "
+                        f"the cache ({check.reason}): {_side_load_hint(entry, cache)}"
+                    )
                 cache.remove_stale_parts(entry.sha256)
                 part = cache.new_part_path(entry.sha256, entry.filename)
-                transfer = download(entry.name, entry.urls, part, sha256=entry.sha256, size=entry.size,
-                                    policy=policy)
+                transfer = download(entry.name, entry.urls, part, sha256=entry.sha256, size=entry.size, policy=policy)
                 attempts = transfer.attempts
                 try:
                     members = []
                     if entry.is_archive:
-                        members = archives.extract_members(entry.name, part, entry.format, entry.members,
-                                                           cache.members_dir(entry),
-                                                           max_total_bytes=policy.max_extracted_bytes)
+                        members = archives.extract_members(
+                            entry.name,
+                            part,
+                            entry.format,
+                            entry.members,
+                            cache.members_dir(entry),
+                            max_total_bytes=policy.max_extracted_bytes,
+                        )
                     tables = _tables(entry, part, cache.members_dir(entry) if entry.is_archive else None)
                     _raise_on_tables(entry, tables, f"downloaded from {transfer.final_url}")
                     cache.publish(part, final)
@@ -171,9 +191,18 @@ def fetch_entry(entry: Entry, *, root: str | os.PathLike | None = None, policy: 
                     raise
                 outcome = "downloaded"
         result = FetchResult(
-            name=entry.name, entry_sha256=entry.entry_sha256, cache=outcome, path=final, sha256=entry.sha256,
-            size=entry.size, members=members, members_dir=cache.members_dir(entry) if entry.is_archive else None,
-            tables=tables, quarantined=quarantined, seconds=time.monotonic() - t0)
+            name=entry.name,
+            entry_sha256=entry.entry_sha256,
+            cache=outcome,
+            path=final,
+            sha256=entry.sha256,
+            size=entry.size,
+            members=members,
+            members_dir=cache.members_dir(entry) if entry.is_archive else None,
+            tables=tables,
+            quarantined=quarantined,
+            seconds=time.monotonic() - t0,
+        )
         if transfer is not None:
             result.url, result.final_url, result.mirror_index = transfer.url, transfer.final_url, transfer.mirror_index
             result.redirects, result.http_status = transfer.redirects, transfer.status
@@ -181,32 +210,71 @@ def fetch_entry(entry: Entry, *, root: str | os.PathLike | None = None, policy: 
         result.record = provenance.append(cache.provenance_path, _record(entry, result, run_id))
         return result
     except ExternalDataError as exc:
-        provenance.append(cache.provenance_path, {
-            "event": "fetch", "ok": False, "name": entry.name, "entry_sha256": entry.entry_sha256,
-            "sha256": entry.sha256, "size": entry.size, "error_type": type(exc).__name__, "error": str(exc),
-            "attempts": [a.to_dict() for a in getattr(exc, "attempts", attempts)], "run_id": run_id,
-            "duration_s": round(time.monotonic() - t0, 6)})
+        provenance.append(
+            cache.provenance_path,
+            {
+                "event": "fetch",
+                "ok": False,
+                "name": entry.name,
+                "entry_sha256": entry.entry_sha256,
+                "sha256": entry.sha256,
+                "size": entry.size,
+                "error_type": type(exc).__name__,
+                "error": str(exc),
+                "attempts": [a.to_dict() for a in getattr(exc, "attempts", attempts)],
+                "run_id": run_id,
+                "duration_s": round(time.monotonic() - t0, 6),
+            },
+        )
         raise
 
 
 def _record(entry: Entry, r: FetchResult, run_id: str | None) -> dict:
     return {
-        "event": "fetch", "ok": True, "name": entry.name, "entry_sha256": entry.entry_sha256, "kind": entry.kind,
-        "format": entry.format, "url": r.url, "final_url": r.final_url, "mirror_index": r.mirror_index,
-        "redirects": r.redirects, "http_status": r.http_status, "etag": r.etag, "last_modified": r.last_modified,
-        "sha256": r.sha256, "size": r.size, "cache": r.cache,
-        "attempts": [{"url": a.url, "mirror_index": a.mirror_index, "attempt": a.attempt, "redirects": a.redirects,
-                      "status": a.status, "outcome": a.outcome, "ok": a.ok, "duration_s": round(a.duration_s, 6),
-                      "bytes": a.bytes, "slept_s": round(a.slept_s, 6)} for a in r.attempts],
+        "event": "fetch",
+        "ok": True,
+        "name": entry.name,
+        "entry_sha256": entry.entry_sha256,
+        "kind": entry.kind,
+        "format": entry.format,
+        "url": r.url,
+        "final_url": r.final_url,
+        "mirror_index": r.mirror_index,
+        "redirects": r.redirects,
+        "http_status": r.http_status,
+        "etag": r.etag,
+        "last_modified": r.last_modified,
+        "sha256": r.sha256,
+        "size": r.size,
+        "cache": r.cache,
+        "attempts": [
+            {
+                "url": a.url,
+                "mirror_index": a.mirror_index,
+                "attempt": a.attempt,
+                "redirects": a.redirects,
+                "status": a.status,
+                "outcome": a.outcome,
+                "ok": a.ok,
+                "duration_s": round(a.duration_s, 6),
+                "bytes": a.bytes,
+                "slept_s": round(a.slept_s, 6),
+            }
+            for a in r.attempts
+        ],
         "members": [m.to_dict() for m in r.members],
         "schema": (r.table.to_dict() if r.table is not None else None),
         "schemas": {k: t.to_dict() for k, t in r.tables.items()},
-        "quarantined": r.quarantined, "path": str(r.path), "run_id": run_id, "duration_s": round(r.seconds, 6),
+        "quarantined": r.quarantined,
+        "path": str(r.path),
+        "run_id": run_id,
+        "duration_s": round(r.seconds, 6),
     }
 
 
-def fetch_many(registry: Registry, names: Iterable[str] | None = None, *, skip_unpinned: bool = False,
-               **kwargs) -> list[tuple[Entry, FetchResult | ExternalDataError]]:
+def fetch_many(
+    registry: Registry, names: Iterable[str] | None = None, *, skip_unpinned: bool = False, **kwargs
+) -> list[tuple[Entry, FetchResult | ExternalDataError]]:
     """Fetch several entries (all by default), each independently; outcomes in registry order.
 
     In offline mode the per-entry :class:`OfflineError` are kept; :func:`combined_offline_error`
@@ -223,8 +291,9 @@ def fetch_many(registry: Registry, names: Iterable[str] | None = None, *, skip_u
     return out
 
 
-def combined_offline_error(outcomes: list[tuple[Entry, FetchResult | ExternalDataError]],
-                           root: str | os.PathLike | None = None) -> OfflineError | None:
+def combined_offline_error(
+    outcomes: list[tuple[Entry, FetchResult | ExternalDataError]], root: str | os.PathLike | None = None
+) -> OfflineError | None:
     missing = [e for e, r in outcomes if isinstance(r, OfflineError)]
     return offline_error(missing, Cache(root)) if missing else None
 
@@ -240,9 +309,15 @@ class CacheStatus:
     detail: str = ""
 
 
-def verify_cache(registry: Registry, *, root: str | os.PathLike | None = None, names: Iterable[str] | None = None,
-                 policy: HttpPolicy | None = None, run_id: str | None = None,
-                 lock_timeout: float = locks.DEFAULT_LOCK_TIMEOUT_S) -> tuple[list[CacheStatus], list[Path]]:
+def verify_cache(
+    registry: Registry,
+    *,
+    root: str | os.PathLike | None = None,
+    names: Iterable[str] | None = None,
+    policy: HttpPolicy | None = None,
+    run_id: str | None = None,
+    lock_timeout: float = locks.DEFAULT_LOCK_TIMEOUT_S,
+) -> tuple[list[CacheStatus], list[Path]]:
     """Re-hash every cached entry; quarantine corrupt files. Returns statuses and orphan object folders.
 
     ``ok`` is False only for corruption (a missing or unpinned entry is reported, not an error).
@@ -271,19 +346,42 @@ def verify_cache(registry: Registry, *, root: str | os.PathLike | None = None, n
                         quarantined: list[str] = []
                         try:
                             _ensure_members(entry, cache, path, policy, quarantined)
-                            st = CacheStatus(entry.name, "member-repaired", True, path,
-                                             f"{problem}; re-extracted from the verified archive")
+                            st = CacheStatus(
+                                entry.name,
+                                "member-repaired",
+                                True,
+                                path,
+                                f"{problem}; re-extracted from the verified archive",
+                            )
                         except ExternalDataError as exc:
                             st = CacheStatus(entry.name, "corrupt", False, path, str(exc))
-        provenance.append(cache.provenance_path, {"event": "verify", "ok": st.ok, "name": entry.name,
-                                                  "entry_sha256": entry.entry_sha256, "sha256": entry.sha256,
-                                                  "size": entry.size, "status": st.status, "detail": st.detail,
-                                                  "run_id": run_id})
+        provenance.append(
+            cache.provenance_path,
+            {
+                "event": "verify",
+                "ok": st.ok,
+                "name": entry.name,
+                "entry_sha256": entry.entry_sha256,
+                "sha256": entry.sha256,
+                "size": entry.size,
+                "status": st.status,
+                "detail": st.detail,
+                "run_id": run_id,
+            },
+        )
         statuses.append(st)
     known = {e.sha256 for e in registry.entries.values() if e.sha256}
     orphans = [d for d in cache.object_dirs() if d.name not in known]
     return statuses, orphans
 
 
-__all__ = ["CacheStatus", "FetchResult", "OFFLINE_ENV", "combined_offline_error", "fetch_entry", "fetch_many",
-           "offline_from_env", "verify_cache"]
+__all__ = [
+    "CacheStatus",
+    "FetchResult",
+    "OFFLINE_ENV",
+    "combined_offline_error",
+    "fetch_entry",
+    "fetch_many",
+    "offline_from_env",
+    "verify_cache",
+]

@@ -34,10 +34,10 @@ import ipaddress
 import os
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -78,7 +78,7 @@ class HttpPolicy:
     jitter_seed: int | None = None
 
     @classmethod
-    def from_env(cls, **overrides) -> "HttpPolicy":
+    def from_env(cls, **overrides) -> HttpPolicy:
         """Defaults, with plain-http hosts from ``$MACRO_DATA_ALLOW_HTTP_HOSTS`` unless given."""
         if "allow_http_hosts" not in overrides:
             overrides["allow_http_hosts"] = allowed_http_hosts()
@@ -112,8 +112,10 @@ class Attempt:
 
     def line(self) -> str:
         chain = "".join(f" -> {u}" for u in self.redirects)
-        return (f"mirror {self.mirror_index} try {self.attempt}: {self.url}{chain}: {self.outcome} "
-                f"({self.duration_s:.2f} s)")
+        return (
+            f"mirror {self.mirror_index} try {self.attempt}: {self.url}{chain}: {self.outcome} "
+            f"({self.duration_s:.2f} s)"
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -143,11 +145,13 @@ class _Abort(Exception):
         self.outcome, self.retryable = outcome, retryable
 
 
-def format_failure(name: str, attempts: Sequence[Attempt], sha256: str | None, size: int | None,
-                   note: str | None = None) -> str:
+def format_failure(
+    name: str, attempts: Sequence[Attempt], sha256: str | None, size: int | None, note: str | None = None
+) -> str:
     expected = f"expected sha256 {sha256}, size {size} bytes" if sha256 else "no pinned hash yet"
-    lines = [f"external dataset {name!r}: download failed, nothing was published ({expected}); "
-             f"{len(attempts)} attempt(s):"]
+    lines = [
+        f"external dataset {name!r}: download failed, nothing was published ({expected}); {len(attempts)} attempt(s):"
+    ]
     lines += [f"  {n}. {a.line()}" for n, a in enumerate(attempts, 1)]
     if not attempts:
         lines.append("  (no attempt was made)")
@@ -215,8 +219,10 @@ def _looks_like_html(part: Path, content_type: str | None) -> bool:
 
 def _coding_hint(a: Attempt) -> str:
     if a.content_encoding and a.content_encoding.strip().lower() != "identity":
-        return (f"; the server applied Content-Encoding {a.content_encoding} despite Accept-Encoding: identity "
-                f"(if the registry pins the unencoded file, this mirror cannot serve it)")
+        return (
+            f"; the server applied Content-Encoding {a.content_encoding} despite Accept-Encoding: identity "
+            f"(if the registry pins the unencoded file, this mirror cannot serve it)"
+        )
     return ""
 
 
@@ -227,8 +233,16 @@ def _delay(a: Attempt, k: int, policy: HttpPolicy, rng: random.Random) -> float:
     return d / 2 + rng.uniform(0, d / 2)
 
 
-def download(name: str, urls: Sequence[str], part: Path, *, sha256: str | None, size: int | None,
-             policy: HttpPolicy, session: requests.Session | None = None) -> Transfer:
+def download(
+    name: str,
+    urls: Sequence[str],
+    part: Path,
+    *,
+    sha256: str | None,
+    size: int | None,
+    policy: HttpPolicy,
+    session: requests.Session | None = None,
+) -> Transfer:
     """Fetch the first URL that delivers the expected bytes into ``part`` (left in place on success).
 
     ``sha256``/``size`` None is the pin mode: any body up to ``policy.max_pin_bytes`` is accepted and
@@ -251,11 +265,20 @@ def download(name: str, urls: Sequence[str], part: Path, *, sha256: str | None, 
                 a = _attempt(session, url, mi, k, part, sha256, size, policy, deadline)
                 attempts.append(a)
                 if a.ok:
-                    return Transfer(url=url, final_url=a.redirects[-1] if a.redirects else url, mirror_index=mi,
-                                    redirects=list(a.redirects), status=a.status or 200, etag=a.etag,
-                                    last_modified=a.last_modified, content_type=a.content_type,
-                                    content_encoding=a.content_encoding, sha256=a.sha256 or "", size=a.bytes,
-                                    attempts=attempts)
+                    return Transfer(
+                        url=url,
+                        final_url=a.redirects[-1] if a.redirects else url,
+                        mirror_index=mi,
+                        redirects=list(a.redirects),
+                        status=a.status or 200,
+                        etag=a.etag,
+                        last_modified=a.last_modified,
+                        content_type=a.content_type,
+                        content_encoding=a.content_encoding,
+                        sha256=a.sha256 or "",
+                        size=a.bytes,
+                        attempts=attempts,
+                    )
                 if not a.retryable or k == policy.attempts_per_url:
                     break
                 delay = _delay(a, k, policy, rng)
@@ -277,8 +300,17 @@ def download(name: str, urls: Sequence[str], part: Path, *, sha256: str | None, 
     raise error
 
 
-def _attempt(session: requests.Session, url: str, mi: int, k: int, part: Path, sha256: str | None,
-             size: int | None, policy: HttpPolicy, deadline: float) -> Attempt:
+def _attempt(
+    session: requests.Session,
+    url: str,
+    mi: int,
+    k: int,
+    part: Path,
+    sha256: str | None,
+    size: int | None,
+    policy: HttpPolicy,
+    deadline: float,
+) -> Attempt:
     t0 = time.monotonic()
     a = Attempt(mirror_index=mi, attempt=k, url=url)
     try:
@@ -288,15 +320,19 @@ def _attempt(session: requests.Session, url: str, mi: int, k: int, part: Path, s
     except requests.exceptions.ConnectTimeout:
         a.outcome, a.retryable = f"connect timeout after {policy.connect_timeout:g} s", True
     except (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
-        a.outcome, a.retryable = (f"read timeout: no data for {policy.read_timeout:g} s "
-                                  f"(after {a.bytes} bytes)"), True
+        a.outcome, a.retryable = (f"read timeout: no data for {policy.read_timeout:g} s (after {a.bytes} bytes)"), True
     except requests.exceptions.SSLError as exc:
         a.outcome, a.retryable = f"TLS error: {exc}", False
-    except (urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError,
-            http.client.IncompleteRead) as exc:
+    except (
+        urllib3.exceptions.ProtocolError,
+        requests.exceptions.ChunkedEncodingError,
+        http.client.IncompleteRead,
+    ) as exc:
         declared = f" of {a.content_length} declared" if a.content_length is not None else ""
-        a.outcome, a.retryable = (f"truncated body: connection closed after {a.bytes}{declared} bytes "
-                                  f"({type(exc).__name__})"), True
+        a.outcome, a.retryable = (
+            (f"truncated body: connection closed after {a.bytes}{declared} bytes ({type(exc).__name__})"),
+            True,
+        )
     except requests.exceptions.ConnectionError as exc:
         a.outcome, a.retryable = f"connection error: {exc}", True
     except requests.exceptions.RequestException as exc:
@@ -310,8 +346,15 @@ def _attempt(session: requests.Session, url: str, mi: int, k: int, part: Path, s
     return a
 
 
-def _run(session: requests.Session, a: Attempt, part: Path, sha256: str | None, size: int | None,
-         policy: HttpPolicy, deadline: float) -> None:
+def _run(
+    session: requests.Session,
+    a: Attempt,
+    part: Path,
+    sha256: str | None,
+    size: int | None,
+    policy: HttpPolicy,
+    deadline: float,
+) -> None:
     current = a.url
     visited = {a.url}
     headers = {"Accept-Encoding": "identity", "User-Agent": policy.user_agent}
@@ -319,9 +362,15 @@ def _run(session: requests.Session, a: Attempt, part: Path, sha256: str | None, 
         raise _Abort(f"URL refused: {problem}", False)  # registry validation checks it too; defence in depth
     while True:
         remaining = max(0.001, deadline - time.monotonic())
-        resp = session.get(current, stream=True, allow_redirects=False, headers=headers,
-                           timeout=(min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining)),
-                           proxies=_proxies(current), verify=_verify_setting())
+        resp = session.get(
+            current,
+            stream=True,
+            allow_redirects=False,
+            headers=headers,
+            timeout=(min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining)),
+            proxies=_proxies(current),
+            verify=_verify_setting(),
+        )
         try:
             a.status = resp.status_code
             if resp.status_code in REDIRECT_STATUSES:
@@ -338,24 +387,38 @@ def _run(session: requests.Session, a: Attempt, part: Path, sha256: str | None, 
             limit = size if size is not None else policy.max_pin_bytes
             if a.content_length is not None:
                 if size is not None and a.content_length != size:
-                    html = (f" (Content-Type {a.content_type}: an HTML page, not the data file)"
-                            if a.content_type and "html" in a.content_type.lower() else "")
+                    html = (
+                        f" (Content-Type {a.content_type}: an HTML page, not the data file)"
+                        if a.content_type and "html" in a.content_type.lower()
+                        else ""
+                    )
                     html += _coding_hint(a)
-                    raise _Abort(f"declared Content-Length {a.content_length} differs from the registry size "
-                                 f"{size}{html}; body not read", False)
+                    raise _Abort(
+                        f"declared Content-Length {a.content_length} differs from the registry size "
+                        f"{size}{html}; body not read",
+                        False,
+                    )
                 if a.content_length > limit:
-                    raise _Abort(f"declared Content-Length {a.content_length} exceeds the {limit}-byte limit; "
-                                 f"body not read", False)
+                    raise _Abort(
+                        f"declared Content-Length {a.content_length} exceeds the {limit}-byte limit; body not read",
+                        False,
+                    )
             digest = _stream(a, resp, part, limit, size, policy, deadline)
             a.sha256 = digest
             html = _looks_like_html(part, a.content_type)
             if size is not None and a.bytes < size and not html:
                 raise _Abort(f"truncated body: received {a.bytes} of {size} bytes", True)
             if sha256 is not None and digest != sha256:
-                what = (f"an HTML page (Content-Type {a.content_type}) served with status 200, not the data file: "
-                        if html else "")
-                raise _Abort(f"{what}sha256 mismatch: expected {sha256}, actual {digest} (size {a.bytes}, "
-                             f"expected {size}){_coding_hint(a)}", False)
+                what = (
+                    f"an HTML page (Content-Type {a.content_type}) served with status 200, not the data file: "
+                    if html
+                    else ""
+                )
+                raise _Abort(
+                    f"{what}sha256 mismatch: expected {sha256}, actual {digest} (size {a.bytes}, "
+                    f"expected {size}){_coding_hint(a)}",
+                    False,
+                )
             a.ok = True
             a.outcome = "ok: sha256 and size verified" if sha256 else f"ok: {a.bytes} bytes, sha256 {digest}"
             return
@@ -396,8 +459,9 @@ def _take_headers(a: Attempt, resp: requests.Response) -> None:
             raise _Abort(f"malformed Content-Length {cl!r}", False)
 
 
-def _stream(a: Attempt, resp: requests.Response, part: Path, limit: int, size: int | None, policy: HttpPolicy,
-            deadline: float) -> str:
+def _stream(
+    a: Attempt, resp: requests.Response, part: Path, limit: int, size: int | None, policy: HttpPolicy, deadline: float
+) -> str:
     h = hashlib.sha256()
     raw = resp.raw
     raw.decode_content = False
@@ -411,8 +475,9 @@ def _stream(a: Attempt, resp: requests.Response, part: Path, limit: int, size: i
             h.update(chunk)
             f.write(chunk)
             if time.monotonic() > deadline:
-                raise _Abort(f"total deadline of {policy.deadline:g} s reached while reading "
-                             f"({a.bytes} bytes so far)", False)
+                raise _Abort(
+                    f"total deadline of {policy.deadline:g} s reached while reading ({a.bytes} bytes so far)", False
+                )
         f.flush()
         os.fsync(f.fileno())
     return h.hexdigest()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import filelock
 
@@ -40,7 +40,8 @@ def hold(lock_dir: Path, key: str, *, timeout: float = DEFAULT_LOCK_TIMEOUT_S, w
         except filelock.Timeout:
             raise LockTimeoutError(
                 f"{what or key}: another process held {path} for more than {timeout:g} s; if no fetch is running "
-                f"(a crashed process releases its lock automatically), retry, or raise the lock timeout") from None
+                f"(a crashed process releases its lock automatically), retry, or raise the lock timeout"
+            ) from None
     try:
         yield waited
     finally:

@@ -6,7 +6,8 @@ file opened ``O_APPEND``, fsynced, while holding ``provenance.lock``. Fields of 
 ``mirror_index``, ``redirects``, ``http_status``, ``etag``, ``last_modified``, ``sha256``, ``size``,
 ``cache`` (hit, downloaded, waited), ``attempts`` (URL, outcome, duration each), ``members``,
 ``schema``, ``path``, ``time_utc``, ``run_id`` and ``environment`` (the fingerprint of
-:func:`macro_data.environment.fingerprint`: Python, library versions, BLAS, CPU, OS). Failures are recorded too (``ok: false`` with the error).
+:func:`macro_data.environment.fingerprint`: Python, library versions, BLAS, CPU, OS).
+Failures are recorded too (``ok: false`` with the error).
 
 :func:`export` turns the latest successful record of each dataset plus its registry entry into a
 Markdown table or JSON for a paper's appendix.
@@ -17,10 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
-
-
 
 from macro_data import environment
 from macro_data.external.registry import Registry
@@ -30,7 +29,7 @@ RECORD_VERSION = 1
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def append(path: Path, record: dict, *, lock_timeout: float = 60.0) -> dict:
@@ -92,31 +91,56 @@ def export(registry: Registry, records: list[dict], names: Iterable[str] | None 
     for e in entries:
         rec = latest.get(e.name) or {}
         schema = rec.get("schema") or {}
-        rows.append({
-            "name": e.name, "description": e.description, "source": e.source, "license": e.license,
-            "citation": e.citation, "kind": e.kind, "format": e.format, "registry_sha256": e.sha256,
-            "registry_size": e.size, "entry_sha256": e.entry_sha256, "pinned": e.pinned,
-            "retrieved_utc": rec.get("time_utc"), "url": rec.get("url"), "mirror_index": rec.get("mirror_index"),
-            "http_status": rec.get("http_status"), "etag": rec.get("etag"), "last_modified": rec.get("last_modified"),
-            "sha256": rec.get("sha256"), "size": rec.get("size"), "rows": schema.get("rows"),
-            "columns": schema.get("columns"), "members": rec.get("members"), "run_id": rec.get("run_id"),
-            "environment": rec.get("environment"), "event": rec.get("event"),
-        })
+        rows.append(
+            {
+                "name": e.name,
+                "description": e.description,
+                "source": e.source,
+                "license": e.license,
+                "citation": e.citation,
+                "kind": e.kind,
+                "format": e.format,
+                "registry_sha256": e.sha256,
+                "registry_size": e.size,
+                "entry_sha256": e.entry_sha256,
+                "pinned": e.pinned,
+                "retrieved_utc": rec.get("time_utc"),
+                "url": rec.get("url"),
+                "mirror_index": rec.get("mirror_index"),
+                "http_status": rec.get("http_status"),
+                "etag": rec.get("etag"),
+                "last_modified": rec.get("last_modified"),
+                "sha256": rec.get("sha256"),
+                "size": rec.get("size"),
+                "rows": schema.get("rows"),
+                "columns": schema.get("columns"),
+                "members": rec.get("members"),
+                "run_id": rec.get("run_id"),
+                "environment": rec.get("environment"),
+                "event": rec.get("event"),
+            }
+        )
     if fmt == "json":
         return json.dumps(rows, indent=2, sort_keys=True) + "\n"
     if fmt != "markdown":
         raise ValueError(f"unknown export format {fmt!r} (markdown, json, jsonl)")
-    lines = ["| dataset | source | license | retrieved (UTC) | URL | sha256 | bytes | rows x cols |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | source | license | retrieved (UTC) | URL | sha256 | bytes | rows x cols |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         shape = f"{r['rows']} x {len(r['columns'])}" if r["rows"] is not None and r["columns"] else "n/a"
         url = r["url"] or ("local file" if r["kind"] == "manual" else "")
         digest = r["sha256"] or r["registry_sha256"] or "unpinned"
-        lines.append(f"| {r['name']} | {r['source'] or ''} | {r['license'] or ''} | "
-                     f"{r['retrieved_utc'] or 'never fetched'} | {url} | `{digest}` | "
-                     f"{r['size'] or r['registry_size'] or ''} | {shape} |")
-    notes = [f"- **{r['name']}**: {r['description']}" + (f" Citation: {r['citation']}" if r["citation"] else "")
-             for r in rows]
+        lines.append(
+            f"| {r['name']} | {r['source'] or ''} | {r['license'] or ''} | "
+            f"{r['retrieved_utc'] or 'never fetched'} | {url} | `{digest}` | "
+            f"{r['size'] or r['registry_size'] or ''} | {shape} |"
+        )
+    notes = [
+        f"- **{r['name']}**: {r['description']}" + (f" Citation: {r['citation']}" if r["citation"] else "")
+        for r in rows
+    ]
     envs = {json.dumps(r["environment"], sort_keys=True) for r in rows if r["environment"]}
     env_lines = [f"- environment: {e}" for e in sorted(envs)]
     return "\n".join(lines + [""] + notes + ([""] + env_lines if env_lines else [])) + "\n"

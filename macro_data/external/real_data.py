@@ -39,8 +39,11 @@ from macro_data.external.tabular import open_text
 
 SOURCE_ENTRY = "us_macro_statsmodels"
 OBSERVABLES = ("output", "inflation", "rate")
-UNITS = {"output": "percent deviation from trend (100 x log)", "inflation": "annualized percentage points, "
-         "deviation from sample mean", "rate": "annualized percentage points, deviation from sample mean"}
+UNITS = {
+    "output": "percent deviation from trend (100 x log)",
+    "inflation": "annualized percentage points, deviation from sample mean",
+    "rate": "annualized percentage points, deviation from sample mean",
+}
 HP_LAMBDA = 1600.0
 OUTPUT_METHODS = ("hp", "linear", "growth")
 REQUIRED_COLUMNS = ("year", "quarter", "realgdp", "cpi", "tbilrate")
@@ -95,8 +98,9 @@ def linear_detrend(y: np.ndarray) -> np.ndarray:
     return y - x @ coef
 
 
-def canonical_observables(columns: dict[str, np.ndarray], output_method: str = "hp",
-                          lamb: float = HP_LAMBDA) -> Observables:
+def canonical_observables(
+    columns: dict[str, np.ndarray], output_method: str = "hp", lamb: float = HP_LAMBDA
+) -> Observables:
     """``output``, ``inflation``, ``rate`` (see the module doc), 1959Q2 onwards for the statsmodels table."""
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
@@ -118,8 +122,9 @@ def canonical_observables(columns: dict[str, np.ndarray], output_method: str = "
     rate_level = tbill[1:]
     values = np.column_stack([output, infl_level - infl_level.mean(), rate_level - rate_level.mean()])
     dates = tuple(f"{int(y)}Q{int(q)}" for y, q in zip(columns["year"][1:], columns["quarter"][1:]))
-    return Observables(dates, values, {"inflation": float(infl_level.mean()), "rate": float(rate_level.mean())},
-                       output_method)
+    return Observables(
+        dates, values, {"inflation": float(infl_level.mean()), "rate": float(rate_level.mean())}, output_method
+    )
 
 
 def autocorr1(x: np.ndarray) -> float:
@@ -131,19 +136,30 @@ def autocorr1(x: np.ndarray) -> float:
 def moments(obs: Observables) -> dict:
     """``{name: {sd, autocorr1}}`` per observable and the correlation matrix (rows/cols in OBSERVABLES order)."""
     v = obs.values
-    per = {name: {"sd": float(np.std(v[:, k], ddof=1)), "autocorr1": autocorr1(v[:, k])}
-           for k, name in enumerate(OBSERVABLES)}
+    per = {
+        name: {"sd": float(np.std(v[:, k], ddof=1)), "autocorr1": autocorr1(v[:, k])}
+        for k, name in enumerate(OBSERVABLES)
+    }
     return {"observables": per, "correlation": np.corrcoef(v, rowvar=False).tolist()}
 
 
-def summarize(path: Path, *, source_name: str = SOURCE_ENTRY, source_sha256: str | None = None,
-              output_method: str = "hp", lamb: float = HP_LAMBDA, options: CsvOptions | None = None) -> dict:
+def summarize(
+    path: Path,
+    *,
+    source_name: str = SOURCE_ENTRY,
+    source_sha256: str | None = None,
+    output_method: str = "hp",
+    lamb: float = HP_LAMBDA,
+    options: CsvOptions | None = None,
+) -> dict:
     """JSON-ready summary: sample, units, method, moments and the series themselves."""
     obs = canonical_observables(read_columns(path, "csv", options), output_method, lamb)
     summary = {
         "source": {"name": source_name, "sha256": source_sha256},
-        "observables": list(OBSERVABLES), "units": UNITS,
-        "output_method": output_method, "hp_lambda": lamb if output_method == "hp" else None,
+        "observables": list(OBSERVABLES),
+        "units": UNITS,
+        "output_method": output_method,
+        "hp_lambda": lamb if output_method == "hp" else None,
         "sample": {"start": obs.dates[0], "end": obs.dates[-1], "quarters": len(obs.dates)},
         "levels_mean": obs.levels_mean,
         "moments": moments(obs),

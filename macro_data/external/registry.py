@@ -29,9 +29,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
@@ -42,8 +43,13 @@ from macro_data.external.errors import RegistryError, UnpinnedError
 FORMATS = ("csv", "csv.gz", "csv.bz2", "zip", "tar.gz")
 ARCHIVE_FORMATS = ("zip", "tar.gz")
 CSV_FORMATS = ("csv", "csv.gz", "csv.bz2")
-FORMAT_SUFFIXES = {"csv": (".csv",), "csv.gz": (".csv.gz",), "csv.bz2": (".csv.bz2",), "zip": (".zip",),
-                   "tar.gz": (".tar.gz", ".tgz")}
+FORMAT_SUFFIXES = {
+    "csv": (".csv",),
+    "csv.gz": (".csv.gz",),
+    "csv.bz2": (".csv.bz2",),
+    "zip": (".zip",),
+    "tar.gz": (".tar.gz", ".tgz"),
+}
 MAX_REGISTRY_BYTES = 2_000_000
 MAX_NESTING = 32  # an entry nests 5 levels (datasets/[i]/members/<path>/csv)
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -66,7 +72,7 @@ class CsvOptions:
     encoding: str = "utf-8"
 
     @classmethod
-    def from_doc(cls, doc: dict | None) -> "CsvOptions":
+    def from_doc(cls, doc: dict | None) -> CsvOptions:
         doc = doc or {}
         return cls(int(doc.get("header_rows", 0)), str(doc.get("delimiter", ",")), str(doc.get("encoding", "utf-8")))
 
@@ -125,7 +131,8 @@ class Entry:
             raise UnpinnedError(
                 f"external dataset {self.name!r} is unpinned (no sha256/size in the registry) and is refused: "
                 f"run `macro-data pin {self.name}` to download it, review the printed sha256 and size, and "
-                f"have them written into the registry")
+                f"have them written into the registry"
+            )
 
 
 @dataclass(frozen=True)
@@ -146,8 +153,9 @@ class Registry:
         try:
             return self.entries[name]
         except KeyError:
-            raise RegistryError(f"registry {self.source}: no entry named {name!r} "
-                                f"(entries: {', '.join(self.entries) or 'none'})") from None
+            raise RegistryError(
+                f"registry {self.source}: no entry named {name!r} (entries: {', '.join(self.entries) or 'none'})"
+            ) from None
 
     def select(self, names: Iterable[str] | None) -> list[Entry]:
         names = list(names or [])
@@ -165,6 +173,7 @@ def entry_hash(document: dict) -> str:
 
 # ---------------------------------------------------------------- http hosts and URLs
 
+
 def allowed_http_hosts(value: str | Iterable[str] | None = None) -> frozenset[str]:
     """Hosts where plain http is allowed: loopback IP literals only (``$MACRO_DATA_ALLOW_HTTP_HOSTS``).
 
@@ -174,8 +183,9 @@ def allowed_http_hosts(value: str | Iterable[str] | None = None) -> frozenset[st
     if value is None:
         value = os.environ.get(ALLOW_HTTP_ENV, "")
     if not isinstance(value, str) and not (isinstance(value, Iterable) and not isinstance(value, (bytes, dict))):
-        raise RegistryError(f"{ALLOW_HTTP_ENV}: expected a comma-separated string or a list of loopback IP "
-                            f"addresses; got {value!r}")
+        raise RegistryError(
+            f"{ALLOW_HTTP_ENV}: expected a comma-separated string or a list of loopback IP addresses; got {value!r}"
+        )
     items = value.split(",") if isinstance(value, str) else list(value)
     hosts = set()
     for raw in items:
@@ -189,8 +199,10 @@ def allowed_http_hosts(value: str | Iterable[str] | None = None) -> frozenset[st
         except ValueError:
             ok = False
         if not ok:
-            raise RegistryError(f"{ALLOW_HTTP_ENV}: {raw.strip()!r} is not a loopback IP address; plain http is "
-                                f"allowed only to loopback addresses (127.0.0.0/8, ::1), for tests")
+            raise RegistryError(
+                f"{ALLOW_HTTP_ENV}: {raw.strip()!r} is not a loopback IP address; plain http is "
+                f"allowed only to loopback addresses (127.0.0.0/8, ::1), for tests"
+            )
         hosts.add(str(ipaddress.ip_address(literal)))
     return frozenset(hosts)
 
@@ -225,8 +237,7 @@ def url_problem(url: str, allow_http: frozenset[str], *, hop: bool = False) -> s
         pass
     elif scheme == "http":
         if host not in allow_http:
-            return (f"non-https URL {url!r}: plain http is allowed only to loopback addresses named in "
-                    f"{ALLOW_HTTP_ENV}")
+            return f"non-https URL {url!r}: plain http is allowed only to loopback addresses named in {ALLOW_HTTP_ENV}"
     else:
         return f"URL {url!r} has scheme {scheme or '(none)'!r}; only https is allowed"
     if not host:
@@ -243,6 +254,7 @@ def url_problem(url: str, allow_http: frozenset[str], *, hop: bool = False) -> s
 
 
 # ---------------------------------------------------------------- member paths and filenames
+
 
 def member_path_problem(path: str) -> str | None:
     """Why an archive member path is unsafe, or None."""
@@ -266,8 +278,10 @@ def member_path_problem(path: str) -> str | None:
 
 def filename_problem(filename: str, fmt: str | None) -> str | None:
     if not FILENAME_RE.fullmatch(filename or "") or ".." in filename or len(filename) > 200:
-        return (f"unsafe filename {filename!r}: use one plain path component of letters, digits, '.', '_', '-' "
-                f"(no '/', '..' or leading dot)")
+        return (
+            f"unsafe filename {filename!r}: use one plain path component of letters, digits, '.', '_', '-' "
+            f"(no '/', '..' or leading dot)"
+        )
     if filename.endswith(".part"):
         return f"unsafe filename {filename!r}: '.part' is reserved for downloads in progress"
     if fmt in FORMAT_SUFFIXES and not filename.lower().endswith(FORMAT_SUFFIXES[fmt]):
@@ -277,13 +291,16 @@ def filename_problem(filename: str, fmt: str | None) -> str | None:
 
 # ---------------------------------------------------------------- loading
 
+
 def read_registry_document(path: Path) -> Any:
-    return config_yaml.load_file(path, "registry", MAX_REGISTRY_BYTES, RegistryError,
-                                 "; set MACRO_DATA_REGISTRY to the registry file")
+    return config_yaml.load_file(
+        path, "registry", MAX_REGISTRY_BYTES, RegistryError, "; set MACRO_DATA_REGISTRY to the registry file"
+    )
 
 
-def load_registry(path: str | os.PathLike | None = None,
-                  allow_http_hosts: Iterable[str] | str | None = None) -> Registry:
+def load_registry(
+    path: str | os.PathLike | None = None, allow_http_hosts: Iterable[str] | str | None = None
+) -> Registry:
     """Load and validate the registry (default ``$MACRO_DATA_REGISTRY`` or ``datasets/external.yaml``)."""
     p = Path(path) if path is not None else paths.registry_path()
     reg = parse_registry(read_registry_document(p), source=str(p), allow_http_hosts=allow_http_hosts)
@@ -328,8 +345,9 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
-def parse_registry(document: Any, source: str = "<registry>",
-                   allow_http_hosts: Iterable[str] | str | None = None) -> Registry:
+def parse_registry(
+    document: Any, source: str = "<registry>", allow_http_hosts: Iterable[str] | str | None = None
+) -> Registry:
     """Validate a registry document (already parsed) and build a :class:`Registry`."""
     allow_http = allowed_http_hosts(allow_http_hosts)
     if not isinstance(document, dict):
@@ -343,8 +361,9 @@ def parse_registry(document: Any, source: str = "<registry>",
         who, where = _label(document, list(e.absolute_path))
         problems.append(f"{who}, field {where}: {_schema_message(e)}")
     if problems:
-        raise RegistryError(f"registry {source} is invalid (schemas/external_registry.schema.json):\n  "
-                            + "\n  ".join(problems[:30]))
+        raise RegistryError(
+            f"registry {source} is invalid (schemas/external_registry.schema.json):\n  " + "\n  ".join(problems[:30])
+        )
     entries: dict[str, Entry] = {}
     for i, doc in enumerate(document["datasets"]):
         who = f"entry {doc['name']!r} (#{i + 1})"
@@ -393,8 +412,9 @@ def _semantic_problems(doc: dict, allow_http: frozenset[str]) -> list[tuple[str,
             stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node))
     if not NAME_RE.fullmatch(doc["name"]):
         out.append(("name", f"invalid name {doc['name']!r} (want [a-z0-9_]+)"))
-    for key, value in [("sha256", doc.get("sha256"))] + [(f"members/{k}/sha256", (m or {}).get("sha256"))
-                                                         for k, m in (doc.get("members") or {}).items()]:
+    for key, value in [("sha256", doc.get("sha256"))] + [
+        (f"members/{k}/sha256", (m or {}).get("sha256")) for k, m in (doc.get("members") or {}).items()
+    ]:
         if value is not None and not SHA256_RE.fullmatch(value):
             out.append((key, f"malformed sha256 {value!r} (want 64 lowercase hex digits)"))
     fmt = doc["format"]
@@ -410,8 +430,13 @@ def _semantic_problems(doc: dict, allow_http: frozenset[str]) -> list[tuple[str,
             out.append(("pinned", "a manual entry is always pinned (its hash is taken at registration)"))
         for key in ("sha256", "size"):
             if key in doc:
-                out.append((key, "an unpinned entry (pinned: false) carries no sha256/size; "
-                                 "`macro-data pin` writes them and removes pinned: false"))
+                out.append(
+                    (
+                        key,
+                        "an unpinned entry (pinned: false) carries no sha256/size; "
+                        "`macro-data pin` writes them and removes pinned: false",
+                    )
+                )
     members = doc.get("members")
     if fmt in ARCHIVE_FORMATS:
         for mpath, mdoc in (members or {}).items():
@@ -436,14 +461,30 @@ def _int_or_none(value: Any) -> int | None:
 
 def _build_entry(doc: dict) -> Entry:
     members = tuple(
-        Member(path=p, sha256=m.get("sha256"), size=_int_or_none(m.get("size")),
-               columns=tuple(m["columns"]) if m.get("columns") else None, csv=CsvOptions.from_doc(m.get("csv")))
-        for p, m in (doc.get("members") or {}).items())
+        Member(
+            path=p,
+            sha256=m.get("sha256"),
+            size=_int_or_none(m.get("size")),
+            columns=tuple(m["columns"]) if m.get("columns") else None,
+            csv=CsvOptions.from_doc(m.get("csv")),
+        )
+        for p, m in (doc.get("members") or {}).items()
+    )
     return Entry(
-        name=doc["name"], description=doc["description"], kind=doc.get("kind", "download"),
-        urls=tuple(doc.get("urls") or ()), filename=doc["filename"], sha256=doc.get("sha256"),
+        name=doc["name"],
+        description=doc["description"],
+        kind=doc.get("kind", "download"),
+        urls=tuple(doc.get("urls") or ()),
+        filename=doc["filename"],
+        sha256=doc.get("sha256"),
         size=_int_or_none(doc.get("size")),
-        format=doc["format"], csv=CsvOptions.from_doc(doc.get("csv")),
-        columns=tuple(doc["columns"]) if doc.get("columns") else None, members=members,
-        license=doc.get("license"), source=doc.get("source"), citation=doc.get("citation"),
-        document=doc, entry_sha256=entry_hash(doc))
+        format=doc["format"],
+        csv=CsvOptions.from_doc(doc.get("csv")),
+        columns=tuple(doc["columns"]) if doc.get("columns") else None,
+        members=members,
+        license=doc.get("license"),
+        source=doc.get("source"),
+        citation=doc.get("citation"),
+        document=doc,
+        entry_sha256=entry_hash(doc),
+    )

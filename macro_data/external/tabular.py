@@ -14,9 +14,10 @@ import csv
 import gzip
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
 from macro_data.external.registry import CsvOptions
 
@@ -87,8 +88,9 @@ def _number(cell: str) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def check_table(path: Path, fmt: str, options: CsvOptions, expected: Sequence[str] | None,
-                max_bytes: int = DEFAULT_MAX_TEXT_BYTES) -> TableReport:
+def check_table(
+    path: Path, fmt: str, options: CsvOptions, expected: Sequence[str] | None, max_bytes: int = DEFAULT_MAX_TEXT_BYTES
+) -> TableReport:
     """Parse the header and all rows; compare the header with ``expected`` (None: report only)."""
     exp = list(expected) if expected is not None else None
     try:

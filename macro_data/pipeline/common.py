@@ -7,18 +7,17 @@ import datetime as dt
 import hashlib
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import zarr
 
 from macro_data import environment, progress
-from macro_data.errors import StorageError
 from macro_data.compute import ComputeConfig, run_regions
+from macro_data.errors import StorageError
 from macro_data.recipes import Recipe
 from macro_data.storage.arrays import HASH_ALGORITHM, HASH_SEGMENT, ArraySummary, summarize
-from macro_data.storage.locations import join, stored_bytes
-from macro_data.storage.locations import group_location
+from macro_data.storage.locations import group_location, join, stored_bytes
 from macro_data.worlds import World
 from macro_data.worlds.sampling import BLOCK_SIZE
 
@@ -73,14 +72,18 @@ class RegionResult:
     stats: dict = field(default_factory=dict)  # additive counts
 
 
-def compute_regions(fn, stage: str, recipe: Recipe, world_id: str, staging: zarr.Group, run: "RunInfo",
-                    inputs: zarr.Group | None = None) -> tuple[dict[str, list[bytes]], dict]:
+def compute_regions(
+    fn, stage: str, recipe: Recipe, world_id: str, staging: zarr.Group, run: RunInfo, inputs: zarr.Group | None = None
+) -> tuple[dict[str, list[bytes]], dict]:
     """Run ``fn`` over the world's regions per ``run.compute``; returns digests per array (in sample
     order) and the summed stats. Progress goes to the run log and the progress listeners."""
     n = recipe.world(world_id).n_samples
     location = group_location(staging)
     in_location = group_location(inputs) if inputs is not None else None
-    jobs = [RegionJob(stage, recipe, world_id, location, a, b, in_location) for a, b in plan_regions(n, recipe.chunk_samples, run.compute.region_samples)]
+    jobs = [
+        RegionJob(stage, recipe, world_id, location, a, b, in_location)
+        for a, b in plan_regions(n, recipe.chunk_samples, run.compute.region_samples)
+    ]
     tracker = Progress(n, f"{world_id} {stage.removeprefix('world_')}", run.log)
     done = [0]
 
@@ -128,8 +131,10 @@ def os_errors_as_storage_errors(stage: str, world_id: str, location: str) -> Ite
         yield
     except OSError as exc:
         where = exc.filename if getattr(exc, "filename", None) else f"into {location}"
-        raise StorageError(f"world {world_id!r}: {stage} could not write {where} ({exc.strerror or exc}); "
-                           f"the previously published version is unchanged") from exc
+        raise StorageError(
+            f"world {world_id!r}: {stage} could not write {where} ({exc.strerror or exc}); "
+            f"the previously published version is unchanged"
+        ) from exc
 
 
 def data_version(arrays: dict[str, ArraySummary]) -> str:
@@ -151,7 +156,7 @@ def provenance(stage: str, world: World, recipe: Recipe, run: RunInfo, version: 
         "data_version": version,
         "upstream": upstream,
         "hash_algorithm": HASH_ALGORITHM,
-        "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "environment": environment.fingerprint(),
     }
 
@@ -164,8 +169,10 @@ def summarize_staged(staged: zarr.Group, names: list[str], digests: dict[str, li
 
 def group_attributes(world: World, recipe: Recipe) -> dict:
     """Self-description of a world group: the world's parameters, shocks, observables and units."""
-    return {"world": world.describe(), "dataset": {"name": recipe.name, "version": recipe.version,
-                                                   "recipe_sha256": recipe.sha256}}
+    return {
+        "world": world.describe(),
+        "dataset": {"name": recipe.name, "version": recipe.version, "recipe_sha256": recipe.sha256},
+    }
 
 
 def stamp(group: zarr.Group, names: list[str], prov: dict) -> None:
@@ -194,15 +201,19 @@ class Progress:
         if self.log is None or (done < self.total and now - self._last < 2.0):
             return
         self._last = now
-        self.log(f"{self.label}: {done}/{self.total} samples ({100 * done / self.total:.0f}%), "
-                 f"{rate:,.0f} samples/s, ETA {eta:.0f} s")
+        self.log(
+            f"{self.label}: {done}/{self.total} samples ({100 * done / self.total:.0f}%), "
+            f"{rate:,.0f} samples/s, ETA {eta:.0f} s"
+        )
 
 
 def snapshot_inputs(store, staged: zarr.Group, names: list[str], what: str) -> zarr.Group:
     """The published input arrays, frozen for this stage (see the store's ``inputs``)."""
     if not store.exists():
-        raise StorageError(f"world {store.world_id!r}: {what} needs {', '.join(names)} but nothing is "
-                           f"published at {store.location}; materialize world_draws for this world first")
+        raise StorageError(
+            f"world {store.world_id!r}: {what} needs {', '.join(names)} but nothing is "
+            f"published at {store.location}; materialize world_draws for this world first"
+        )
     return store.inputs(staged, names, what)
 
 
@@ -210,7 +221,9 @@ def check_inputs(inputs: zarr.Group, names: list[str], recipe: Recipe, world: Wo
     """Inputs must come from this recipe; returns their provenance (for ``upstream``)."""
     prov = read_provenance(inputs[names[0]])
     if prov.get("recipe_sha256") != recipe.sha256:
-        raise StorageError(f"world {world.name!r}: {what} found draws made from recipe sha256 "
-                           f"{prov.get('recipe_sha256')!r}, but the recipe is {recipe.sha256!r}; "
-                           f"materialize world_draws for this world first")
+        raise StorageError(
+            f"world {world.name!r}: {what} found draws made from recipe sha256 "
+            f"{prov.get('recipe_sha256')!r}, but the recipe is {recipe.sha256!r}; "
+            f"materialize world_draws for this world first"
+        )
     return prov

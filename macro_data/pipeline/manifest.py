@@ -14,9 +14,9 @@ import datetime as dt
 import json
 import subprocess
 import time
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Mapping
 
 import zarr
 
@@ -51,8 +51,7 @@ def git_commit() -> str:
     if checkout is None:
         return "unknown"
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
@@ -63,9 +62,11 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
     plan = recipe.world(world_id)
     store = world_store(dataset_dir, world_id)
     if not store.exists():
-        raise ManifestError(f"world {world_id!r} of recipe {recipe.name!r} has not been materialized "
-                            f"(no store at {store.location}); materialize world_draws, world_arrays and world_splits "
-                            f"for partition {world_id!r} first")
+        raise ManifestError(
+            f"world {world_id!r} of recipe {recipe.name!r} has not been materialized "
+            f"(no store at {store.location}); materialize world_draws, world_arrays and world_splits "
+            f"for partition {world_id!r} first"
+        )
     present = store.array_names()
     opened: dict[str, zarr.Array] = {}
 
@@ -80,18 +81,24 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
         expected = module.output_arrays(world_id)
         missing = [a for a in expected if a not in present]
         if missing:
-            raise ManifestError(f"world {world_id!r}: arrays {', '.join(missing)} of stage {stage} are missing "
-                                f"from {store.location}; materialize {stage} for partition {world_id!r}")
+            raise ManifestError(
+                f"world {world_id!r}: arrays {', '.join(missing)} of stage {stage} are missing "
+                f"from {store.location}; materialize {stage} for partition {world_id!r}"
+            )
         for name in expected:
             p = read_provenance(array(name))
             if p.get("recipe_sha256") != recipe.sha256:
-                raise ManifestError(f"world {world_id!r}: array {name!r} was made from recipe sha256 "
-                                    f"{p.get('recipe_sha256')!r}, not the current recipe {recipe.sha256!r} "
-                                    f"({recipe.source}); re-materialize {stage} for partition {world_id!r}")
+                raise ManifestError(
+                    f"world {world_id!r}: array {name!r} was made from recipe sha256 "
+                    f"{p.get('recipe_sha256')!r}, not the current recipe {recipe.sha256!r} "
+                    f"({recipe.source}); re-materialize {stage} for partition {world_id!r}"
+                )
             if code_versions and p.get("code_version") != code_versions.get(stage):
-                raise ManifestError(f"world {world_id!r}: array {name!r} was written by code version "
-                                    f"{p.get('code_version')!r} of {stage}, the current one is "
-                                    f"{code_versions.get(stage)!r}; re-materialize {stage} for partition {world_id!r}")
+                raise ManifestError(
+                    f"world {world_id!r}: array {name!r} was written by code version "
+                    f"{p.get('code_version')!r} of {stage}, the current one is "
+                    f"{code_versions.get(stage)!r}; re-materialize {stage} for partition {world_id!r}"
+                )
             if name in DATA_ARRAYS:
                 a = array(name)
                 arrays[name] = {
@@ -109,13 +116,21 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
     for stage in (world_arrays.STAGE, world_splits.STAGE):
         used = (prov[stage].get("upstream") or {}).get(world_draws.STAGE, {}).get("data_version")
         if used != draws_version:
-            raise ManifestError(f"world {world_id!r}: {stage} was computed from draws with data version {used!r}, "
-                                f"but the published draws have {draws_version!r}; re-materialize {stage} "
-                                f"for partition {world_id!r}")
+            raise ManifestError(
+                f"world {world_id!r}: {stage} was computed from draws with data version {used!r}, "
+                f"but the published draws have {draws_version!r}; re-materialize {stage} "
+                f"for partition {world_id!r}"
+            )
     n = plan.n_samples
-    if arrays["theta"]["shape"][0] != n or arrays["shocks"]["shape"][1] != recipe.T or arrays["irfs"]["shape"][2] != recipe.H + 1:
-        raise ManifestError(f"world {world_id!r}: stored shapes theta {arrays['theta']['shape']}, irfs "
-                            f"{arrays['irfs']['shape']} do not match the recipe (n={n}, T={recipe.T}, H={recipe.H})")
+    if (
+        arrays["theta"]["shape"][0] != n
+        or arrays["shocks"]["shape"][1] != recipe.T
+        or arrays["irfs"]["shape"][2] != recipe.H + 1
+    ):
+        raise ManifestError(
+            f"world {world_id!r}: stored shapes theta {arrays['theta']['shape']}, irfs "
+            f"{arrays['irfs']['shape']} do not match the recipe (n={n}, T={recipe.T}, H={recipe.H})"
+        )
     desc = world.describe()
     draw_stats = prov[world_draws.STAGE].get("stats", {})
     return {
@@ -127,21 +142,28 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
         "arrays": arrays,
         "splits": prov[world_splits.STAGE]["splits"],
         "stats": {**draw_stats, **prov[world_arrays.STAGE].get("stats", {})},
-        "provenance": {stage: {k: p.get(k) for k in ("run_id", "code_version", "data_version", "written_at", "upstream",
-                                                     "environment")}
-                       for stage, p in prov.items()},
+        "provenance": {
+            stage: {
+                k: p.get(k) for k in ("run_id", "code_version", "data_version", "written_at", "upstream", "environment")
+            }
+            for stage, p in prov.items()
+        },
     }
 
 
-def build_manifest_document(recipe: Recipe, root: str | Path, run_id: str = "local",
-                            code_versions: Mapping[str, str] | None = None) -> dict:
+def build_manifest_document(
+    recipe: Recipe, root: str | Path, run_id: str = "local", code_versions: Mapping[str, str] | None = None
+) -> dict:
     """The manifest as a dict; :class:`ManifestError` unless every world is complete and consistent."""
     dataset_dir = recipe.dataset_dir(root)
     worlds = {w: _world_entry(recipe, w, dataset_dir, code_versions) for w in recipe.world_ids}
     return {
         "schema_version": SCHEMA_VERSION,
-        "dataset": {"name": recipe.name, "version": recipe.version,
-                    "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+        "dataset": {
+            "name": recipe.name,
+            "version": recipe.version,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
         "recipe": recipe.document,
         "recipe_sha256": recipe.sha256,
         "package": {"name": "macro_data", "version": package_version(), "git_commit": git_commit()},
@@ -153,14 +175,24 @@ def build_manifest_document(recipe: Recipe, root: str | Path, run_id: str = "loc
         "conventions": {
             "time": "quarterly; y[0..T-1] driven by eps[0..T-1] from the steady state (no burn-in)",
             "irfs": "irfs[j, h] = y_shocked[h] - y_baseline[h], +1 sd innovation j at h = 0 from the steady state",
-            "storage": "float32 data (int8/bool labels and flags), chunked along samples, Blosc zstd + bitshuffle, crc32c",
+            "storage": (
+                "float32 data (int8/bool labels and flags), chunked along samples, Blosc zstd + bitshuffle, crc32c"
+            ),
         },
         "split_labels": dict(splits.LABELS),
-        "split_algorithm": {"name": splits.ALGORITHM, "target_fractions": splits.TARGET_FRACTIONS,
-                            "train_cut": splits.TRAIN_CUT, "val_cut": splits.VAL_CUT},
+        "split_algorithm": {
+            "name": splits.ALGORITHM,
+            "target_fractions": splits.TARGET_FRACTIONS,
+            "train_cut": splits.TRAIN_CUT,
+            "val_cut": splits.VAL_CUT,
+        },
         "worlds": worlds,
-        "provenance": {"dataset_manifest": {"run_id": run_id,
-                                            "code_version": (code_versions or {}).get("dataset_manifest", "unknown")}},
+        "provenance": {
+            "dataset_manifest": {
+                "run_id": run_id,
+                "code_version": (code_versions or {}).get("dataset_manifest", "unknown"),
+            }
+        },
     }
 
 
@@ -171,14 +203,18 @@ def validate_manifest(document: dict) -> None:
         raise ManifestError("manifest does not match schemas/manifest.schema.json:\n  " + "\n  ".join(lines))
 
 
-def build_manifest(recipe: Recipe, root: str | Path, run_id: str = "local",
-                   code_versions: Mapping[str, str] | None = None) -> tuple[str, dict, float]:
+def build_manifest(
+    recipe: Recipe, root: str | Path, run_id: str = "local", code_versions: Mapping[str, str] | None = None
+) -> tuple[str, dict, float]:
     """Build, validate and publish ``manifest.json`` (written last, atomically); ``(location, document, seconds)``."""
     t0 = time.perf_counter()
     doc = build_manifest_document(recipe, root, run_id, code_versions)
     validate_manifest(doc)
     dataset = recipe.dataset_dir(root)
     location = locations.join(dataset, MANIFEST_NAME)
-    locations.write_bytes_atomic(location, (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode(),
-                                 tmp_dir=None if locations.is_remote(dataset) else locations.join(dataset, ".staging"))
+    locations.write_bytes_atomic(
+        location,
+        (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode(),
+        tmp_dir=None if locations.is_remote(dataset) else locations.join(dataset, ".staging"),
+    )
     return location, doc, time.perf_counter() - t0

@@ -14,8 +14,20 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from macro_data.pipeline.common import (os_errors_as_storage_errors, BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult, compute_regions,
-                                        data_version, group_attributes, provenance, stamp, summarize_staged)
+from macro_data.pipeline.common import (
+    BATCH_SAMPLES,
+    RegionJob,
+    RegionResult,
+    RunInfo,
+    StageResult,
+    compute_regions,
+    data_version,
+    group_attributes,
+    os_errors_as_storage_errors,
+    provenance,
+    stamp,
+    summarize_staged,
+)
 from macro_data.recipes import Recipe
 from macro_data.storage.arrays import create_array, region_writers, write_small_array
 from macro_data.storage.locations import open_group
@@ -40,21 +52,55 @@ def create_outputs(g: zarr.Group, recipe: Recipe, world_id: str) -> None:
     world = get_world(world_id)
     n, T = recipe.world(world_id).n_samples, recipe.T
     chunk, clevel = recipe.chunk_samples, recipe.clevel
-    create_array(g, "theta", (n, len(world.parameters)), np.float32, ("sample", "param"), chunk, clevel, {
-        "description": "parameter draw of each sample (natural units; see the group's world.parameters)",
-        "parameters": list(world.parameter_names), "units": [p.unit for p in world.parameters]})
-    create_array(g, "shocks", (n, T, len(world.shocks)), np.float32, ("sample", "time", "shock"), chunk, clevel, {
-        "description": "structural innovations eps[t, j], standard normal (sd units); the model receives "
-                       "sigma_j * eps[t, j]; y[0..T-1] is driven by eps[0..T-1] from the steady state",
-        "shocks": list(world.shocks), "units": "standard deviations"})
+    create_array(
+        g,
+        "theta",
+        (n, len(world.parameters)),
+        np.float32,
+        ("sample", "param"),
+        chunk,
+        clevel,
+        {
+            "description": "parameter draw of each sample (natural units; see the group's world.parameters)",
+            "parameters": list(world.parameter_names),
+            "units": [p.unit for p in world.parameters],
+        },
+    )
+    create_array(
+        g,
+        "shocks",
+        (n, T, len(world.shocks)),
+        np.float32,
+        ("sample", "time", "shock"),
+        chunk,
+        clevel,
+        {
+            "description": "structural innovations eps[t, j], standard normal (sd units); the model receives "
+            "sigma_j * eps[t, j]; y[0..T-1] is driven by eps[0..T-1] from the steady state",
+            "shocks": list(world.shocks),
+            "units": "standard deviations",
+        },
+    )
     for m in world.metadata_fields:
         if m.stage == "draws":
             create_array(g, m.name, (n, T), m.dtype, ("sample", "time"), chunk, clevel, {"description": m.description})
-    write_small_array(g, "param", np.array(world.parameter_names), ("param",), clevel,
-                      {"description": "parameter names (theta columns)"})
+    write_small_array(
+        g,
+        "param",
+        np.array(world.parameter_names),
+        ("param",),
+        clevel,
+        {"description": "parameter names (theta columns)"},
+    )
     write_small_array(g, "shock", np.array(world.shocks), ("shock",), clevel, {"description": "shock names"})
-    write_small_array(g, "time", np.arange(T, dtype=np.int32), ("time",), clevel,
-                      {"description": "quarter index t = 0..T-1", "units": "quarters"})
+    write_small_array(
+        g,
+        "time",
+        np.arange(T, dtype=np.int32),
+        ("time",),
+        clevel,
+        {"description": "quarter index t = 0..T-1", "units": "quarters"},
+    )
 
 
 def draw_region(job: RegionJob) -> RegionResult:
@@ -93,5 +139,12 @@ def build_world_draws(recipe: Recipe, world_id: str, root: str | Path, run: RunI
         prov["stats"] = draw_stats
         stamp(g, output_arrays(world_id), prov)
         store.publish(g, output_arrays(world_id), attrs)
-    return StageResult(STAGE, world_id, store.location, summaries, version, time.perf_counter() - t0,
-                       {**draw_stats, "seeding": seeding_description(), "compute": run.compute.describe()})
+    return StageResult(
+        STAGE,
+        world_id,
+        store.location,
+        summaries,
+        version,
+        time.perf_counter() - t0,
+        {**draw_stats, "seeding": seeding_description(), "compute": run.compute.describe()},
+    )

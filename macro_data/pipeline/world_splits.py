@@ -12,9 +12,21 @@ from pathlib import Path
 import numpy as np
 
 from macro_data import splits
-from macro_data.pipeline.common import (os_errors_as_storage_errors, RegionJob, RegionResult, RunInfo, StageResult, check_inputs,
-                                        compute_regions, data_version, group_attributes, provenance, snapshot_inputs,
-                                        stamp, summarize_staged)
+from macro_data.pipeline.common import (
+    RegionJob,
+    RegionResult,
+    RunInfo,
+    StageResult,
+    check_inputs,
+    compute_regions,
+    data_version,
+    group_attributes,
+    os_errors_as_storage_errors,
+    provenance,
+    snapshot_inputs,
+    stamp,
+    summarize_staged,
+)
 from macro_data.recipes import Recipe
 from macro_data.storage.arrays import create_array, iter_rows, region_writers
 from macro_data.storage.locations import open_group
@@ -33,7 +45,7 @@ def output_arrays(world_id: str) -> list[str]:
 def split_region(job: RegionJob) -> RegionResult:
     """Labels of samples ``job.start .. job.stop - 1`` from their theta and split uniforms."""
     world = get_world(job.world_id)
-    theta = open_group(job.inputs, mode="r")["theta"][job.start:job.stop]  # one read: a few bytes per sample
+    theta = open_group(job.inputs, mode="r")["theta"][job.start : job.stop]  # one read: a few bytes per sample
     labels = splits.assign(world, theta.astype(np.float64), split_uniforms(world, job.recipe.seed, job.start, job.stop))
     with region_writers(open_group(job.staging, mode="r+"), ["split"], job.start, job.stop) as writers:
         writers["split"].append(labels)  # one write per region: one byte per sample
@@ -50,8 +62,16 @@ def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: Run
     with os_errors_as_storage_errors(STAGE, world_id, store.location), store.staging(STAGE, attrs) as g:
         inputs = snapshot_inputs(store, g, ["theta"], STAGE)
         upstream = check_inputs(inputs, ["theta"], recipe, world, STAGE)
-        create_array(g, "split", (n,), np.int8, ("sample",), recipe.chunk_samples, recipe.clevel, {
-            "description": "split label of each sample", "labels": dict(splits.LABELS), "algorithm": splits.ALGORITHM})
+        create_array(
+            g,
+            "split",
+            (n,),
+            np.int8,
+            ("sample",),
+            recipe.chunk_samples,
+            recipe.clevel,
+            {"description": "split label of each sample", "labels": dict(splits.LABELS), "algorithm": splits.ALGORITHM},
+        )
         digests, _ = compute_regions(split_region, STAGE, recipe, world_id, g, run, inputs)
         tally = splits.SplitTally()  # labels are 1 byte per sample: tally them here, in order
         for start, labels in iter_rows(g["split"], LABEL_ROWS):
@@ -59,11 +79,23 @@ def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: Run
         summaries = summarize_staged(g, ["split"], digests)
         version = data_version(summaries)
         summary = tally.summary(world, recipe.seed)
-        prov = provenance(STAGE, world, recipe, run, version,
-                          upstream={"world_draws": {"data_version": upstream.get("data_version"),
-                                                    "run_id": upstream.get("run_id")}})
+        prov = provenance(
+            STAGE,
+            world,
+            recipe,
+            run,
+            version,
+            upstream={"world_draws": {"data_version": upstream.get("data_version"), "run_id": upstream.get("run_id")}},
+        )
         prov["splits"] = summary
         stamp(g, ["split"], prov)
         store.publish(g, output_arrays(world_id), attrs)
-    return StageResult(STAGE, world_id, store.location, summaries, version, time.perf_counter() - t0,
-                       {"n_samples": n, "splits": summary, "compute": run.compute.describe()})
+    return StageResult(
+        STAGE,
+        world_id,
+        store.location,
+        summaries,
+        version,
+        time.perf_counter() - t0,
+        {"n_samples": n, "splits": summary, "compute": run.compute.describe()},
+    )

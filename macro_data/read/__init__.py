@@ -27,7 +27,20 @@ def torch_dataset(view, epoch: int = 0):
 
 
 __all__ = [
-    "Dataset", "DatasetNotFoundError", "IntegrityError", "LazyArray", "ParameterNormalizer", "ReadArgumentError",
-    "ReadError", "ReadStats", "TrainingView", "WorldData", "discrete_uniform_moments", "iter_batches",
-    "load_manifest", "open_dataset", "torch_dataset", "uniform_moments",
+    "Dataset",
+    "DatasetNotFoundError",
+    "IntegrityError",
+    "LazyArray",
+    "ParameterNormalizer",
+    "ReadArgumentError",
+    "ReadError",
+    "ReadStats",
+    "TrainingView",
+    "WorldData",
+    "discrete_uniform_moments",
+    "iter_batches",
+    "load_manifest",
+    "open_dataset",
+    "torch_dataset",
+    "uniform_moments",
 ]

@@ -30,8 +30,8 @@ import hashlib
 import itertools
 import json
 import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import zarr
@@ -71,8 +71,16 @@ class LazyArray:
     units.
     """
 
-    def __init__(self, world: str, name: str, folder: Path, spec: Mapping, coords: Mapping[str, tuple | None],
-                 units: Mapping[str, str], hash_algorithm: str = HASH_ALGORITHM):
+    def __init__(
+        self,
+        world: str,
+        name: str,
+        folder: Path,
+        spec: Mapping,
+        coords: Mapping[str, tuple | None],
+        units: Mapping[str, str],
+        hash_algorithm: str = HASH_ALGORITHM,
+    ):
         self.world = world
         self.hash_algorithm = hash_algorithm
         self.name = name
@@ -81,8 +89,10 @@ class LazyArray:
         self.description = str(spec.get("description", ""))
         self.expected_sha256 = str(spec["sha256"])
         if not (self.path / "zarr.json").is_file():
-            raise IntegrityError(f"world {world!r} array {name!r}: the manifest lists {self.relpath} but "
-                                 f"there is no Zarr array at {self.path}")
+            raise IntegrityError(
+                f"world {world!r} array {name!r}: the manifest lists {self.relpath} but "
+                f"there is no Zarr array at {self.path}"
+            )
         try:
             self._z = zarr.open_array(str(self.path), mode="r")
         except Exception as exc:  # unreadable metadata is corruption from the reader's point of view
@@ -99,15 +109,19 @@ class LazyArray:
             problems.append(f"dimension names {list(self.dims)} (manifest {spec['dimension_names']})")
         stored_hash = self._z.attrs.get("sha256")
         if stored_hash != self.expected_sha256:
-            problems.append(f"content hash recorded by the store {stored_hash} (manifest expects "
-                            f"{self.expected_sha256})")
+            problems.append(
+                f"content hash recorded by the store {stored_hash} (manifest expects {self.expected_sha256})"
+            )
         for d, size in zip(self.dims, self.shape):  # labels come from the manifest: they must fit the store
             if coords.get(d) is not None and len(coords[d]) != size:
                 problems.append(f"dimension {d!r} has {size} entries, the manifest labels {len(coords[d])}")
         if problems:
-            raise IntegrityError(f"world {world!r} array {name!r} ({self.path}) does not match the manifest: "
-                                 + "; ".join(problems) + ". The store was changed after the manifest was "
-                                 "written (or the manifest was edited); rebuild dataset_manifest or the world")
+            raise IntegrityError(
+                f"world {world!r} array {name!r} ({self.path}) does not match the manifest: "
+                + "; ".join(problems)
+                + ". The store was changed after the manifest was "
+                "written (or the manifest was edited); rebuild dataset_manifest or the world"
+            )
         self.chunk_rows = int(self._z.chunks[0])
         self._chunk_grid = [range(-(-s // c)) for s, c in zip(self.shape[1:], self._z.chunks[1:])]
         self.n_chunks = -(-self.shape[0] // self.chunk_rows)
@@ -148,21 +162,25 @@ class LazyArray:
         """Decode sample chunk ``c`` (rows ``c*chunk_rows`` onward); :class:`IntegrityError` if it is
         missing or fails its checksum."""
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < self.n_chunks:
-            raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: chunk {c!r} is not an integer in "
-                                    f"0..{self.n_chunks - 1}")
+            raise ReadArgumentError(
+                f"world {self.world!r} array {self.name!r}: chunk {c!r} is not an integer in 0..{self.n_chunks - 1}"
+            )
         c = int(c)
         lo, hi = self.chunk_range(c)
         files = self.chunk_files(c)
         missing = [f for f in files if not f.is_file()]
         if missing:
-            raise IntegrityError(f"world {self.world!r} array {self.name!r}: chunk file {missing[0]} "
-                                 f"(samples {lo}..{hi - 1}) is missing")
+            raise IntegrityError(
+                f"world {self.world!r} array {self.name!r}: chunk file {missing[0]} (samples {lo}..{hi - 1}) is missing"
+            )
         try:
             return np.asarray(self._z[lo:hi])
         except Exception as exc:  # crc32c mismatch, truncated or undecodable chunk
             where = files[0] if len(files) == 1 else f"{files[0]} (one of {len(files)} files)"
-            raise IntegrityError(f"world {self.world!r} array {self.name!r}: chunk file {where} "
-                                 f"(samples {lo}..{hi - 1}) is corrupt: {exc}") from exc
+            raise IntegrityError(
+                f"world {self.world!r} array {self.name!r}: chunk file {where} "
+                f"(samples {lo}..{hi - 1}) is corrupt: {exc}"
+            ) from exc
 
     def iter_chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         """``(first sample, decoded chunk)`` in storage order."""
@@ -175,21 +193,27 @@ class LazyArray:
         try:
             idx = np.asarray(indices)
         except (TypeError, ValueError) as exc:  # ragged or absurdly nested sequences
-            raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: sample indices must be a 1-d "
-                                    f"integer array ({exc})") from None
+            raise ReadArgumentError(
+                f"world {self.world!r} array {self.name!r}: sample indices must be a 1-d integer array ({exc})"
+            ) from None
         if idx.dtype == bool:
             if idx.shape != (self.shape[0],):
-                raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: boolean sample mask must have "
-                                        f"shape ({self.shape[0]},); got {idx.shape}")
+                raise ReadArgumentError(
+                    f"world {self.world!r} array {self.name!r}: boolean sample mask must have "
+                    f"shape ({self.shape[0]},); got {idx.shape}"
+                )
             idx = np.flatnonzero(idx)
         if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-            raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: sample indices must be a 1-d "
-                                    f"integer array; got dtype {idx.dtype}, shape {idx.shape}")
+            raise ReadArgumentError(
+                f"world {self.world!r} array {self.name!r}: sample indices must be a 1-d "
+                f"integer array; got dtype {idx.dtype}, shape {idx.shape}"
+            )
         n = self.shape[0]
         if idx.size and (idx.min() < -n or idx.max() >= n):  # before the int64 cast, which wraps uint64
             bad = idx[(idx < -n) | (idx >= n)][0]
-            raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: sample index {bad} out of range "
-                                    f"for {n} samples")
+            raise ReadArgumentError(
+                f"world {self.world!r} array {self.name!r}: sample index {bad} out of range for {n} samples"
+            )
         idx = idx.astype(np.int64)
         idx = np.where(idx < 0, idx + n, idx)
         out = np.empty((idx.size, *self.shape[1:]), dtype=self.dtype)
@@ -207,29 +231,36 @@ class LazyArray:
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         if sum(k is Ellipsis for k in key) > 1:
-            raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: invalid index {key!r} (an index "
-                                    f"can only have a single ellipsis)")
+            raise ReadArgumentError(
+                f"world {self.world!r} array {self.name!r}: invalid index {key!r} (an index "
+                f"can only have a single ellipsis)"
+            )
         if any(k is Ellipsis for k in key):
             i = next(j for j, k in enumerate(key) if k is Ellipsis)
             fill = self.ndim - (len(key) - 1)
-            key = key[:i] + (slice(None),) * max(fill, 0) + key[i + 1:]
+            key = key[:i] + (slice(None),) * max(fill, 0) + key[i + 1 :]
         if not key:
             key = (slice(None),)
         first, rest = key[0], key[1:]
-        if not isinstance(first, slice) and any(isinstance(k, (list, tuple, bool, np.bool_))
-                                                or isinstance(k, np.ndarray) and k.ndim > 0 for k in rest):
+        if not isinstance(first, slice) and any(
+            isinstance(k, (list, tuple, bool, np.bool_)) or isinstance(k, np.ndarray) and k.ndim > 0 for k in rest
+        ):
             # numpy would broadcast these indices together (and may move axes); this reader indexes the sample
             # axis first, so the results would differ: refuse rather than answer differently from numpy
-            raise ReadArgumentError(f"world {self.world!r} array {self.name!r}: invalid index {key!r}: an integer or "
-                                    f"index array on the sample axis together with an index array on another axis "
-                                    f"is ambiguous; index the samples first, then the result")
+            raise ReadArgumentError(
+                f"world {self.world!r} array {self.name!r}: invalid index {key!r}: an integer or "
+                f"index array on the sample axis together with an index array on another axis "
+                f"is ambiguous; index the samples first, then the result"
+            )
         try:  # the key beyond the sample axis, tried on an empty array of the same shape: nothing is read
             np.empty((0, *self.shape[1:]), dtype=self.dtype)[(slice(None), *rest)]
             if isinstance(first, slice):
                 idx = np.arange(self.shape[0])[first]
         except (IndexError, TypeError, ValueError, OverflowError) as exc:
-            raise ReadArgumentError(f"world {self.world!r} array {self.name!r} with dimensions {self.dims} and "
-                                    f"shape {self.shape}: invalid index {key!r} ({exc})") from None
+            raise ReadArgumentError(
+                f"world {self.world!r} array {self.name!r} with dimensions {self.dims} and "
+                f"shape {self.shape}: invalid index {key!r} ({exc})"
+            ) from None
         if isinstance(first, (int, np.integer)) and not isinstance(first, bool):
             return self.take([first])[0][rest]
         if not isinstance(first, slice):
@@ -248,34 +279,41 @@ class LazyArray:
             missing = [f for f in self.chunk_files(c) if not f.is_file()]
             if missing:
                 lo, hi = self.chunk_range(c)
-                raise IntegrityError(f"world {self.world!r} array {self.name!r}: chunk file {missing[0]} "
-                                     f"(samples {lo}..{hi - 1}) is missing")
+                raise IntegrityError(
+                    f"world {self.world!r} array {self.name!r}: chunk file {missing[0]} "
+                    f"(samples {lo}..{hi - 1}) is missing"
+                )
         try:
             return content_hash(self._z)
         except Exception as exc:
             for c in range(self.n_chunks):  # find and name the chunk that fails
                 self.read_chunk(c)
-            raise IntegrityError(f"world {self.world!r} array {self.name!r} ({self.path}): cannot be decoded: "
-                                 f"{exc}") from exc
+            raise IntegrityError(
+                f"world {self.world!r} array {self.name!r} ({self.path}): cannot be decoded: {exc}"
+            ) from exc
 
     def verify(self) -> str:
         """Recompute the content hash; :class:`IntegrityError` unless it equals the manifest's."""
         if self.hash_algorithm != HASH_ALGORITHM:
-            raise IntegrityError(f"world {self.world!r} array {self.name!r}: cannot verify: the manifest's hash "
-                                 f"algorithm is {self.hash_algorithm!r}, this version of macro_data computes "
-                                 f"{HASH_ALGORITHM!r}")
+            raise IntegrityError(
+                f"world {self.world!r} array {self.name!r}: cannot verify: the manifest's hash "
+                f"algorithm is {self.hash_algorithm!r}, this version of macro_data computes "
+                f"{HASH_ALGORITHM!r}"
+            )
         actual = self.compute_sha256()
         if actual != self.expected_sha256:
-            raise IntegrityError(f"world {self.world!r} array {self.name!r} ({self.path}): content hash mismatch: "
-                                 f"manifest expects sha256 {self.expected_sha256}, the stored data hashes to "
-                                 f"{actual}; the data is corrupt or was modified, refusing to use it")
+            raise IntegrityError(
+                f"world {self.world!r} array {self.name!r} ({self.path}): content hash mismatch: "
+                f"manifest expects sha256 {self.expected_sha256}, the stored data hashes to "
+                f"{actual}; the data is corrupt or was modified, refusing to use it"
+            )
         return actual
 
 
 class WorldData:
     """One world of a dataset: its description (from the manifest) and its arrays."""
 
-    def __init__(self, dataset: "Dataset", name: str, entry: Mapping):
+    def __init__(self, dataset: Dataset, name: str, entry: Mapping):
         self.dataset = dataset
         self.name = name
         self.entry = entry
@@ -287,34 +325,47 @@ class WorldData:
         self.extras = tuple(o["name"] for o in entry["extras"])
         self.priors: dict[str, dict] = dict(entry.get("priors") or {})
         self.split_labels: dict[str, int] = dict(dataset.manifest["split_labels"])
-        coords = {"sample": None, "time": tuple(range(dataset.T)), "horizon": tuple(range(dataset.H + 1)),
-                  "param": self.parameter_names, "shock": self.shocks, "observable": self.observables,
-                  "extra": self.extras}
+        coords = {
+            "sample": None,
+            "time": tuple(range(dataset.T)),
+            "horizon": tuple(range(dataset.H + 1)),
+            "param": self.parameter_names,
+            "shock": self.shocks,
+            "observable": self.observables,
+            "extra": self.extras,
+        }
         obs_units = {o["name"]: o["unit"] for o in entry["observables"]}
-        units = {"theta": {p["name"]: p["unit"] for p in self.parameters},
-                 "shocks": {s: SHOCK_UNIT for s in self.shocks},
-                 "trajectories": obs_units, "irfs": obs_units,
-                 "extras": {o["name"]: o["unit"] for o in entry["extras"]}}
+        units = {
+            "theta": {p["name"]: p["unit"] for p in self.parameters},
+            "shocks": {s: SHOCK_UNIT for s in self.shocks},
+            "trajectories": obs_units,
+            "irfs": obs_units,
+            "extras": {o["name"]: o["unit"] for o in entry["extras"]},
+        }
         self.arrays: dict[str, LazyArray] = {
             a: LazyArray(name, a, dataset.path, spec, coords, units.get(a, {}), dataset.manifest["hash"]["algorithm"])
-            for a, spec in entry["arrays"].items()}
+            for a, spec in entry["arrays"].items()
+        }
         theta = self.arrays["theta"]
         if theta.shape[0] != self.n_samples or theta.shape[1] != len(self.parameters):
-            raise IntegrityError(f"world {name!r}: theta has shape {theta.shape}, the manifest describes "
-                                 f"{self.n_samples} samples of {len(self.parameters)} parameters")
+            raise IntegrityError(
+                f"world {name!r}: theta has shape {theta.shape}, the manifest describes "
+                f"{self.n_samples} samples of {len(self.parameters)} parameters"
+            )
         self._split_cache: dict[str, np.ndarray] = {}
 
     def __repr__(self) -> str:
-        return (f"<WorldData {self.name}: {self.n_samples} samples, {len(self.parameters)} parameters, "
-                f"shocks {list(self.shocks)}, arrays {list(self.arrays)}>")
+        return (
+            f"<WorldData {self.name}: {self.n_samples} samples, {len(self.parameters)} parameters, "
+            f"shocks {list(self.shocks)}, arrays {list(self.arrays)}>"
+        )
 
     def __getitem__(self, array: str) -> LazyArray:
         return self.array(array)
 
     def array(self, array: str) -> LazyArray:
         if not isinstance(array, str) or array not in self.arrays:
-            raise ReadArgumentError(f"world {self.name!r}: unknown array {array!r}; its arrays: "
-                                    f"{_known(self.arrays)}")
+            raise ReadArgumentError(f"world {self.name!r}: unknown array {array!r}; its arrays: {_known(self.arrays)}")
         return self.arrays[array]
 
     # ---- splits -----------------------------------------------------------------------------
@@ -325,8 +376,9 @@ class WorldData:
 
     def check_split(self, split: str) -> str:
         if not isinstance(split, str) or split not in self.split_labels:
-            raise ReadArgumentError(f"unknown split {split!r}; splits: {_known(self.split_labels)} "
-                                    f"(or None for all samples)")
+            raise ReadArgumentError(
+                f"unknown split {split!r}; splits: {_known(self.split_labels)} (or None for all samples)"
+            )
         return split
 
     def split_indices(self, split: str | Sequence[str] | None) -> np.ndarray:
@@ -350,9 +402,11 @@ class WorldData:
             info = self.entry["splits"][split]
             digest = hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest()
             if idx.size != info["count"] or digest != info["index_hash"]:
-                raise IntegrityError(f"world {self.name!r} split {split!r}: the stored labels give {idx.size} samples "
-                                     f"with index hash {digest}, the manifest records {info['count']} samples with "
-                                     f"index hash {info['index_hash']}")
+                raise IntegrityError(
+                    f"world {self.name!r} split {split!r}: the stored labels give {idx.size} samples "
+                    f"with index hash {digest}, the manifest records {info['count']} samples with "
+                    f"index hash {info['index_hash']}"
+                )
             idx.setflags(write=False)
             self._split_cache[split] = idx
         return self._split_cache[split]
@@ -375,7 +429,7 @@ class WorldData:
         count, mean, m2 = 0, np.zeros(theta.shape[1]), np.zeros(theta.shape[1])
         bounds = np.searchsorted(idx, [theta.chunk_range(c)[0] for c in range(theta.n_chunks)] + [theta.shape[0]])
         for c in range(theta.n_chunks):
-            sel = idx[bounds[c]:bounds[c + 1]]
+            sel = idx[bounds[c] : bounds[c + 1]]
             if not sel.size:
                 continue
             block = theta.read_chunk(c)[sel - c * theta.chunk_rows].astype(np.float64)
@@ -384,11 +438,12 @@ class WorldData:
             delta = bmean - mean
             total = count + k
             mean = mean + delta * (k / total)  # Chan et al. parallel update: stable for any chunking
-            m2 = m2 + bm2 + delta ** 2 * (count * k / total)
+            m2 = m2 + bm2 + delta**2 * (count * k / total)
             count = total
         if count < 2:
-            raise ReadArgumentError(f"world {self.name!r}: split {split!r} has {count} samples; "
-                                    f"at least 2 are needed for moments")
+            raise ReadArgumentError(
+                f"world {self.name!r}: split {split!r} has {count} samples; at least 2 are needed for moments"
+            )
         sd = np.sqrt(m2 / (count - 1))
         return {name: (float(m), float(s)) for name, m, s in zip(self.parameter_names, mean, sd)}
 
@@ -408,21 +463,29 @@ class WorldData:
         """The store's coordinate arrays (names, ``time``, ``horizon``) equal the labels the manifest gives."""
         theta = self.arrays["theta"]
         store = theta.path.parent
-        expected = {"param": self.parameter_names, "shock": self.shocks, "observable": self.observables,
-                    "extra": self.extras, "time": tuple(range(self.dataset.T)),
-                    "horizon": tuple(range(self.dataset.H + 1))}
+        expected = {
+            "param": self.parameter_names,
+            "shock": self.shocks,
+            "observable": self.observables,
+            "extra": self.extras,
+            "time": tuple(range(self.dataset.T)),
+            "horizon": tuple(range(self.dataset.H + 1)),
+        }
         dims = sorted({d for a in self.arrays.values() for d in a.dims if d in expected})
         for d in dims:
             where = store / d
             try:
                 values = np.asarray(zarr.open_array(str(where), mode="r")[...]).tolist()
             except Exception as exc:  # missing, truncated or checksum-failing coordinate array
-                raise IntegrityError(f"world {self.name!r}: coordinate array {d!r} ({where}) cannot be read: "
-                                     f"{exc}") from exc
+                raise IntegrityError(
+                    f"world {self.name!r}: coordinate array {d!r} ({where}) cannot be read: {exc}"
+                ) from exc
             if [str(v) for v in values] != [str(v) for v in expected[d]]:
-                raise IntegrityError(f"world {self.name!r}: coordinate array {d!r} ({where}) holds "
-                                     f"{[str(v) for v in values][:12]}, the manifest labels the dimension "
-                                     f"{[str(v) for v in expected[d]][:12]}; the manifest or the store was changed")
+                raise IntegrityError(
+                    f"world {self.name!r}: coordinate array {d!r} ({where}) holds "
+                    f"{[str(v) for v in values][:12]}, the manifest labels the dimension "
+                    f"{[str(v) for v in expected[d]][:12]}; the manifest or the store was changed"
+                )
 
 
 class Dataset:
@@ -444,8 +507,10 @@ class Dataset:
             worlds = _names_arg("worlds", worlds)
             unknown = [w for w in worlds if w not in available]
             if unknown:
-                raise ReadArgumentError(f"worlds: {unknown[0]!r} is not in dataset {self.name} {self.version} "
-                                        f"(its worlds: {_known(available)})")
+                raise ReadArgumentError(
+                    f"worlds: {unknown[0]!r} is not in dataset {self.name} {self.version} "
+                    f"(its worlds: {_known(available)})"
+                )
             selected = tuple(w for w in available if w in set(worlds))
         self.available_worlds = available
         self._worlds = {w: WorldData(self, w, manifest["worlds"][w]) for w in selected}
@@ -457,8 +522,11 @@ class Dataset:
 
     def __getitem__(self, world: str) -> WorldData:
         if not isinstance(world, str) or world not in self._worlds:
-            extra = (f"; {world!r} is in the dataset but was not opened (worlds=...)"
-                     if world in self.available_worlds else "")
+            extra = (
+                f"; {world!r} is in the dataset but was not opened (worlds=...)"
+                if world in self.available_worlds
+                else ""
+            )
             raise ReadArgumentError(f"unknown world {world!r}; opened worlds: {_known(self._worlds)}{extra}")
         return self._worlds[world]
 
@@ -472,8 +540,10 @@ class Dataset:
         return len(self._worlds)
 
     def __repr__(self) -> str:
-        return (f"<Dataset {self.name} {self.version} at {self.path}: T={self.T}, H={self.H}, "
-                f"worlds {', '.join(f'{w} ({d.n_samples})' for w, d in self._worlds.items())}>")
+        return (
+            f"<Dataset {self.name} {self.version} at {self.path}: T={self.T}, H={self.H}, "
+            f"worlds {', '.join(f'{w} ({d.n_samples})' for w, d in self._worlds.items())}>"
+        )
 
     def verify(self, worlds: Sequence[str] | None = None) -> dict[str, dict[str, str]]:
         """Recompute every content hash of the opened worlds (or ``worlds``); :class:`IntegrityError`
@@ -494,8 +564,9 @@ class Dataset:
             raise IntegrityError(f"manifest {where}: its recipe does not parse: {exc}") from None
         problems = []
         if recipe.sha256 != self.manifest["recipe_sha256"]:
-            problems.append(f"the recipe hashes to {recipe.sha256}, recipe_sha256 says "
-                            f"{self.manifest['recipe_sha256']}")
+            problems.append(
+                f"the recipe hashes to {recipe.sha256}, recipe_sha256 says {self.manifest['recipe_sha256']}"
+            )
         if (self.T, self.H) != (recipe.T, recipe.H):
             problems.append(f"T={self.T}, H={self.H}, the recipe says T={recipe.T}, H={recipe.H}")
         if list(self.available_worlds) != recipe.world_ids:
@@ -510,8 +581,11 @@ class Dataset:
             if listed != plan.priors:
                 problems.append(f"world {w!r}: the priors differ from the recipe's")
         if problems:
-            raise IntegrityError(f"manifest {where} contradicts its own recipe: " + "; ".join(problems)
-                                 + ". The manifest was edited; rebuild dataset_manifest")
+            raise IntegrityError(
+                f"manifest {where} contradicts its own recipe: "
+                + "; ".join(problems)
+                + ". The manifest was edited; rebuild dataset_manifest"
+            )
 
     def training_view(self, split: str | Sequence[str] | None = "train", **options):
         """A :class:`~macro_data.read.training.TrainingView` over this dataset (see its options)."""
@@ -530,13 +604,20 @@ def resolve_manifest_path(path: str | Path) -> Path:
         found = p.is_file()
         stores = not found and p.parent.is_dir() and any(p.parent.glob("*.zarr"))
     except OSError as exc:  # e.g. a file name too long for the file system
-        raise DatasetNotFoundError(f"path {str(path)!r}: cannot be looked up ({exc.strerror or exc}); pass a "
-                                   f"dataset folder <root>/<name>/<version>/ or its manifest.json") from None
+        raise DatasetNotFoundError(
+            f"path {str(path)!r}: cannot be looked up ({exc.strerror or exc}); pass a "
+            f"dataset folder <root>/<name>/<version>/ or its manifest.json"
+        ) from None
     if not found:
-        hint = " (world stores are there but no manifest: materialize dataset_manifest to publish the dataset)" \
-            if stores else ""
-        raise DatasetNotFoundError(f"path {str(path)!r}: no {MANIFEST_NAME} found at {p}{hint}; pass a dataset "
-                                   f"folder <root>/<name>/<version>/ or its manifest.json")
+        hint = (
+            " (world stores are there but no manifest: materialize dataset_manifest to publish the dataset)"
+            if stores
+            else ""
+        )
+        raise DatasetNotFoundError(
+            f"path {str(path)!r}: no {MANIFEST_NAME} found at {p}{hint}; pass a dataset "
+            f"folder <root>/<name>/<version>/ or its manifest.json"
+        )
     return p
 
 

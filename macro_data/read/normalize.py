@@ -62,16 +62,19 @@ class ParameterNormalizer:
     rules: tuple[str, ...]  # per parameter, how mean/sd were obtained
 
     @classmethod
-    def from_manifest(cls, entry: Mapping, bounds: str = "prior",
-                      derived: str | Mapping[str, tuple[float, float]] = "identity") -> "ParameterNormalizer":
+    def from_manifest(
+        cls, entry: Mapping, bounds: str = "prior", derived: str | Mapping[str, tuple[float, float]] = "identity"
+    ) -> "ParameterNormalizer":
         """Build from a manifest world entry (``manifest["worlds"][world]``)."""
         world = str(entry["name"])
         if bounds not in BOUNDS:
             raise ReadArgumentError(f"bounds: {bounds!r} is not one of {', '.join(BOUNDS)}")
         if isinstance(derived, str):
             if derived != "identity":
-                raise ReadArgumentError(f"derived: {derived!r} must be 'identity' or a mapping "
-                                        f"{{name: (mean, sd)}} (e.g. world.theta_moments('train'))")
+                raise ReadArgumentError(
+                    f"derived: {derived!r} must be 'identity' or a mapping "
+                    f"{{name: (mean, sd)}} (e.g. world.theta_moments('train'))"
+                )
             derived_stats: Mapping[str, tuple[float, float]] = {}
         elif isinstance(derived, Mapping):
             derived_stats = derived
@@ -98,8 +101,9 @@ class ParameterNormalizer:
                 low, high = (src["low"], src["high"]) if src else (p["low"], p["high"])
                 where = "prior" if src else "parameter bounds"
                 if low is None or high is None:
-                    raise ReadArgumentError(f"world {world!r}: parameter {name!r} of kind {kind!r} has no bounds "
-                                            f"in the manifest")
+                    raise ReadArgumentError(
+                        f"world {world!r}: parameter {name!r} of kind {kind!r} has no bounds in the manifest"
+                    )
                 if kind == "integer":
                     m, s = discrete_uniform_moments(float(low), float(high))
                     rule = f"discrete uniform on integers in [{low}, {high}] ({where})"
@@ -107,31 +111,39 @@ class ParameterNormalizer:
                     m, s = uniform_moments(float(low), float(high))
                     rule = f"uniform on [{low}, {high}] ({where})"
                 if not s > 0:
-                    raise ReadArgumentError(f"world {world!r}: parameter {name!r} has a degenerate prior "
-                                            f"[{low}, {high}]; cannot normalize")
+                    raise ReadArgumentError(
+                        f"world {world!r}: parameter {name!r} has a degenerate prior [{low}, {high}]; cannot normalize"
+                    )
                 add(m, s, True, rule)
             elif name in derived_stats:
                 try:
                     m, s = (float(v) for v in derived_stats[name])
                 except (TypeError, ValueError):
-                    raise ReadArgumentError(f"derived: statistics of {world!r} parameter {name!r} must be a pair "
-                                            f"(mean, sd) of numbers; got {derived_stats[name]!r}") from None
+                    raise ReadArgumentError(
+                        f"derived: statistics of {world!r} parameter {name!r} must be a pair "
+                        f"(mean, sd) of numbers; got {derived_stats[name]!r}"
+                    ) from None
                 if not (math.isfinite(m) and math.isfinite(s)) or s < 0:
-                    raise ReadArgumentError(f"derived: statistics of {world!r} parameter {name!r} must be finite "
-                                            f"with sd >= 0: mean={m}, sd={s}")
+                    raise ReadArgumentError(
+                        f"derived: statistics of {world!r} parameter {name!r} must be finite "
+                        f"with sd >= 0: mean={m}, sd={s}"
+                    )
                 # A constant column (e.g. padding that is always 0) keeps sd 1: shift only.
                 s = s if s > 0 else 1.0
                 add(m, s, True, "supplied statistics (derived)")
             else:
                 add(0.0, 1.0, False, "identity (derived, no bounds)")
-        return cls(world, names, tuple(p["kind"] for p in params), np.array(mean), np.array(sd),
-                   np.array(norm), tuple(rules))
+        return cls(
+            world, names, tuple(p["kind"] for p in params), np.array(mean), np.array(sd), np.array(norm), tuple(rules)
+        )
 
     def _check(self, x: np.ndarray, what: str) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim < 1 or x.shape[-1] != len(self.names):
-            raise ReadArgumentError(f"world {self.world!r}: {what} must have {len(self.names)} parameters on its "
-                                    f"last axis; got shape {x.shape}")
+            raise ReadArgumentError(
+                f"world {self.world!r}: {what} must have {len(self.names)} parameters on its "
+                f"last axis; got shape {x.shape}"
+            )
         return x
 
     def normalize(self, theta: np.ndarray) -> np.ndarray:
@@ -144,8 +156,11 @@ class ParameterNormalizer:
 
     def as_dict(self) -> dict:
         """JSON-ready description, to store next to a trained model."""
-        return {"world": self.world, "rule": "z = (theta - mean) / sd",
-                "parameters": [{"name": n, "kind": k, "mean": float(m), "sd": float(s), "normalized": bool(b),
-                                "source": r}
-                               for n, k, m, s, b, r in zip(self.names, self.kinds, self.mean, self.sd,
-                                                           self.normalized, self.rules)]}
+        return {
+            "world": self.world,
+            "rule": "z = (theta - mean) / sd",
+            "parameters": [
+                {"name": n, "kind": k, "mean": float(m), "sd": float(s), "normalized": bool(b), "source": r}
+                for n, k, m, s, b, r in zip(self.names, self.kinds, self.mean, self.sd, self.normalized, self.rules)
+            ],
+        }

@@ -29,8 +29,10 @@ def _import_torch():
     try:
         import torch
     except ImportError as exc:
-        raise TorchNotAvailableError("the PyTorch adapter needs torch, which is not installed (it is not a "
-                                     "dependency of macro_data): pip install torch") from exc
+        raise TorchNotAvailableError(
+            "the PyTorch adapter needs torch, which is not installed (it is not a "
+            "dependency of macro_data): pip install torch"
+        ) from exc
     return torch
 
 

@@ -66,8 +66,8 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter, OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -118,13 +118,15 @@ class ReadStats:
 class _Gatherer:
     """Gathers batch rows from one world's arrays through a small LRU cache of decoded chunks."""
 
-    def __init__(self, world: WorldData, names: Sequence[str], buffer_chunks: int, seq_len: int | None,
-                 stats: ReadStats | None):
+    def __init__(
+        self, world: WorldData, names: Sequence[str], buffer_chunks: int, seq_len: int | None, stats: ReadStats | None
+    ):
         self.world = world
         self.arrays: dict[str, LazyArray] = {n: world.arrays[n] for n in names}
         base = world.arrays["theta"].chunk_rows
-        self.capacity = {n: math.ceil(buffer_chunks * base / a.chunk_rows) + (a.chunk_rows != base)
-                         for n, a in self.arrays.items()}
+        self.capacity = {
+            n: math.ceil(buffer_chunks * base / a.chunk_rows) + (a.chunk_rows != base) for n, a in self.arrays.items()
+        }
         self.cache: dict[str, OrderedDict] = {n: OrderedDict() for n in names}
         self.seq_len = seq_len
         self.offsets = np.arange(seq_len) if seq_len else None
@@ -210,13 +212,25 @@ class TrainingView:
     ``bounds`` (for ``normalize=True``: ``"prior"`` or ``"parameters"``), ``drop_last``.
     """
 
-    def __init__(self, dataset: Dataset, split: str | Sequence[str] | None = "train", *, batch_size: int = 256,
-                 worlds: Sequence[str] | None = None, mixing: str | Mapping[str, float] = "proportional",
-                 num_batches: int | None = None, seed: int = 0, shuffle: str = "chunks",
-                 buffer_chunks: int = DEFAULT_BUFFER_CHUNKS, seq_len: int | None = None, stride: int | None = None,
-                 arrays: Sequence[str] = DEFAULT_ARRAYS,
-                 normalize: bool | Mapping[str, ParameterNormalizer] = True, bounds: str = "prior",
-                 drop_last: bool = False):
+    def __init__(
+        self,
+        dataset: Dataset,
+        split: str | Sequence[str] | None = "train",
+        *,
+        batch_size: int = 256,
+        worlds: Sequence[str] | None = None,
+        mixing: str | Mapping[str, float] = "proportional",
+        num_batches: int | None = None,
+        seed: int = 0,
+        shuffle: str = "chunks",
+        buffer_chunks: int = DEFAULT_BUFFER_CHUNKS,
+        seq_len: int | None = None,
+        stride: int | None = None,
+        arrays: Sequence[str] = DEFAULT_ARRAYS,
+        normalize: bool | Mapping[str, ParameterNormalizer] = True,
+        bounds: str = "prior",
+        drop_last: bool = False,
+    ):
         self.dataset = dataset
         self.batch_size = _int_arg("batch_size", batch_size, 1)
         self.seed = _int_arg("seed", seed, 0)
@@ -233,8 +247,12 @@ class TrainingView:
                 dataset[w]  # unknown or unopened world -> ReadArgumentError
             weights = {}
             for w, v in mixing.items():
-                if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                        or not math.isfinite(v) or v < 0:
+                if (
+                    isinstance(v, bool)
+                    or not isinstance(v, (int, float, np.integer, np.floating))
+                    or not math.isfinite(v)
+                    or v < 0
+                ):
                     raise ReadArgumentError(f"mixing: weight of world {w!r} must be a finite number >= 0; got {v!r}")
                 weights[w] = float(v)
             if worlds is None:
@@ -248,8 +266,9 @@ class TrainingView:
             self.mixing = mixing
             weights = None
         else:
-            raise ReadArgumentError(f"mixing must be one of {', '.join(MIXING_RULES)} or a mapping "
-                                    f"{{world: weight}}; got {mixing!r}")
+            raise ReadArgumentError(
+                f"mixing must be one of {', '.join(MIXING_RULES)} or a mapping {{world: weight}}; got {mixing!r}"
+            )
         names = list(dataset.worlds if worlds is None else worlds)
         if not names:
             raise ReadArgumentError("worlds: no world selected")
@@ -263,8 +282,9 @@ class TrainingView:
         if weights is not None:
             total = sum(weights[w] for w in self.worlds)
             if not total > 0:
-                raise ReadArgumentError(f"mixing: the weights of worlds {list(self.worlds)} sum to {total}; "
-                                        f"at least one must be positive")
+                raise ReadArgumentError(
+                    f"mixing: the weights of worlds {list(self.worlds)} sum to {total}; at least one must be positive"
+                )
             self.weights: dict[str, float] | None = {w: weights[w] / total for w in self.worlds}
         else:
             self.weights = None
@@ -290,8 +310,10 @@ class TrainingView:
         for w in self.worlds:
             for a in self.arrays:
                 if a not in dataset[w].arrays:
-                    raise ReadArgumentError(f"arrays: world {w!r} has no array {a!r} (its arrays: "
-                                            f"{', '.join(dataset[w].arrays)}); choose worlds that have it")
+                    raise ReadArgumentError(
+                        f"arrays: world {w!r} has no array {a!r} (its arrays: "
+                        f"{', '.join(dataset[w].arrays)}); choose worlds that have it"
+                    )
         # ---- normalization
         if normalize is True:
             self.normalizers = {w: dataset[w].normalizer(bounds=bounds) for w in self.worlds}
@@ -303,35 +325,49 @@ class TrainingView:
                 raise ReadArgumentError(f"normalize: no normalizer for world {missing[0]!r}")
             wrong = [w for w in self.worlds if not isinstance(normalize[w], ParameterNormalizer)]
             if wrong:
-                raise ReadArgumentError(f"normalize: the value for world {wrong[0]!r} must be a ParameterNormalizer "
-                                        f"(e.g. dataset[{wrong[0]!r}].normalizer()); got {normalize[wrong[0]]!r}")
+                raise ReadArgumentError(
+                    f"normalize: the value for world {wrong[0]!r} must be a ParameterNormalizer "
+                    f"(e.g. dataset[{wrong[0]!r}].normalizer()); got {normalize[wrong[0]]!r}"
+                )
             self.normalizers = dict(normalize)
         else:
-            raise ReadArgumentError(f"normalize must be True, False or {{world: ParameterNormalizer}}; "
-                                    f"got {normalize!r}")
+            raise ReadArgumentError(
+                f"normalize must be True, False or {{world: ParameterNormalizer}}; got {normalize!r}"
+            )
         if self.normalizers and "theta" not in self.arrays:
             raise ReadArgumentError("normalize needs 'theta' in arrays (or pass normalize=False)")
         # ---- items and epoch layout
-        self._items = {w: _WorldItems(w, dataset[w].split_indices(split), starts,
-                                      dataset[w].arrays["theta"].chunk_rows, dataset[w].n_samples)
-                       for w in self.worlds}
+        self._items = {
+            w: _WorldItems(
+                w, dataset[w].split_indices(split), starts, dataset[w].arrays["theta"].chunk_rows, dataset[w].n_samples
+            )
+            for w in self.worlds
+        }
         self.pass_batches = {w: it.pass_batches(self.batch_size, self.drop_last) for w, it in self._items.items()}
         if self.weights is None:
             if num_batches is not None:
-                raise ReadArgumentError(f"num_batches={num_batches!r} applies to weighted mixing ('uniform' or "
-                                        f"weights); a proportional epoch is one pass over each split")
+                raise ReadArgumentError(
+                    f"num_batches={num_batches!r} applies to weighted mixing ('uniform' or "
+                    f"weights); a proportional epoch is one pass over each split"
+                )
             self.counts = dict(self.pass_batches)
         else:
             for w in self.worlds:
                 if self.weights[w] > 0 and self.pass_batches[w] == 0:
-                    raise ReadArgumentError(f"world {w!r} has {self._items[w].n_items} items in split {split!r}, "
-                                            f"not enough for one batch of {self.batch_size}"
-                                            + (" with drop_last" if self.drop_last else ""))
-            n = sum(self.pass_batches[w] for w in self.worlds if self.weights[w] > 0) if num_batches is None \
+                    raise ReadArgumentError(
+                        f"world {w!r} has {self._items[w].n_items} items in split {split!r}, "
+                        f"not enough for one batch of {self.batch_size}" + (" with drop_last" if self.drop_last else "")
+                    )
+            n = (
+                sum(self.pass_batches[w] for w in self.worlds if self.weights[w] > 0)
+                if num_batches is None
                 else _int_arg("num_batches", num_batches, 1)
+            )
             if n > MAX_NUM_BATCHES:
-                raise ReadArgumentError(f"num_batches: an epoch of {n} batches is more than {MAX_NUM_BATCHES:,} "
-                                        f"(its schedule is held in memory); use more epochs of fewer batches")
+                raise ReadArgumentError(
+                    f"num_batches: an epoch of {n} batches is more than {MAX_NUM_BATCHES:,} "
+                    f"(its schedule is held in memory); use more epochs of fewer batches"
+                )
             self.counts = self._apportion(n)
 
     # ---- layout -------------------------------------------------------------------------------
@@ -355,8 +391,10 @@ class TrainingView:
 
     def __repr__(self) -> str:
         win = f", seq_len={self.seq_len}, stride={self.stride}" if self.seq_len else ""
-        return (f"<TrainingView split={self.split!r} batch_size={self.batch_size} mixing={self.mixing} "
-                f"shuffle={self.shuffle}{win}: {len(self)} batches/epoch {self.counts}>")
+        return (
+            f"<TrainingView split={self.split!r} batch_size={self.batch_size} mixing={self.mixing} "
+            f"shuffle={self.shuffle}{win}: {len(self)} batches/epoch {self.counts}>"
+        )
 
     def schedule(self, epoch: int = 0) -> tuple[str, ...]:
         """The world of every batch of ``epoch``, in order (no data is read)."""
@@ -372,7 +410,7 @@ class TrainingView:
             order = rng.permutation(n) if self.shuffle == "global" else np.arange(n)
             stop = (n // B) * B if self.drop_last else n
             for lo in range(0, stop, B):
-                yield order[lo: lo + B]
+                yield order[lo : lo + B]
             return
         nw = items.n_windows
         n_chunks = -(-items.n_samples // items.chunk_rows)
@@ -380,12 +418,12 @@ class TrainingView:
         chunk_order = rng.permutation(n_chunks)
         carry = np.empty(0, dtype=np.int64)
         for g in range(0, n_chunks, self.buffer_chunks):
-            pos = np.concatenate([np.arange(edges[c], edges[c + 1]) for c in chunk_order[g: g + self.buffer_chunks]])
+            pos = np.concatenate([np.arange(edges[c], edges[c + 1]) for c in chunk_order[g : g + self.buffer_chunks]])
             buf = (pos[:, None] * nw + np.arange(nw)[None, :]).ravel()
             buf = np.concatenate([carry, buf[rng.permutation(buf.size)]])
             full = (buf.size // B) * B
             for lo in range(0, full, B):
-                yield buf[lo: lo + B]
+                yield buf[lo : lo + B]
             carry = buf[full:]
         if carry.size and not self.drop_last:
             yield carry
@@ -396,8 +434,9 @@ class TrainingView:
             yield from self._pass(items, _rng(self.seed, SHUFFLE_KEY, stable_key(world), epoch, p))
             p += 1
 
-    def plan(self, epoch: int = 0,
-             shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+    def plan(
+        self, epoch: int = 0, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
         """``(world, sample indices, window starts or None)`` of every batch of ``epoch``; reads no data."""
         k, n_shards = self._check_shard(shard)
         return self._plan(self.schedule(epoch), epoch, k, n_shards)
@@ -423,14 +462,16 @@ class TrainingView:
         return k, n
 
     # ---- data --------------------------------------------------------------------------------
-    def iter(self, epoch: int = 0, shard: tuple[int, int] = (0, 1),
-             stats: ReadStats | None = None) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    def iter(
+        self, epoch: int = 0, shard: tuple[int, int] = (0, 1), stats: ReadStats | None = None
+    ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
         """``(world, batch)`` for every batch of ``epoch`` (every ``shard[1]``-th from ``shard[0]``)."""
         return self._iter(self.plan(epoch, shard), stats)
 
     def _iter(self, plan, stats: ReadStats | None):
-        gatherers = {w: _Gatherer(self.dataset[w], self.arrays, self.buffer_chunks, self.seq_len, stats)
-                     for w in self.worlds}
+        gatherers = {
+            w: _Gatherer(self.dataset[w], self.arrays, self.buffer_chunks, self.seq_len, stats) for w in self.worlds
+        }
         for w, index, start in plan:
             batch = {"index": index}
             if start is not None:
@@ -446,7 +487,8 @@ class TrainingView:
         return self.iter(0)
 
 
-def iter_batches(dataset: Dataset, split: str | Sequence[str] | None = "train", *, epoch: int = 0,
-                 **options) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+def iter_batches(
+    dataset: Dataset, split: str | Sequence[str] | None = "train", *, epoch: int = 0, **options
+) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
     """Shortcut for ``TrainingView(dataset, split, **options).iter(epoch)``."""
     return TrainingView(dataset, split, **options).iter(epoch)

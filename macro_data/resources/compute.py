@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+
 import dagster as dg
 from pydantic import Field
 
@@ -13,7 +14,8 @@ class ComputeResource(dg.ConfigurableResource):
     """Compute mode of the world stages; see :mod:`macro_data.compute`.
 
     Unset fields fall back to environment variables at run time: ``MACRO_DATA_COMPUTE`` (``local`` or
-    ``dask``), ``MACRO_DATA_PROCESSES``, ``MACRO_DATA_THREADS``, ``MACRO_DATA_DASK_SCHEDULER`` and ``MACRO_DATA_DASK_WORKERS``.
+    ``dask``), ``MACRO_DATA_PROCESSES``, ``MACRO_DATA_THREADS``, ``MACRO_DATA_DASK_SCHEDULER`` and
+    ``MACRO_DATA_DASK_WORKERS``.
     """
 
     mode: str | None = Field(default=None, description="local (default) or dask")
@@ -28,8 +30,10 @@ class ComputeResource(dg.ConfigurableResource):
         env = os.environ
         mode = self.mode or env.get("MACRO_DATA_COMPUTE", "local")
         if mode not in ("local", "dask"):
-            raise ComputeError(f"compute mode must be 'local' or 'dask' (resource config compute.mode or "
-                               f"$MACRO_DATA_COMPUTE); got {mode!r}")
+            raise ComputeError(
+                f"compute mode must be 'local' or 'dask' (resource config compute.mode or "
+                f"$MACRO_DATA_COMPUTE); got {mode!r}"
+            )
 
         def number(field: str, value: int | None, var: str, default: str, minimum: int) -> int:
             # out-of-range values are refused, not reinterpreted (workers=0 would wait for a worker forever)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import dagster as dg
 
@@ -23,10 +22,10 @@ class ExternalDataResource(dg.ConfigurableResource):
     ``allow_http_hosts`` from ``MACRO_DATA_ALLOW_HTTP_HOSTS`` (loopback IP addresses only, for tests).
     """
 
-    registry_path: Optional[str] = None
-    data_root: Optional[str] = None
-    offline: Optional[bool] = None
-    allow_http_hosts: Optional[list[str]] = None
+    registry_path: str | None = None
+    data_root: str | None = None
+    offline: bool | None = None
+    allow_http_hosts: list[str] | None = None
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
     attempts_per_url: int = 4
@@ -49,26 +48,45 @@ class ExternalDataResource(dg.ConfigurableResource):
         return allowed_http_hosts(self.allow_http_hosts if self.allow_http_hosts is not None else None)
 
     def policy(self) -> HttpPolicy:
-        return HttpPolicy(connect_timeout=self.connect_timeout_s, read_timeout=self.read_timeout_s,
-                          attempts_per_url=self.attempts_per_url, backoff_base=self.backoff_base_s,
-                          backoff_cap=self.backoff_cap_s, retry_after_cap=self.retry_after_cap_s,
-                          deadline=self.deadline_s, allow_http_hosts=self.http_hosts())
+        return HttpPolicy(
+            connect_timeout=self.connect_timeout_s,
+            read_timeout=self.read_timeout_s,
+            attempts_per_url=self.attempts_per_url,
+            backoff_base=self.backoff_base_s,
+            backoff_cap=self.backoff_cap_s,
+            retry_after_cap=self.retry_after_cap_s,
+            deadline=self.deadline_s,
+            allow_http_hosts=self.http_hosts(),
+        )
 
     def registry(self) -> Registry:
         return load_registry(self.resolved_registry_path(), allow_http_hosts=self.http_hosts())
 
     def fetch(self, name: str, run_id: str | None = None) -> FetchResult:
-        return fetch_entry(self.registry().get(name), root=self.root(), policy=self.policy(),
-                           offline=self.is_offline(), run_id=run_id, lock_timeout=self.lock_timeout_s)
+        return fetch_entry(
+            self.registry().get(name),
+            root=self.root(),
+            policy=self.policy(),
+            offline=self.is_offline(),
+            run_id=run_id,
+            lock_timeout=self.lock_timeout_s,
+        )
 
     def verify_all(self, run_id: str | None = None) -> list[CacheStatus]:
-        statuses, _ = verify_cache(self.registry(), root=self.root(), policy=self.policy(), run_id=run_id,
-                                   lock_timeout=self.lock_timeout_s)
+        statuses, _ = verify_cache(
+            self.registry(), root=self.root(), policy=self.policy(), run_id=run_id, lock_timeout=self.lock_timeout_s
+        )
         return statuses
 
     def verify(self, name: str, run_id: str | None = None) -> CacheStatus:
-        statuses, _ = verify_cache(self.registry(), root=self.root(), names=[name], policy=self.policy(),
-                                   run_id=run_id, lock_timeout=self.lock_timeout_s)
+        statuses, _ = verify_cache(
+            self.registry(),
+            root=self.root(),
+            names=[name],
+            policy=self.policy(),
+            run_id=run_id,
+            lock_timeout=self.lock_timeout_s,
+        )
         return statuses[0]
 
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as cf_wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import zarr
@@ -32,9 +33,11 @@ from macro_data.storage.locations import start_writeback
 
 HASH_SEGMENT = 256
 HASH_ALGORITHM = "sha256-segments-256/v1"
-HASH_DESCRIPTION = ("SHA-256 over the concatenated SHA-256 digests of consecutive 256-sample segments of the "
-                    "decoded array (C order, little-endian, stored dtype, bool as one byte; the last segment may "
-                    "be shorter); independent of chunking and compression")
+HASH_DESCRIPTION = (
+    "SHA-256 over the concatenated SHA-256 digests of consecutive 256-sample segments of the "
+    "decoded array (C order, little-endian, stored dtype, bool as one byte; the last segment may "
+    "be shorter); independent of chunking and compression"
+)
 IO_THREADS = 8  # process-wide threads for background reads and writes (see io_pool)
 READ_ROWS = 16 * HASH_SEGMENT  # samples per read when hashing/streaming an existing array
 
@@ -74,9 +77,15 @@ class ArraySummary:
         return self.nbytes / self.stored_bytes if self.stored_bytes else float("nan")
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
-                "dimension_names": list(self.dimension_names), "sha256": self.sha256,
-                "nbytes": self.nbytes, "stored_bytes": self.stored_bytes}
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "dimension_names": list(self.dimension_names),
+            "sha256": self.sha256,
+            "nbytes": self.nbytes,
+            "stored_bytes": self.stored_bytes,
+        }
 
 
 def directory_bytes(path: Path) -> int:
@@ -87,20 +96,35 @@ def directory_bytes(path: Path) -> int:
     return total
 
 
-def create_array(group: zarr.Group, name: str, shape: Sequence[int], dtype: Any, dimension_names: Sequence[str],
-                 chunk_samples: int, clevel: int, attributes: dict | None = None) -> zarr.Array:
+def create_array(
+    group: zarr.Group,
+    name: str,
+    shape: Sequence[int],
+    dtype: Any,
+    dimension_names: Sequence[str],
+    chunk_samples: int,
+    clevel: int,
+    attributes: dict | None = None,
+) -> zarr.Array:
     """An empty array chunked along samples only, with the standard codecs."""
     dtype = storage_dtype(dtype)
     shape = tuple(int(s) for s in shape)
-    return group.create_array(name, shape=shape, chunks=(max(1, min(int(chunk_samples), shape[0])), *shape[1:]),
-                              dtype=dtype, compressors=codecs(clevel), dimension_names=tuple(dimension_names),
-                              attributes=attributes or {}, fill_value=_fill_value(dtype))
+    return group.create_array(
+        name,
+        shape=shape,
+        chunks=(max(1, min(int(chunk_samples), shape[0])), *shape[1:]),
+        dtype=dtype,
+        compressors=codecs(clevel),
+        dimension_names=tuple(dimension_names),
+        attributes=attributes or {},
+        fill_value=_fill_value(dtype),
+    )
 
 
 def segment_digests(rows: np.ndarray) -> list[bytes]:
     """SHA-256 digests of consecutive :data:`HASH_SEGMENT`-row segments (``rows`` starts on a segment)."""
     rows = np.ascontiguousarray(rows)  # hashed through the buffer protocol, without a copy
-    return [hashlib.sha256(rows[i: i + HASH_SEGMENT]).digest() for i in range(0, rows.shape[0], HASH_SEGMENT)]
+    return [hashlib.sha256(rows[i : i + HASH_SEGMENT]).digest() for i in range(0, rows.shape[0], HASH_SEGMENT)]
 
 
 def combine_digests(digests: Sequence[bytes]) -> str:
@@ -133,10 +157,16 @@ class RegionWriter:
         self.start, self.stop = start, self.n if stop is None else stop
         self.chunk = array.chunks[0]
         self.dtype = storage_dtype(array.dtype)
-        if self.start % self.chunk or self.start % HASH_SEGMENT or not (0 <= self.start <= self.stop <= self.n) or (
-                self.stop % self.chunk and self.stop != self.n):
-            raise StorageError(f"array {array.name!r}: region [{self.start}, {self.stop}) is not aligned to its chunks "
-                               f"({self.chunk} samples) and hash segments ({HASH_SEGMENT})")
+        if (
+            self.start % self.chunk
+            or self.start % HASH_SEGMENT
+            or not (0 <= self.start <= self.stop <= self.n)
+            or (self.stop % self.chunk and self.stop != self.n)
+        ):
+            raise StorageError(
+                f"array {array.name!r}: region [{self.start}, {self.stop}) is not aligned to its chunks "
+                f"({self.chunk} samples) and hash segments ({HASH_SEGMENT})"
+            )
         self._appended = 0
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
@@ -152,10 +182,13 @@ class RegionWriter:
         the caller hands them over and does not modify them afterwards."""
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.shape[1:] != self.array.shape[1:]:
-            raise StorageError(f"array {self.array.name!r}: appended rows have shape {rows.shape[1:]}, "
-                               f"expected {self.array.shape[1:]}")
+            raise StorageError(
+                f"array {self.array.name!r}: appended rows have shape {rows.shape[1:]}, expected {self.array.shape[1:]}"
+            )
         if self.start + self._appended + rows.shape[0] > self.stop:
-            raise StorageError(f"array {self.array.name!r}: more rows appended than its region [{self.start}, {self.stop})")
+            raise StorageError(
+                f"array {self.array.name!r}: more rows appended than its region [{self.start}, {self.stop})"
+            )
         self._appended += rows.shape[0]
         if not self._background:
             self._take(rows)
@@ -217,8 +250,10 @@ class RegionWriter:
             self._write(np.concatenate(self._pending))
             self._pending, self._pending_rows = [], 0
         if self._written != self.stop:
-            raise StorageError(f"array {self.array.name!r}: {self._written - self.start} rows written to region "
-                               f"[{self.start}, {self.stop}), expected {self.stop - self.start}")
+            raise StorageError(
+                f"array {self.array.name!r}: {self._written - self.start} rows written to region "
+                f"[{self.start}, {self.stop}), expected {self.stop - self.start}"
+            )
         if self._hash_carry.shape[0]:
             self.digests += segment_digests(self._hash_carry)
             self._hash_carry = self._hash_carry[:0]
@@ -272,15 +307,31 @@ def summarize(array: zarr.Array, digests: Sequence[bytes], stored_bytes: int) ->
     digest = combine_digests(digests)
     array.attrs.update({"sha256": digest, "hash_algorithm": HASH_ALGORITHM})
     dtype = storage_dtype(array.dtype)
-    return ArraySummary(array.basename, tuple(array.shape), dtype.name, tuple(array.metadata.dimension_names or ()),
-                        digest, int(np.prod(array.shape)) * dtype.itemsize, stored_bytes)
+    return ArraySummary(
+        array.basename,
+        tuple(array.shape),
+        dtype.name,
+        tuple(array.metadata.dimension_names or ()),
+        digest,
+        int(np.prod(array.shape)) * dtype.itemsize,
+        stored_bytes,
+    )
 
 
 class ChunkedArrayWriter:
     """A whole array written in one stream: :func:`create_array` + :class:`RegionWriter` over all rows."""
 
-    def __init__(self, group: zarr.Group, name: str, shape: Sequence[int], dtype: Any,
-                 dimension_names: Sequence[str], chunk_samples: int, clevel: int, attributes: dict | None = None):
+    def __init__(
+        self,
+        group: zarr.Group,
+        name: str,
+        shape: Sequence[int],
+        dtype: Any,
+        dimension_names: Sequence[str],
+        chunk_samples: int,
+        clevel: int,
+        attributes: dict | None = None,
+    ):
         self.array = create_array(group, name, shape, dtype, dimension_names, chunk_samples, clevel, attributes)
         self.writer = RegionWriter(self.array)
         root = getattr(group.store, "root", None)
@@ -294,16 +345,25 @@ class ChunkedArrayWriter:
         return summarize(self.array, digests, directory_bytes(self.path) if self.path is not None else 0)
 
 
-def write_small_array(group: zarr.Group, name: str, data: np.ndarray, dimension_names: Sequence[str],
-                      clevel: int, attributes: dict | None = None) -> None:
+def write_small_array(
+    group: zarr.Group,
+    name: str,
+    data: np.ndarray,
+    dimension_names: Sequence[str],
+    clevel: int,
+    attributes: dict | None = None,
+) -> None:
     """A coordinate or other small array written in one piece (one chunk)."""
     data = np.asarray(data)
     if data.dtype.kind == "U":  # labels: variable-length UTF-8 strings
-        arr = group.create_array(name, shape=data.shape, dtype=str, dimension_names=tuple(dimension_names),
-                                 attributes=attributes or {})
+        arr = group.create_array(
+            name, shape=data.shape, dtype=str, dimension_names=tuple(dimension_names), attributes=attributes or {}
+        )
         arr[...] = data
         return
-    w = ChunkedArrayWriter(group, name, data.shape, data.dtype, dimension_names, max(1, data.shape[0]), clevel, attributes)
+    w = ChunkedArrayWriter(
+        group, name, data.shape, data.dtype, dimension_names, max(1, data.shape[0]), clevel, attributes
+    )
     w.append(data)
     w.close()
 
@@ -321,7 +381,7 @@ def iter_rows(array: zarr.Array, rows: int = READ_ROWS, start: int = 0, stop: in
     """Yield ``(lo, block)`` slabs of ``rows`` samples, decoded, in order."""
     stop = array.shape[0] if stop is None else stop
     for lo in range(start, stop, rows):
-        yield lo, array[lo: min(lo + rows, stop)]
+        yield lo, array[lo : min(lo + rows, stop)]
 
 
 def content_hash(array: zarr.Array, rows: int = READ_ROWS) -> str:

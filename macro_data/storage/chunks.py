@@ -74,7 +74,7 @@ class ChunkCodec:
     blosc: dict  # the blosc codec's configuration, as in zarr.json
 
     @classmethod
-    def from_metadata(cls, meta: dict) -> "ChunkCodec | None":
+    def from_metadata(cls, meta: dict) -> ChunkCodec | None:
         """The codec of a ``zarr.json`` document, or ``None`` if its chain is not the known one."""
         codecs = meta.get("codecs")
         try:
@@ -95,8 +95,13 @@ class ChunkCodec:
 
     def _blosc(self) -> numcodecs.Blosc:
         c = self.blosc
-        return numcodecs.Blosc(cname=c["cname"], clevel=int(c["clevel"]), shuffle=BLOSC_SHUFFLE[c["shuffle"]],
-                               blocksize=int(c.get("blocksize", 0)), typesize=int(c["typesize"]))
+        return numcodecs.Blosc(
+            cname=c["cname"],
+            clevel=int(c["clevel"]),
+            shuffle=BLOSC_SHUFFLE[c["shuffle"]],
+            blocksize=int(c.get("blocksize", 0)),
+            typesize=int(c["typesize"]),
+        )
 
     def encode(self, rows: np.ndarray) -> bytes:
         raw = np.ascontiguousarray(rows, dtype=self.dtype).reshape(-1).view(np.uint8)
@@ -121,8 +126,7 @@ class ChunkCodec:
 class ChunkIO:
     """Whole-chunk reads and writes of one local array, bypassing Zarr's event loop."""
 
-    def __init__(self, name: str, folder: Path, shape: tuple[int, ...], chunk: int, codec: ChunkCodec,
-                 separator: str):
+    def __init__(self, name: str, folder: Path, shape: tuple[int, ...], chunk: int, codec: ChunkCodec, separator: str):
         self.name = name
         self.folder = folder
         self.shape = shape
@@ -133,7 +137,7 @@ class ChunkIO:
         self.rest = (0,) * (len(shape) - 1)
 
     @classmethod
-    def for_array(cls, array: zarr.Array) -> "ChunkIO | None":
+    def for_array(cls, array: zarr.Array) -> ChunkIO | None:
         """The direct path for ``array``, or ``None`` where Zarr's own API must be used (see module doc)."""
         if not direct_chunks_enabled() or not isinstance(array.store, zarr.storage.LocalStore):
             return None
@@ -149,8 +153,14 @@ class ChunkIO:
         keys = meta.get("chunk_key_encoding") or {}
         chunk_shape = tuple((grid.get("configuration") or {}).get("chunk_shape") or ())
         separator = (keys.get("configuration") or {}).get("separator", "/")
-        if (not shape or grid.get("name") != "regular" or len(chunk_shape) != len(shape)
-                or chunk_shape[1:] != shape[1:] or keys.get("name") != "default" or separator not in ("/", ".")):
+        if (
+            not shape
+            or grid.get("name") != "regular"
+            or len(chunk_shape) != len(shape)
+            or chunk_shape[1:] != shape[1:]
+            or keys.get("name") != "default"
+            or separator not in ("/", ".")
+        ):
             return None
         codec = ChunkCodec.from_metadata(meta)
         if codec is None:
@@ -177,7 +187,7 @@ class ChunkIO:
         if not self.whole(lo, hi):
             raise StorageError(f"array {self.name!r}: rows [{lo}, {hi}) are not whole chunks of {self.chunk}")
         first = lo // self.chunk
-        parts = [(first + k, rows[k * self.chunk:(k + 1) * self.chunk]) for k in range((hi - lo) // self.chunk)]
+        parts = [(first + k, rows[k * self.chunk : (k + 1) * self.chunk]) for k in range((hi - lo) // self.chunk)]
         return list(codec_pool().map(lambda p: self.write_chunk(*p), parts))
 
     # ---- reading ------------------------------------------------------------------------------
@@ -202,7 +212,7 @@ class ChunkIO:
 
         def fill(index: int) -> None:
             a, b = max(lo, index * self.chunk), min(hi, (index + 1) * self.chunk)
-            out[a - lo:b - lo] = self.read_chunk(index)[a - index * self.chunk:b - index * self.chunk]
+            out[a - lo : b - lo] = self.read_chunk(index)[a - index * self.chunk : b - index * self.chunk]
 
         list(codec_pool().map(fill, range(first, last)))
         return out

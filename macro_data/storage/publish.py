@@ -25,19 +25,18 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import datetime as dt
 import errno
+import json
 import os
 import posixpath
 import shutil
 import socket
 import uuid
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
-
-import datetime as dt
-import json
 
 import filelock
 import zarr
@@ -83,7 +82,7 @@ def _pid_alive(tag: str) -> bool:
     return True
 
 
-def world_store(dataset: str | os.PathLike, world_id: str) -> "WorldStore | ObjectWorldStore":
+def world_store(dataset: str | os.PathLike, world_id: str) -> WorldStore | ObjectWorldStore:
     """The store of one world of a dataset: local folder (default) or object storage."""
     if locations.is_remote(dataset):
         return ObjectWorldStore(str(dataset), world_id)
@@ -118,8 +117,10 @@ class WorldStore:
         """
         missing = [n for n in names if n not in self.array_names()]
         if missing:
-            raise StorageError(f"world {self.world_id!r}: {what} needs arrays {', '.join(missing)}, missing from "
-                               f"{self.path}; materialize world_draws for this world first")
+            raise StorageError(
+                f"world {self.world_id!r}: {what} needs arrays {', '.join(missing)}, missing from "
+                f"{self.path}; materialize world_draws for this world first"
+            )
         snap = Path(str(staged.store.root)) / staged.path / ".inputs"
         with self.lock():
             snap.mkdir(parents=True)
@@ -157,8 +158,10 @@ class WorldStore:
             self.clean_debris()
             group = zarr.open_group(str(path), mode="w", attributes=group_attributes)
         except OSError as exc:
-            raise StorageError(f"world {self.world_id!r}: cannot create the staging area {path} "
-                               f"({exc.strerror or exc}); nothing was changed") from exc
+            raise StorageError(
+                f"world {self.world_id!r}: cannot create the staging area {path} "
+                f"({exc.strerror or exc}); nothing was changed"
+            ) from exc
         try:
             yield group
         finally:
@@ -206,11 +209,15 @@ class WorldStore:
                 fsync_path(self.dataset_dir)
                 shutil.rmtree(new, ignore_errors=True)  # after an exchange this holds the old group
         except filelock.Timeout:
-            raise StorageError(f"world {self.world_id!r}: another run has held the publish lock "
-                               f"{self.lock_path} for over {LOCK_TIMEOUT_S:.0f} s") from None
+            raise StorageError(
+                f"world {self.world_id!r}: another run has held the publish lock "
+                f"{self.lock_path} for over {LOCK_TIMEOUT_S:.0f} s"
+            ) from None
         except OSError as exc:
-            raise StorageError(f"world {self.world_id!r}: publishing {', '.join(arrays)} into {self.path} "
-                               f"failed ({exc}); the previously published version is unchanged") from exc
+            raise StorageError(
+                f"world {self.world_id!r}: publishing {', '.join(arrays)} into {self.path} "
+                f"failed ({exc}); the previously published version is unchanged"
+            ) from exc
 
     def clean_debris(self) -> None:
         """Remove staging entries left by processes that died (kill -9) on this host."""
@@ -307,13 +314,15 @@ class ObjectWorldStore:
         return locations.stored_bytes(locations.join(self.dataset, self.relative_path(name)))
 
     def open(self) -> zarr.Group:
-        raise StorageError(f"world {self.world_id!r} on object storage has one group per stage; open arrays "
-                           f"with open_array() or through the manifest")
+        raise StorageError(
+            f"world {self.world_id!r} on object storage has one group per stage; open arrays "
+            f"with open_array() or through the manifest"
+        )
 
     @contextlib.contextmanager
     def staging(self, label: str, group_attributes: dict) -> Iterator[zarr.Group]:
         """A fresh, not yet referenced version group; removed if the stage fails before publishing."""
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         loc = locations.join(self.base, label, f"v-{stamp}-{uuid.uuid4().hex[:8]}.zarr")
         group = locations.open_group(loc, mode="w", attributes=group_attributes)
         self._staged = getattr(self, "_staged", {})
@@ -330,21 +339,29 @@ class ObjectWorldStore:
         for p in owner.values():
             if all(n in p["arrays"] for n in names):
                 return locations.open_group(locations.join(self.dataset, p["group"]), mode="r")
-        raise StorageError(f"world {self.world_id!r}: {what} needs arrays {', '.join(names)}, not published under "
-                           f"{self.base}; materialize world_draws for this world first")
+        raise StorageError(
+            f"world {self.world_id!r}: {what} needs arrays {', '.join(names)}, not published under "
+            f"{self.base}; materialize world_draws for this world first"
+        )
 
     def publish(self, staged: zarr.Group, arrays: list[str], group_attributes: dict) -> None:
         loc = locations.group_location(staged)
         label, _ = self._staged[loc]
         staged.attrs.put(group_attributes)
         consolidate(loc)
-        pointer = {"group": loc[len(self.dataset) + 1:], "arrays": sorted(arrays), "stage": label,
-                   "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        pointer = {
+            "group": loc[len(self.dataset) + 1 :],
+            "arrays": sorted(arrays),
+            "stage": label,
+            "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
         try:
             locations.write_bytes_atomic(self._pointer(label), json.dumps(pointer, indent=1).encode())
         except OSError as exc:
-            raise StorageError(f"world {self.world_id!r}: publishing {label} to {self._pointer(label)} failed "
-                               f"({exc}); the previously published version is unchanged") from exc
+            raise StorageError(
+                f"world {self.world_id!r}: publishing {label} to {self._pointer(label)} failed "
+                f"({exc}); the previously published version is unchanged"
+            ) from exc
         self._staged[loc] = (label, True)
         self._collect(label, keep=posixpath.basename(loc))
 

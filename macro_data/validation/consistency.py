@@ -70,8 +70,11 @@ def check_theta(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
     t0 = time.perf_counter()
     world, problems = spec.world, Problems()
     figures = {"n_checked": 0, "out_of_bounds": 0, "outside_priors": 0, "invalid": 0}
-    inputs = {"array": "theta", "rule": "World.valid (float32 bounds + world validity) and the recipe's priors",
-              "priors": {k: list(v) for k, v in spec.priors.items()}}
+    inputs = {
+        "array": "theta",
+        "rule": "World.valid (float32 bounds + world validity) and the recipe's priors",
+        "priors": {k: list(v) for k, v in spec.priors.items()},
+    }
     try:
         theta_arr = spec.open()["theta"]
     except Exception as exc:  # noqa: BLE001
@@ -81,13 +84,14 @@ def check_theta(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
     firsts: dict[str, str] = {}
     for lo in range(0, theta_arr.shape[0], rows):
         try:
-            theta = np.asarray(theta_arr[lo: lo + rows], dtype=np.float64)
+            theta = np.asarray(theta_arr[lo : lo + rows], dtype=np.float64)
         except Exception as exc:  # noqa: BLE001 - integrity names the chunk; here we only cannot judge
             problems.add(f"samples {lo}-{lo + rows - 1} of theta do not decode ({type(exc).__name__})")
             continue
         if theta.ndim != 2 or theta.shape[1] != len(world.parameters):
-            problems.add(f"theta has {theta.shape[-1]} columns, world {world.name!r} has "
-                         f"{len(world.parameters)} parameters")
+            problems.add(
+                f"theta has {theta.shape[-1]} columns, world {world.name!r} has {len(world.parameters)} parameters"
+            )
             break
         figures["n_checked"] += theta.shape[0]
         inb = world.within_bounds(theta)
@@ -104,16 +108,23 @@ def check_theta(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
                 figures[key] += count
                 if key not in firsts:
                     i = int(np.flatnonzero(bad)[0])
-                    firsts[key] = (_describe_row(spec, lo + i, theta[i]) if key != "invalid" else
-                                   f"sample {lo + i} is rejected by world {world.name!r}'s validity rule "
-                                   f"(stability/determinacy)")
-    for key, what in (("out_of_bounds", "outside their parameter bounds"), ("outside_priors", "outside the recipe's priors"),
-                      ("invalid", "invalid (not stable/determinate)")):
+                    firsts[key] = (
+                        _describe_row(spec, lo + i, theta[i])
+                        if key != "invalid"
+                        else f"sample {lo + i} is rejected by world {world.name!r}'s validity rule "
+                        f"(stability/determinacy)"
+                    )
+    for key, what in (
+        ("out_of_bounds", "outside their parameter bounds"),
+        ("outside_priors", "outside the recipe's priors"),
+        ("invalid", "invalid (not stable/determinate)"),
+    ):
         if figures[key]:
             problems.add(f"{figures[key]} of {figures['n_checked']} parameter draws are {what}; first: {firsts[key]}")
     ok = f"all {figures['n_checked']} parameter draws inside their bounds and priors, and valid"
-    return result("consistency.theta", "consistency", spec.world_id, problems, ok, figures, inputs,
-                  time.perf_counter() - t0)
+    return result(
+        "consistency.theta", "consistency", spec.world_id, problems, ok, figures, inputs, time.perf_counter() - t0
+    )
 
 
 def check_splits(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
@@ -121,12 +132,24 @@ def check_splits(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
     world, problems = spec.world, Problems()
     L = splits.LABELS
     pooled = np.array([L["train"], L["val"], L["test_interpolation"]], dtype=np.int8)
-    figures: dict = {"counts": {k: 0 for k in L}, "unknown_labels": 0, "slice_region": 0, "corner_region": 0,
-                     "leaks_into_pool": {k: 0 for k in ("train", "val", "test_interpolation")},
-                     "region_mislabelled": 0, "label_outside_region": 0, "differs_from_assignment": 0,
-                     "theta_not_finite": 0}
-    inputs = {"arrays": ["split", "theta"], "algorithm": splits.ALGORITHM, "seed": spec.seed,
-              "slice_rule": world.slice_rule.as_dict(), "corner_rule": world.corner_rule.as_dict()}
+    figures: dict = {
+        "counts": {k: 0 for k in L},
+        "unknown_labels": 0,
+        "slice_region": 0,
+        "corner_region": 0,
+        "leaks_into_pool": {k: 0 for k in ("train", "val", "test_interpolation")},
+        "region_mislabelled": 0,
+        "label_outside_region": 0,
+        "differs_from_assignment": 0,
+        "theta_not_finite": 0,
+    }
+    inputs = {
+        "arrays": ["split", "theta"],
+        "algorithm": splits.ALGORITHM,
+        "seed": spec.seed,
+        "slice_rule": world.slice_rule.as_dict(),
+        "corner_rule": world.corner_rule.as_dict(),
+    }
     try:
         group = spec.open()
         split_arr, theta_arr = group["split"], group["theta"]
@@ -169,67 +192,114 @@ def check_splits(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
         for name in ("train", "val", "test_interpolation"):
             leak = (labels == L[name]) & (in_slice | in_corner)
             figures["leaks_into_pool"][name] += int(leak.sum())
-            note(f"leak-{name}", leak, lo, lambda s, i, name=name: (
-                f"sample {s} is labelled {name} but lies in the held-out "
-                f"{'slice' if in_slice[i] else 'corner'} region ({_region_text(world, theta[i:i + 1], in_slice[i])})"))
+            note(
+                f"leak-{name}",
+                leak,
+                lo,
+                lambda s, i, name=name: (
+                    f"sample {s} is labelled {name} but lies in the held-out "
+                    f"{'slice' if in_slice[i] else 'corner'} region "
+                    f"({_region_text(world, theta[i : i + 1], in_slice[i])})"
+                ),
+            )
         held = known & ~np.isin(labels, pooled)  # carries one of the two extrapolation labels
-        mislabelled = (in_slice & held & (labels != L["test_extrapolation_slice"])) | \
-                      (in_corner & held & (labels != L["test_extrapolation_corner"]))
+        mislabelled = (in_slice & held & (labels != L["test_extrapolation_slice"])) | (
+            in_corner & held & (labels != L["test_extrapolation_corner"])
+        )
         figures["region_mislabelled"] += int(mislabelled.sum())
-        note("mislabelled", mislabelled, lo, lambda s, i: f"sample {s} lies in the "
-             f"{'slice' if in_slice[i] else 'corner'} region but is labelled {splits.NAMES.get(int(labels[i]), labels[i])}")
-        outside = ((labels == L["test_extrapolation_slice"]) & ~in_slice) | \
-                  ((labels == L["test_extrapolation_corner"]) & ~in_corner)
+        note(
+            "mislabelled",
+            mislabelled,
+            lo,
+            lambda s, i: (
+                f"sample {s} lies in the "
+                f"{'slice' if in_slice[i] else 'corner'} region but is labelled "
+                f"{splits.NAMES.get(int(labels[i]), labels[i])}"
+            ),
+        )
+        outside = ((labels == L["test_extrapolation_slice"]) & ~in_slice) | (
+            (labels == L["test_extrapolation_corner"]) & ~in_corner
+        )
         figures["label_outside_region"] += int(outside.sum())
-        note("outside", outside, lo, lambda s, i: f"sample {s} is labelled {splits.NAMES[int(labels[i])]} "
-             f"but lies outside that region")
+        note(
+            "outside",
+            outside,
+            lo,
+            lambda s, i: f"sample {s} is labelled {splits.NAMES[int(labels[i])]} but lies outside that region",
+        )
         expected = labels.copy()
         if finite.any():
             expected[finite] = splits.assign(world, theta[finite], split_uniforms(world, spec.seed, lo, hi)[finite])
         differs = expected != labels
         figures["differs_from_assignment"] += int(differs.sum())
-        note("differs", differs, lo, lambda s, i: f"sample {s} is labelled "
-             f"{splits.NAMES.get(int(labels[i]), labels[i])}, the split algorithm assigns "
-             f"{splits.NAMES[int(expected[i])]}")
+        note(
+            "differs",
+            differs,
+            lo,
+            lambda s, i: (
+                f"sample {s} is labelled "
+                f"{splits.NAMES.get(int(labels[i]), labels[i])}, the split algorithm assigns "
+                f"{splits.NAMES[int(expected[i])]}"
+            ),
+        )
     summary = tally.summary(world, spec.seed)
     figures["counts"] = {k: v["count"] for k, v in summary.items()}
     figures["fractions"] = {k: v["fraction"] for k, v in summary.items()}
     total = sum(figures["counts"].values())
     if figures["unknown_labels"]:
-        problems.add(f"{figures['unknown_labels']} samples carry a label outside {sorted(L.values())}; first: {firsts['unknown']}")
+        problems.add(
+            f"{figures['unknown_labels']} samples carry a label outside {sorted(L.values())}; "
+            f"first: {firsts['unknown']}"
+        )
     if total != n:
         problems.add(f"the splits cover {total} of {n} samples")
     if figures["theta_not_finite"]:
-        problems.add(f"{figures['theta_not_finite']} samples have non-finite parameters: their split cannot be "
-                     f"verified")
+        problems.add(
+            f"{figures['theta_not_finite']} samples have non-finite parameters: their split cannot be verified"
+        )
     for name, count in figures["leaks_into_pool"].items():
         if count:
-            problems.add(f"held-out region leak: {count} samples of the extrapolation regions are labelled {name}; "
-                         f"first: {firsts[f'leak-{name}']}")
+            problems.add(
+                f"held-out region leak: {count} samples of the extrapolation regions are labelled {name}; "
+                f"first: {firsts[f'leak-{name}']}"
+            )
     if figures["region_mislabelled"]:
-        problems.add(f"{figures['region_mislabelled']} held-out samples carry the other region's label; first: "
-                     f"{firsts['mislabelled']}")
+        problems.add(
+            f"{figures['region_mislabelled']} held-out samples carry the other region's label; first: "
+            f"{firsts['mislabelled']}"
+        )
     if figures["label_outside_region"]:
-        problems.add(f"{figures['label_outside_region']} samples carry an extrapolation label outside its region; "
-                     f"first: {firsts['outside']}")
+        problems.add(
+            f"{figures['label_outside_region']} samples carry an extrapolation label outside its region; "
+            f"first: {firsts['outside']}"
+        )
     if figures["differs_from_assignment"]:
-        problems.add(f"{figures['differs_from_assignment']} labels differ from the split algorithm's assignment "
-                     f"(seed {spec.seed}); first: {firsts['differs']}")
+        problems.add(
+            f"{figures['differs_from_assignment']} labels differ from the split algorithm's assignment "
+            f"(seed {spec.seed}); first: {firsts['differs']}"
+        )
     recorded = read_provenance(split_arr).get("splits") or {}
-    for source, table in (("the split array's provenance", recorded),
-                          ("the manifest", (spec.manifest or {}).get("splits") if spec.manifest is not None else None)):
+    for source, table in (
+        ("the split array's provenance", recorded),
+        ("the manifest", (spec.manifest or {}).get("splits") if spec.manifest is not None else None),
+    ):
         if table is None:
             continue
         for k, v in summary.items():
             rec = table.get(k) or {}
             if rec.get("count") != v["count"] or rec.get("index_hash") != v["index_hash"]:
-                problems.add(f"split {k!r}: {source} records {rec.get('count')} samples (index hash "
-                             f"{str(rec.get('index_hash'))[:12]}...), the labels give {v['count']} "
-                             f"({v['index_hash'][:12]}...)")
-    ok = (f"{n} samples in 5 disjoint splits ({', '.join(f'{k} {c}' for k, c in figures['counts'].items())}); "
-          f"no held-out draw in train/val/test_interpolation; labels equal the algorithm's assignment")
-    return result("consistency.splits", "consistency", spec.world_id, problems, ok, figures, inputs,
-                  time.perf_counter() - t0)
+                problems.add(
+                    f"split {k!r}: {source} records {rec.get('count')} samples (index hash "
+                    f"{str(rec.get('index_hash'))[:12]}...), the labels give {v['count']} "
+                    f"({v['index_hash'][:12]}...)"
+                )
+    ok = (
+        f"{n} samples in 5 disjoint splits ({', '.join(f'{k} {c}' for k, c in figures['counts'].items())}); "
+        f"no held-out draw in train/val/test_interpolation; labels equal the algorithm's assignment"
+    )
+    return result(
+        "consistency.splits", "consistency", spec.world_id, problems, ok, figures, inputs, time.perf_counter() - t0
+    )
 
 
 def _region_text(world, theta: np.ndarray, slice_: bool) -> str:
@@ -238,11 +308,14 @@ def _region_text(world, theta: np.ndarray, slice_: bool) -> str:
         return f"{r.statistic} = {float(world.slice_statistic(theta)[0]):.4g}, {r.direction} {r.threshold}"
     r = world.corner_rule
     p, v = world.corner_statistics(theta)
-    return (f"{r.persistence} = {float(p[0]):.4g} > {r.persistence_threshold}, "
-            f"{r.volatility} = {float(v[0]):.4g} > {r.volatility_threshold}")
+    return (
+        f"{r.persistence} = {float(p[0]):.4g} > {r.persistence_threshold}, "
+        f"{r.volatility} = {float(v[0]):.4g} > {r.volatility_threshold}"
+    )
 
 
 # ---- the manifest against the stores -----------------------------------------------------------
+
 
 def _names(items) -> list[str]:
     return [x["name"] if isinstance(x, dict) else x for x in items]
@@ -257,11 +330,15 @@ def check_manifest_world(spec: WorldSpec) -> CheckResult:
     desc = world.describe()
     for key in ("parameters", "shocks", "observables", "extras", "metadata"):
         if _names(entry.get(key, [])) != _names(desc[key]):
-            problems.add(f"the manifest lists {key} {_names(entry.get(key, []))}, the installed world code has "
-                         f"{_names(desc[key])}")
+            problems.add(
+                f"the manifest lists {key} {_names(entry.get(key, []))}, the installed world code has "
+                f"{_names(desc[key])}"
+            )
     # the split rules' numbers decide the labels; their names and descriptions are free text
-    for key, fields in (("slice_rule", ("threshold", "direction")),
-                        ("corner_rule", ("persistence_threshold", "volatility_threshold"))):
+    for key, fields in (
+        ("slice_rule", ("threshold", "direction")),
+        ("corner_rule", ("persistence_threshold", "volatility_threshold")),
+    ):
         listed = {f: (entry.get(key) or {}).get(f) for f in fields}
         code = {f: desc[key][f] for f in fields}
         if listed != code:
@@ -284,17 +361,26 @@ def check_manifest_world(spec: WorldSpec) -> CheckResult:
             continue
         where = group.store.relative_path(name)
         if spec_entry.get("path") != where:
-            problems.add(f"array {name!r}: the manifest path {spec_entry.get('path')!r} is not where the store keeps "
-                         f"it ({where})")
-        for key, actual in (("shape", list(array.shape)), ("dtype", str(array.dtype)),
-                            ("dimension_names", list(array.metadata.dimension_names or ())),
-                            ("sha256", array.attrs.get("sha256"))):
+            problems.add(
+                f"array {name!r}: the manifest path {spec_entry.get('path')!r} is not where the store keeps "
+                f"it ({where})"
+            )
+        for key, actual in (
+            ("shape", list(array.shape)),
+            ("dtype", str(array.dtype)),
+            ("dimension_names", list(array.metadata.dimension_names or ())),
+            ("sha256", array.attrs.get("sha256")),
+        ):
             if spec_entry.get(key) != actual:
-                problems.add(f"array {name!r}: the manifest's {key} is {str(spec_entry.get(key))[:70]}, "
-                             f"the store's is {str(actual)[:70]}")
+                problems.add(
+                    f"array {name!r}: the manifest's {key} is {str(spec_entry.get(key))[:70]}, "
+                    f"the store's is {str(actual)[:70]}"
+                )
         if spec_entry.get("stage") != spec.arrays()[name].stage:
-            problems.add(f"array {name!r}: the manifest says stage {spec_entry.get('stage')!r}, "
-                         f"expected {spec.arrays()[name].stage!r}")
+            problems.add(
+                f"array {name!r}: the manifest says stage {spec_entry.get('stage')!r}, "
+                f"expected {spec.arrays()[name].stage!r}"
+            )
     if entry.get("n_samples") != spec.n:
         problems.add(f"the manifest says {entry.get('n_samples')} samples, the recipe {spec.n}")
     prov = {}
@@ -308,11 +394,15 @@ def check_manifest_world(spec: WorldSpec) -> CheckResult:
         rec = (entry.get("provenance") or {}).get(stage) or {}
         for key in ("run_id", "code_version", "data_version"):
             if rec.get(key) != prov[stage].get(key):
-                problems.add(f"stage {stage}: the manifest records {key} {str(rec.get(key))[:40]!r}, the store "
-                             f"{str(prov[stage].get(key))[:40]!r}")
+                problems.add(
+                    f"stage {stage}: the manifest records {key} {str(rec.get(key))[:40]!r}, the store "
+                    f"{str(prov[stage].get(key))[:40]!r}"
+                )
         if prov[stage].get("recipe_sha256") != spec.recipe_sha256:
-            problems.add(f"stage {stage}: the store was made from recipe {str(prov[stage].get('recipe_sha256'))[:12]}..., "
-                         f"the manifest's recipe is {spec.recipe_sha256[:12]}...")
+            problems.add(
+                f"stage {stage}: the store was made from recipe {str(prov[stage].get('recipe_sha256'))[:12]}..., "
+                f"the manifest's recipe is {spec.recipe_sha256[:12]}..."
+            )
     stats = (prov.get("world_draws") or {}).get("stats") or {}
     for key in ("n_rejected", "rejection_rate"):
         if entry.get(key) != stats.get(key):
@@ -321,12 +411,17 @@ def check_manifest_world(spec: WorldSpec) -> CheckResult:
     for k, v in (entry.get("splits") or {}).items():
         r = split_rec.get(k) or {}
         if (v.get("count"), v.get("index_hash")) != (r.get("count"), r.get("index_hash")):
-            problems.add(f"split {k!r}: the manifest records {v.get('count')} samples, the split array {r.get('count')}")
+            problems.add(
+                f"split {k!r}: the manifest records {v.get('count')} samples, the split array {r.get('count')}"
+            )
     figures["rejection_rate"] = entry.get("rejection_rate")
-    ok = (f"the manifest entry agrees with the store ({len(listed)} arrays: layouts and hashes; splits, rejections, "
-          f"provenance) and with the installed world code")
-    return result("consistency.manifest", "consistency", spec.world_id, problems, ok, figures, inputs,
-                  time.perf_counter() - t0)
+    ok = (
+        f"the manifest entry agrees with the store ({len(listed)} arrays: layouts and hashes; splits, rejections, "
+        f"provenance) and with the installed world code"
+    )
+    return result(
+        "consistency.manifest", "consistency", spec.world_id, problems, ok, figures, inputs, time.perf_counter() - t0
+    )
 
 
 def check_manifest_dataset(manifest: dict, dataset_dir: str | Path) -> CheckResult:
@@ -335,8 +430,7 @@ def check_manifest_dataset(manifest: dict, dataset_dir: str | Path) -> CheckResu
     problems = Problems()
     errors = schemas.errors("manifest", manifest)
     for e in errors[:5]:
-        problems.add(f"manifest.json does not match its schema at {schemas.location(e)}: "
-                     f"{e.message[:200]}")
+        problems.add(f"manifest.json does not match its schema at {schemas.location(e)}: {e.message[:200]}")
     figures: dict = {"schema_errors": len(errors)}
     try:
         recipe = parse_recipe(manifest.get("recipe"), source="manifest.json recipe")
@@ -346,14 +440,18 @@ def check_manifest_dataset(manifest: dict, dataset_dir: str | Path) -> CheckResu
     if recipe is not None:
         figures["recipe_sha256"] = recipe.sha256
         if recipe.sha256 != manifest.get("recipe_sha256"):
-            problems.add(f"the manifest's recipe hashes to {recipe.sha256[:16]}..., but recipe_sha256 says "
-                         f"{str(manifest.get('recipe_sha256'))[:16]}...")
+            problems.add(
+                f"the manifest's recipe hashes to {recipe.sha256[:16]}..., but recipe_sha256 says "
+                f"{str(manifest.get('recipe_sha256'))[:16]}..."
+            )
         if sorted(manifest.get("worlds", {})) != sorted(recipe.world_ids):
-            problems.add(f"the manifest lists worlds {sorted(manifest.get('worlds', {}))}, the recipe "
-                         f"{sorted(recipe.world_ids)}")
+            problems.add(
+                f"the manifest lists worlds {sorted(manifest.get('worlds', {}))}, the recipe {sorted(recipe.world_ids)}"
+            )
         if (manifest.get("T"), manifest.get("H")) != (recipe.T, recipe.H):
-            problems.add(f"the manifest says T={manifest.get('T')}, H={manifest.get('H')}, the recipe "
-                         f"T={recipe.T}, H={recipe.H}")
+            problems.add(
+                f"the manifest says T={manifest.get('T')}, H={manifest.get('H')}, the recipe T={recipe.T}, H={recipe.H}"
+            )
         for w in recipe.world_ids:
             if w in manifest.get("worlds", {}):
                 resolved = {k: list(v) for k, v in recipe.world(w).priors.items()}
@@ -369,5 +467,13 @@ def check_manifest_dataset(manifest: dict, dataset_dir: str | Path) -> CheckResu
     figures["worlds"] = sorted(manifest.get("worlds", {}))
     figures["data_arrays_known"] = list(DATA_ARRAYS)
     ok = "manifest.json matches its schema, its recipe hash, the recipe's worlds, T and H; every world store exists"
-    return result("consistency.dataset", "consistency", None, problems, ok, figures,
-                  {"file": "manifest.json", "schema": "schemas/manifest.schema.json"}, time.perf_counter() - t0)
+    return result(
+        "consistency.dataset",
+        "consistency",
+        None,
+        problems,
+        ok,
+        figures,
+        {"file": "manifest.json", "schema": "schemas/manifest.schema.json"},
+        time.perf_counter() - t0,
+    )

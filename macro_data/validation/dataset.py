@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from macro_data.errors import ManifestError
 from macro_data.pipeline.manifest import MANIFEST_NAME
@@ -57,8 +57,10 @@ def read_manifest(dataset_dir: str | Path) -> tuple[dict, str]:
 
     path = locations.join(dataset_dir, MANIFEST_NAME)
     if not locations.exists(path):
-        raise ManifestError(f"{path} does not exist: PATH must be a dataset folder holding {MANIFEST_NAME} "
-                            f"(e.g. datasets/build/default/1.0.0)")
+        raise ManifestError(
+            f"{path} does not exist: PATH must be a dataset folder holding {MANIFEST_NAME} "
+            f"(e.g. datasets/build/default/1.0.0)"
+        )
     raw = locations.read_bytes(path)
     try:
         doc = json.loads(raw)
@@ -72,16 +74,26 @@ def read_manifest(dataset_dir: str | Path) -> tuple[dict, str]:
 def validate_world(spec: WorldSpec, real: RealData | None, real_reason: str) -> list[CheckResult]:
     """Every check of one world, in report order (a check that raises becomes a failed result)."""
     w = spec.world_id
-    out = [guarded(f"integrity.{short}", "integrity", w, integrity.check_integrity, spec, stage)
-           for stage, short in (("world_draws", "draws"), ("world_arrays", "arrays"), ("world_splits", "splits"))]
-    out += [guarded("consistency.theta", "consistency", w, consistency.check_theta, spec),
-            guarded("consistency.splits", "consistency", w, consistency.check_splits, spec),
-            guarded("consistency.manifest", "consistency", w, consistency.check_manifest_world, spec)]
+    out = [
+        guarded(f"integrity.{short}", "integrity", w, integrity.check_integrity, spec, stage)
+        for stage, short in (("world_draws", "draws"), ("world_arrays", "arrays"), ("world_splits", "splits"))
+    ]
+    out += [
+        guarded("consistency.theta", "consistency", w, consistency.check_theta, spec),
+        guarded("consistency.splits", "consistency", w, consistency.check_splits, spec),
+        guarded("consistency.manifest", "consistency", w, consistency.check_manifest_world, spec),
+    ]
     idx = reproducibility.subset_indices(spec)
     drawn = reproducibility.redraw(spec, idx)
     out.append(guarded("reproducibility.draws", "reproducibility", w, reproducibility.check_draws, spec, drawn))
-    out.append(guarded("reproducibility.simulation", "reproducibility", w, lambda: reproducibility.check_simulation(
-        spec, drawn, reproducibility.resimulate(spec, drawn))))
+    out.append(
+        guarded(
+            "reproducibility.simulation",
+            "reproducibility",
+            w,
+            lambda: reproducibility.check_simulation(spec, drawn, reproducibility.resimulate(spec, drawn)),
+        )
+    )
     out.append(guarded("identities.model", "identities", w, identities.check_identities, spec, idx))
     stats = guarded("statistics.all", "statistics", w, statistics.check_statistics, spec)
     out += stats if isinstance(stats, list) else [stats]
@@ -89,8 +101,12 @@ def validate_world(spec: WorldSpec, real: RealData | None, real_reason: str) -> 
     return out
 
 
-def validate_dataset(dataset_dir: str | Path, external_root: str | Path | None = None,
-                     registry: str | Path | None = None, log: Callable[[str], None] | None = None) -> Validation:
+def validate_dataset(
+    dataset_dir: str | Path,
+    external_root: str | Path | None = None,
+    registry: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Validation:
     """Run every check on the dataset at ``dataset_dir``.
 
     ``external_root``: where the verified external data lives (``<root>/external/objects``);
@@ -100,33 +116,53 @@ def validate_dataset(dataset_dir: str | Path, external_root: str | Path | None =
     t0 = time.perf_counter()
     dataset_dir = str(dataset_dir)
     manifest, digest = read_manifest(dataset_dir)
-    if external_root is None and not locations.is_remote(dataset_dir) and (Path(dataset_dir).parent.parent / "external").is_dir():
+    if (
+        external_root is None
+        and not locations.is_remote(dataset_dir)
+        and (Path(dataset_dir).parent.parent / "external").is_dir()
+    ):
         external_root = Path(dataset_dir).parent.parent
     real, reason = realism.load_real_data(external_root, registry)
-    results = [guarded("consistency.dataset", "consistency", None, consistency.check_manifest_dataset, manifest,
-                       dataset_dir)]
+    results = [
+        guarded("consistency.dataset", "consistency", None, consistency.check_manifest_dataset, manifest, dataset_dir)
+    ]
     subsets: dict[str, list[int]] = {}
     for w in manifest["worlds"]:
         t = time.perf_counter()
         if w not in WORLD_IDS:
-            results.append(failed("consistency.manifest", "consistency", w,
-                                  f"unknown world {w!r} (known: {', '.join(WORLD_IDS)})"))
+            results.append(
+                failed("consistency.manifest", "consistency", w, f"unknown world {w!r} (known: {', '.join(WORLD_IDS)})")
+            )
             continue
         try:
             spec = spec_from_manifest(manifest, w, dataset_dir)
         except (KeyError, TypeError, ValueError) as exc:
-            results.append(failed("consistency.manifest", "consistency", w,
-                                  f"the manifest entry of world {w!r} is incomplete ({type(exc).__name__}: {exc})"))
+            results.append(
+                failed(
+                    "consistency.manifest",
+                    "consistency",
+                    w,
+                    f"the manifest entry of world {w!r} is incomplete ({type(exc).__name__}: {exc})",
+                )
+            )
             continue
         try:
             world_results = validate_world(spec, real, reason)
             subsets[w] = reproducibility.subset_indices(spec).tolist()
         except Exception as exc:  # noqa: BLE001 - e.g. a sample count no store can have
-            world_results = [failed("consistency.manifest", "consistency", w,
-                                    f"world {w!r} could not be validated ({type(exc).__name__}: {exc})")]
+            world_results = [
+                failed(
+                    "consistency.manifest",
+                    "consistency",
+                    w,
+                    f"world {w!r} could not be validated ({type(exc).__name__}: {exc})",
+                )
+            ]
         results += world_results
         if log:
             bad = [r.name for r in world_results if r.status in ("fail", "warn")]
-            log(f"validated world {w} in {time.perf_counter() - t:.1f} s"
-                + (f": not passed: {', '.join(bad)}" if bad else ": all checks passed"))
+            log(
+                f"validated world {w} in {time.perf_counter() - t:.1f} s"
+                + (f": not passed: {', '.join(bad)}" if bad else ": all checks passed")
+            )
     return Validation(dataset_dir, manifest, digest, results, real, reason, time.perf_counter() - t0, subsets)

@@ -75,8 +75,9 @@ def _png(fig: Figure, top_in: float = 0.55, bottom_in: float = 0.4, hspace: floa
             ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.minorticks_off()
-    fig.subplots_adjust(left=0.06, right=0.98, top=1 - top_in / height, bottom=bottom_in / height, wspace=0.3,
-                        hspace=hspace)
+    fig.subplots_adjust(
+        left=0.06, right=0.98, top=1 - top_in / height, bottom=bottom_in / height, wspace=0.3, hspace=hspace
+    )
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
@@ -90,6 +91,7 @@ def _grid(n: int, cols: int) -> tuple[int, int]:
 
 
 # ---- per-world plots --------------------------------------------------------------------------
+
 
 def _parameters(world, entry: dict, theta: np.ndarray) -> str:
     priors = entry.get("priors", {})
@@ -105,24 +107,38 @@ def _parameters(world, entry: dict, theta: np.ndarray) -> str:
             if p.kind == "integer":
                 vals = np.arange(int(np.ceil(lo)), int(np.floor(hi)) + 1)
                 freq = np.array([(x == v).mean() for v in vals])
-                ax.bar(vals, freq, color="#4c72b0", alpha=.75, label="draws")
+                ax.bar(vals, freq, color="#4c72b0", alpha=0.75, label="draws")
                 ax.plot(vals, np.full(len(vals), 1 / len(vals)), "k_", markersize=18, label="prior")
             else:
-                ax.hist(x, bins=25, range=(lo, hi), density=True, histtype="stepfilled", color="#4c72b0", alpha=.75,
-                        label="draws")
+                ax.hist(
+                    x,
+                    bins=25,
+                    range=(lo, hi),
+                    density=True,
+                    histtype="stepfilled",
+                    color="#4c72b0",
+                    alpha=0.75,
+                    label="draws",
+                )
                 ax.hlines(1.0 / (hi - lo), lo, hi, colors="k", linewidth=1.5, label="prior")
             ax.set_title(p.name, fontsize=9)
             ax.tick_params(labelsize=7)
         fig.axes[0].legend(fontsize=7)
-        fig.suptitle(f"{world.name}: drawn parameters ({theta.shape[0]} draws) against their uniform priors", fontsize=10)
+        fig.suptitle(
+            f"{world.name}: drawn parameters ({theta.shape[0]} draws) against their uniform priors", fontsize=10
+        )
         out.append(_png(fig))
     derived = [p for p in world.parameters if p.kind == "derived"]
     if derived:
         q = np.percentile(theta[:, [world.index(p.name) for p in derived]], [5, 50, 95], axis=0)
-        rows = "".join(f"<tr><td>{_text(p.name)}</td><td>{q[0, k]:.4g}</td><td>{q[1, k]:.4g}</td><td>{q[2, k]:.4g}</td></tr>"
-                       for k, p in enumerate(derived))
-        out.append(f"<details><summary>{len(derived)} derived parameters (no independent prior): percentiles</summary>"
-                   f"<table><tr><th>parameter</th><th>p5</th><th>p50</th><th>p95</th></tr>{rows}</table></details>")
+        rows = "".join(
+            f"<tr><td>{_text(p.name)}</td><td>{q[0, k]:.4g}</td><td>{q[1, k]:.4g}</td><td>{q[2, k]:.4g}</td></tr>"
+            for k, p in enumerate(derived)
+        )
+        out.append(
+            f"<details><summary>{len(derived)} derived parameters (no independent prior): percentiles</summary>"
+            f"<table><tr><th>parameter</th><th>p5</th><th>p50</th><th>p95</th></tr>{rows}</table></details>"
+        )
     return "\n".join(out)
 
 
@@ -131,8 +147,8 @@ def _trajectories(world, traj: np.ndarray) -> str:
     for k, o in enumerate(world.observables):
         ax = fig.add_subplot(1, 3, k + 1)
         for i in range(min(N_PATHS, traj.shape[0])):
-            ax.plot(traj[i, :, k], linewidth=.9)
-        ax.axhline(0, color="k", linewidth=.5)
+            ax.plot(traj[i, :, k], linewidth=0.9)
+        ax.axhline(0, color="k", linewidth=0.5)
         ax.set_title(f"{o.name} ({o.unit})", fontsize=9)
         ax.set_xlabel("quarter", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -148,9 +164,9 @@ def _irfs(world, irfs: np.ndarray) -> str:
     for j, shock in enumerate(world.shocks):
         for k, o in enumerate(world.observables):
             ax = fig.add_subplot(S, 3, 3 * j + k + 1)
-            ax.fill_between(h, q10[j, :, k], q90[j, :, k], color="#4c72b0", alpha=.25, label="10-90 %")
+            ax.fill_between(h, q10[j, :, k], q90[j, :, k], color="#4c72b0", alpha=0.25, label="10-90 %")
             ax.plot(h, q50[j, :, k], color="#4c72b0", linewidth=1.5, label="median")
-            ax.axhline(0, color="k", linewidth=.5)
+            ax.axhline(0, color="k", linewidth=0.5)
             ax.set_title(f"{o.name} to {shock}", fontsize=9)
             ax.tick_params(labelsize=7)
     fig.axes[0].legend(fontsize=7)
@@ -171,7 +187,7 @@ def _realism(world, moments: dict, real: RealData) -> str:
                 ax.set_xscale("log")
             else:
                 bins = np.linspace(-1, 1, 31)
-            ax.hist(v, bins=bins, histtype="stepfilled", color="#4c72b0", alpha=.75)
+            ax.hist(v, bins=bins, histtype="stepfilled", color="#4c72b0", alpha=0.75)
             ax.axvline(real.moments[o.name][m], color="#cf222e", linewidth=2, label="US data")
             ax.set_title(f"{o.name}: {'sd' if m == 'sd' else 'autocorrelation(1)'}", fontsize=9)
             ax.tick_params(labelsize=7)
@@ -204,6 +220,7 @@ def _splits_plot(doc: dict) -> str:
 
 # ---- page ---------------------------------------------------------------------------------------
 
+
 def _figures_text(figures: dict) -> str:
     text = json.dumps(figures, indent=1)
     return f"<details><summary>figures</summary><pre>{_text(text[:6000])}</pre></details>" if figures else ""
@@ -215,30 +232,45 @@ def _summary(doc: dict) -> str:
     rows = []
     for w, e in doc["worlds"].items():
         cells = "".join(f"<td>{_badge(e['groups'][g]) if g in e['groups'] else '-'}</td>" for g in groups)
-        rows.append(f"<tr><td><a href=\"#world-{_text(w)}\">{_text(w)}</a></td><td>{e['score']}</td>{cells}</tr>")
+        rows.append(f'<tr><td><a href="#world-{_text(w)}">{_text(w)}</a></td><td>{e["score"]}</td>{cells}</tr>')
     bad = not_passed(doc)
-    bad_rows = "".join(f"<tr><td>{_badge(c['status'])}</td><td>{_text(c['world'] or '(dataset)')}</td>"
-                       f"<td><code>{_text(c['name'])}</code></td><td class=msg>{_text(c['message'])}</td></tr>" for c in bad)
+    bad_rows = "".join(
+        f"<tr><td>{_badge(c['status'])}</td><td>{_text(c['world'] or '(dataset)')}</td>"
+        f"<td><code>{_text(c['name'])}</code></td><td class=msg>{_text(c['message'])}</td></tr>"
+        for c in bad
+    )
     s = doc["summary"]
-    return (f'<section id="summary"><h2>Summary</h2>'
-            f'<p><span class="score">{doc["score"]["value"]}/100</span>{_badge(doc["status"])} '
-            f'{s["checks"]} checks: {s["pass"]} passed, {s["warn"]} warnings, {s["fail"]} failed, {s["skipped"]} skipped.</p>'
-            f'<p class="muted">Score: {_text(doc["score"]["formula"])}.</p>'
-            f'<table><tr><th>world</th><th>score</th>{head}</tr>{"".join(rows)}</table>'
-            + (f'<h3>Not passed</h3><table><tr><th>status</th><th>world</th><th>check</th><th>message</th></tr>{bad_rows}</table>'
-               if bad else "<p>Every check passed.</p>")
-            + "</section>")
+    return (
+        f'<section id="summary"><h2>Summary</h2>'
+        f'<p><span class="score">{doc["score"]["value"]}/100</span>{_badge(doc["status"])} '
+        f"{s['checks']} checks: {s['pass']} passed, {s['warn']} warnings, {s['fail']} failed, "
+        f"{s['skipped']} skipped.</p>"
+        f'<p class="muted">Score: {_text(doc["score"]["formula"])}.</p>'
+        f"<table><tr><th>world</th><th>score</th>{head}</tr>{''.join(rows)}</table>"
+        + (
+            "<h3>Not passed</h3><table><tr><th>status</th><th>world</th><th>check</th><th>message</th></tr>"
+            f"{bad_rows}</table>"
+            if bad
+            else "<p>Every check passed.</p>"
+        )
+        + "</section>"
+    )
 
 
 def _checks(doc: dict) -> str:
-    rows = "".join(f"<tr><td>{_badge(c['status'])}</td><td>{_text(c['world'] or '(dataset)')}</td>"
-                   f"<td><code>{_text(c['name'])}</code></td><td>{c['severity']}</td>"
-                   f"<td class=msg>{_text(c['message'])}{_figures_text(c['figures'])}</td>"
-                   f"<td>{c['seconds']:.2f}</td></tr>" for c in all_checks(doc))
-    return (f'<section id="checks"><h2>All checks</h2><p class="muted">Error-level groups (integrity, consistency, '
-            f'reproducibility, identities) must pass for the data to be used; statistics and realism are warnings.</p>'
-            f'<table><tr><th>status</th><th>world</th><th>check</th><th>severity</th><th>message</th><th>s</th></tr>'
-            f'{rows}</table></section>')
+    rows = "".join(
+        f"<tr><td>{_badge(c['status'])}</td><td>{_text(c['world'] or '(dataset)')}</td>"
+        f"<td><code>{_text(c['name'])}</code></td><td>{c['severity']}</td>"
+        f"<td class=msg>{_text(c['message'])}{_figures_text(c['figures'])}</td>"
+        f"<td>{c['seconds']:.2f}</td></tr>"
+        for c in all_checks(doc)
+    )
+    return (
+        f'<section id="checks"><h2>All checks</h2><p class="muted">Error-level groups (integrity, consistency, '
+        f"reproducibility, identities) must pass for the data to be used; statistics and realism are warnings.</p>"
+        f"<table><tr><th>status</th><th>world</th><th>check</th><th>severity</th><th>message</th><th>s</th></tr>"
+        f"{rows}</table></section>"
+    )
 
 
 def _provenance(doc: dict) -> str:
@@ -246,27 +278,34 @@ def _provenance(doc: dict) -> str:
     rows = []
     for w, e in p["worlds"].items():
         for stage, s in e["stages"].items():
-            rows.append(f"<tr><td>{_text(w)}</td><td>{_text(stage)}</td><td><code>{_text(s.get('run_id'))}</code></td>"
-                        f"<td><code>{_text(s.get('code_version'))}</code></td><td><code>{_text(str(s.get('data_version'))[:16])}</code></td>"
-                        f"<td>{_text(s.get('written_at'))}</td></tr>")
-    arrays = "".join(f"<tr><td>{_text(w)}</td><td>{_text(a)}</td><td><code>{_text(h)}</code></td></tr>"
-                     for w, e in p["worlds"].items() for a, h in e["arrays"].items())
+            rows.append(
+                f"<tr><td>{_text(w)}</td><td>{_text(stage)}</td><td><code>{_text(s.get('run_id'))}</code></td>"
+                f"<td><code>{_text(s.get('code_version'))}</code></td><td><code>{_text(str(s.get('data_version'))[:16])}</code></td>"
+                f"<td>{_text(s.get('written_at'))}</td></tr>"
+            )
+    arrays = "".join(
+        f"<tr><td>{_text(w)}</td><td>{_text(a)}</td><td><code>{_text(h)}</code></td></tr>"
+        for w, e in p["worlds"].items()
+        for a, h in e["arrays"].items()
+    )
     v = doc["validator"]
-    return (f'<section id="provenance"><h2>Provenance</h2><table>'
-            f'<tr><th>manifest sha256</th><td><code>{_text(p["manifest_sha256"])}</code></td></tr>'
-            f'<tr><th>recipe sha256</th><td><code>{_text(p["recipe_sha256"])}</code></td></tr>'
-            f'<tr><th>package</th><td>{_text(json.dumps(p.get("package")))}</td></tr>'
-            f'<tr><th>content hash</th><td>{_text((p.get("hash") or {}).get("algorithm"))}</td></tr>'
-            f'<tr><th>seeding</th><td>{_text((p.get("seeding") or {}).get("algorithm"))}, block size '
-            f'{_text((p.get("seeding") or {}).get("block_size"))}</td></tr>'
-            f'<tr><th>validator</th><td>macro_data {_text(v["package_version"])}, commit {_text(v["git_commit"])}, '
-            f'code version {_text(v["code_version"])}, run {_text(v["run_id"])}</td></tr>'
-            f'<tr><th>manifest run</th><td>{_text(json.dumps(p.get("manifest")))}</td></tr></table>'
-            f'<h3>Stages</h3><table><tr><th>world</th><th>stage</th><th>run id</th><th>code version</th>'
-            f'<th>data version</th><th>written</th></tr>{"".join(rows)}</table>'
-            f'<details><summary>Array content hashes</summary><table><tr><th>world</th><th>array</th><th>sha256</th></tr>'
-            f'{arrays}</table></details>'
-            f'<details><summary>Recipe</summary><pre>{_text(json.dumps(p["recipe"], indent=1))}</pre></details></section>')
+    return (
+        f'<section id="provenance"><h2>Provenance</h2><table>'
+        f"<tr><th>manifest sha256</th><td><code>{_text(p['manifest_sha256'])}</code></td></tr>"
+        f"<tr><th>recipe sha256</th><td><code>{_text(p['recipe_sha256'])}</code></td></tr>"
+        f"<tr><th>package</th><td>{_text(json.dumps(p.get('package')))}</td></tr>"
+        f"<tr><th>content hash</th><td>{_text((p.get('hash') or {}).get('algorithm'))}</td></tr>"
+        f"<tr><th>seeding</th><td>{_text((p.get('seeding') or {}).get('algorithm'))}, block size "
+        f"{_text((p.get('seeding') or {}).get('block_size'))}</td></tr>"
+        f"<tr><th>validator</th><td>macro_data {_text(v['package_version'])}, commit {_text(v['git_commit'])}, "
+        f"code version {_text(v['code_version'])}, run {_text(v['run_id'])}</td></tr>"
+        f"<tr><th>manifest run</th><td>{_text(json.dumps(p.get('manifest')))}</td></tr></table>"
+        f"<h3>Stages</h3><table><tr><th>world</th><th>stage</th><th>run id</th><th>code version</th>"
+        f"<th>data version</th><th>written</th></tr>{''.join(rows)}</table>"
+        f"<details><summary>Array content hashes</summary><table><tr><th>world</th><th>array</th><th>sha256</th></tr>"
+        f"{arrays}</table></details>"
+        f"<details><summary>Recipe</summary><pre>{_text(json.dumps(p['recipe'], indent=1))}</pre></details></section>"
+    )
 
 
 def render(doc: dict, dataset_dir: str | Path, manifest: dict, real: RealData | None) -> str:
@@ -293,46 +332,56 @@ def render(doc: dict, dataset_dir: str | Path, manifest: dict, real: RealData | 
         finite = np.isfinite(traj).all(axis=(1, 2)) & np.isfinite(irfs).all(axis=(1, 2, 3))
         params.append(anchor + _parameters(spec.world, manifest["worlds"][w], theta))
         trajs.append(f"<h3>{_text(w)}</h3>" + _trajectories(spec.world, traj[finite]))
-        fans.append(f"<h3>{_text(w)}</h3>" + (_irfs(spec.world, irfs[finite]) if finite.any() else "<p>no finite IRFs</p>"))
+        fans.append(
+            f"<h3>{_text(w)}</h3>" + (_irfs(spec.world, irfs[finite]) if finite.any() else "<p>no finite IRFs</p>")
+        )
         rc = next((c for c in doc["worlds"][w]["checks"] if c["name"] == "realism.us_moments"), None)
         if real is not None:
             rows = ""
             for o, ms in ((rc or {}).get("figures", {}).get("moments") or {}).items():
                 for mname, e in ms.items():
                     wp = e["world_percentiles"]
-                    rows += (f"<tr><td>{_text(o)}</td><td>{mname}</td><td>{e['real']:.3g}</td><td>{wp['p5']:.3g}</td>"
-                             f"<td>{wp['p50']:.3g}</td><td>{wp['p95']:.3g}</td><td>{e['rank']:.1f}</td></tr>")
-            realism.append(f"<h3>{_text(w)} {_badge(rc['status']) if rc else ''}</h3>"
-                           + _realism(spec.world, world_moments(spec, group), real)
-                           + f"<table><tr><th>observable</th><th>moment</th><th>US</th><th>world p5</th><th>p50</th>"
-                             f"<th>p95</th><th>US percentile in world</th></tr>{rows}</table>")
+                    rows += (
+                        f"<tr><td>{_text(o)}</td><td>{mname}</td><td>{e['real']:.3g}</td><td>{wp['p5']:.3g}</td>"
+                        f"<td>{wp['p50']:.3g}</td><td>{wp['p95']:.3g}</td><td>{e['rank']:.1f}</td></tr>"
+                    )
+            realism.append(
+                f"<h3>{_text(w)} {_badge(rc['status']) if rc else ''}</h3>"
+                + _realism(spec.world, world_moments(spec, group), real)
+                + f"<table><tr><th>observable</th><th>moment</th><th>US</th><th>world p5</th><th>p50</th>"
+                f"<th>p95</th><th>US percentile in world</th></tr>{rows}</table>"
+            )
     if real is None:
         realism = [f"<p>{_badge('skipped')} {_text(ext.get('reason', 'no verified external data'))}</p>"]
     else:
-        realism.insert(0, f"<p>US data: {_text(ext.get('entry'))} (sha256 <code>{_text(ext.get('sha256'))}</code>), "
-                          f"{_text(ext.get('sample', {}).get('start'))}-{_text(ext.get('sample', {}).get('end'))}, output "
-                          f"method {_text(ext.get('output_method'))}. Simulated paths have T = {_text(d['T'])} quarters "
-                          f"from the steady state (short paths understate sd and bias autocorrelations down); rbc's "
-                          f"inflation and rate are consumption growth and a real return by design.</p>")
+        realism.insert(
+            0,
+            f"<p>US data: {_text(ext.get('entry'))} (sha256 <code>{_text(ext.get('sha256'))}</code>), "
+            f"{_text(ext.get('sample', {}).get('start'))}-{_text(ext.get('sample', {}).get('end'))}, output "
+            f"method {_text(ext.get('output_method'))}. Simulated paths have T = {_text(d['T'])} quarters "
+            f"from the steady state (short paths understate sd and bias autocorrelations down); rbc's "
+            f"inflation and rate are consumption growth and a real return by design.</p>",
+        )
     nav = "".join(f'<a href="#{s}">{s}</a>' for s in SECTIONS)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Validation report: {_text(d['name'])} {_text(d['version'])}</title><style>{CSS}</style></head>
+<title>Validation report: {_text(d["name"])} {_text(d["version"])}</title><style>{CSS}</style></head>
 <body>
-<h1>Validation report: {_text(d['name'])} {_text(d['version'])} {_badge(doc['status'])}</h1>
-<p class="muted">{len(doc['worlds'])} worlds, T = {_text(d['T'])}, H = {_text(d['H'])}; samples
-{_text(', '.join(f'{w} {n}' for w, n in d['n_samples'].items()))}. Validated {_text(doc['created_at'])} in
-{doc['seconds']:.1f} s. Manifest sha256 <code>{_text(d['manifest_sha256'][:16])}...</code></p>
+<h1>Validation report: {_text(d["name"])} {_text(d["version"])} {_badge(doc["status"])}</h1>
+<p class="muted">{len(doc["worlds"])} worlds, T = {_text(d["T"])}, H = {_text(d["H"])}; samples
+{_text(", ".join(f"{w} {n}" for w, n in d["n_samples"].items()))}. Validated {_text(doc["created_at"])} in
+{doc["seconds"]:.1f} s. Manifest sha256 <code>{_text(d["manifest_sha256"][:16])}...</code></p>
 <nav>{nav}</nav>
 {_summary(doc)}
 {_checks(doc)}
 <section id="parameters"><h2>Parameters against their priors</h2>
-<p class="muted">First {PLOT_SAMPLE} draws of each world (independent prior draws, invalid ones rejected).</p>{''.join(params)}</section>
-<section id="trajectories"><h2>Sample trajectories</h2>{''.join(trajs)}</section>
+<p class="muted">First {PLOT_SAMPLE} draws of each world (independent prior draws, invalid ones rejected).</p>
+{"".join(params)}</section>
+<section id="trajectories"><h2>Sample trajectories</h2>{"".join(trajs)}</section>
 <section id="irfs"><h2>Impulse responses</h2><p class="muted">Median and 10-90 % band over draws, per shock
-and observable.</p>{''.join(fans)}</section>
+and observable.</p>{"".join(fans)}</section>
 <section id="splits"><h2>Split composition</h2>{_splits_plot(doc)}</section>
-<section id="realism"><h2>Realism: US data against each world</h2>{''.join(realism)}</section>
+<section id="realism"><h2>Realism: US data against each world</h2>{"".join(realism)}</section>
 {_provenance(doc)}
 </body></html>
 """

@@ -34,9 +34,9 @@ from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import WorldSpec
 
 READ_ROWS = 4096
-CONVOLUTION_RTOL = 2.0 ** -20
+CONVOLUTION_RTOL = 2.0**-20
 BOUND_ATOL_ULPS = 4
-F32_EPS = 2.0 ** -24
+F32_EPS = 2.0**-24
 
 
 def convolution(irfs: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,18 +72,23 @@ def _convolution(spec: WorldSpec, group, indices: np.ndarray, problems: Problems
     tol = CONVOLUTION_RTOL * scale + 1e-300
     ratio = err / np.maximum(scale * F32_EPS, 1e-300)
     bad = err > tol
-    figures["convolution"] = {"samples": int(len(indices)), "periods": int(err.shape[1]),
-                              "max_error_float32_units": float(ratio.max()) if ratio.size else 0.0,
-                              "tolerance_float32_units": CONVOLUTION_RTOL / F32_EPS,
-                              "max_abs_error": float(err.max()) if err.size else 0.0,
-                              "violations": int(bad.any(axis=(1, 2)).sum())}
+    figures["convolution"] = {
+        "samples": int(len(indices)),
+        "periods": int(err.shape[1]),
+        "max_error_float32_units": float(ratio.max()) if ratio.size else 0.0,
+        "tolerance_float32_units": CONVOLUTION_RTOL / F32_EPS,
+        "max_abs_error": float(err.max()) if err.size else 0.0,
+        "violations": int(bad.any(axis=(1, 2)).sum()),
+    }
     if bad.any():
         i, t, k = np.argwhere(bad)[0]
-        problems.add(f"convolution identity: {int(bad.any(axis=(1, 2)).sum())} of {len(indices)} samples violate "
-                     f"traj[t] = sum_h sum_j irfs[j,h] eps[t-h,j]; first: sample {int(indices[i])}, t={int(t)}, "
-                     f"{spec.world.observables[k].name}: stored {traj[i, t, k]:.6g}, convolution "
-                     f"{conv[i, t, k]:.6g}, difference {err[i, t, k]:.3g} "
-                     f"({ratio[i, t, k]:.3g} float32 units, tolerance {CONVOLUTION_RTOL / F32_EPS:.0f})")
+        problems.add(
+            f"convolution identity: {int(bad.any(axis=(1, 2)).sum())} of {len(indices)} samples violate "
+            f"traj[t] = sum_h sum_j irfs[j,h] eps[t-h,j]; first: sample {int(indices[i])}, t={int(t)}, "
+            f"{spec.world.observables[k].name}: stored {traj[i, t, k]:.6g}, convolution "
+            f"{conv[i, t, k]:.6g}, difference {err[i, t, k]:.3g} "
+            f"({ratio[i, t, k]:.3g} float32 units, tolerance {CONVOLUTION_RTOL / F32_EPS:.0f})"
+        )
 
 
 def _zero_lower_bound(spec: WorldSpec, group, problems: Problems, figures: dict, rows: int) -> None:
@@ -92,8 +97,14 @@ def _zero_lower_bound(spec: WorldSpec, group, problems: Problems, figures: dict,
     extras = [o.name for o in world.extras]
     k_shadow = extras.index("shadow_rate") if "shadow_rate" in extras else None
     n = group["trajectories"].shape[0]
-    stats = {"below_bound": 0, "binding_not_at_bound": 0, "shadow_above_bound_when_binding": 0,
-             "shadow_differs_when_slack": 0, "min_distance_to_bound": np.inf, "binding_periods": 0}
+    stats = {
+        "below_bound": 0,
+        "binding_not_at_bound": 0,
+        "shadow_above_bound_when_binding": 0,
+        "shadow_differs_when_slack": 0,
+        "min_distance_to_bound": np.inf,
+        "binding_periods": 0,
+    }
     firsts: dict[str, str] = {}
     for lo in range(0, n, rows):
         hi = min(lo + rows, n)
@@ -108,19 +119,23 @@ def _zero_lower_bound(spec: WorldSpec, group, problems: Problems, figures: dict,
         if k_shadow is not None:
             shadow = np.asarray(group["extras"][lo:hi, :, k_shadow], dtype=np.float64)
             checks["shadow_above_bound_when_binding"] = binding & (shadow + r_ss > atol)
-            checks["shadow_differs_when_slack"] = ~binding & (np.abs(shadow - rate) > 2.0 ** -20 * (1 + np.abs(rate)))
+            checks["shadow_differs_when_slack"] = ~binding & (np.abs(shadow - rate) > 2.0**-20 * (1 + np.abs(rate)))
         for key, bad in checks.items():
             stats[key] += int(bad.sum())
             if bad.any() and key not in firsts:
                 i, t = np.argwhere(bad)[0]
-                firsts[key] = (f"sample {lo + int(i)}, t={int(t)}: rate {rate[i, t]:.6g}, r_ss {r_ss[i, 0]:.6g}, "
-                               f"binding {bool(binding[i, t])}"
-                               + (f", shadow_rate {shadow[i, t]:.6g}" if k_shadow is not None else ""))
+                firsts[key] = (
+                    f"sample {lo + int(i)}, t={int(t)}: rate {rate[i, t]:.6g}, r_ss {r_ss[i, 0]:.6g}, "
+                    f"binding {bool(binding[i, t])}"
+                    + (f", shadow_rate {shadow[i, t]:.6g}" if k_shadow is not None else "")
+                )
     figures["zero_lower_bound"] = stats
-    text = {"below_bound": "periods with the rate below its bound -r_ss",
-            "binding_not_at_bound": "binding periods whose rate is not at the bound",
-            "shadow_above_bound_when_binding": "binding periods whose shadow rate is above the bound",
-            "shadow_differs_when_slack": "slack periods whose shadow rate differs from the rate"}
+    text = {
+        "below_bound": "periods with the rate below its bound -r_ss",
+        "binding_not_at_bound": "binding periods whose rate is not at the bound",
+        "shadow_above_bound_when_binding": "binding periods whose shadow rate is above the bound",
+        "shadow_differs_when_slack": "slack periods whose shadow rate differs from the rate",
+    }
     for key, what in text.items():
         if stats[key]:
             problems.add(f"zero lower bound: {stats[key]} {what}; first: {firsts[key]}")
@@ -133,7 +148,7 @@ def _regimes(spec: WorldSpec, group, problems: Problems, figures: dict, rows: in
         problems.add(f"regime labels have dtype {arr.dtype}, expected int8")
     total, ones, first = 0, 0, None
     for lo in range(0, arr.shape[0], rows):
-        r = np.asarray(arr[lo: lo + rows])
+        r = np.asarray(arr[lo : lo + rows])
         bad = (r != 0) & (r != 1)
         stats["invalid_values"] += int(bad.sum())
         if bad.any() and first is None:
@@ -169,8 +184,13 @@ def check_identities(spec: WorldSpec, indices: np.ndarray | None = None, rows: i
         problems.add(f"identities could not be evaluated ({type(exc).__name__}: {exc})")
     if not applied and not problems:
         applied.append("none apply to this world")
-    inputs = {"identities": applied, "subset_size": int(len(indices)) if world.linear else 0,
-              "convolution_rtol": CONVOLUTION_RTOL, "bound_atol_float32_units": BOUND_ATOL_ULPS}
+    inputs = {
+        "identities": applied,
+        "subset_size": int(len(indices)) if world.linear else 0,
+        "convolution_rtol": CONVOLUTION_RTOL,
+        "bound_atol_float32_units": BOUND_ATOL_ULPS,
+    }
     ok = "; ".join(applied) + ": all hold"
-    return result("identities.model", "identities", spec.world_id, problems, ok, figures, inputs,
-                  time.perf_counter() - t0)
+    return result(
+        "identities.model", "identities", spec.world_id, problems, ok, figures, inputs, time.perf_counter() - t0
+    )

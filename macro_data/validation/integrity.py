@@ -75,8 +75,10 @@ def scan_array(name: str, array: zarr.Array, spec: ArraySpec, problems: Problems
                     parts.append((c_lo, array[c_lo:c_hi]))
                 except Exception as exc:  # noqa: BLE001
                     bad_chunks.append((c_lo, c_hi))
-                    problems.add(f"array {name!r}: the chunk holding samples {c_lo}-{c_hi - 1} does not decode "
-                                 f"({type(exc).__name__}: {exc})")
+                    problems.add(
+                        f"array {name!r}: the chunk holding samples {c_lo}-{c_hi - 1} does not decode "
+                        f"({type(exc).__name__}: {exc})"
+                    )
         for p_lo, block in parts:
             block = np.ascontiguousarray(block, dtype=dtype)
             nbytes += block.nbytes
@@ -95,8 +97,7 @@ def scan_array(name: str, array: zarr.Array, spec: ArraySpec, problems: Problems
             digest = content_hash(array)
         except Exception as exc:  # noqa: BLE001 - e.g. a chunk rewritten between the two reads
             problems.add(f"array {name!r}: the content hash could not be computed ({type(exc).__name__}: {exc})")
-    return {"sha256": digest, "nonfinite": nonfinite, "bad_chunks": len(bad_chunks),
-            "bytes": nbytes}
+    return {"sha256": digest, "nonfinite": nonfinite, "bad_chunks": len(bad_chunks), "bytes": nbytes}
 
 
 def check_integrity(spec: WorldSpec, stage: str, rows: int = READ_ROWS) -> CheckResult:
@@ -105,11 +106,25 @@ def check_integrity(spec: WorldSpec, stage: str, rows: int = READ_ROWS) -> Check
     name = f"integrity.{STAGE_SHORT[stage]}"
     problems = Problems()
     expected = spec.arrays(stage)
-    figures: dict = {"arrays_checked": 0, "chunks_checked": 0, "bytes_decoded": 0, "nonfinite_values": 0,
-                     "undecodable_chunks": 0, "missing_chunks": 0, "hash_mismatches": 0, "sha256": {}}
-    inputs = {"store": spec.store.location, "arrays": list(expected), "n_samples": spec.n, "T": spec.T,
-              "H": spec.H, "rows_per_read": rows,
-              "reference": "manifest.json" if spec.manifest is not None else "recipe"}
+    figures: dict = {
+        "arrays_checked": 0,
+        "chunks_checked": 0,
+        "bytes_decoded": 0,
+        "nonfinite_values": 0,
+        "undecodable_chunks": 0,
+        "missing_chunks": 0,
+        "hash_mismatches": 0,
+        "sha256": {},
+    }
+    inputs = {
+        "store": spec.store.location,
+        "arrays": list(expected),
+        "n_samples": spec.n,
+        "T": spec.T,
+        "H": spec.H,
+        "rows_per_read": rows,
+        "reference": "manifest.json" if spec.manifest is not None else "recipe",
+    }
     try:
         group = spec.open()
     except Exception as exc:  # noqa: BLE001
@@ -139,17 +154,25 @@ def check_integrity(spec: WorldSpec, stage: str, rows: int = READ_ROWS) -> Check
                 problems.add(f"coordinate array {aname!r} does not decode ({type(exc).__name__}: {exc})")
                 continue
             if tuple(str(v) for v in values) != tuple(str(v) for v in a_spec.values):
-                problems.add(f"coordinate array {aname!r} holds {list(values)[:12]}, expected {list(a_spec.values)[:12]}")
+                problems.add(
+                    f"coordinate array {aname!r} holds {list(values)[:12]}, expected {list(a_spec.values)[:12]}"
+                )
             continue
         if aname in listed:
             entry = listed[aname]
             if list(entry.get("shape", [])) != list(shape):
-                problems.add(f"array {aname!r}: the manifest lists shape {entry.get('shape')}, the store has {list(shape)}")
+                problems.add(
+                    f"array {aname!r}: the manifest lists shape {entry.get('shape')}, the store has {list(shape)}"
+                )
             if entry.get("dtype") != str(array.dtype):
-                problems.add(f"array {aname!r}: the manifest lists dtype {entry.get('dtype')}, the store has {array.dtype}")
+                problems.add(
+                    f"array {aname!r}: the manifest lists dtype {entry.get('dtype')}, the store has {array.dtype}"
+                )
             if list(entry.get("dimension_names", [])) != list(dims):
-                problems.add(f"array {aname!r}: the manifest lists dimensions {entry.get('dimension_names')}, "
-                             f"the store has {list(dims)}")
+                problems.add(
+                    f"array {aname!r}: the manifest lists dimensions {entry.get('dimension_names')}, "
+                    f"the store has {list(dims)}"
+                )
         elif spec.manifest is not None:
             problems.add(f"array {aname!r} is in the store but not listed in the manifest")
         if shape != a_spec.shape and (len(shape) != len(a_spec.shape) or shape[0] == 0):
@@ -158,8 +181,10 @@ def check_integrity(spec: WorldSpec, stage: str, rows: int = READ_ROWS) -> Check
         figures["chunks_checked"] += n_chunks
         if present != n_chunks:
             figures["missing_chunks"] += n_chunks - present
-            problems.add(f"array {aname!r}: {n_chunks - present} of {n_chunks} chunks are missing "
-                         f"(they would read as the fill value)")
+            problems.add(
+                f"array {aname!r}: {n_chunks - present} of {n_chunks} chunks are missing "
+                f"(they would read as the fill value)"
+            )
         scanned = scan_array(aname, array, a_spec, problems, rows)
         figures["bytes_decoded"] += scanned["bytes"]
         figures["nonfinite_values"] += scanned["nonfinite"]
@@ -171,12 +196,18 @@ def check_integrity(spec: WorldSpec, stage: str, rows: int = READ_ROWS) -> Check
         stored = array.attrs.get("sha256")
         if stored != digest:
             figures["hash_mismatches"] += 1
-            problems.add(f"array {aname!r}: content hash {digest[:16]}... differs from the hash written with the "
-                         f"array ({str(stored)[:16]}...): its content changed after it was written")
+            problems.add(
+                f"array {aname!r}: content hash {digest[:16]}... differs from the hash written with the "
+                f"array ({str(stored)[:16]}...): its content changed after it was written"
+            )
         if aname in listed and listed[aname].get("sha256") != digest:
             figures["hash_mismatches"] += 1
-            problems.add(f"array {aname!r}: content hash {digest[:16]}... differs from the manifest's "
-                         f"{str(listed[aname].get('sha256'))[:16]}...")
-    ok = (f"{figures['arrays_checked']} arrays, {figures['chunks_checked']} chunks decoded "
-          f"({figures['bytes_decoded'] / 2**20:.1f} MiB), layouts as expected, no NaN/Inf, content hashes match")
+            problems.add(
+                f"array {aname!r}: content hash {digest[:16]}... differs from the manifest's "
+                f"{str(listed[aname].get('sha256'))[:16]}..."
+            )
+    ok = (
+        f"{figures['arrays_checked']} arrays, {figures['chunks_checked']} chunks decoded "
+        f"({figures['bytes_decoded'] / 2**20:.1f} MiB), layouts as expected, no NaN/Inf, content hashes match"
+    )
     return result(name, "integrity", spec.world_id, problems, ok, figures, inputs, time.perf_counter() - t0)

@@ -72,15 +72,25 @@ def load_real_data(root: str | Path | None = None, registry: str | Path | None =
     path = cache.object_path(entry)
     check = cache.check_file(path, entry.sha256, entry.size)
     if not check.ok:
-        return None, (f"no verified external data ({SOURCE_ENTRY} is not in the cache under "
-                      f"{cache.objects_dir}: {check.reason}; run `macro-data fetch {SOURCE_ENTRY}`)")
+        return None, (
+            f"no verified external data ({SOURCE_ENTRY} is not in the cache under "
+            f"{cache.objects_dir}: {check.reason}; run `macro-data fetch {SOURCE_ENTRY}`)"
+        )
     try:
         summary = real_data.summarize(path, source_name=SOURCE_ENTRY, source_sha256=entry.sha256, options=entry.csv)
     except Exception as exc:  # noqa: BLE001
         return None, f"no verified external data ({SOURCE_ENTRY} could not be read: {exc})"
-    source = {"entry": SOURCE_ENTRY, "sha256": entry.sha256, "size": entry.size, "sample": summary["sample"],
-              "output_method": summary["output_method"], "hp_lambda": summary.get("hp_lambda"),
-              "units": summary["units"], "citation": entry.citation, "license": entry.license}
+    source = {
+        "entry": SOURCE_ENTRY,
+        "sha256": entry.sha256,
+        "size": entry.size,
+        "sample": summary["sample"],
+        "output_method": summary["output_method"],
+        "hp_lambda": summary.get("hp_lambda"),
+        "units": summary["units"],
+        "citation": entry.citation,
+        "license": entry.license,
+    }
     return RealData(summary["moments"]["observables"], source, summary.get("series", {})), ""
 
 
@@ -103,8 +113,7 @@ def world_moments(spec: WorldSpec, group=None) -> dict[str, np.ndarray]:
 def check_realism(spec: WorldSpec, real: RealData | None, reason: str = "no verified external data") -> CheckResult:
     t0 = time.perf_counter()
     if real is None:
-        return skipped("realism.us_moments", "realism", spec.world_id, reason,
-                       {"source": SOURCE_ENTRY})
+        return skipped("realism.us_moments", "realism", spec.world_id, reason, {"source": SOURCE_ENTRY})
     p = Problems()
     try:
         wm = world_moments(spec)
@@ -121,19 +130,41 @@ def check_realism(spec: WorldSpec, real: RealData | None, reason: str = "no veri
             vals = wm[m][:, k]
             finite = vals[np.isfinite(vals)]
             rank = percentile_rank(vals, real_v)
-            table[o][m] = {"real": real_v, "rank": rank,
-                           "world_percentiles": dict(zip((f"p{q}" for q in WORLD_PERCENTILES),
-                                                         np.percentile(finite, WORLD_PERCENTILES).tolist()
-                                                         if finite.size else [None] * len(WORLD_PERCENTILES)))}
+            table[o][m] = {
+                "real": real_v,
+                "rank": rank,
+                "world_percentiles": dict(
+                    zip(
+                        (f"p{q}" for q in WORLD_PERCENTILES),
+                        np.percentile(finite, WORLD_PERCENTILES).tolist()
+                        if finite.size
+                        else [None] * len(WORLD_PERCENTILES),
+                    )
+                ),
+            }
             if not (RANK_RANGE[0] <= rank <= RANK_RANGE[1]):
-                outside.append(f"{o} {m} {real_v:.3g} (percentile {rank:.1f} of the world's, whose median is "
-                               f"{table[o][m]['world_percentiles']['p50']:.3g})")
+                outside.append(
+                    f"{o} {m} {real_v:.3g} (percentile {rank:.1f} of the world's, whose median is "
+                    f"{table[o][m]['world_percentiles']['p50']:.3g})"
+                )
     if outside:
         p.add("real US moments outside the world's central 98%: " + "; ".join(outside))
     ok = "real US moments inside the world's central 98%: " + ", ".join(
-        f"{o} sd at p{table[o]['sd']['rank']:.0f}, ac1 at p{table[o]['autocorr1']['rank']:.0f}" for o in obs)
-    return result("realism.us_moments", "realism", spec.world_id, p, ok,
-                  {"moments": table, "n_world_samples": int(wm["sd"].shape[0])},
-                  {"real_data": real.source, "world_T": spec.T, "real_quarters": real.source["sample"].get("quarters"),
-                   "rank_range": list(RANK_RANGE), "estimators": "sd with ddof=1; ACF lag-1 estimator"},
-                  time.perf_counter() - t0)
+        f"{o} sd at p{table[o]['sd']['rank']:.0f}, ac1 at p{table[o]['autocorr1']['rank']:.0f}" for o in obs
+    )
+    return result(
+        "realism.us_moments",
+        "realism",
+        spec.world_id,
+        p,
+        ok,
+        {"moments": table, "n_world_samples": int(wm["sd"].shape[0])},
+        {
+            "real_data": real.source,
+            "world_T": spec.T,
+            "real_quarters": real.source["sample"].get("quarters"),
+            "rank_range": list(RANK_RANGE),
+            "estimators": "sd with ddof=1; ACF lag-1 estimator",
+        },
+        time.perf_counter() - t0,
+    )

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 from pathlib import Path
 
-
 from macro_data import schemas
 from macro_data.errors import MacroDataError
 from macro_data.pipeline.manifest import git_commit, package_version
@@ -52,33 +51,61 @@ def build_report(v: Validation, run_id: str = "local", code_version: str = "unkn
             "checks": [r.as_dict() for r in rs],
         }
     dataset_checks = v.for_world(None)
-    external = ({"status": "used", **v.real.source, "moments": v.real.moments} if v.real is not None
-                else {"status": "skipped", "reason": v.real_reason})
+    external = (
+        {"status": "used", **v.real.source, "moments": v.real.moments}
+        if v.real is not None
+        else {"status": "skipped", "reason": v.real_reason}
+    )
     prov_worlds = {}
     for w, e in m.get("worlds", {}).items():
-        prov_worlds[w] = {"stages": {s: {k: (p or {}).get(k) for k in ("run_id", "code_version", "data_version", "written_at")}
-                                     for s, p in (e.get("provenance") or {}).items()},
-                          "arrays": {a: spec.get("sha256") for a, spec in (e.get("arrays") or {}).items()}}
+        prov_worlds[w] = {
+            "stages": {
+                s: {k: (p or {}).get(k) for k in ("run_id", "code_version", "data_version", "written_at")}
+                for s, p in (e.get("provenance") or {}).items()
+            },
+            "arrays": {a: spec.get("sha256") for a, spec in (e.get("arrays") or {}).items()},
+        }
     doc = {
         "schema_version": SCHEMA_VERSION,
-        "dataset": {"name": (m.get("dataset") or {}).get("name"), "version": (m.get("dataset") or {}).get("version"),
-                    "created_at": (m.get("dataset") or {}).get("created_at"),
-                    "manifest_sha256": v.manifest_sha256, "recipe_sha256": m.get("recipe_sha256"),
-                    "T": m.get("T"), "H": m.get("H"), "worlds": list(m.get("worlds", {})),
-                    "n_samples": {w: e.get("n_samples") for w, e in m.get("worlds", {}).items()}},
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "validator": {"package_version": package_version(), "git_commit": git_commit(), "code_version": code_version,
-                      "run_id": run_id},
+        "dataset": {
+            "name": (m.get("dataset") or {}).get("name"),
+            "version": (m.get("dataset") or {}).get("version"),
+            "created_at": (m.get("dataset") or {}).get("created_at"),
+            "manifest_sha256": v.manifest_sha256,
+            "recipe_sha256": m.get("recipe_sha256"),
+            "T": m.get("T"),
+            "H": m.get("H"),
+            "worlds": list(m.get("worlds", {})),
+            "n_samples": {w: e.get("n_samples") for w, e in m.get("worlds", {}).items()},
+        },
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "validator": {
+            "package_version": package_version(),
+            "git_commit": git_commit(),
+            "code_version": code_version,
+            "run_id": run_id,
+        },
         "status": worst(r.status for r in v.results),
         "score": score(v.results),
         "summary": _summary(v.results),
-        "inputs": {"reproducibility_subset_size": SUBSET_SIZE, "statistics_sample": STAT_SAMPLE,
-                   "subset_indices": v.subset_indices, "external_data": external},
+        "inputs": {
+            "reproducibility_subset_size": SUBSET_SIZE,
+            "statistics_sample": STAT_SAMPLE,
+            "subset_indices": v.subset_indices,
+            "external_data": external,
+        },
         "dataset_checks": [r.as_dict() for r in dataset_checks],
         "worlds": worlds,
-        "provenance": {"recipe": m.get("recipe"), "recipe_sha256": m.get("recipe_sha256"),
-                       "manifest_sha256": v.manifest_sha256, "package": m.get("package"), "seeding": m.get("seeding"),
-                       "hash": m.get("hash"), "manifest": m.get("provenance"), "worlds": prov_worlds},
+        "provenance": {
+            "recipe": m.get("recipe"),
+            "recipe_sha256": m.get("recipe_sha256"),
+            "manifest_sha256": v.manifest_sha256,
+            "package": m.get("package"),
+            "seeding": m.get("seeding"),
+            "hash": m.get("hash"),
+            "manifest": m.get("provenance"),
+            "worlds": prov_worlds,
+        },
         "seconds": round(v.seconds, 3),
     }
     return jsonable(doc)
@@ -88,7 +115,9 @@ def validate_report(doc: dict) -> None:
     errors = schemas.errors("validation_report", doc)
     if errors:
         lines = [f"{schemas.location(e)}: {e.message[:300]}" for e in errors[:10]]
-        raise ReportError("validation report does not match schemas/validation_report.schema.json:\n  " + "\n  ".join(lines))
+        raise ReportError(
+            "validation report does not match schemas/validation_report.schema.json:\n  " + "\n  ".join(lines)
+        )
 
 
 def all_checks(doc: dict) -> list[dict]:
@@ -96,25 +125,35 @@ def all_checks(doc: dict) -> list[dict]:
 
 
 def not_passed(doc: dict) -> list[dict]:
-    return sorted((c for c in all_checks(doc) if c["status"] != "pass"),
-                  key=lambda c: (-STATUS_ORDER[c["status"]], c["world"] or "", c["name"]))
+    return sorted(
+        (c for c in all_checks(doc) if c["status"] != "pass"),
+        key=lambda c: (-STATUS_ORDER[c["status"]], c["world"] or "", c["name"]),
+    )
 
 
 def summary_markdown(doc: dict) -> str:
     """Markdown for the Dagster UI: the status table and every check that did not pass."""
     groups = list(GROUPS)
-    lines = [f"**{STATUS_WORD[doc['status']]}**, score **{doc['score']['value']}/100** "
-             f"({doc['summary']['pass']} passed, {doc['summary']['warn']} warnings, {doc['summary']['fail']} failed, "
-             f"{doc['summary']['skipped']} skipped)", "",
-             "| world | score | " + " | ".join(groups) + " |", "|---|---|" + "---|" * len(groups)]
+    lines = [
+        f"**{STATUS_WORD[doc['status']]}**, score **{doc['score']['value']}/100** "
+        f"({doc['summary']['pass']} passed, {doc['summary']['warn']} warnings, {doc['summary']['fail']} failed, "
+        f"{doc['summary']['skipped']} skipped)",
+        "",
+        "| world | score | " + " | ".join(groups) + " |",
+        "|---|---|" + "---|" * len(groups),
+    ]
     for w, e in doc["worlds"].items():
-        lines.append(f"| {w} | {e['score']} | " + " | ".join(STATUS_WORD.get(e["groups"].get(g, ""), "-") for g in groups) + " |")
+        lines.append(
+            f"| {w} | {e['score']} | " + " | ".join(STATUS_WORD.get(e["groups"].get(g, ""), "-") for g in groups) + " |"
+        )
     bad = not_passed(doc)
     if bad:
         lines += ["", "| status | world | check | message |", "|---|---|---|---|"]
         for c in bad[:40]:
-            lines.append(f"| {STATUS_WORD[c['status']]} | {c['world'] or '(dataset)'} | {c['name']} | "
-                         f"{c['message'][:300].replace('|', '/')} |")
+            lines.append(
+                f"| {STATUS_WORD[c['status']]} | {c['world'] or '(dataset)'} | {c['name']} | "
+                f"{c['message'][:300].replace('|', '/')} |"
+            )
     return "\n".join(lines)
 
 
@@ -123,13 +162,18 @@ def summary_text(doc: dict, verbose: bool = False) -> str:
     d = doc["dataset"]
     groups = list(GROUPS)
     width = max([len(w) for w in doc["worlds"]] + [9])
-    out = [f"dataset {d['name']} {d['version']}: {STATUS_WORD[doc['status']]}, score {doc['score']['value']}/100 "
-           f"({doc['summary']['checks']} checks: {doc['summary']['pass']} passed, {doc['summary']['warn']} warnings, "
-           f"{doc['summary']['fail']} failed, {doc['summary']['skipped']} skipped; {doc['seconds']:.1f} s)", "",
-           f"{'world':<{width}}  score  " + "  ".join(f"{g:<15}" for g in groups)]
+    out = [
+        f"dataset {d['name']} {d['version']}: {STATUS_WORD[doc['status']]}, score {doc['score']['value']}/100 "
+        f"({doc['summary']['checks']} checks: {doc['summary']['pass']} passed, {doc['summary']['warn']} warnings, "
+        f"{doc['summary']['fail']} failed, {doc['summary']['skipped']} skipped; {doc['seconds']:.1f} s)",
+        "",
+        f"{'world':<{width}}  score  " + "  ".join(f"{g:<15}" for g in groups),
+    ]
     for w, e in doc["worlds"].items():
-        out.append(f"{w:<{width}}  {e['score']:>5}  " + "  ".join(f"{STATUS_WORD.get(e['groups'].get(g, ''), '-'):<15}"
-                                                               for g in groups))
+        out.append(
+            f"{w:<{width}}  {e['score']:>5}  "
+            + "  ".join(f"{STATUS_WORD.get(e['groups'].get(g, ''), '-'):<15}" for g in groups)
+        )
     for c in doc["dataset_checks"]:
         out.append(f"{'(dataset)':<{width}}  {c['name']}: {STATUS_WORD[c['status']]}")
     bad = not_passed(doc)

@@ -122,12 +122,22 @@ def read_subset(group, name: str, indices: np.ndarray) -> np.ndarray:
     """Stored rows ``indices`` of an array, read one row at a time (one chunk decoded at a time, so
     memory stays at one chunk however scattered the rows are)."""
     array = group[name]
-    return np.concatenate([np.asarray(array[int(i): int(i) + 1]) for i in indices]) if len(indices) else \
-        np.zeros((0, *array.shape[1:]), dtype=array.dtype)
+    return (
+        np.concatenate([np.asarray(array[int(i) : int(i) + 1]) for i in indices])
+        if len(indices)
+        else np.zeros((0, *array.shape[1:]), dtype=array.dtype)
+    )
 
 
-def _compare(name: str, stored: np.ndarray, fresh: np.ndarray, indices: np.ndarray, problems: Problems,
-             figures: dict, rtol: float | None) -> None:
+def _compare(
+    name: str,
+    stored: np.ndarray,
+    fresh: np.ndarray,
+    indices: np.ndarray,
+    problems: Problems,
+    figures: dict,
+    rtol: float | None,
+) -> None:
     """Bit for bit; with ``rtol`` (another environment), float values within ``rtol`` of the sample's scale."""
     dtype = storage_dtype(stored.dtype)
     fresh = np.asarray(fresh).astype(dtype)
@@ -158,9 +168,11 @@ def _compare(name: str, stored: np.ndarray, fresh: np.ndarray, indices: np.ndarr
         i = int(np.flatnonzero(per_sample)[0])
         pos = np.unravel_index(int(np.flatnonzero(differs[i])[0]), differs.shape[1:])
         how = "bit for bit" if rtol is None else f"within {rtol:g} of the sample's scale (another environment)"
-        problems.add(f"{name}: {count} of {len(indices)} re-simulated samples differ from the stored values {how} "
-                     f"(max |difference| {max_abs:.3g}); first: sample {int(indices[i])} at {tuple(int(p) for p in pos)}, "
-                     f"stored {stored[i][pos]!r}, recomputed {fresh[i][pos]!r}")
+        problems.add(
+            f"{name}: {count} of {len(indices)} re-simulated samples differ from the stored values {how} "
+            f"(max |difference| {max_abs:.3g}); first: sample {int(indices[i])} at {tuple(int(p) for p in pos)}, "
+            f"stored {stored[i][pos]!r}, recomputed {fresh[i][pos]!r}"
+        )
 
 
 def stored_environment(group, name: str) -> dict | None:
@@ -173,11 +185,20 @@ def stored_environment(group, name: str) -> dict | None:
 
 def _check(spec: WorldSpec, name: str, fresh: Fresh, arrays: list[str], t0: float, ok: str) -> CheckResult:
     problems = Problems()
-    figures: dict = {"subset_size": int(len(fresh.indices)), "mismatching_samples": {}, "max_abs_difference": {},
-                     "samples_within_tolerance": {}}
-    inputs = {"subset": "SeedSequence(seed, spawn_key=(world_key, 0, purpose 'subset')), without replacement",
-              "subset_size": int(len(fresh.indices)), "seed": spec.seed, "indices": fresh.indices.tolist(),
-              "arrays": arrays, "comparison": "bit-identical (float32 bit patterns)"}
+    figures: dict = {
+        "subset_size": int(len(fresh.indices)),
+        "mismatching_samples": {},
+        "max_abs_difference": {},
+        "samples_within_tolerance": {},
+    }
+    inputs = {
+        "subset": "SeedSequence(seed, spawn_key=(world_key, 0, purpose 'subset')), without replacement",
+        "subset_size": int(len(fresh.indices)),
+        "seed": spec.seed,
+        "indices": fresh.indices.tolist(),
+        "arrays": arrays,
+        "comparison": "bit-identical (float32 bit patterns)",
+    }
     if fresh.error:
         problems.add(fresh.error)
         return result(name, "reproducibility", spec.world_id, problems, ok, figures, inputs, time.perf_counter() - t0)
@@ -190,10 +211,13 @@ def _check(spec: WorldSpec, name: str, fresh: Fresh, arrays: list[str], t0: floa
     here = environment.fingerprint()
     rtol = None if environment.numerically_equal(built, here) else CROSS_ENV_RTOL
     if rtol is not None:
-        inputs["comparison"] = (f"another environment computed the data: bit-identical, or float values within "
-                                f"{rtol:g} x the sample's largest |value| in the array; integers and flags exactly")
-        inputs["environment_differences"] = environment.differences(built or {}, here) if built else \
-            ["the data records no environment"]
+        inputs["comparison"] = (
+            f"another environment computed the data: bit-identical, or float values within "
+            f"{rtol:g} x the sample's largest |value| in the array; integers and flags exactly"
+        )
+        inputs["environment_differences"] = (
+            environment.differences(built or {}, here) if built else ["the data records no environment"]
+        )
     for a in arrays:
         try:
             stored = read_subset(group, a, fresh.indices)
@@ -202,8 +226,10 @@ def _check(spec: WorldSpec, name: str, fresh: Fresh, arrays: list[str], t0: floa
             continue
         _compare(a, stored, fresh.arrays[a], fresh.indices, problems, figures, rtol)
     if rtol is not None and any(figures["samples_within_tolerance"].values()):
-        ok += (f" (computed in another environment: {sum(figures['samples_within_tolerance'].values())} "
-               f"array rows matched within the cross-environment tolerance, the rest bit for bit)")
+        ok += (
+            f" (computed in another environment: {sum(figures['samples_within_tolerance'].values())} "
+            f"array rows matched within the cross-environment tolerance, the rest bit for bit)"
+        )
     return result(name, "reproducibility", spec.world_id, problems, ok, figures, inputs, time.perf_counter() - t0)
 
 
@@ -212,7 +238,7 @@ def check_draws(spec: WorldSpec, drawn: Fresh | None = None) -> CheckResult:
     t0 = time.perf_counter()
     drawn = drawn or redraw(spec, subset_indices(spec))
     arrays = ["theta", "shocks", *[m.name for m in spec.world.metadata_fields if m.stage == "draws"]]
-    ok = (f"{len(drawn.indices)} samples redrawn from the seed: {', '.join(arrays)} bit-identical to the stored values")
+    ok = f"{len(drawn.indices)} samples redrawn from the seed: {', '.join(arrays)} bit-identical to the stored values"
     return _check(spec, "reproducibility.draws", drawn, arrays, t0, ok)
 
 
@@ -222,8 +248,14 @@ def check_simulation(spec: WorldSpec, drawn: Fresh | None = None, simulated: Fre
     drawn = drawn or redraw(spec, subset_indices(spec))
     simulated = simulated or resimulate(spec, drawn)
     world = spec.world
-    arrays = ["trajectories", "irfs", *(["extras"] if world.extras else []),
-              *[m.name for m in world.metadata_fields if m.stage == "simulation"]]
-    ok = (f"{len(simulated.indices)} samples re-simulated from scratch: {', '.join(arrays)} bit-identical to the "
-          f"stored values")
+    arrays = [
+        "trajectories",
+        "irfs",
+        *(["extras"] if world.extras else []),
+        *[m.name for m in world.metadata_fields if m.stage == "simulation"],
+    ]
+    ok = (
+        f"{len(simulated.indices)} samples re-simulated from scratch: {', '.join(arrays)} bit-identical to the "
+        f"stored values"
+    )
     return _check(spec, "reproducibility.simulation", simulated, arrays, t0, ok)

@@ -14,8 +14,9 @@ A check reads part of a dataset and returns one :class:`CheckResult` with a stat
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -62,10 +63,18 @@ class CheckResult:
         return "fail" if self.severity == "error" else "warn"
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "group": self.group, "world": self.world, "severity": self.severity,
-                "status": self.status, "passed": self.passed, "message": self.message,
-                "figures": jsonable(self.figures), "inputs": jsonable(self.inputs),
-                "seconds": round(float(self.seconds), 4)}
+        return {
+            "name": self.name,
+            "group": self.group,
+            "world": self.world,
+            "severity": self.severity,
+            "status": self.status,
+            "passed": self.passed,
+            "message": self.message,
+            "figures": jsonable(self.figures),
+            "inputs": jsonable(self.inputs),
+            "seconds": round(float(self.seconds), 4),
+        }
 
 
 class Problems:
@@ -92,11 +101,20 @@ class Problems:
         return head + "; ".join(shown) + (f"; ... and {more} more" if more else "")
 
 
-def result(name: str, group: str, world: str | None, problems: Problems, ok: str, figures: dict | None = None,
-           inputs: dict | None = None, seconds: float = 0.0) -> CheckResult:
+def result(
+    name: str,
+    group: str,
+    world: str | None,
+    problems: Problems,
+    ok: str,
+    figures: dict | None = None,
+    inputs: dict | None = None,
+    seconds: float = 0.0,
+) -> CheckResult:
     """A result that passes iff ``problems`` is empty."""
-    return CheckResult(name, group, world, not problems, problems.message(ok), figures or {}, inputs or {},
-                       seconds=seconds)
+    return CheckResult(
+        name, group, world, not problems, problems.message(ok), figures or {}, inputs or {}, seconds=seconds
+    )
 
 
 def failed(name: str, group: str, world: str | None, message: str) -> CheckResult:
@@ -116,8 +134,13 @@ def guarded(name: str, group: str, world: str | None, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001
-        return failed(name, group, world, f"the check could not be evaluated ({type(exc).__name__}: {exc}); the "
-                                          f"data may be damaged (see the integrity checks)")
+        return failed(
+            name,
+            group,
+            world,
+            f"the check could not be evaluated ({type(exc).__name__}: {exc}); the "
+            f"data may be damaged (see the integrity checks)",
+        )
 
 
 def worst(statuses: Iterable[str]) -> Status:

@@ -14,16 +14,18 @@ data should not be used. Each warning costs ``30 / (number of warning checks)`` 
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from macro_data.validation.results import CheckResult
 
 ERROR_WEIGHT = 0.7
 WARN_WEIGHT = 0.3
 FAIL_CAP = 49
-FORMULA = ("score = round(100 * (0.7 * E + 0.3 * W)), capped at 49 if any error-level check failed; E = share of "
-           "error-level checks passed, W = share of warning-level checks passed among those that ran (skipped "
-           "checks left out; W = 1 when none ran)")
+FORMULA = (
+    "score = round(100 * (0.7 * E + 0.3 * W)), capped at 49 if any error-level check failed; E = share of "
+    "error-level checks passed, W = share of warning-level checks passed among those that ran (skipped "
+    "checks left out; W = 1 when none ran)"
+)
 
 
 def score(results: Iterable[CheckResult]) -> dict:
@@ -36,5 +38,12 @@ def score(results: Iterable[CheckResult]) -> dict:
     capped = any(not r.passed for r in errors)
     if capped:
         value = min(value, FAIL_CAP)
-    return {"value": int(value), "error_pass_fraction": e, "warn_pass_fraction": w, "error_checks": len(errors),
-            "warn_checks_run": len(warns), "capped": capped, "formula": FORMULA}
+    return {
+        "value": int(value),
+        "error_pass_fraction": e,
+        "warn_pass_fraction": w,
+        "error_checks": len(errors),
+        "warn_checks_run": len(warns),
+        "capped": capped,
+        "formula": FORMULA,
+    }

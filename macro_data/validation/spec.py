@@ -129,8 +129,9 @@ def expected_arrays(world: World, n: int, T: int, H: int) -> dict[str, ArraySpec
     out["time"] = ArraySpec("time", (T,), "int32", ("time",), draws, tuple(range(T)))
     out["trajectories"] = ArraySpec("trajectories", (n, T, 3), "float32", ("sample", "time", "observable"), arrays)
     out["irfs"] = ArraySpec("irfs", (n, S, H + 1, 3), "float32", ("sample", "shock", "horizon", "observable"), arrays)
-    out["observable"] = ArraySpec("observable", (3,), "str", ("observable",), arrays,
-                                  tuple(o.name for o in world.observables))
+    out["observable"] = ArraySpec(
+        "observable", (3,), "str", ("observable",), arrays, tuple(o.name for o in world.observables)
+    )
     out["horizon"] = ArraySpec("horizon", (H + 1,), "int32", ("horizon",), arrays, tuple(range(H + 1)))
     if E:
         out["extras"] = ArraySpec("extras", (n, T, E), "float32", ("sample", "time", "extra"), arrays)
@@ -144,19 +145,38 @@ def expected_arrays(world: World, n: int, T: int, H: int) -> dict[str, ArraySpec
         listed = set(module.output_arrays(world.name))
         mine = {k for k, v in out.items() if v.stage == stage}
         if listed != mine:
-            raise StorageError(f"world {world.name!r}: validation expects arrays {sorted(mine)} from {stage}, "
-                               f"the writer produces {sorted(listed)}; update macro_data/validation/spec.py")
+            raise StorageError(
+                f"world {world.name!r}: validation expects arrays {sorted(mine)} from {stage}, "
+                f"the writer produces {sorted(listed)}; update macro_data/validation/spec.py"
+            )
     return out
 
 
 def spec_from_recipe(recipe: Recipe, world_id: str, root: str | Path) -> WorldSpec:
     plan = recipe.world(world_id)
-    return WorldSpec(world_id, plan.n_samples, recipe.T, recipe.H, recipe.seed, dict(plan.priors),
-                     recipe.dataset_dir(root), recipe.sha256)
+    return WorldSpec(
+        world_id,
+        plan.n_samples,
+        recipe.T,
+        recipe.H,
+        recipe.seed,
+        dict(plan.priors),
+        recipe.dataset_dir(root),
+        recipe.sha256,
+    )
 
 
 def spec_from_manifest(manifest: dict, world_id: str, dataset_dir: str | Path) -> WorldSpec:
     entry = manifest["worlds"][world_id]
     priors = {k: (float(v["low"]), float(v["high"])) for k, v in entry["priors"].items()}
-    return WorldSpec(world_id, int(entry["n_samples"]), int(manifest["T"]), int(manifest["H"]),
-                     int(manifest["recipe"]["seed"]), priors, dataset_dir, manifest["recipe_sha256"], entry)
+    return WorldSpec(
+        world_id,
+        int(entry["n_samples"]),
+        int(manifest["T"]),
+        int(manifest["H"]),
+        int(manifest["recipe"]["seed"]),
+        priors,
+        dataset_dir,
+        manifest["recipe_sha256"],
+        entry,
+    )

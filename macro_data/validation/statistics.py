@@ -123,7 +123,7 @@ def _stationarity_and_scale(spec: WorldSpec, group, rows: int) -> tuple[CheckRes
     sample_sd: list[np.ndarray] = []
     seen = 0
     for lo in range(0, n, rows):
-        y = np.asarray(arr[lo: lo + rows], dtype=np.float64)
+        y = np.asarray(arr[lo : lo + rows], dtype=np.float64)
         a = np.abs(y)
         peak = a.max(axis=(1, 2))
         max_abs = max(max_abs, float(np.nanmax(peak)))
@@ -133,13 +133,15 @@ def _stationarity_and_scale(spec: WorldSpec, group, rows: int) -> tuple[CheckRes
             i = int(np.flatnonzero(cap)[0])
             first_cap = f"sample {lo + i} reaches |y| = {peak[i]:.4g}"
         if T >= 8:
-            late = a[:, T - T // 4:].max(axis=(1, 2))
+            late = a[:, T - T // 4 :].max(axis=(1, 2))
             early = a[:, : T // 2].max(axis=(1, 2))
             grow = late > GROWTH_FACTOR * early
             grown += int(grow.sum())
             if grow.any() and first_grow is None:
                 i = int(np.flatnonzero(grow)[0])
-                first_grow = f"sample {lo + i}: max |y| {late[i]:.4g} in the last quarter vs {early[i]:.4g} in the first half"
+                first_grow = (
+                    f"sample {lo + i}: max |y| {late[i]:.4g} in the last quarter vs {early[i]:.4g} in the first half"
+                )
         sd, _ = path_moments(y)
         in_range += ((sd >= SCALE_RANGE[0]) & (sd <= SCALE_RANGE[1])).sum(axis=0)
         off_scale += ((sd < OFF_SCALE_RANGE[0]) | (sd > OFF_SCALE_RANGE[1])).sum(axis=0)
@@ -150,31 +152,68 @@ def _stationarity_and_scale(spec: WorldSpec, group, rows: int) -> tuple[CheckRes
     if over_cap:
         p.add(f"{over_cap} of {n} samples exceed |y| = {ABS_CAP:g} (explosive); first: {first_cap}")
     if grown > GROWTH_SHARE_MAX * n:
-        p.add(f"{grown} of {n} samples ({grown / n:.1%}) grow over the path (last-quarter max > {GROWTH_FACTOR:g} x "
-              f"first-half max; at most {GROWTH_SHARE_MAX:.0%} expected); first: {first_grow}")
-    stat = result("statistics.stationarity", "statistics", spec.world_id, p,
-                  f"no explosive paths: max |y| = {max_abs:.3g}, {grown} of {n} samples grow",
-                  {"n_samples": n, "max_abs": max_abs, "over_cap": over_cap, "growing": grown,
-                   "growing_share": grown / n if n else 0.0},
-                  {"array": "trajectories", "abs_cap": ABS_CAP, "growth_factor": GROWTH_FACTOR,
-                   "growth_share_max": GROWTH_SHARE_MAX}, time.perf_counter() - t0)
+        p.add(
+            f"{grown} of {n} samples ({grown / n:.1%}) grow over the path (last-quarter max > {GROWTH_FACTOR:g} x "
+            f"first-half max; at most {GROWTH_SHARE_MAX:.0%} expected); first: {first_grow}"
+        )
+    stat = result(
+        "statistics.stationarity",
+        "statistics",
+        spec.world_id,
+        p,
+        f"no explosive paths: max |y| = {max_abs:.3g}, {grown} of {n} samples grow",
+        {
+            "n_samples": n,
+            "max_abs": max_abs,
+            "over_cap": over_cap,
+            "growing": grown,
+            "growing_share": grown / n if n else 0.0,
+        },
+        {
+            "array": "trajectories",
+            "abs_cap": ABS_CAP,
+            "growth_factor": GROWTH_FACTOR,
+            "growth_share_max": GROWTH_SHARE_MAX,
+        },
+        time.perf_counter() - t0,
+    )
     sds = np.concatenate(sample_sd) if sample_sd else np.zeros((0, 3))
-    pct = {o: dict(zip((f"p{q}" for q in PERCENTILES), np.percentile(sds[:, k], PERCENTILES).tolist()))
-           for k, o in enumerate(obs)} if len(sds) else {}
+    pct = (
+        {
+            o: dict(zip((f"p{q}" for q in PERCENTILES), np.percentile(sds[:, k], PERCENTILES).tolist()))
+            for k, o in enumerate(obs)
+        }
+        if len(sds)
+        else {}
+    )
     p = Problems()
     for k, o in enumerate(obs):
         if pct and not (SCALE_RANGE[0] <= pct[o]["p50"] <= SCALE_RANGE[1]):
             p.add(f"{o}: median standard deviation {pct[o]['p50']:.3g} is outside {SCALE_RANGE[0]}-{SCALE_RANGE[1]}")
         if off_scale[k] > OFF_SCALE_SHARE_MAX * n:
-            p.add(f"{o}: {off_scale[k]} of {n} samples ({off_scale[k] / n:.1%}) have a standard deviation outside "
-                  f"{OFF_SCALE_RANGE[0]}-{OFF_SCALE_RANGE[1]:g}")
-    scale = result("statistics.scale", "statistics", spec.world_id, p,
-                   "observables on the intended scale: median sd " + ", ".join(
-                       f"{o} {pct[o]['p50']:.3g}" for o in obs if pct),
-                   {"sd_percentiles": pct, "share_in_range": {o: in_range[k] / n for k, o in enumerate(obs)},
-                    "share_off_scale": {o: off_scale[k] / n for k, o in enumerate(obs)}},
-                   {"array": "trajectories", "range": list(SCALE_RANGE), "off_scale_range": list(OFF_SCALE_RANGE),
-                    "percentiles_from_first_samples": int(len(sds))}, time.perf_counter() - t0)
+            p.add(
+                f"{o}: {off_scale[k]} of {n} samples ({off_scale[k] / n:.1%}) have a standard deviation outside "
+                f"{OFF_SCALE_RANGE[0]}-{OFF_SCALE_RANGE[1]:g}"
+            )
+    scale = result(
+        "statistics.scale",
+        "statistics",
+        spec.world_id,
+        p,
+        "observables on the intended scale: median sd " + ", ".join(f"{o} {pct[o]['p50']:.3g}" for o in obs if pct),
+        {
+            "sd_percentiles": pct,
+            "share_in_range": {o: in_range[k] / n for k, o in enumerate(obs)},
+            "share_off_scale": {o: off_scale[k] / n for k, o in enumerate(obs)},
+        },
+        {
+            "array": "trajectories",
+            "range": list(SCALE_RANGE),
+            "off_scale_range": list(OFF_SCALE_RANGE),
+            "percentiles_from_first_samples": int(len(sds)),
+        },
+        time.perf_counter() - t0,
+    )
     return stat, scale
 
 
@@ -187,14 +226,14 @@ def _irf_decay(spec: WorldSpec, group, rows: int) -> CheckResult:
     worst = 0.0
     first = None
     for lo in range(0, n, rows):
-        theta = np.asarray(theta_arr[lo: lo + rows], dtype=np.float64)
+        theta = np.asarray(theta_arr[lo : lo + rows], dtype=np.float64)
         p = persistence(spec, theta)
         if p is None:
             break
-        el = p ** H <= DECAY_ELIGIBLE
+        el = p**H <= DECAY_ELIGIBLE
         if not el.any():
             continue
-        r = np.abs(np.asarray(irfs[lo: lo + rows], dtype=np.float64))
+        r = np.abs(np.asarray(irfs[lo : lo + rows], dtype=np.float64))
         peak = r.max(axis=(2, 3))
         end = r[:, :, H, :].max(axis=2)
         ratio = np.where(peak > 0, end / np.where(peak > 0, peak, 1.0), 0.0).max(axis=1)
@@ -207,19 +246,37 @@ def _irf_decay(spec: WorldSpec, group, rows: int) -> CheckResult:
             first = f"sample {lo + i} (persistence {p[i]:.3g}): |irf[H]| / peak = {ratio[i]:.3g}"
     pr = Problems()
     if PERSISTENCE_PARAMETERS.get(spec.world_id) is None:
-        return result("statistics.irf_decay", "statistics", spec.world_id, pr,
-                      "no persistence parameters known for this world: not applicable")
+        return result(
+            "statistics.irf_decay",
+            "statistics",
+            spec.world_id,
+            pr,
+            "no persistence parameters known for this world: not applicable",
+        )
     if eligible and flagged > DECAY_SHARE_MAX * eligible:
-        pr.add(f"{flagged} of {eligible} draws whose persistence implies decay by H={H} have not decayed "
-               f"(|irf[H]| > {DECAY_RATIO_MAX} x peak); first: {first}")
-    return result("statistics.irf_decay", "statistics", spec.world_id, pr,
-                  f"{eligible} draws with persistence^H <= {DECAY_ELIGIBLE} all decayed by H={H} "
-                  f"(largest |irf[H]| / peak {worst:.3g})" if eligible else
-                  f"no draw has persistence^H <= {DECAY_ELIGIBLE} at H={H}: nothing to check",
-                  {"eligible": eligible, "not_decayed": flagged, "max_ratio": worst, "H": H},
-                  {"arrays": ["irfs", "theta"], "persistence": list(PERSISTENCE_PARAMETERS[spec.world_id]),
-                   "eligible_if_p_pow_H_at_most": DECAY_ELIGIBLE, "ratio_max": DECAY_RATIO_MAX,
-                   "share_max": DECAY_SHARE_MAX}, time.perf_counter() - t0)
+        pr.add(
+            f"{flagged} of {eligible} draws whose persistence implies decay by H={H} have not decayed "
+            f"(|irf[H]| > {DECAY_RATIO_MAX} x peak); first: {first}"
+        )
+    return result(
+        "statistics.irf_decay",
+        "statistics",
+        spec.world_id,
+        pr,
+        f"{eligible} draws with persistence^H <= {DECAY_ELIGIBLE} all decayed by H={H} "
+        f"(largest |irf[H]| / peak {worst:.3g})"
+        if eligible
+        else f"no draw has persistence^H <= {DECAY_ELIGIBLE} at H={H}: nothing to check",
+        {"eligible": eligible, "not_decayed": flagged, "max_ratio": worst, "H": H},
+        {
+            "arrays": ["irfs", "theta"],
+            "persistence": list(PERSISTENCE_PARAMETERS[spec.world_id]),
+            "eligible_if_p_pow_H_at_most": DECAY_ELIGIBLE,
+            "ratio_max": DECAY_RATIO_MAX,
+            "share_max": DECAY_SHARE_MAX,
+        },
+        time.perf_counter() - t0,
+    )
 
 
 def _rejections(spec: WorldSpec, group) -> CheckResult:
@@ -233,11 +290,15 @@ def _rejections(spec: WorldSpec, group) -> CheckResult:
         p.add("no rejection rate recorded with the draws")
     elif not lo <= rate <= hi:
         p.add(f"rejection rate {rate:.4f} is outside the expected range {lo}-{hi}")
-    return result("statistics.rejections", "statistics", spec.world_id, p,
-                  f"rejection rate {rate:.4f} within the expected {lo}-{hi}" if rate is not None else "",
-                  {"rejection_rate": rate, "n_rejected": stats.get("n_rejected")},
-                  {"source": "manifest" if spec.manifest is not None else "theta provenance",
-                   "expected_range": [lo, hi]})
+    return result(
+        "statistics.rejections",
+        "statistics",
+        spec.world_id,
+        p,
+        f"rejection rate {rate:.4f} within the expected {lo}-{hi}" if rate is not None else "",
+        {"rejection_rate": rate, "n_rejected": stats.get("n_rejected")},
+        {"source": "manifest" if spec.manifest is not None else "theta provenance", "expected_range": [lo, hi]},
+    )
 
 
 def _split_fractions(spec: WorldSpec, group, rows: int) -> CheckResult:
@@ -245,7 +306,7 @@ def _split_fractions(spec: WorldSpec, group, rows: int) -> CheckResult:
     n = arr.shape[0]
     counts = {k: 0 for k in splits.LABELS}
     for lo in range(0, n, rows):
-        labels = np.asarray(arr[lo: lo + rows])
+        labels = np.asarray(arr[lo : lo + rows])
         for k, v in splits.LABELS.items():
             counts[k] += int((labels == v).sum())
     p = Problems()
@@ -256,9 +317,15 @@ def _split_fractions(spec: WorldSpec, group, rows: int) -> CheckResult:
         fig[k] = {"count": counts[k], "fraction": frac, "target": target, "tolerance": float(tol)}
         if abs(frac - target) > tol:
             p.add(f"split {k}: fraction {frac:.3f} is far from its target {target} (tolerance {tol:.3f})")
-    return result("statistics.splits", "statistics", spec.world_id, p,
-                  "split fractions near their targets: " + ", ".join(f"{k} {v['fraction']:.3f}" for k, v in fig.items()),
-                  {"splits": fig}, {"array": "split", "targets": splits.TARGET_FRACTIONS})
+    return result(
+        "statistics.splits",
+        "statistics",
+        spec.world_id,
+        p,
+        "split fractions near their targets: " + ", ".join(f"{k} {v['fraction']:.3f}" for k, v in fig.items()),
+        {"splits": fig},
+        {"array": "split", "targets": splits.TARGET_FRACTIONS},
+    )
 
 
 def _zlb_binding(spec: WorldSpec, group, rows: int) -> CheckResult:
@@ -266,17 +333,22 @@ def _zlb_binding(spec: WorldSpec, group, rows: int) -> CheckResult:
     n, T = arr.shape
     periods = ever = 0
     for lo in range(0, n, rows):
-        b = np.asarray(arr[lo: lo + rows], dtype=bool)
+        b = np.asarray(arr[lo : lo + rows], dtype=bool)
         periods += int(b.sum())
         ever += int(b.any(axis=1).sum())
     p = Problems()
     if periods == 0:
         p.add(f"the lower bound never binds in {n} samples of {T} periods")
     frac = periods / (n * T) if n * T else 0.0
-    return result("statistics.zlb_binding", "statistics", spec.world_id, p,
-                  f"the bound binds in {frac:.1%} of periods; {ever / n:.1%} of samples bind at least once",
-                  {"binding_fraction": frac, "samples_ever_binding": ever / n if n else 0.0, "binding_periods": periods},
-                  {"array": "binding"})
+    return result(
+        "statistics.zlb_binding",
+        "statistics",
+        spec.world_id,
+        p,
+        f"the bound binds in {frac:.1%} of periods; {ever / n:.1%} of samples bind at least once",
+        {"binding_fraction": frac, "samples_ever_binding": ever / n if n else 0.0, "binding_periods": periods},
+        {"array": "binding"},
+    )
 
 
 def _regimes(spec: WorldSpec, group, rows: int) -> CheckResult:
@@ -286,8 +358,8 @@ def _regimes(spec: WorldSpec, group, rows: int) -> CheckResult:
     n = arr.shape[0]
     acc = {k: 0.0 for k in ("M0", "N00", "E00", "V00", "M1", "N11", "E11", "V11", "R0", "ER0", "VR0", "D0", "D1")}
     for lo in range(0, n, rows):
-        r = np.asarray(arr[lo: lo + rows], dtype=np.int64)
-        th = np.asarray(theta_arr[lo: lo + rows], dtype=np.float64)
+        r = np.asarray(arr[lo : lo + rows], dtype=np.int64)
+        th = np.asarray(theta_arr[lo : lo + rows], dtype=np.float64)
         p00, p11 = th[:, j00][:, None], th[:, j11][:, None]
         prev, nxt = r[:, :-1], r[:, 1:]
         for i, pii, key in ((0, p00, "0"), (1, p11, "1")):
@@ -307,23 +379,45 @@ def _regimes(spec: WorldSpec, group, rows: int) -> CheckResult:
     def z(obs, exp, var):
         return (obs - exp) / np.sqrt(var) if var > 0 else 0.0
 
-    zs = {"stay_calm": z(acc["N00"], acc["E00"], acc["V00"]), "stay_turbulent": z(acc["N11"], acc["E11"], acc["V11"]),
-          "start_turbulent": z(acc["R0"], acc["ER0"], acc["VR0"])}
+    zs = {
+        "stay_calm": z(acc["N00"], acc["E00"], acc["V00"]),
+        "stay_turbulent": z(acc["N11"], acc["E11"], acc["V11"]),
+        "start_turbulent": z(acc["R0"], acc["ER0"], acc["VR0"]),
+    }
     p = Problems()
     for k, v in zs.items():
         if abs(v) > Z_MAX:
-            p.add(f"regime paths inconsistent with the transition probabilities: z-score {v:.2f} for {k} "
-                  f"(|z| <= {Z_MAX} expected)")
-    dur = {"calm": {"observed": 1 / (1 - acc["N00"] / acc["M0"]) if acc["M0"] and acc["N00"] < acc["M0"] else None,
-                    "expected_mean": acc["D0"] / n if n else None},
-           "turbulent": {"observed": 1 / (1 - acc["N11"] / acc["M1"]) if acc["M1"] and acc["N11"] < acc["M1"] else None,
-                         "expected_mean": acc["D1"] / n if n else None}}
-    return result("statistics.regimes", "statistics", spec.world_id, p,
-                  "regime stays and starts consistent with p00, p11 and the stationary distribution (z-scores "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in zs.items()) + ")",
-                  {"z_scores": zs, "mean_durations": dur, "transitions": {k: acc[k] for k in ("M0", "N00", "M1", "N11")},
-                   "start_turbulent": {"observed": acc["R0"], "expected": acc["ER0"]}},
-                  {"arrays": ["regime", "theta"], "z_max": Z_MAX}, time.perf_counter() - t0)
+            p.add(
+                f"regime paths inconsistent with the transition probabilities: z-score {v:.2f} for {k} "
+                f"(|z| <= {Z_MAX} expected)"
+            )
+    dur = {
+        "calm": {
+            "observed": 1 / (1 - acc["N00"] / acc["M0"]) if acc["M0"] and acc["N00"] < acc["M0"] else None,
+            "expected_mean": acc["D0"] / n if n else None,
+        },
+        "turbulent": {
+            "observed": 1 / (1 - acc["N11"] / acc["M1"]) if acc["M1"] and acc["N11"] < acc["M1"] else None,
+            "expected_mean": acc["D1"] / n if n else None,
+        },
+    }
+    return result(
+        "statistics.regimes",
+        "statistics",
+        spec.world_id,
+        p,
+        "regime stays and starts consistent with p00, p11 and the stationary distribution (z-scores "
+        + ", ".join(f"{k} {v:.2f}" for k, v in zs.items())
+        + ")",
+        {
+            "z_scores": zs,
+            "mean_durations": dur,
+            "transitions": {k: acc[k] for k in ("M0", "N00", "M1", "N11")},
+            "start_turbulent": {"observed": acc["R0"], "expected": acc["ER0"]},
+        },
+        {"arrays": ["regime", "theta"], "z_max": Z_MAX},
+        time.perf_counter() - t0,
+    )
 
 
 PARTS = ("stationarity", "scale", "irf_decay", "rejections", "splits", "zlb_binding", "regimes")

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -94,8 +95,12 @@ class SliceRule:
     description: str
 
     def as_dict(self) -> dict:
-        return {"statistic": self.statistic, "threshold": self.threshold, "direction": self.direction,
-                "description": self.description}
+        return {
+            "statistic": self.statistic,
+            "threshold": self.threshold,
+            "direction": self.direction,
+            "description": self.description,
+        }
 
 
 @dataclass(frozen=True)
@@ -109,17 +114,23 @@ class CornerRule:
     description: str
 
     def as_dict(self) -> dict:
-        return {"persistence": self.persistence, "persistence_threshold": self.persistence_threshold,
-                "volatility": self.volatility, "volatility_threshold": self.volatility_threshold,
-                "description": self.description}
+        return {
+            "persistence": self.persistence,
+            "persistence_threshold": self.persistence_threshold,
+            "volatility": self.volatility,
+            "volatility_threshold": self.volatility_threshold,
+            "description": self.description,
+        }
 
 
 CANONICAL_OBSERVABLES: tuple[Observable, ...] = (
     Observable("output", "percent", "100 x log deviation of output from its steady state"),
-    Observable("inflation", "annualized percentage points",
-               "400 x quarterly inflation, deviation from steady state"),
-    Observable("rate", "annualized percentage points",
-               "400 x quarterly nominal (or model-specific) interest rate, deviation from steady state"),
+    Observable("inflation", "annualized percentage points", "400 x quarterly inflation, deviation from steady state"),
+    Observable(
+        "rate",
+        "annualized percentage points",
+        "400 x quarterly nominal (or model-specific) interest rate, deviation from steady state",
+    ),
 )
 
 
@@ -131,10 +142,13 @@ class Simulation:
     extras: np.ndarray | None = None  # (n, T, n_extra)
     metadata: dict[str, np.ndarray] = field(default_factory=dict)  # stage="simulation" fields, (n, T)
 
-    def as_dtype(self, dtype) -> "Simulation":
+    def as_dtype(self, dtype) -> Simulation:
         """Trajectories and extras in ``dtype`` (rounded once from float64); metadata as it is."""
-        return Simulation(self.trajectories.astype(dtype, copy=False),
-                          None if self.extras is None else self.extras.astype(dtype, copy=False), self.metadata)
+        return Simulation(
+            self.trajectories.astype(dtype, copy=False),
+            None if self.extras is None else self.extras.astype(dtype, copy=False),
+            self.metadata,
+        )
 
 
 OUTPUT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
@@ -230,21 +244,29 @@ class World(ABC):
         }
 
     # ---- priors -----------------------------------------------------------------------------
-    def resolve_priors(self, overrides: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, tuple[float, float]]:
+    def resolve_priors(
+        self, overrides: Mapping[str, Mapping[str, float]] | None = None
+    ) -> dict[str, tuple[float, float]]:
         """Bounds to draw from: the spec's bounds, narrowed by recipe overrides (which must lie inside)."""
         priors = {p.name: (float(p.low), float(p.high)) for p in self.parameters if p.kind in ("uniform", "integer")}
         for name, spec in (overrides or {}).items():
             if name not in priors:
                 drawable = ", ".join(sorted(priors))
-                raise WorldError(f"world {self.name!r}: prior override for {name!r}, which is not a drawn "
-                                 f"parameter (drawn parameters: {drawable})")
+                raise WorldError(
+                    f"world {self.name!r}: prior override for {name!r}, which is not a drawn "
+                    f"parameter (drawn parameters: {drawable})"
+                )
             low, high = float(spec["low"]), float(spec["high"])
             blow, bhigh = priors[name]
             if not (np.isfinite(low) and np.isfinite(high)):
-                raise WorldError(f"world {self.name!r}: prior override for {name!r} is not finite: low={low}, high={high}")
+                raise WorldError(
+                    f"world {self.name!r}: prior override for {name!r} is not finite: low={low}, high={high}"
+                )
             if not (blow <= low < high <= bhigh):
-                raise WorldError(f"world {self.name!r}: prior override for {name!r} must satisfy "
-                                 f"{blow} <= low < high <= {bhigh}; got low={low}, high={high}")
+                raise WorldError(
+                    f"world {self.name!r}: prior override for {name!r} must satisfy "
+                    f"{blow} <= low < high <= {bhigh}; got low={low}, high={high}"
+                )
             priors[name] = (low, high)
         return priors
 
@@ -294,7 +316,9 @@ class World(ABC):
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
         """Impulse responses ``(n, S, H + 1, 3)`` to ``+1 sd`` innovations from the steady state."""
 
-    def _simulate_as(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray], dtype: np.dtype) -> Simulation:
+    def _simulate_as(
+        self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray], dtype: np.dtype
+    ) -> Simulation:
         """:meth:`_simulate` with float outputs of ``dtype``; ``eps`` is float32 or float64.
 
         The default computes from float64 innovations and rounds the results once. A world whose
@@ -308,8 +332,9 @@ class World(ABC):
         return self._irfs(theta, H).astype(dtype, copy=False)
 
     # ---- public, checked entry points ----------------------------------------------------
-    def simulate(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray] | None = None,
-                 dtype=np.float64) -> Simulation:
+    def simulate(
+        self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray] | None = None, dtype=np.float64
+    ) -> Simulation:
         """Checked wrapper of :meth:`_simulate`; bad input raises :class:`WorldError`.
 
         ``dtype`` (float64 or float32): of the returned trajectories and extras. Simulation is in
@@ -325,8 +350,9 @@ class World(ABC):
                     raise WorldError(f"world {self.name!r}: simulate needs the drawn metadata {f.name!r}")
                 m = np.asarray(metadata[f.name])
                 if m.shape != eps.shape[:2]:
-                    raise WorldError(f"world {self.name!r}: metadata {f.name!r} must have shape "
-                                     f"{eps.shape[:2]}; got {m.shape}")
+                    raise WorldError(
+                        f"world {self.name!r}: metadata {f.name!r} must have shape {eps.shape[:2]}; got {m.shape}"
+                    )
         return self._simulate_as(theta, eps, metadata, dtype)
 
     def irfs(self, theta: np.ndarray, H: int, dtype=np.float64) -> np.ndarray:
@@ -376,8 +402,10 @@ class World(ABC):
         theta = np.asarray(theta)
         P = len(self.parameters)
         if theta.ndim != 2 or theta.shape[1] != P:
-            raise WorldError(f"world {self.name!r}: theta must have shape (n, {P}) "
-                             f"[{', '.join(self.parameter_names)}]; got shape {theta.shape}")
+            raise WorldError(
+                f"world {self.name!r}: theta must have shape (n, {P}) "
+                f"[{', '.join(self.parameter_names)}]; got shape {theta.shape}"
+            )
         if not np.issubdtype(theta.dtype, np.number) or np.iscomplexobj(theta):
             raise WorldError(f"world {self.name!r}: theta must be a real numeric array; got dtype {theta.dtype}")
         theta = theta.astype(np.float64)
@@ -390,10 +418,14 @@ class World(ABC):
                 if not np.isfinite(v):
                     raise WorldError(f"world {self.name!r}: parameter {p.name!r} of draw {i} is not finite ({v})")
                 if (p.low is not None and v32 < np.float32(p.low)) or (p.high is not None and v32 > np.float32(p.high)):
-                    raise WorldError(f"world {self.name!r}: parameter {p.name!r} of draw {i} is {v}, "
-                                     f"outside its bounds [{p.low}, {p.high}]")
+                    raise WorldError(
+                        f"world {self.name!r}: parameter {p.name!r} of draw {i} is {v}, "
+                        f"outside its bounds [{p.low}, {p.high}]"
+                    )
                 if p.kind == "integer" and v != round(v):
-                    raise WorldError(f"world {self.name!r}: parameter {p.name!r} of draw {i} must be an integer; got {v}")
+                    raise WorldError(
+                        f"world {self.name!r}: parameter {p.name!r} of draw {i} must be an integer; got {v}"
+                    )
         return theta
 
     def check_dtype(self, dtype) -> np.dtype:
@@ -409,16 +441,20 @@ class World(ABC):
         eps = np.asarray(eps)
         S = len(self.shocks)
         if eps.ndim != 3 or eps.shape[0] != n or eps.shape[2] != S:
-            raise WorldError(f"world {self.name!r}: eps must have shape ({n}, T, {S}) "
-                             f"[shocks: {', '.join(self.shocks)}]; got shape {eps.shape}")
+            raise WorldError(
+                f"world {self.name!r}: eps must have shape ({n}, T, {S}) "
+                f"[shocks: {', '.join(self.shocks)}]; got shape {eps.shape}"
+            )
         if eps.shape[1] < 1:
             raise WorldError(f"world {self.name!r}: eps must have at least one period; got T={eps.shape[1]}")
         if eps.dtype != np.float32:  # float32 (as stored) is kept: converting it to float64 is exact
             eps = np.asarray(eps, dtype=np.float64)  # no copy if already float64: worlds never write to eps
         if not np.all(np.isfinite(eps)):
             i, t, j = np.argwhere(~np.isfinite(eps))[0]
-            raise WorldError(f"world {self.name!r}: innovation {self.shocks[j]!r} of draw {i} at t={t} "
-                             f"is not finite ({eps[i, t, j]})")
+            raise WorldError(
+                f"world {self.name!r}: innovation {self.shocks[j]!r} of draw {i} at t={t} "
+                f"is not finite ({eps[i, t, j]})"
+            )
         return eps
 
     @staticmethod

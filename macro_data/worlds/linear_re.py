@@ -39,10 +39,10 @@ RCOND_MIN = 1e-10
 
 @dataclass
 class RESolution:
-    F: np.ndarray            # (n, m - n_pre, n_pre): jumps u[t] = F k[t]
-    P: np.ndarray            # (n, n_pre, n_pre): E_t k[t+1] = P k[t]  (the world adds its own shock loading)
+    F: np.ndarray  # (n, m - n_pre, n_pre): jumps u[t] = F k[t]
+    P: np.ndarray  # (n, n_pre, n_pre): E_t k[t+1] = P k[t]  (the world adds its own shock loading)
     determinate: np.ndarray  # (n,) bool: unique stable solution (Blanchard-Kahn count met, no root near 1)
-    n_unstable: np.ndarray   # (n,) int: eigenvalues with modulus > 1
+    n_unstable: np.ndarray  # (n,) int: eigenvalues with modulus > 1
 
 
 def bmatmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -57,7 +57,7 @@ def bmatmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise ValueError(f"bmatmul: inner dimensions differ: {a.shape} @ {b.shape}")
     out = a[..., :, 0:1] * b[..., 0:1, :]
     for j in range(1, a.shape[-1]):
-        out = out + a[..., :, j:j + 1] * b[..., j:j + 1, :]
+        out = out + a[..., :, j : j + 1] * b[..., j : j + 1, :]
     return out
 
 

@@ -37,21 +37,30 @@ precision), and spectral radius below one (stability).
 
 IRFs: ``irfs[j, h] = C A^h B e_j`` (innovations are in sd units, so ``B`` already carries the
 shock scale). Simulation and IRFs run each draw on its own ``n_state x n_state`` system (draws
-grouped by ``n_state``), skipping the padded zeros. Splits: the slice is ``rho_max > 0.968``; the corner uses the exact stationary
-moments of ``y`` (discrete Lyapunov equation ``S = A S A' + B B'``): persistence = mean
-first-order autocorrelation of the three observables, volatility = mean unconditional standard
-deviation (percent).
+grouped by ``n_state``), skipping the padded zeros. Splits: the slice is ``rho_max > 0.968``;
+the corner uses the exact stationary moments of ``y`` (discrete Lyapunov equation
+``S = A S A' + B B'``): persistence = mean first-order autocorrelation of the three observables,
+volatility = mean unconditional standard deviation (percent).
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from macro_data.worlds.base import CornerRule, Observable, Parameter, Priors, Simulation, SliceRule, World
-from macro_data.worlds.statespace import (autocorrelation_and_sd, by_rows, chunked, haar_orthogonal, irfs_lags,
-                                          matmul_first, samples_last, simulate_lags, stationary_second_moments)
+from macro_data.worlds.statespace import (
+    autocorrelation_and_sd,
+    by_rows,
+    chunked,
+    haar_orthogonal,
+    irfs_lags,
+    matmul_first,
+    samples_last,
+    simulate_lags,
+    stationary_second_moments,
+)
 
 K_MAX = 5
 N_SHOCKS = 3
@@ -67,37 +76,58 @@ SLICE_THRESHOLD = 0.968
 CORNER_PERSISTENCE = 0.8255
 CORNER_VOLATILITY = 3.545
 
-_REDUCED_FORM = ("Reduced-form observable in canonical units: the world's state-space model "
-                 "produces it directly (no structural model behind it).")
+_REDUCED_FORM = (
+    "Reduced-form observable in canonical units: the world's state-space model "
+    "produces it directly (no structural model behind it)."
+)
 
 
 def _entry_params() -> tuple[Parameter, ...]:
     params = []
     for i in range(K_MAX):
         for j in range(K_MAX):
-            params.append(Parameter(f"A_{i}_{j}", "1", f"transition matrix entry A[{i}, {j}] "
-                                    "(symmetric; zero beyond n_state)", kind="derived",
-                                    prior="A = V diag(lambda) V', see module docs"))
+            params.append(
+                Parameter(
+                    f"A_{i}_{j}",
+                    "1",
+                    f"transition matrix entry A[{i}, {j}] (symmetric; zero beyond n_state)",
+                    kind="derived",
+                    prior="A = V diag(lambda) V', see module docs",
+                )
+            )
     for i in range(K_MAX):
         for j in range(N_SHOCKS):
-            params.append(Parameter(f"B_{i}_{j}", "percent per sd", f"shock loading B[{i}, {j}] of "
-                                    f"innovation e{j + 1} on state {i} (zero beyond n_state)",
-                                    kind="derived", prior="iid N(0, 1) before padding"))
+            params.append(
+                Parameter(
+                    f"B_{i}_{j}",
+                    "percent per sd",
+                    f"shock loading B[{i}, {j}] of innovation e{j + 1} on state {i} (zero beyond n_state)",
+                    kind="derived",
+                    prior="iid N(0, 1) before padding",
+                )
+            )
     for i in range(N_OBS):
         for j in range(K_MAX):
-            params.append(Parameter(f"C_{i}_{j}", "canonical unit per state unit",
-                                    f"observation matrix entry C[{i}, {j}] (zero beyond n_state)",
-                                    kind="derived", prior="each row a uniform random unit vector in R^n_state"))
+            params.append(
+                Parameter(
+                    f"C_{i}_{j}",
+                    "canonical unit per state unit",
+                    f"observation matrix entry C[{i}, {j}] (zero beyond n_state)",
+                    kind="derived",
+                    prior="each row a uniform random unit vector in R^n_state",
+                )
+            )
     return tuple(params)
 
 
 class LSS(World):
     name = "lss"
-    description = ("Random stable linear state space s[t] = A s[t-1] + B eps[t], y[t] = C s[t], "
-                   "A = V diag(lambda) V' with random orthogonal V and eigenvalues in [0, rho_max].")
+    description = (
+        "Random stable linear state space s[t] = A s[t-1] + B eps[t], y[t] = C s[t], "
+        "A = V diag(lambda) V' with random orthogonal V and eigenvalues in [0, rho_max]."
+    )
     parameters = (
-        Parameter("n_state", "count", "state dimension", 3, 5, None, kind="integer",
-                  prior="uniform on {3, 4, 5}"),
+        Parameter("n_state", "count", "state dimension", 3, 5, None, kind="integer", prior="uniform on {3, 4, 5}"),
         Parameter("rho_max", "1", "largest eigenvalue (= spectral radius) of A", 0.5, 0.98, None),
     ) + _entry_params()
     shocks = ("e1", "e2", "e3")
@@ -108,14 +138,21 @@ class LSS(World):
     )
     linear = True
     slice_rule = SliceRule(
-        "rho_max", SLICE_THRESHOLD, "above",
+        "rho_max",
+        SLICE_THRESHOLD,
+        "above",
         "largest eigenvalue of A above 0.968: 2.5 % of the U(0.5, 0.98) prior in closed form (every "
-        "proposal valid); Monte Carlo 200,000 draws: 2.55 %")
+        "proposal valid); Monte Carlo 200,000 draws: 2.55 %",
+    )
     corner_rule = CornerRule(
-        "mean_i autocorr1(y_i)", CORNER_PERSISTENCE, "mean_i sd(y_i)", CORNER_VOLATILITY,
+        "mean_i autocorr1(y_i)",
+        CORNER_PERSISTENCE,
+        "mean_i sd(y_i)",
+        CORNER_VOLATILITY,
         "outside the slice, mean over output, inflation, rate of the stationary lag-1 autocorrelation "
         "> 0.8255 and of the stationary standard deviation (percent) > 3.545, both exact from the Lyapunov "
-        "equation S = A S A' + B B'; Monte Carlo 200,000 draws: 2.50 %")
+        "equation S = A S A' + B B'; Monte Carlo 200,000 draws: 2.50 %",
+    )
     design_notes = (
         "lambda_0 = rho_max, lambda_i = rho_max * U(0, 1) for 0 < i < n_state; V Haar orthogonal (QR of a "
         "standard-normal matrix with positive diag(R)); A = (M + M')/2, M = V diag(lambda) V', exactly symmetric.",
@@ -136,9 +173,9 @@ class LSS(World):
     def unpack(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``A (n, 5, 5)``, ``B (n, 5, 3)``, ``C (n, 3, 5)`` from theta."""
         n = theta.shape[0]
-        A = theta[:, self._iA:self._iB].reshape(n, K_MAX, K_MAX)
-        B = theta[:, self._iB:self._iC].reshape(n, K_MAX, N_SHOCKS)
-        C = theta[:, self._iC:].reshape(n, N_OBS, K_MAX)
+        A = theta[:, self._iA : self._iB].reshape(n, K_MAX, K_MAX)
+        B = theta[:, self._iB : self._iC].reshape(n, K_MAX, N_SHOCKS)
+        C = theta[:, self._iC :].reshape(n, N_OBS, K_MAX)
         return A, B, C
 
     @staticmethod
@@ -170,9 +207,9 @@ class LSS(World):
         B = Braw * mask[:, :, None]
         Cm = Craw * mask[:, None, :]
         C = Cm / np.sqrt(matmul_first(Cm, Cm.transpose(0, 2, 1)).diagonal(axis1=1, axis2=2))[:, :, None]
-        theta[:, self._iA:self._iB] = A.reshape(n, -1)
-        theta[:, self._iB:self._iC] = B.reshape(n, -1)
-        theta[:, self._iC:] = C.reshape(n, -1)
+        theta[:, self._iA : self._iB] = A.reshape(n, -1)
+        theta[:, self._iB : self._iC] = B.reshape(n, -1)
+        theta[:, self._iC :] = C.reshape(n, -1)
         return theta
 
     def is_valid(self, theta: np.ndarray) -> np.ndarray:
@@ -199,8 +236,12 @@ class LSS(World):
         traj = np.empty((theta.shape[0], eps.shape[1], N_OBS))
         for k, idx in self._by_state_dimension(theta):
             Ak, Bk, Ck, ek = A[idx, :k, :k], B[idx, :k], C[idx, :, :k], eps[idx]
-            traj[idx] = by_rows(lambda lo, hi: simulate_lags(samples_last(Ak[lo:hi])[None], samples_last(Bk[lo:hi]),
-                                                             samples_last(Ck[lo:hi]), ek[lo:hi]), idx.size)
+            traj[idx] = by_rows(
+                lambda lo, hi: simulate_lags(
+                    samples_last(Ak[lo:hi])[None], samples_last(Bk[lo:hi]), samples_last(Ck[lo:hi]), ek[lo:hi]
+                ),
+                idx.size,
+            )
         return Simulation(trajectories=traj)
 
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
@@ -208,8 +249,12 @@ class LSS(World):
         out = np.empty((theta.shape[0], N_SHOCKS, H + 1, N_OBS))
         for k, idx in self._by_state_dimension(theta):
             Ak, Bk, Ck = A[idx, :k, :k], B[idx, :k], C[idx, :, :k]
-            out[idx] = by_rows(lambda lo, hi: irfs_lags(samples_last(Ak[lo:hi])[None], samples_last(Bk[lo:hi]),
-                                                        samples_last(Ck[lo:hi]), H), idx.size)
+            out[idx] = by_rows(
+                lambda lo, hi: irfs_lags(
+                    samples_last(Ak[lo:hi])[None], samples_last(Bk[lo:hi]), samples_last(Ck[lo:hi]), H
+                ),
+                idx.size,
+            )
         return out
 
     @staticmethod

@@ -62,8 +62,8 @@ is slack, which is what makes zlb equal nk bit for bit on paths where the bound 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -75,17 +75,17 @@ from macro_data.worlds.base import CornerRule, LastFew, Parameter, Priors, Simul
 # ---------------------------------------------------------------------------------------------
 NK_PARAMETERS: tuple[Parameter, ...] = (
     Parameter("beta", "1 (per quarter)", "discount factor", 0.985, 0.995, 0.99),
-    Parameter("sigma", "1", "inverse intertemporal elasticity of substitution (IS-curve slope 1/sigma)",
-              0.5, 2.5, 1.0),
-    Parameter("kappa", "1", "slope of the Phillips curve (response of quarterly inflation to the output gap)",
-              0.01, 0.5, 0.1),
+    Parameter("sigma", "1", "inverse intertemporal elasticity of substitution (IS-curve slope 1/sigma)", 0.5, 2.5, 1.0),
+    Parameter(
+        "kappa", "1", "slope of the Phillips curve (response of quarterly inflation to the output gap)", 0.01, 0.5, 0.1
+    ),
     Parameter("phi_pi", "1", "long-run Taylor-rule response to quarterly inflation", 1.05, 3.5, 1.5),
-    Parameter("phi_y", "1", "long-run Taylor-rule response to the output gap (quarterly rate per unit gap)",
-              0.0, 1.0, 0.125),
+    Parameter(
+        "phi_y", "1", "long-run Taylor-rule response to the output gap (quarterly rate per unit gap)", 0.0, 1.0, 0.125
+    ),
     Parameter("rho_i", "1 (per quarter)", "interest-rate smoothing", 0.0, 0.9, 0.8),
     Parameter("rho_m", "1 (per quarter)", "AR(1) coefficient of the monetary shock v", 0.0, 0.9, 0.5),
-    Parameter("rho_r", "1 (per quarter)", "AR(1) coefficient of the demand (natural-rate) shock rn",
-              0.0, 0.95, 0.5),
+    Parameter("rho_r", "1 (per quarter)", "AR(1) coefficient of the demand (natural-rate) shock rn", 0.0, 0.95, 0.5),
     Parameter("rho_u", "1 (per quarter)", "AR(1) coefficient of the cost-push shock u", 0.0, 0.9, 0.5),
     Parameter("sigma_m", "quarterly fraction", "sd of the monetary innovation (into v)", 0.001, 0.01, 0.0025),
     Parameter("sigma_r", "quarterly fraction", "sd of the demand innovation (into rn)", 0.005, 0.02, 0.01),
@@ -171,10 +171,10 @@ class NKSolution:
     sigma: np.ndarray
     kappa: np.ndarray
     rho_i: np.ndarray
-    c_x: np.ndarray       # (1 - rho_i) phi_y
-    c_pi: np.ndarray      # (1 - rho_i) phi_pi
-    rho: tuple[np.ndarray, np.ndarray, np.ndarray]    # rho_m, rho_r, rho_u
-    sd: tuple[np.ndarray, np.ndarray, np.ndarray]     # sigma_m, sigma_r, sigma_u
+    c_x: np.ndarray  # (1 - rho_i) phi_y
+    c_pi: np.ndarray  # (1 - rho_i) phi_pi
+    rho: tuple[np.ndarray, np.ndarray, np.ndarray]  # rho_m, rho_r, rho_u
+    sd: tuple[np.ndarray, np.ndarray, np.ndarray]  # sigma_m, sigma_r, sigma_u
     Fx: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     Fpi: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     p: np.ndarray
@@ -187,12 +187,24 @@ class NKSolution:
             r.append(self.c_x * self.Fx[c] + self.c_pi * self.Fpi[c] + (1.0 if c == 1 else 0.0))
         return tuple(r)
 
-    def take(self, idx) -> "NKSolution":
+    def take(self, idx) -> NKSolution:
         def t(a):
             return a[idx]
-        return NKSolution(t(self.beta), t(self.sigma), t(self.kappa), t(self.rho_i), t(self.c_x), t(self.c_pi),
-                          tuple(map(t, self.rho)), tuple(map(t, self.sd)), tuple(map(t, self.Fx)),
-                          tuple(map(t, self.Fpi)), t(self.p), t(self.determinate))
+
+        return NKSolution(
+            t(self.beta),
+            t(self.sigma),
+            t(self.kappa),
+            t(self.rho_i),
+            t(self.c_x),
+            t(self.c_pi),
+            tuple(map(t, self.rho)),
+            tuple(map(t, self.sd)),
+            tuple(map(t, self.Fx)),
+            tuple(map(t, self.Fpi)),
+            t(self.p),
+            t(self.determinate),
+        )
 
 
 # Blanchard-Kahn margin around the unit circle (the same as linear_re.solve_re's default).
@@ -264,7 +276,7 @@ def endogenous_root(c: tuple[np.ndarray, ...], tol: float = UNIT_ROOT_TOL) -> tu
         disc = e1 * e1 - 4.0 * c3 * e0
         q = -0.5 * (e1 + np.copysign(np.sqrt(np.abs(disc)), e1))
         real_small = np.minimum(np.abs(q / c3), np.abs(e0 / q))  # real pair: roots q / c3 and e0 / q
-        complex_mod = np.sqrt(np.abs(e0 / c3))                   # complex pair: modulus^2 = e0 / c3
+        complex_mod = np.sqrt(np.abs(e0 / c3))  # complex pair: modulus^2 = e0 / c3
         others = np.where(disc >= 0.0, real_small, complex_mod)
     determinate = bracket & (c3 != 0.0) & (np.abs(x) < 1.0 - tol) & (others > 1.0 + tol)
     return x, determinate
@@ -300,8 +312,9 @@ def solve(theta: np.ndarray) -> NKSolution:
             Fpi.append((a11 * b2 - a21 * b1) / det)
         ok = determinate & np.all(np.isfinite(np.stack(Fx + Fpi)), axis=0)
     nan = np.where(ok, 1.0, np.nan)  # NaN coefficients where not determinate
-    return NKSolution(beta, sig, kap, rhoi, c_x, c_pi, rho, sd, tuple(f * nan for f in Fx), tuple(f * nan for f in Fpi),
-                      p * nan, ok)
+    return NKSolution(
+        beta, sig, kap, rhoi, c_x, c_pi, rho, sd, tuple(f * nan for f in Fx), tuple(f * nan for f in Fpi), p * nan, ok
+    )
 
 
 SOLUTIONS = LastFew(size=4)
@@ -374,13 +387,13 @@ def simulate_unconstrained(s: NKSolution, eps: np.ndarray, out: np.ndarray | Non
     u = np.zeros(m)
     for t0 in range(0, T, PERIODS):
         p = min(PERIODS, T - t0)
-        np.copyto(e[:p].reshape(3 * p, m), eps[:, t0:t0 + p].reshape(m, 3 * p).T)
+        np.copyto(e[:p].reshape(3 * p, m), eps[:, t0 : t0 + p].reshape(m, 3 * p).T)
         for k in range(p):
             v, rn, u = exog_step(s, v, rn, u, e[k, 0], e[k, 1], e[k, 2])
             x, pi = jumps(s, il, v, rn, u)
             il = taylor(s, il, x, pi, v)
             canonical(x, pi, il, y[k])
-        rows = out[:, t0:t0 + p].reshape(m, 3 * p)  # a view: out's rows are C-contiguous
+        rows = out[:, t0 : t0 + p].reshape(m, 3 * p)  # a view: out's rows are C-contiguous
         np.copyto(rows, y[:p].reshape(3 * p, m).T, casting="same_kind")
     return out
 
@@ -421,21 +434,29 @@ def chunked(fn, out: np.ndarray) -> np.ndarray:
 
 class NK(World):
     name = "nk"
-    description = ("Three-equation New Keynesian model (IS curve, Phillips curve, Taylor rule with smoothing) "
-                   "with AR(1) monetary, demand and cost-push shocks; linear rational expectations solved by "
-                   "Blanchard-Kahn on the closed-form characteristic cubic of the endogenous block.")
+    description = (
+        "Three-equation New Keynesian model (IS curve, Phillips curve, Taylor rule with smoothing) "
+        "with AR(1) monetary, demand and cost-push shocks; linear rational expectations solved by "
+        "Blanchard-Kahn on the closed-form characteristic cubic of the endogenous block."
+    )
     parameters = NK_PARAMETERS
     shocks = NK_SHOCKS
     linear = True
     slice_rule = SliceRule(
-        "phi_pi", SLICE_THRESHOLD, "above",
+        "phi_pi",
+        SLICE_THRESHOLD,
+        "above",
         f"phi_pi > {SLICE_THRESHOLD}: the most hawkish inflation response; 2.5 % of the valid prior "
-        "(closed form; Monte Carlo 0.02547 with 400,000 draws)")
+        "(closed form; Monte Carlo 0.02547 with 400,000 draws)",
+    )
     corner_rule = CornerRule(
-        "max(rho_i, rho_m, rho_r, rho_u)", CORNER_PERSISTENCE_THRESHOLD,
-        "max(sigma_m/0.01, sigma_r/0.02, sigma_u/0.01)", CORNER_VOLATILITY_THRESHOLD,
+        "max(rho_i, rho_m, rho_r, rho_u)",
+        CORNER_PERSISTENCE_THRESHOLD,
+        "max(sigma_m/0.01, sigma_r/0.02, sigma_u/0.01)",
+        CORNER_VOLATILITY_THRESHOLD,
         "jointly persistent and volatile draws outside the slice: 2.49 % of the valid prior (closed form; "
-        "Monte Carlo 0.02502 with 400,000 draws; the two marginal tails balanced at ~16 %)")
+        "Monte Carlo 0.02502 with 400,000 draws; the two marginal tails balanced at ~16 %)",
+    )
     design_notes = (
         "state k[t] = (i[t-1], v[t], rn[t], u[t]); jumps (x[t], pi[t]); the exogenous states include the "
         "period-t innovation, i.e. eps[t] moves v[t], rn[t], u[t] and hence y[t]",
@@ -468,8 +489,10 @@ class NK(World):
         sol = self.solution(theta)
         check_determinate(self, sol, theta)
         n, T, _ = eps.shape
-        traj = chunked(lambda lo, hi, out: simulate_unconstrained(sol.take(slice(lo, hi)), eps[lo:hi], out),
-                       np.empty((n, T, 3), dtype=dtype))
+        traj = chunked(
+            lambda lo, hi, out: simulate_unconstrained(sol.take(slice(lo, hi)), eps[lo:hi], out),
+            np.empty((n, T, 3), dtype=dtype),
+        )
         return Simulation(trajectories=traj)
 
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
@@ -478,8 +501,10 @@ class NK(World):
     def _irfs_as(self, theta, H, dtype) -> np.ndarray:
         sol = self.solution(theta)
         check_determinate(self, sol, theta)
-        return chunked(lambda lo, hi, out: irfs_unconstrained(sol.take(slice(lo, hi)), H, out),
-                       np.empty((theta.shape[0], 3, H + 1, 3), dtype=dtype))
+        return chunked(
+            lambda lo, hi, out: irfs_unconstrained(sol.take(slice(lo, hi)), H, out),
+            np.empty((theta.shape[0], 3, H + 1, 3), dtype=dtype),
+        )
 
     def slice_statistic(self, theta: np.ndarray) -> np.ndarray:
         return np.asarray(theta, dtype=np.float64)[:, _IDX["phi_pi"]].copy()

@@ -60,8 +60,8 @@ prior itself and the thresholds follow in closed form; a Monte Carlo check confi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -106,10 +106,10 @@ class _Solved:
     p_b: np.ndarray
     p_k: np.ndarray
 
-    def rows(self, lo: int, hi: int) -> "_Solved":
+    def rows(self, lo: int, hi: int) -> _Solved:
         return _Solved(**{k: v[lo:hi] for k, v in vars(self).items()})
 
-    def tiled(self, reps: int) -> "_Solved":
+    def tiled(self, reps: int) -> _Solved:
         return _Solved(**{k: np.tile(v, reps) for k, v in vars(self).items()})
 
 
@@ -128,9 +128,11 @@ def steady_state(theta: np.ndarray) -> dict[str, np.ndarray]:
 
 class RBC(World):
     name = "rbc"
-    description = ("Log-linearized real business cycle model (CRRA consumption, Frisch labour supply, "
-                   "Cobb-Douglas technology, capital accumulation) with AR(1) technology and "
-                   "preference shocks, solved for its unique saddle path.")
+    description = (
+        "Log-linearized real business cycle model (CRRA consumption, Frisch labour supply, "
+        "Cobb-Douglas technology, capital accumulation) with AR(1) technology and "
+        "preference shocks, solved for its unique saddle path."
+    )
     parameters = (
         Parameter("beta", "quarterly factor", "discount factor", 0.985, 0.995, 0.99),
         Parameter("alpha", "share", "capital share in Y = A K^alpha N^(1-alpha)", 0.25, 0.40, 0.33),
@@ -138,38 +140,56 @@ class RBC(World):
         Parameter("nu", "elasticity", "Frisch elasticity of labour supply", 0.5, 3.0, 1.0),
         Parameter("gamma", "coefficient", "relative risk aversion (CRRA) of consumption", 1.0, 3.0, 1.0),
         Parameter("rho_a", "AR(1) coefficient", "persistence of technology a[t]", 0.0, 0.99, 0.95),
-        Parameter("sigma_a", "log points per quarter", "standard deviation of the technology innovation",
-                  0.005, 0.02, 0.007),
+        Parameter(
+            "sigma_a", "log points per quarter", "standard deviation of the technology innovation", 0.005, 0.02, 0.007
+        ),
         Parameter("rho_b", "AR(1) coefficient", "persistence of the preference shifter b[t]", 0.0, 0.95, 0.5),
-        Parameter("sigma_b", "log points per quarter", "standard deviation of the preference innovation",
-                  0.005, 0.02, 0.01),
+        Parameter(
+            "sigma_b", "log points per quarter", "standard deviation of the preference innovation", 0.005, 0.02, 0.01
+        ),
     )
     shocks = ("technology", "preference")
     observables = (
         Observable("output", "percent", "100 x y[t], log deviation of output from its steady state"),
-        Observable("inflation", "annualized percentage points",
-                   "RBC has no money: 400 x (c[t] - c[t-1]), annualized consumption growth (deviation), "
-                   "with c[-1] = 0 (steady state)"),
-        Observable("rate", "annualized percentage points",
-                   "400 x E_t r[t+1], annualized ex-ante gross real return on capital (deviation), "
-                   "r[t+1] = (1 - beta (1 - delta)) (y[t+1] - k[t+1])"),
+        Observable(
+            "inflation",
+            "annualized percentage points",
+            "RBC has no money: 400 x (c[t] - c[t-1]), annualized consumption growth (deviation), "
+            "with c[-1] = 0 (steady state)",
+        ),
+        Observable(
+            "rate",
+            "annualized percentage points",
+            "400 x E_t r[t+1], annualized ex-ante gross real return on capital (deviation), "
+            "r[t+1] = (1 - beta (1 - delta)) (y[t+1] - k[t+1])",
+        ),
     )
     extras = (
         Observable("consumption", "percent", "100 x c[t], log deviation of consumption"),
         Observable("investment", "percent", "100 x inv[t], log deviation of investment"),
         Observable("hours", "percent", "100 x n[t], log deviation of hours worked"),
-        Observable("capital", "percent",
-                   "100 x k[t], log deviation of capital at the start of period t (predetermined; k[0] = 0)"),
+        Observable(
+            "capital",
+            "percent",
+            "100 x k[t], log deviation of capital at the start of period t (predetermined; k[0] = 0)",
+        ),
     )
     slice_rule = SliceRule(
-        "rho_a", SLICE_THRESHOLD, "above",
+        "rho_a",
+        SLICE_THRESHOLD,
+        "above",
         "technology persistence rho_a > 0.965: 2.525 % of the prior mass in closed form "
-        "(rho_a ~ U(0, 0.99), every in-bounds draw valid); Monte Carlo 10^6 valid draws: 2.523 %")
+        "(rho_a ~ U(0, 0.99), every in-bounds draw valid); Monte Carlo 10^6 valid draws: 2.523 %",
+    )
     corner_rule = CornerRule(
-        "max(rho_a, rho_b)", CORNER_PERSISTENCE_THRESHOLD, "max(sigma_a, sigma_b)", CORNER_VOLATILITY_THRESHOLD,
+        "max(rho_a, rho_b)",
+        CORNER_PERSISTENCE_THRESHOLD,
+        "max(sigma_a, sigma_b)",
+        CORNER_VOLATILITY_THRESHOLD,
         "outside the slice, largest shock persistence max(rho_a, rho_b) > 0.875 and largest innovation "
         "scale max(sigma_a, sigma_b) > 0.0188: 2.468 % of the prior mass in closed form "
-        "(tails 16.07 % x 15.36 %, independent); Monte Carlo 10^6 valid draws: 2.478 %")
+        "(tails 16.07 % x 15.36 %, independent); Monte Carlo 10^6 valid draws: 2.478 %",
+    )
     design_notes = (
         "Canonical mapping (RBC has no money): output = 100 y; inflation = 400 (c[t] - c[t-1]) "
         "(annualized consumption growth) with c[-1] = 0, so inflation[0] = 400 c[0]; rate = 400 E_t r[t+1] "
@@ -191,9 +211,13 @@ class RBC(World):
         return self.propose_independent(rng, n, priors)
 
     # The model and its reduction are defined (A invertible, steady state positive) on this domain.
-    _DOMAIN = {"beta": (0.0, 1.0, "0 < beta < 1"), "alpha": (0.0, 1.0, "0 < alpha < 1"),
-               "delta": (0.0, 1.0, "0 < delta <= 1"), "nu": (0.0, np.inf, "nu > 0"),
-               "gamma": (0.0, np.inf, "gamma > 0")}
+    _DOMAIN = {
+        "beta": (0.0, 1.0, "0 < beta < 1"),
+        "alpha": (0.0, 1.0, "0 < alpha < 1"),
+        "delta": (0.0, 1.0, "0 < delta <= 1"),
+        "nu": (0.0, np.inf, "nu > 0"),
+        "gamma": (0.0, np.inf, "gamma > 0"),
+    }
 
     def _domain_violations(self, theta: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
         """``(parameter, rule, (n,) bool violated)`` for each domain rule of the model."""
@@ -218,10 +242,16 @@ class RBC(World):
     def _checked_array(self, theta: np.ndarray) -> np.ndarray:
         theta = np.asarray(theta)
         P = len(self.parameters)
-        if theta.ndim != 2 or theta.shape[1] != P or not np.issubdtype(theta.dtype, np.number) \
-                or np.iscomplexobj(theta):
-            raise WorldError(f"world {self.name!r}: theta must be a real array of shape (n, {P}) "
-                             f"[{', '.join(self.parameter_names)}]; got shape {theta.shape}, dtype {theta.dtype}")
+        if (
+            theta.ndim != 2
+            or theta.shape[1] != P
+            or not np.issubdtype(theta.dtype, np.number)
+            or np.iscomplexobj(theta)
+        ):
+            raise WorldError(
+                f"world {self.name!r}: theta must be a real array of shape (n, {P}) "
+                f"[{', '.join(self.parameter_names)}]; got shape {theta.shape}, dtype {theta.dtype}"
+            )
         return theta.astype(np.float64)
 
     def system(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -274,24 +304,41 @@ class RBC(World):
         for name, rule, bad in self._domain_violations(theta):
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise WorldError(f"world {self.name!r}: parameter {name!r} of draw {i} is "
-                                 f"{theta[i, self.index(name)]!r}, outside the model's domain ({rule})")
+                raise WorldError(
+                    f"world {self.name!r}: parameter {name!r} of draw {i} is "
+                    f"{theta[i, self.index(name)]!r}, outside the model's domain ({rule})"
+                )
         A, B = self.system(theta)
         sol = self._solve_re(A, B)
         if not np.all(sol.determinate):
             i = int(np.flatnonzero(~sol.determinate)[0])
-            raise WorldError(f"world {self.name!r}: draw {i} has no unique saddle-path solution "
-                             f"({int(sol.n_unstable[i])} unstable roots for 1 jump variable): "
-                             + ", ".join(f"{p}={v!r}" for p, v in zip(self.parameter_names, theta[i].tolist())))
+            raise WorldError(
+                f"world {self.name!r}: draw {i} has no unique saddle-path solution "
+                f"({int(sol.n_unstable[i])} unstable roots for 1 jump variable): "
+                + ", ".join(f"{p}={v!r}" for p, v in zip(self.parameter_names, theta[i].tolist()))
+            )
         beta, alpha, delta, nu, gamma, rho_a, sigma_a, rho_b, sigma_b = theta.T
         ss = steady_state(theta)
         f_a, f_b, f_k = sol.F[:, 0, 0], sol.F[:, 0, 1], sol.F[:, 0, 2]
         b_kc = B[:, 2, 3]
         return _Solved(
-            rho_a=rho_a, rho_b=rho_b, sigma_a=sigma_a, sigma_b=sigma_b, alpha=alpha, gamma=gamma, delta=delta,
-            labour=1.0 / (alpha + 1.0 / nu), c_y=ss["C_Y"], i_y=ss["I_Y"], R=ss["R"],
-            f_a=f_a, f_b=f_b, f_k=f_k,
-            p_a=B[:, 2, 0] + b_kc * f_a, p_b=b_kc * f_b, p_k=B[:, 2, 2] + b_kc * f_k,
+            rho_a=rho_a,
+            rho_b=rho_b,
+            sigma_a=sigma_a,
+            sigma_b=sigma_b,
+            alpha=alpha,
+            gamma=gamma,
+            delta=delta,
+            labour=1.0 / (alpha + 1.0 / nu),
+            c_y=ss["C_Y"],
+            i_y=ss["I_Y"],
+            R=ss["R"],
+            f_a=f_a,
+            f_b=f_b,
+            f_k=f_k,
+            p_a=B[:, 2, 0] + b_kc * f_a,
+            p_b=b_kc * f_b,
+            p_k=B[:, 2, 2] + b_kc * f_k,
         )
 
     @staticmethod

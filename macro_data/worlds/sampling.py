@@ -19,8 +19,8 @@ Algorithm ``block-seedsequence-pcg64/v1`` (recorded in the manifest with its con
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -56,8 +56,9 @@ def check_seed(seed: int) -> int:
 
 def block_rng(seed: int, world: World, block: int, purpose: str) -> np.random.Generator:
     """The stream of one block and purpose."""
-    return np.random.Generator(np.random.PCG64(
-        np.random.SeedSequence(check_seed(seed), spawn_key=(world.key, int(block), PURPOSES[purpose]))))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(check_seed(seed), spawn_key=(world.key, int(block), PURPOSES[purpose])))
+    )
 
 
 def blocks_covering(start: int, stop: int) -> range:
@@ -81,14 +82,20 @@ class Draws:
     def n(self) -> int:
         return self.theta.shape[0]
 
-    def slice(self, lo: int, hi: int) -> "Draws":
+    def slice(self, lo: int, hi: int) -> Draws:
         """Rows ``lo:hi`` (relative to this batch)."""
-        return Draws(self.start + lo, self.theta[lo:hi], self.shocks[lo:hi],
-                     {k: v[lo:hi] for k, v in self.metadata.items()},
-                     None if self.rejections is None else self.rejections[lo:hi])
+        return Draws(
+            self.start + lo,
+            self.theta[lo:hi],
+            self.shocks[lo:hi],
+            {k: v[lo:hi] for k, v in self.metadata.items()},
+            None if self.rejections is None else self.rejections[lo:hi],
+        )
 
 
-def draw_theta_blocks(world: World, seed: int, blocks: range, priors: Mapping[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+def draw_theta_blocks(
+    world: World, seed: int, blocks: range, priors: Mapping[str, tuple[float, float]]
+) -> tuple[np.ndarray, np.ndarray]:
     """Valid parameters of consecutive blocks by rejection: ``(theta, rejections)``, ``BLOCK_SIZE`` rows per block.
 
     Each block draws from its own stream exactly as if alone (one round of ``BLOCK_SIZE`` proposals
@@ -116,13 +123,16 @@ def draw_theta_blocks(world: World, seed: int, blocks: range, priors: Mapping[st
             return theta, rejections
     j = int(drawing[0])
     missing = int((~filled_by_block[j]).sum())
-    raise WorldError(f"world {world.name!r}: {missing} samples of block {blocks[j]} found no valid "
-                     f"parameter draw in {MAX_REJECTION_ROUNDS} proposals each; the priors {dict(priors)} "
-                     f"may leave (almost) no valid region")
+    raise WorldError(
+        f"world {world.name!r}: {missing} samples of block {blocks[j]} found no valid "
+        f"parameter draw in {MAX_REJECTION_ROUNDS} proposals each; the priors {dict(priors)} "
+        f"may leave (almost) no valid region"
+    )
 
 
-def draw_range(world: World, seed: int, start: int, stop: int, T: int,
-               priors: Mapping[str, tuple[float, float]] | None = None) -> Draws:
+def draw_range(
+    world: World, seed: int, start: int, stop: int, T: int, priors: Mapping[str, tuple[float, float]] | None = None
+) -> Draws:
     """Random inputs of samples ``start .. stop - 1``, computed from the whole blocks covering them.
 
     Innovations are drawn in float64 and kept in float32 (the stored precision; simulations
@@ -143,8 +153,9 @@ def draw_range(world: World, seed: int, start: int, stop: int, T: int,
         shocks[rows] = block_rng(seed, world, b, "shocks").standard_normal((BLOCK_SIZE, T, len(world.shocks)))
         for k, v in world.draw_metadata(block_rng(seed, world, b, "metadata"), theta[rows], T).items():
             metadata.setdefault(k, []).append(v)
-    whole = Draws(blocks.start * BLOCK_SIZE, theta, shocks, {k: np.concatenate(v) for k, v in metadata.items()},
-                  rejections)
+    whole = Draws(
+        blocks.start * BLOCK_SIZE, theta, shocks, {k: np.concatenate(v) for k, v in metadata.items()}, rejections
+    )
     return whole.slice(start - whole.start, stop - whole.start)
 
 
@@ -153,4 +164,4 @@ def split_uniforms(world: World, seed: int, start: int, stop: int) -> np.ndarray
     blocks = blocks_covering(start, stop)
     u = np.concatenate([block_rng(seed, world, b, "split").random(BLOCK_SIZE) for b in blocks])
     offset = start - blocks.start * BLOCK_SIZE
-    return u[offset: offset + (stop - start)]
+    return u[offset : offset + (stop - start)]

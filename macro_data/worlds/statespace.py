@@ -28,6 +28,7 @@ import numpy as np
 
 ROW_CHUNK = 1024  # samples per pass of the time recursions (cache-sized working set)
 
+
 # ---- layout -------------------------------------------------------------------------------
 def samples_last(x: np.ndarray) -> np.ndarray:
     """``(n, ...)`` -> contiguous ``(..., n)``."""
@@ -89,7 +90,7 @@ def _sum_columns(prod: np.ndarray, out: np.ndarray, add: bool = False) -> None:
     w = prod.shape[1]
     while w > 1:
         h = w // 2
-        np.add(prod[:, :h], prod[:, h:2 * h], out=prod[:, :h])
+        np.add(prod[:, :h], prod[:, h : 2 * h], out=prod[:, :h])
         if w % 2:
             prod[:, 0] += prod[:, 2 * h]
         w = h
@@ -113,7 +114,7 @@ def lag_recursion(coefs: np.ndarray, u: np.ndarray) -> np.ndarray:
     X = np.zeros((T + p, k, m, n))  # X[t + p] = x[t]; the first p rows are the zero pre-sample
     prod = np.empty((k, p * k, m, n))
     for t in range(T):
-        np.multiply(M, X[t:t + p].reshape(1, p * k, m, n), out=prod)
+        np.multiply(M, X[t : t + p].reshape(1, p * k, m, n), out=prod)
         acc = X[t + p]
         acc[...] = u[t]
         _sum_columns(prod, acc, add=True)
@@ -140,7 +141,7 @@ def simulate_lags(coefs: np.ndarray, B: np.ndarray, C: np.ndarray | None, eps: n
         y = np.empty((T, q, n))
         prodC = np.empty((q, k, n))
     for t in range(T):
-        np.multiply(M, X[t:t + p].reshape(1, p * k, n), out=prodA)
+        np.multiply(M, X[t : t + p].reshape(1, p * k, n), out=prodA)
         np.multiply(B, e[t, None], out=prodB)
         acc = X[t + p]
         _sum_columns(prodB, acc)
@@ -159,8 +160,7 @@ def _select(r: np.ndarray, choices: np.ndarray) -> np.ndarray:
     return out
 
 
-def simulate_switching(A: np.ndarray, B: np.ndarray, C: np.ndarray, eps: np.ndarray,
-                       regime: np.ndarray) -> np.ndarray:
+def simulate_switching(A: np.ndarray, B: np.ndarray, C: np.ndarray, eps: np.ndarray, regime: np.ndarray) -> np.ndarray:
     """Trajectories ``(n, T, q)`` of ``x[t] = A_{r[t]} x[t-1] + B_{r[t]} eps[t]``, ``y = C x``, ``x[-1] = 0``.
 
     ``A (R, k, k, n)``, ``B (R, k, S, n)``, ``C (q, k, n)`` or ``(q, k, 1)``, ``eps (n, T, S)``,
@@ -251,7 +251,7 @@ def _polymul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Product of polynomials ``(n, da+1) x (n, db+1)`` (coefficients highest power first)."""
     out = np.zeros((a.shape[0], a.shape[1] + b.shape[1] - 1))
     for i in range(a.shape[1]):
-        out[:, i:i + b.shape[1]] += a[:, i, None] * b
+        out[:, i : i + b.shape[1]] += a[:, i, None] * b
     return out
 
 
@@ -297,7 +297,7 @@ def roots_inside(poly: np.ndarray, radius: np.ndarray | float) -> np.ndarray:
         k = a[:, j - 1]
         ok &= np.abs(k) < 1.0
         denom = np.where(ok, 1.0 - k * k, 1.0)
-        head = a[:, :j - 1]
+        head = a[:, : j - 1]
         a = (head - k[:, None] * head[:, ::-1]) / denom[:, None]
         a[~ok] = 0.0
     return ok
@@ -352,7 +352,7 @@ def chunked(fn, theta: np.ndarray, size: int = 2048) -> tuple[np.ndarray, ...]:
     Bounds the memory of the per-draw linear systems; every draw's result is computed on its own,
     so chunking does not change it.
     """
-    parts = [fn(theta[i:i + size]) for i in range(0, max(theta.shape[0], 1), size)]
+    parts = [fn(theta[i : i + size]) for i in range(0, max(theta.shape[0], 1), size)]
     return tuple(np.concatenate([p[j] for p in parts]) for j in range(len(parts[0])))
 
 

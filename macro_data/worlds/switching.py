@@ -47,22 +47,26 @@ first-order autocorrelation of the three observables, volatility = their mean st
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from macro_data.errors import WorldError
-from macro_data.worlds.base import (CornerRule, MetadataField, Parameter, Priors, Simulation, SliceRule,
-                                    World)
-from macro_data.worlds.statespace import (autocorrelation_and_sd, by_rows, chunked, matmul_first, matmul_last, observe,
-                                          samples_last, simulate_switching, stationary_second_moments)
+from macro_data.worlds.base import CornerRule, MetadataField, Parameter, Priors, Simulation, SliceRule, World
+from macro_data.worlds.statespace import (
+    autocorrelation_and_sd,
+    by_rows,
+    chunked,
+    matmul_first,
+    matmul_last,
+    observe,
+    samples_last,
+    simulate_switching,
+    stationary_second_moments,
+)
 
-A_SHAPE = np.array([[1.0, 0.0, 0.0],
-                    [0.1, 0.8, 0.0],
-                    [0.2, 0.3, 0.5]])
-B_SHAPE = np.array([[1.0, -0.5],
-                    [0.1, 0.3],
-                    [0.1, 0.1]])
+A_SHAPE = np.array([[1.0, 0.0, 0.0], [0.1, 0.8, 0.0], [0.2, 0.3, 0.5]])
+B_SHAPE = np.array([[1.0, -0.5], [0.1, 0.3], [0.1, 0.1]])
 C_OBS = np.diag([100.0, 400.0, 400.0])
 K = 3
 R = 2
@@ -79,31 +83,55 @@ CORNER_VOLATILITY = 10.62
 
 class Switching(World):
     name = "switching"
-    description = ("Two-regime Markov-switching linear model s[t] = A_r s[t-1] + B_r eps[t], y = C s, "
-                   "calm and turbulent regimes, exact regime-averaged IRFs.")
+    description = (
+        "Two-regime Markov-switching linear model s[t] = A_r s[t-1] + B_r eps[t], y = C s, "
+        "calm and turbulent regimes, exact regime-averaged IRFs."
+    )
     parameters = (
         Parameter("rho_0", "1", "spectral radius of A_0 (calm regime)", 0.3, 0.8, None),
-        Parameter("sigma_0", "quarterly fraction", "innovation scale of the calm regime (B_0 = sigma_0 B_SHAPE)",
-                  0.005, 0.02, None),
+        Parameter(
+            "sigma_0",
+            "quarterly fraction",
+            "innovation scale of the calm regime (B_0 = sigma_0 B_SHAPE)",
+            0.005,
+            0.02,
+            None,
+        ),
         Parameter("rho_1", "1", "spectral radius of A_1 (turbulent regime)", 0.7, 0.95, None),
-        Parameter("sigma_1", "quarterly fraction", "innovation scale of the turbulent regime "
-                  "(B_1 = sigma_1 B_SHAPE)", 0.02, 0.05, None),
+        Parameter(
+            "sigma_1",
+            "quarterly fraction",
+            "innovation scale of the turbulent regime (B_1 = sigma_1 B_SHAPE)",
+            0.02,
+            0.05,
+            None,
+        ),
         Parameter("p00", "probability", "Pr(calm next quarter | calm now)", 0.8, 0.98, None),
         Parameter("p11", "probability", "Pr(turbulent next quarter | turbulent now)", 0.8, 0.98, None),
     )
     shocks = ("demand", "cost_push")
-    metadata_fields = (MetadataField("regime", "int8", "regime r[t] (0 calm, 1 turbulent), r[0] from the "
-                                     "stationary distribution", stage="draws"),)
+    metadata_fields = (
+        MetadataField(
+            "regime", "int8", "regime r[t] (0 calm, 1 turbulent), r[0] from the stationary distribution", stage="draws"
+        ),
+    )
     linear = False
     slice_rule = SliceRule(
-        "max(p00, p11)", SLICE_THRESHOLD, "above",
+        "max(p00, p11)",
+        SLICE_THRESHOLD,
+        "above",
         "most persistent regime, max(p00, p11) > 0.97774: 2.5 % of the prior in closed form "
-        "(p00, p11 iid U(0.8, 0.98), every draw valid); Monte Carlo 200,000 draws: 2.48 %")
+        "(p00, p11 iid U(0.8, 0.98), every draw valid); Monte Carlo 200,000 draws: 2.48 %",
+    )
     corner_rule = CornerRule(
-        "mean_i autocorr1(y_i)", CORNER_PERSISTENCE, "mean_i sd(y_i)", CORNER_VOLATILITY,
+        "mean_i autocorr1(y_i)",
+        CORNER_PERSISTENCE,
+        "mean_i sd(y_i)",
+        CORNER_VOLATILITY,
         "outside the slice, mean over output, inflation, rate of the stationary lag-1 autocorrelation "
         "> 0.9153 and of the stationary standard deviation > 10.62, both exact from the second moments of "
-        "the switching system (regimes ergodic); Monte Carlo 200,000 draws: 2.50 %")
+        "the switching system (regimes ergodic); Monte Carlo 200,000 draws: 2.50 %",
+    )
     design_notes = (
         "State s = (output gap, quarterly inflation, quarterly rate) as fractions; C = diag(100, 400, 400) "
         "is the canonical mapping (percent, annualized pp).",
@@ -146,8 +174,8 @@ class Switching(World):
     def mss_radius(self, theta: np.ndarray) -> np.ndarray:
         """Spectral radius of the second-moment operator (closed form, see module docs)."""
         rho0, _, rho1, _, p00, p11 = self._cols(theta)
-        a, d = p00 * rho0 ** 2, p11 * rho1 ** 2
-        det = rho0 ** 2 * rho1 ** 2 * (p00 + p11 - 1.0)
+        a, d = p00 * rho0**2, p11 * rho1**2
+        det = rho0**2 * rho1**2 * (p00 + p11 - 1.0)
         tr = a + d
         return 0.5 * (tr + np.sqrt(np.maximum(tr * tr - 4.0 * det, 0.0)))
 
@@ -178,15 +206,21 @@ class Switching(World):
         bad = ~np.isin(r, (0, 1))
         if bad.any():
             i, t = np.argwhere(bad)[0]
-            raise WorldError(f"world {self.name!r}: metadata 'regime' of draw {i} at t={t} is {r[i, t]!r}; "
-                             "regimes must be 0 (calm) or 1 (turbulent)")
+            raise WorldError(
+                f"world {self.name!r}: metadata 'regime' of draw {i} at t={t} is {r[i, t]!r}; "
+                "regimes must be 0 (calm) or 1 (turbulent)"
+            )
         return r.astype(np.intp)
 
     def _simulate(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray]) -> Simulation:
         r = self._regimes(metadata)
         A, B = self.regime_matrices(theta)
-        traj = by_rows(lambda lo, hi: simulate_switching(samples_last(A[lo:hi]), samples_last(B[lo:hi]),
-                                                         C_OBS[:, :, None], eps[lo:hi], r[lo:hi]), theta.shape[0])
+        traj = by_rows(
+            lambda lo, hi: simulate_switching(
+                samples_last(A[lo:hi]), samples_last(B[lo:hi]), C_OBS[:, :, None], eps[lo:hi], r[lo:hi]
+            ),
+            theta.shape[0],
+        )
         return Simulation(trajectories=traj)
 
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:

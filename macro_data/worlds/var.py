@@ -45,14 +45,23 @@ three variables, volatility = their mean unconditional standard deviation.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from macro_data.worlds.base import CornerRule, Observable, Parameter, Priors, Simulation, SliceRule, World
-from macro_data.worlds.statespace import (autocorrelation_and_sd, by_rows, characteristic_polynomial, chunked,
-                                          companion_spectral_radius, irfs_lags, roots_inside,
-                                          matmul_first, samples_last, simulate_lags)
+from macro_data.worlds.statespace import (
+    autocorrelation_and_sd,
+    by_rows,
+    characteristic_polynomial,
+    chunked,
+    companion_spectral_radius,
+    irfs_lags,
+    matmul_first,
+    roots_inside,
+    samples_last,
+    simulate_lags,
+)
 
 P_MAX = 4
 K = 3
@@ -77,27 +86,40 @@ def _params() -> tuple[Parameter, ...]:
     params = [
         Parameter("p", "lags", "lag order", 1, 4, None, kind="integer", prior="uniform on {1, 2, 3, 4}"),
         Parameter("rho_max", "1", "spectral radius of the companion matrix", 0.5, 0.98, None),
-        Parameter("sigma_scale", "percent", "innovation scale: L = sigma_scale * raw Cholesky factor",
-                  0.2, 2.0, None),
+        Parameter("sigma_scale", "percent", "innovation scale: L = sigma_scale * raw Cholesky factor", 0.2, 2.0, None),
     ]
     for lag in range(1, P_MAX + 1):
         for i in range(K):
             for j in range(K):
-                params.append(Parameter(
-                    f"A{lag}_{i}_{j}", "1", f"coefficient of variable {j} at lag {lag} in equation {i} "
-                    "(zero for lags beyond p)", kind="derived",
-                    prior=f"N(0, 1/{lag}^2) raw, times c^{lag} with c = rho_max / raw spectral radius"))
+                params.append(
+                    Parameter(
+                        f"A{lag}_{i}_{j}",
+                        "1",
+                        f"coefficient of variable {j} at lag {lag} in equation {i} (zero for lags beyond p)",
+                        kind="derived",
+                        prior=f"N(0, 1/{lag}^2) raw, times c^{lag} with c = rho_max / raw spectral radius",
+                    )
+                )
     for name, i, j in zip(L_NAMES, _L_ROWS, _L_COLS):
         prior = "sigma_scale * U(0.5, 1.5)" if i == j else "sigma_scale * N(0, 0.25)"
-        params.append(Parameter(name, "percent", f"impact of shock e{j + 1} on variable {i} "
-                                "(Cholesky factor, lower triangle)", kind="derived", prior=prior))
+        params.append(
+            Parameter(
+                name,
+                "percent",
+                f"impact of shock e{j + 1} on variable {i} (Cholesky factor, lower triangle)",
+                kind="derived",
+                prior=prior,
+            )
+        )
     return tuple(params)
 
 
 class VAR(World):
     name = "var"
-    description = ("Stable VAR(p) in the canonical observables, y[t] = sum_l A_l y[t-l] + L eps[t], "
-                   "companion spectral radius rho_max, Cholesky-identified shocks.")
+    description = (
+        "Stable VAR(p) in the canonical observables, y[t] = sum_l A_l y[t-l] + L eps[t], "
+        "companion spectral radius rho_max, Cholesky-identified shocks."
+    )
     parameters = _params()
     shocks = ("e1", "e2", "e3")
     observables = (
@@ -107,14 +129,21 @@ class VAR(World):
     )
     linear = True
     slice_rule = SliceRule(
-        "rho_max", SLICE_THRESHOLD, "above",
+        "rho_max",
+        SLICE_THRESHOLD,
+        "above",
         "companion spectral radius above 0.968: 2.5 % of the U(0.5, 0.98) prior in closed form (every "
-        "proposal valid); Monte Carlo 200,000 draws: 2.51 %")
+        "proposal valid); Monte Carlo 200,000 draws: 2.51 %",
+    )
     corner_rule = CornerRule(
-        "mean_i autocorr1(y_i)", CORNER_PERSISTENCE, "mean_i sd(y_i)", CORNER_VOLATILITY,
+        "mean_i autocorr1(y_i)",
+        CORNER_PERSISTENCE,
+        "mean_i sd(y_i)",
+        CORNER_VOLATILITY,
         "outside the slice, mean over output, inflation, rate of the stationary lag-1 autocorrelation "
         "> 0.4325 and of the stationary standard deviation > 3.468, both exact from the Yule-Walker "
-        "equations; Monte Carlo 200,000 draws: 2.50 %")
+        "equations; Monte Carlo 200,000 draws: 2.50 %",
+    )
     design_notes = (
         "Raw A_l entries iid N(0, 1/l^2) (lags beyond p zero); scaled by c^l, c = rho_max / raw companion "
         "spectral radius.",
@@ -133,9 +162,9 @@ class VAR(World):
     def unpack(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``coefs (n, 4, 3, 3)`` (``A_1 .. A_4``) and ``L (n, 3, 3)`` from theta."""
         n = theta.shape[0]
-        coefs = theta[:, self._iA:self._iL].reshape(n, P_MAX, K, K)
+        coefs = theta[:, self._iA : self._iL].reshape(n, P_MAX, K, K)
         L = np.zeros((n, K, K))
-        L[:, _L_ROWS, _L_COLS] = theta[:, self._iL:]
+        L[:, _L_ROWS, _L_COLS] = theta[:, self._iL :]
         return coefs, L
 
     # ---- draws ------------------------------------------------------------------------------------
@@ -161,8 +190,8 @@ class VAR(World):
         Lraw[:, np.arange(K), np.arange(K)] = 0.5 + diag_u
         Lraw[:, [1, 2, 2], [0, 0, 1]] = 0.5 * lower_z
         L = theta[:, 2, None, None] * Lraw
-        theta[:, self._iA:self._iL] = coefs.reshape(n, -1)
-        theta[:, self._iL:] = L[:, _L_ROWS, _L_COLS]
+        theta[:, self._iA : self._iL] = coefs.reshape(n, -1)
+        theta[:, self._iL :] = L[:, _L_ROWS, _L_COLS]
         theta[degenerate] = np.nan
         return theta
 
@@ -188,8 +217,10 @@ class VAR(World):
         traj = np.empty((theta.shape[0], eps.shape[1], K))
         for p, idx in self._by_lag_order(theta):
             Ap, Lp, ep = coefs[idx, :p], L[idx], eps[idx]
-            traj[idx] = by_rows(lambda lo, hi: simulate_lags(samples_last(Ap[lo:hi]), samples_last(Lp[lo:hi]), None,
-                                                             ep[lo:hi]), idx.size)
+            traj[idx] = by_rows(
+                lambda lo, hi: simulate_lags(samples_last(Ap[lo:hi]), samples_last(Lp[lo:hi]), None, ep[lo:hi]),
+                idx.size,
+            )
         return Simulation(trajectories=traj)
 
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
@@ -197,8 +228,9 @@ class VAR(World):
         out = np.empty((theta.shape[0], K, H + 1, K))
         for p, idx in self._by_lag_order(theta):
             Ap, Lp = coefs[idx, :p], L[idx]
-            out[idx] = by_rows(lambda lo, hi: irfs_lags(samples_last(Ap[lo:hi]), samples_last(Lp[lo:hi]), None, H),
-                               idx.size)
+            out[idx] = by_rows(
+                lambda lo, hi: irfs_lags(samples_last(Ap[lo:hi]), samples_last(Lp[lo:hi]), None, H), idx.size
+            )
         return out
 
     @staticmethod
@@ -241,6 +273,7 @@ class VAR(World):
         def stats(th: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             G = self.autocovariances(th)
             return autocorrelation_and_sd(G[:, 0], G[:, 1])
+
         return chunked(stats, np.asarray(theta))
 
 

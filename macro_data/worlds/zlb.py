@@ -73,26 +73,35 @@ bound is slack there since ``r_ss > 0``).
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from macro_data.errors import WorldError
 from macro_data.worlds import nk
+from macro_data.worlds.base import (
+    CornerRule,
+    LastFew,
+    MetadataField,
+    Observable,
+    Parameter,
+    Priors,
+    Simulation,
+    SliceRule,
+    World,
+)
 from macro_data.worlds.linear_re import bmatmul
-from macro_data.worlds.base import (CornerRule, LastFew, MetadataField, Observable, Parameter, Priors, Simulation,
-                                    SliceRule, World)
 from macro_data.worlds.nk import NKSolution, exog_step, jumps, taylor
 
 # ---------------------------------------------------------------------------------------------
 # Algorithm constants (recorded in design_notes)
 # ---------------------------------------------------------------------------------------------
-LOOKAHEAD = 256            # quarters of unconstrained continuation checked after the last binding period
+LOOKAHEAD = 256  # quarters of unconstrained continuation checked after the last binding period
 MAX_BINDING_HORIZON = 256  # binding periods may be guessed only at h < this (= largest of BUCKETS)
-MAX_GUESSES = 50           # guess-and-verify iterations per period
-BIND_TOL = 1e-12           # a binding period stays binding while shadow <= ib + BIND_TOL (quarterly units)
-NEAR = 24                  # quarters checked exactly first when a path might violate the bound (speed only)
-ZLB_CHUNK = 4096           # max draws per chunk (speed only; every per-draw computation is element-wise)
+MAX_GUESSES = 50  # guess-and-verify iterations per period
+BIND_TOL = 1e-12  # a binding period stays binding while shadow <= ib + BIND_TOL (quarterly units)
+NEAR = 24  # quarters checked exactly first when a path might violate the bound (speed only)
+ZLB_CHUNK = 4096  # max draws per chunk (speed only; every per-draw computation is element-wise)
 
 # ---------------------------------------------------------------------------------------------
 # Split constants, calibrated on the valid prior (the uniform box cut by the validity rule):
@@ -106,6 +115,7 @@ SLICE_THRESHOLD = 0.5875
 CORNER_PERSISTENCE_THRESHOLD = 0.7948
 CORNER_VOLATILITY_THRESHOLD = 0.9524
 
+
 def bounded_at_the_bound(theta: np.ndarray) -> np.ndarray:
     """``(n,) bool``: the Eggertsson-Woodford condition ``(1 - mu)(1 - beta mu) > mu kappa / sigma``,
     ``mu = max(rho_m, rho_r, rho_u)``: a bounded equilibrium exists while a shock of that persistence
@@ -118,8 +128,14 @@ def bounded_at_the_bound(theta: np.ndarray) -> np.ndarray:
 
 
 ZLB_PARAMETERS: tuple[Parameter, ...] = nk.NK_PARAMETERS + (
-    Parameter("r_ss", "annualized percent", "steady-state nominal policy rate; the rate level r_ss + 400 i "
-              "may not fall below zero", 0.5, 4.0, 2.0),
+    Parameter(
+        "r_ss",
+        "annualized percent",
+        "steady-state nominal policy rate; the rate level r_ss + 400 i may not fall below zero",
+        0.5,
+        4.0,
+        2.0,
+    ),
 )
 _R_SS = len(nk.NK_PARAMETERS)
 
@@ -133,7 +149,7 @@ def _swap_last_axes(a: np.ndarray, block: int = 256) -> np.ndarray:
     axis (a plain transposed copy of these (h, draw) tables strides through memory ~9x slower)."""
     out = np.empty(a.shape[:-2] + (a.shape[-1], a.shape[-2]))
     for lo in range(0, a.shape[-1], block):
-        out[..., lo:lo + block, :] = a[..., lo:lo + block].swapaxes(-1, -2)
+        out[..., lo : lo + block, :] = a[..., lo : lo + block].swapaxes(-1, -2)
     return out
 
 
@@ -286,8 +302,9 @@ def _width(S: np.ndarray) -> int:
     return int(cols[-1]) + 1 if cols.size else 0
 
 
-def _solve_guess(ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[np.ndarray, ...],
-                 S: np.ndarray, s: int):
+def _solve_guess(
+    ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[np.ndarray, ...], S: np.ndarray, s: int
+):
     """The perfect-foresight path of draws ``rows`` for guesses ``S (k, s)`` (binding periods < s).
 
     Solved in anticipated-shock form, the same piecewise-linear system as OccBin's
@@ -358,8 +375,9 @@ def _solve_guess(ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: t
     return new, x0, pi0, i[:, 0], i[:, 0] - delta[:, 0]
 
 
-def _solve_from_now(ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[np.ndarray, ...],
-                    e: np.ndarray, s: int):
+def _solve_from_now(
+    ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[np.ndarray, ...], e: np.ndarray, s: int
+):
     """Guesses that are one spell ``[0, e]`` (``e < s``): the common case, solved without dense algebra.
 
     On the spell ``i = ib``, so ``L U delta = ib - i_unc`` there and ``L^{-1}`` is bidiagonal:
@@ -392,8 +410,15 @@ def _solve_from_now(ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0
     return new, x0, pi0, ib - delta[:, 0]
 
 
-def _occbin(ch: _Chunk, idx: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[np.ndarray, ...],
-            S: np.ndarray, t: int, labels: np.ndarray):
+def _occbin(
+    ch: _Chunk,
+    idx: np.ndarray,
+    k0: tuple[np.ndarray, ...],
+    z0: tuple[np.ndarray, ...],
+    S: np.ndarray,
+    t: int,
+    labels: np.ndarray,
+):
     """Guess and verify for the draws ``idx`` of the chunk at period ``t``.
 
     ``k0 = (i[t-1], v, rn, u)``: their state; ``z0 = (x, pi, i)``: the nk kernel's period-``t``
@@ -416,15 +441,18 @@ def _occbin(ch: _Chunk, idx: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[n
         return f"draw {int(labels[idx[j]])} (r_ss={ch.r_ss[idx[j]]:.6g})"
 
     def fail(a_rows, what):
-        raise WorldError(f"world 'zlb': OccBin at t={t}: {what} (one of draws "
-                         f"{[int(labels[i]) for i in idx[a_rows][:5]]})")
+        raise WorldError(
+            f"world 'zlb': OccBin at t={t}: {what} (one of draws {[int(labels[i]) for i in idx[a_rows][:5]]})"
+        )
 
     def fit(new, a_rows):
         # Guesses live on h < MAX_BINDING_HORIZON; a binding period beyond it is a loud failure.
         if new.shape[1] > G and new[:, G:].any():
             j = a_rows[int(np.flatnonzero(new[:, G:].any(axis=1))[0])]
-            raise WorldError(f"world 'zlb': OccBin at t={t}, {where_draw(j)}: the bound would bind "
-                             f"{G} or more quarters ahead (MAX_BINDING_HORIZON={G})")
+            raise WorldError(
+                f"world 'zlb': OccBin at t={t}, {where_draw(j)}: the bound would bind "
+                f"{G} or more quarters ahead (MAX_BINDING_HORIZON={G})"
+            )
         return new[:, :G]
 
     for _ in range(MAX_GUESSES):
@@ -441,7 +469,7 @@ def _occbin(ch: _Chunk, idx: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[n
             viol = _violations(ch, idx[az], tuple(kc[az] for kc in k0), z0[2][az])
             done[z] = ~viol.any(axis=1)
             Sa[z] = 0
-            Sa[z, :min(G, LOOKAHEAD)] = fit(viol, az)
+            Sa[z, : min(G, LOOKAHEAD)] = fit(viol, az)
         newS = Sa.copy()
         res = np.zeros((4, a.size))
         # guesses are short: the row-wise scans run over the columns that hold any binding period
@@ -461,8 +489,9 @@ def _occbin(ch: _Chunk, idx: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[n
             if q.size:
                 aq = a[q]
                 try:
-                    new, x0, p0, sh0 = _solve_from_now(ch, idx[aq], tuple(kc[aq] for kc in k0),
-                                                       tuple(zc[aq] for zc in z0), last[q], s)
+                    new, x0, p0, sh0 = _solve_from_now(
+                        ch, idx[aq], tuple(kc[aq] for kc in k0), tuple(zc[aq] for zc in z0), last[q], s
+                    )
                 except FloatingPointError:
                     fail(aq, "non-finite path for a guessed binding spell")
                 newS[q] = fit(new, aq)
@@ -471,8 +500,9 @@ def _occbin(ch: _Chunk, idx: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[n
             if q.size:
                 aq = a[q]
                 try:
-                    new, x0, p0, i0, sh0 = _solve_guess(ch, idx[aq], tuple(kc[aq] for kc in k0),
-                                                        tuple(zc[aq] for zc in z0), Sa[q, :s], s)
+                    new, x0, p0, i0, sh0 = _solve_guess(
+                        ch, idx[aq], tuple(kc[aq] for kc in k0), tuple(zc[aq] for zc in z0), Sa[q, :s], s
+                    )
                 except (np.linalg.LinAlgError, FloatingPointError):
                     fail(aq, "singular or non-finite path for a guess of binding periods")
                 newS[q] = fit(new, aq)
@@ -490,12 +520,15 @@ def _occbin(ch: _Chunk, idx: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[n
             active[a[done]] = False
         S[a[~done]] = newS[~done]
     a = np.flatnonzero(active)
-    raise WorldError(f"world 'zlb': OccBin at t={t}: {a.size} draw(s) not verified after MAX_GUESSES="
-                     f"{MAX_GUESSES} rounds of guesses (first: {where_draw(a[0])})")
+    raise WorldError(
+        f"world 'zlb': OccBin at t={t}: {a.size} draw(s) not verified after MAX_GUESSES="
+        f"{MAX_GUESSES} rounds of guesses (first: {where_draw(a[0])})"
+    )
 
 
-def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: np.ndarray | None = None,
-                    chunk: "_Chunk | None" = None):
+def simulate_occbin(
+    sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: np.ndarray | None = None, chunk: _Chunk | None = None
+):
     """OccBin simulation of one chunk: ``eps (m, T, 3)`` -> ``(traj (m, T, 3), shadow (m, T), binding (m, T))``.
 
     ``labels``: the batch index of each draw (for error messages only); ``chunk``: the draws'
@@ -529,8 +562,9 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
         if cand.size:
             S0 = np.zeros((cand.size, W), dtype=bool)
             S0[np.searchsorted(cand, g_rows)] = g_vals
-            res = _occbin(ch, cand, (il[cand], v[cand], rn[cand], u[cand]), (x[cand], pi[cand], sh[cand]),
-                          S0, t, labels)
+            res = _occbin(
+                ch, cand, (il[cand], v[cand], rn[cand], u[cand]), (x[cand], pi[cand], sh[cand]), S0, t, labels
+            )
             ok = res[0]
             sel = cand[ok]
             if sel.size:
@@ -567,26 +601,45 @@ def _chunks(n: int, size: int) -> list[tuple[int, int]]:
 
 class ZLB(World):
     name = "zlb"
-    description = ("The nk three-equation New Keynesian model with a zero lower bound on the policy-rate level "
-                   "r_ss + 400 i, solved by the OccBin piecewise-linear perfect-foresight method.")
+    description = (
+        "The nk three-equation New Keynesian model with a zero lower bound on the policy-rate level "
+        "r_ss + 400 i, solved by the OccBin piecewise-linear perfect-foresight method."
+    )
     parameters = ZLB_PARAMETERS
     shocks = nk.NK_SHOCKS
-    extras = (Observable("shadow_rate", "annualized percentage points",
-                         "400 x the unconstrained Taylor-rule value rho_i i[t-1] + (1-rho_i)(phi_pi pi[t] + "
-                         "phi_y x[t]) + v[t] on the solved path, deviation from steady state; equals rate "
-                         "when the bound is slack"),)
-    metadata_fields = (MetadataField("binding", "bool", "the zero lower bound binds in period t "
-                                     "(rate = -r_ss); the binding fraction of a sample is its mean", "simulation"),)
+    extras = (
+        Observable(
+            "shadow_rate",
+            "annualized percentage points",
+            "400 x the unconstrained Taylor-rule value rho_i i[t-1] + (1-rho_i)(phi_pi pi[t] + "
+            "phi_y x[t]) + v[t] on the solved path, deviation from steady state; equals rate "
+            "when the bound is slack",
+        ),
+    )
+    metadata_fields = (
+        MetadataField(
+            "binding",
+            "bool",
+            "the zero lower bound binds in period t (rate = -r_ss); the binding fraction of a sample is its mean",
+            "simulation",
+        ),
+    )
     linear = False
     slice_rule = SliceRule(
-        "r_ss", SLICE_THRESHOLD, "below",
+        "r_ss",
+        SLICE_THRESHOLD,
+        "below",
         f"r_ss < {SLICE_THRESHOLD}: the lowest steady-state rates (bound closest); 2.5 % of the valid prior "
-        "(closed form; Monte Carlo 0.02472 with 200,000 valid draws)")
+        "(closed form; Monte Carlo 0.02472 with 200,000 valid draws)",
+    )
     corner_rule = CornerRule(
-        "max(rho_i, rho_m, rho_r, rho_u)", CORNER_PERSISTENCE_THRESHOLD,
-        "max(sigma_m/0.01, sigma_r/0.02, sigma_u/0.01)", CORNER_VOLATILITY_THRESHOLD,
+        "max(rho_i, rho_m, rho_r, rho_u)",
+        CORNER_PERSISTENCE_THRESHOLD,
+        "max(sigma_m/0.01, sigma_r/0.02, sigma_u/0.01)",
+        CORNER_VOLATILITY_THRESHOLD,
         "jointly persistent and volatile draws outside the slice (nk's statistics, thresholds recalibrated on "
-        "zlb's valid prior), 2.50 % of the valid prior (Monte Carlo, 200,000 valid draws)")
+        "zlb's valid prior), 2.50 % of the valid prior (Monte Carlo, 200,000 valid draws)",
+    )
     design_notes = nk.NK.design_notes[:4] + (
         f"OccBin (Guerrieri-Iacoviello 2015) each period: perfect-foresight path expecting no future "
         f"innovations, binding periods guessed and verified, initial guess = last period's verified binding "

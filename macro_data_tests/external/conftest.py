@@ -13,9 +13,9 @@ import io
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
@@ -24,8 +24,22 @@ from macro_data.external.http import HttpPolicy
 
 MACRODATA_SHA256 = "d93c0d3a7a77ef83c3af14e46032bb1d02ae3a512b22ab94159a8ca226fcf708"
 MACRODATA_SIZE = 17829
-MACRODATA_COLUMNS = ["year", "quarter", "realgdp", "realcons", "realinv", "realgovt", "realdpi", "cpi", "m1",
-                     "tbilrate", "unemp", "pop", "infl", "realint"]
+MACRODATA_COLUMNS = [
+    "year",
+    "quarter",
+    "realgdp",
+    "realcons",
+    "realinv",
+    "realgovt",
+    "realdpi",
+    "cpi",
+    "m1",
+    "tbilrate",
+    "unemp",
+    "pop",
+    "infl",
+    "realint",
+]
 
 
 def macrodata_path() -> Path:
@@ -119,8 +133,14 @@ class LoopbackServer:
         if path == "/ok/macrodata.csv":
             if self.delay_ok:
                 time.sleep(self.delay_ok)
-            return send(h, 200, PAYLOAD, ETag='"macrodata-v1"', Last_Modified="Wed, 21 Oct 2015 07:28:00 GMT",
-                        Content_Type="text/csv")
+            return send(
+                h,
+                200,
+                PAYLOAD,
+                ETag='"macrodata-v1"',
+                Last_Modified="Wed, 21 Oct 2015 07:28:00 GMT",
+                Content_Type="text/csv",
+            )
         if path == "/missing/macrodata.csv":
             return send(h, 404, b"not found")
         if path == "/forbidden/macrodata.csv":
@@ -201,9 +221,17 @@ def server(_server_session) -> LoopbackServer:
 @pytest.fixture
 def policy() -> HttpPolicy:
     """Short timeouts and backoff so that the suite stays fast."""
-    return HttpPolicy(connect_timeout=2.0, read_timeout=0.3, attempts_per_url=2, backoff_base=0.01,
-                      backoff_cap=0.05, retry_after_cap=2.0, deadline=20.0,
-                      allow_http_hosts=frozenset({"127.0.0.1"}), jitter_seed=0)
+    return HttpPolicy(
+        connect_timeout=2.0,
+        read_timeout=0.3,
+        attempts_per_url=2,
+        backoff_base=0.01,
+        backoff_cap=0.05,
+        retry_after_cap=2.0,
+        deadline=20.0,
+        allow_http_hosts=frozenset({"127.0.0.1"}),
+        jitter_seed=0,
+    )
 
 
 @pytest.fixture
@@ -220,10 +248,19 @@ def env(tmp_path, monkeypatch) -> dict:
 
 
 def macro_entry(name: str, urls: list[str], **overrides) -> dict:
-    doc = {"name": name, "description": "US quarterly macro data 1959Q1-2009Q3", "urls": urls,
-           "filename": "macrodata.csv", "sha256": MACRODATA_SHA256, "size": MACRODATA_SIZE, "format": "csv",
-           "csv": {"header_rows": 0}, "columns": list(MACRODATA_COLUMNS), "license": "public domain",
-           "source": "FRED via statsmodels"}
+    doc = {
+        "name": name,
+        "description": "US quarterly macro data 1959Q1-2009Q3",
+        "urls": urls,
+        "filename": "macrodata.csv",
+        "sha256": MACRODATA_SHA256,
+        "size": MACRODATA_SIZE,
+        "format": "csv",
+        "csv": {"header_rows": 0},
+        "columns": list(MACRODATA_COLUMNS),
+        "license": "public domain",
+        "source": "FRED via statsmodels",
+    }
     doc.update(overrides)
     return {k: v for k, v in doc.items() if v is not None}
 

@@ -32,23 +32,45 @@ def _zip(members: list[tuple[str, bytes, int | None]]) -> bytes:
 
 
 def _archive_entry(name, url, data: bytes, fmt: str, members: dict) -> dict:
-    return {"name": name, "description": "test archive", "urls": [url], "filename": f"{name}.{fmt}",
-            "sha256": sha256(data), "size": len(data), "format": fmt, "members": members}
+    return {
+        "name": name,
+        "description": "test archive",
+        "urls": [url],
+        "filename": f"{name}.{fmt}",
+        "sha256": sha256(data),
+        "size": len(data),
+        "format": fmt,
+        "members": members,
+    }
 
 
-MACRO_MEMBER = {"inner/macrodata.csv": {"sha256": sha256(PAYLOAD), "size": len(PAYLOAD), "columns": MACRODATA_COLUMNS},
-                "small.csv": {"sha256": sha256(SMALL), "size": len(SMALL), "columns": ["a", "b"]}}
+MACRO_MEMBER = {
+    "inner/macrodata.csv": {"sha256": sha256(PAYLOAD), "size": len(PAYLOAD), "columns": MACRODATA_COLUMNS},
+    "small.csv": {"sha256": sha256(SMALL), "size": len(SMALL), "columns": ["a", "b"]},
+}
 
 
 @pytest.mark.parametrize("fmt", ["tar.gz", "zip"])
 def test_listed_members_are_extracted_and_verified_unlisted_never(fmt, env, make_registry, server, policy):
     if fmt == "tar.gz":
-        data = make_tar([("inner/macrodata.csv", PAYLOAD, {}), ("./small.csv", SMALL, {}),
-                     ("../evil.txt", b"escaped", {}), ("/tmp/evil-abs.txt", b"escaped", {}),
-                     ("link", None, {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"})])
+        data = make_tar(
+            [
+                ("inner/macrodata.csv", PAYLOAD, {}),
+                ("./small.csv", SMALL, {}),
+                ("../evil.txt", b"escaped", {}),
+                ("/tmp/evil-abs.txt", b"escaped", {}),
+                ("link", None, {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}),
+            ]
+        )
     else:
-        data = _zip([("inner/macrodata.csv", PAYLOAD, None), ("small.csv", SMALL, None),
-                     ("../evil.txt", b"escaped", None), ("link", b"/etc/passwd", stat.S_IFLNK | 0o777)])
+        data = _zip(
+            [
+                ("inner/macrodata.csv", PAYLOAD, None),
+                ("small.csv", SMALL, None),
+                ("../evil.txt", b"escaped", None),
+                ("link", b"/etc/passwd", stat.S_IFLNK | 0o777),
+            ]
+        )
     make_registry([_archive_entry("arch", server.serve(f"/a.{fmt}", data), data, fmt, MACRO_MEMBER)])
     before = all_files(env["tmp"])
     r = fetch_entry(load_registry().get("arch"), policy=policy)
@@ -80,8 +102,11 @@ def _refused(env, make_registry, server, policy, data: bytes, fmt: str, members:
     entry = load_registry().get("bad")
     assert not cache.object_path(entry).exists() and not cache.members_dir(entry).exists()
     assert part_files(env["root"]) == []
-    leftovers = [p for p in all_files(env["tmp"]) - before
-                 if p.name not in ("provenance.jsonl", "provenance.lock") and p.suffix != ".lock"]
+    leftovers = [
+        p
+        for p in all_files(env["tmp"]) - before
+        if p.name not in ("provenance.jsonl", "provenance.lock") and p.suffix != ".lock"
+    ]
     assert leftovers == []
     return str(info.value)
 
@@ -89,33 +114,60 @@ def _refused(env, make_registry, server, policy, data: bytes, fmt: str, members:
 ONE = {"data.csv": {"sha256": sha256(SMALL), "size": len(SMALL)}}
 
 
-@pytest.mark.parametrize("fmt, members, message", [
-    ("tar.gz", [("data.csv", None, {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"})],
-     "listed member 'data.csv' is a symbolic link to '/etc/passwd'; only regular files are extracted"),
-    ("tar.gz", [("other", SMALL, {}), ("data.csv", None, {"type": tarfile.LNKTYPE, "linkname": "other"})],
-     "listed member 'data.csv' is a hard link to 'other'"),
-    ("tar.gz", [("data.csv", None, {"type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3})],
-     "listed member 'data.csv' is a device"),
-    ("tar.gz", [("data.csv", None, {"type": tarfile.FIFOTYPE})], "listed member 'data.csv' is a FIFO"),
-    ("tar.gz", [("data.csv", None, {"type": tarfile.DIRTYPE})], "listed member 'data.csv' is a directory"),
-    ("tar.gz", [("../data.csv", SMALL, {})],
-     "listed member 'data.csv' appears as '../data.csv': member path '../data.csv' has an empty, '.' or '..' "
-     "component"),
-    ("tar.gz", [("/data.csv", SMALL, {})], "listed member 'data.csv' appears as '/data.csv': member path "
-                                           "'/data.csv' is absolute"),
-    ("tar.gz", [("data.csv", SMALL, {}), ("./data.csv", SMALL, {})],
-     "listed member 'data.csv' appears more than once"),
-    ("tar.gz", [("other.csv", SMALL, {})], "listed member(s) 'data.csv' not in the archive"),
-    ("tar.gz", [("data.csv", SMALL + b"5,6\n", {})], "member 'data.csv' size 16 differs from the registry size 12"),
-    ("tar.gz", [("data.csv", SMALL.replace(b"4", b"5"), {})],
-     f"member 'data.csv' sha256 mismatch: expected {sha256(SMALL)}, actual {sha256(SMALL.replace(b'4', b'5'))}"),
-    ("zip", [("data.csv", b"/etc/passwd", stat.S_IFLNK | 0o777)], "listed member 'data.csv' is a symbolic link"),
-    ("zip", [("data.csv", b"", stat.S_IFCHR | 0o644)], "listed member 'data.csv' is a device"),
-    ("zip", [("..\\data.csv", SMALL, None)], "appears as '..\\\\data.csv': member path '..\\\\data.csv' contains a "
-                                              "backslash"),
-    ("zip", [("C:/data.csv", SMALL, None)], "member path 'C:/data.csv' starts with a drive letter"),
-    ("zip", [("data.csv", SMALL * 2, None)], "member 'data.csv' size 24 differs from the registry size 12"),
-])
+@pytest.mark.parametrize(
+    "fmt, members, message",
+    [
+        (
+            "tar.gz",
+            [("data.csv", None, {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"})],
+            "listed member 'data.csv' is a symbolic link to '/etc/passwd'; only regular files are extracted",
+        ),
+        (
+            "tar.gz",
+            [("other", SMALL, {}), ("data.csv", None, {"type": tarfile.LNKTYPE, "linkname": "other"})],
+            "listed member 'data.csv' is a hard link to 'other'",
+        ),
+        (
+            "tar.gz",
+            [("data.csv", None, {"type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3})],
+            "listed member 'data.csv' is a device",
+        ),
+        ("tar.gz", [("data.csv", None, {"type": tarfile.FIFOTYPE})], "listed member 'data.csv' is a FIFO"),
+        ("tar.gz", [("data.csv", None, {"type": tarfile.DIRTYPE})], "listed member 'data.csv' is a directory"),
+        (
+            "tar.gz",
+            [("../data.csv", SMALL, {})],
+            "listed member 'data.csv' appears as '../data.csv': member path '../data.csv' has an empty, '.' or '..' "
+            "component",
+        ),
+        (
+            "tar.gz",
+            [("/data.csv", SMALL, {})],
+            "listed member 'data.csv' appears as '/data.csv': member path '/data.csv' is absolute",
+        ),
+        (
+            "tar.gz",
+            [("data.csv", SMALL, {}), ("./data.csv", SMALL, {})],
+            "listed member 'data.csv' appears more than once",
+        ),
+        ("tar.gz", [("other.csv", SMALL, {})], "listed member(s) 'data.csv' not in the archive"),
+        ("tar.gz", [("data.csv", SMALL + b"5,6\n", {})], "member 'data.csv' size 16 differs from the registry size 12"),
+        (
+            "tar.gz",
+            [("data.csv", SMALL.replace(b"4", b"5"), {})],
+            f"member 'data.csv' sha256 mismatch: expected {sha256(SMALL)}, actual {sha256(SMALL.replace(b'4', b'5'))}",
+        ),
+        ("zip", [("data.csv", b"/etc/passwd", stat.S_IFLNK | 0o777)], "listed member 'data.csv' is a symbolic link"),
+        ("zip", [("data.csv", b"", stat.S_IFCHR | 0o644)], "listed member 'data.csv' is a device"),
+        (
+            "zip",
+            [("..\\data.csv", SMALL, None)],
+            "appears as '..\\\\data.csv': member path '..\\\\data.csv' contains a backslash",
+        ),
+        ("zip", [("C:/data.csv", SMALL, None)], "member path 'C:/data.csv' starts with a drive letter"),
+        ("zip", [("data.csv", SMALL * 2, None)], "member 'data.csv' size 24 differs from the registry size 12"),
+    ],
+)
 def test_malicious_or_wrong_archives_are_refused_whole(fmt, members, message, env, make_registry, server, policy):
     data = make_tar(members) if fmt == "tar.gz" else _zip(members)
     assert message in _refused(env, make_registry, server, policy, data, fmt, ONE)

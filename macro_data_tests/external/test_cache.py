@@ -99,8 +99,16 @@ def test_six_concurrent_processes_download_once(env, make_registry, server):
         r = fetch_entry(entry, policy=HttpPolicy.from_env(read_timeout=10, attempts_per_url=1))
         print(r.cache)
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=os.environ.copy()) for _ in range(6)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for _ in range(6)
+    ]
     t0 = time.monotonic()
     while len(list(sync.glob("ready-*"))) < 6 and time.monotonic() - t0 < 30:
         time.sleep(0.01)
@@ -120,14 +128,25 @@ def test_lock_wait_is_bounded(env, make_registry, server, policy):
         with pytest.raises(LockTimeoutError) as info:
             fetch_entry(e, policy=policy, lock_timeout=0.2)
     assert f"another process held {cache.locks_dir / (MACRODATA_SHA256 + '.lock')} for more than 0.2 s" in str(
-        info.value)
+        info.value
+    )
     assert server.hits["/ok/macrodata.csv"] == 0
 
 
 def test_offline_mode_serves_verified_hits_only(env, make_registry, server, policy, monkeypatch):
-    make_registry([macro_entry("a", [server.url("/ok/macrodata.csv")]),
-                   macro_entry("b", [server.url("/gz/macrodata.csv.gz")], filename="macrodata.csv.gz",
-                               format="csv.gz", sha256="e" * 64, size=123)])
+    make_registry(
+        [
+            macro_entry("a", [server.url("/ok/macrodata.csv")]),
+            macro_entry(
+                "b",
+                [server.url("/gz/macrodata.csv.gz")],
+                filename="macrodata.csv.gz",
+                format="csv.gz",
+                sha256="e" * 64,
+                size=123,
+            ),
+        ]
+    )
     reg = load_registry()
     with pytest.raises(OfflineError) as info:
         fetch_entry(reg.get("a"), policy=policy, offline=True)
@@ -135,7 +154,8 @@ def test_offline_mode_serves_verified_hits_only(env, make_registry, server, poli
     assert str(info.value) == (
         "offline mode (MACRO_DATA_OFFLINE=1 or offline=True): 1 entry is not in the verified cache:\n"
         f"  a: sha256 {MACRODATA_SHA256}, {MACRODATA_SIZE} bytes -> copy the file to "
-        f"{objects / MACRODATA_SHA256 / 'macrodata.csv'} or run `macro-data register a PATH`")
+        f"{objects / MACRODATA_SHA256 / 'macrodata.csv'} or run `macro-data register a PATH`"
+    )
     assert sum(server.hits.values()) == 0
     fetch_entry(reg.get("a"), policy=policy)  # online
     monkeypatch.setenv("MACRO_DATA_OFFLINE", "1")
@@ -175,12 +195,14 @@ def test_provenance_records_every_field(env, make_registry, server, policy):
     assert rec["etag"] == '"macrodata-v1"' and rec["last_modified"] == "Wed, 21 Oct 2015 07:28:00 GMT"
     assert (rec["sha256"], rec["size"], rec["cache"]) == (MACRODATA_SHA256, MACRODATA_SIZE, "downloaded")
     assert [(a["url"], a["status"], a["ok"]) for a in rec["attempts"]] == [
-        (server.url("/missing/macrodata.csv"), 404, False), (server.url("/redirect/macrodata.csv"), 200, True)]
+        (server.url("/missing/macrodata.csv"), 404, False),
+        (server.url("/redirect/macrodata.csv"), 200, True),
+    ]
     assert all(a["duration_s"] >= 0 and a["outcome"] for a in rec["attempts"])
     assert rec["schema"]["ok"] and rec["schema"]["rows"] == 203 and len(rec["schema"]["columns"]) == 14
     assert rec["members"] == []
     when = dt.datetime.fromisoformat(rec["time_utc"].replace("Z", "+00:00"))
-    assert abs((dt.datetime.now(dt.timezone.utc) - when).total_seconds()) < 60
+    assert abs((dt.datetime.now(dt.UTC) - when).total_seconds()) < 60
     envr = rec["environment"]
     assert envr["python"] == platform.python_version() and envr["packages"]["requests"] == requests.__version__
     assert envr["packages"]["macro_data"] and "urllib3" in envr["packages"] and "dagster" in envr["packages"]
@@ -191,7 +213,7 @@ def test_provenance_records_every_field(env, make_registry, server, policy):
         fetch_entry(bad, policy=policy, run_id="run-124")
     after = path.read_bytes()
     assert after.startswith(before)
-    fail = json.loads(after[len(before):])
+    fail = json.loads(after[len(before) :])
     assert fail["ok"] is False and fail["error_type"] == "DownloadError" and "HTTP 500" in fail["error"]
     assert len(fail["attempts"]) == 2 and fail["run_id"] == "run-124"
 
@@ -214,17 +236,23 @@ def test_concurrent_provenance_appends_stay_whole_lines(tmp_path):
 
 
 def test_verify_cache_reports_and_quarantines(env, make_registry, server, policy):
-    make_registry([macro_entry("a", [server.url("/ok/macrodata.csv")]),
-                   macro_entry("missing", [server.url("/ok/x.csv")], sha256="c" * 64, size=5, filename="x.csv"),
-                   macro_entry("later", [server.url("/ok/y.csv")], sha256=None, size=None, pinned=False,
-                               filename="y.csv")])
+    make_registry(
+        [
+            macro_entry("a", [server.url("/ok/macrodata.csv")]),
+            macro_entry("missing", [server.url("/ok/x.csv")], sha256="c" * 64, size=5, filename="x.csv"),
+            macro_entry("later", [server.url("/ok/y.csv")], sha256=None, size=None, pinned=False, filename="y.csv"),
+        ]
+    )
     reg = load_registry()
     r = fetch_entry(reg.get("a"), policy=policy)
     orphan = Cache().object_dir("d" * 64)
     orphan.mkdir(parents=True)
     statuses, orphans = verify_cache(reg)
-    assert [(s.name, s.status, s.ok) for s in statuses] == [("a", "ok", True), ("missing", "missing", True),
-                                                             ("later", "unpinned", True)]
+    assert [(s.name, s.status, s.ok) for s in statuses] == [
+        ("a", "ok", True),
+        ("missing", "missing", True),
+        ("later", "unpinned", True),
+    ]
     assert orphans == [orphan]
     r.path.write_bytes(b"y" * MACRODATA_SIZE)
     statuses, _ = verify_cache(reg, names=["a"])
@@ -238,6 +266,9 @@ def test_remote_data_root_is_refused_clearly(monkeypatch):
     from macro_data.external.errors import ExternalDataError
 
     monkeypatch.setenv("MACRO_DATA_ROOT", "s3://bucket/datasets")
-    with pytest.raises(ExternalDataError, match="the external-data cache needs a local directory, but the data root "
-                                                "is 's3://bucket/datasets': pass --root DIR"):
+    with pytest.raises(
+        ExternalDataError,
+        match="the external-data cache needs a local directory, but the data root "
+        "is 's3://bucket/datasets': pass --root DIR",
+    ):
         Cache()

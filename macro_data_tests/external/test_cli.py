@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -28,8 +28,8 @@ datasets:
   - name: later
     description: to be pinned
     urls:
-      - {server.url('/ok/macrodata.csv')}   # primary
-      - {server.url('/redirect/macrodata.csv')}
+      - {server.url("/ok/macrodata.csv")}   # primary
+      - {server.url("/redirect/macrodata.csv")}
     filename: macrodata.csv
     pinned: false   # until reviewed
     format: csv
@@ -38,9 +38,9 @@ datasets:
 
   - name: other
     description: stays as it is
-    urls: [{server.url('/ok/other.csv')}]
+    urls: [{server.url("/ok/other.csv")}]
     filename: other.csv
-    sha256: {'a' * 64}
+    sha256: {"a" * 64}
     size: 10
     format: csv
 """
@@ -59,8 +59,10 @@ def test_fetch_all_then_verify_then_export(env, make_registry, server, capsys):
     make_registry([macro_entry("m", [server.url("/missing/macrodata.csv"), server.url("/ok/macrodata.csv")])])
     assert main(["fetch", *FAST]) == 0
     out, err = capsys.readouterr()
-    assert out.startswith(f"ok      m: downloaded from mirror 1 {server.url('/ok/macrodata.csv')}; sha256 "
-                          f"{MACRODATA_SHA256}, {MACRODATA_SIZE} bytes, 203 rows x 14 cols;")
+    assert out.startswith(
+        f"ok      m: downloaded from mirror 1 {server.url('/ok/macrodata.csv')}; sha256 "
+        f"{MACRODATA_SHA256}, {MACRODATA_SIZE} bytes, 203 rows x 14 cols;"
+    )
     assert err.strip().endswith("1 ok, 0 failed")
     assert main(["fetch", "m", "--json"]) == 0
     line = json.loads(capsys.readouterr().out)
@@ -81,10 +83,13 @@ def test_fetch_all_then_verify_then_export(env, make_registry, server, capsys):
 
 
 def test_fetch_failures_exit_non_zero(env, make_registry, server, capsys):
-    make_registry([macro_entry("ok", [server.url("/ok/macrodata.csv")]),
-                   macro_entry("broken", [server.url("/always500/macrodata.csv")], sha256="b" * 64),
-                   macro_entry("later", [server.url("/ok/x.csv")], sha256=None, size=None, pinned=False,
-                               filename="x.csv")])
+    make_registry(
+        [
+            macro_entry("ok", [server.url("/ok/macrodata.csv")]),
+            macro_entry("broken", [server.url("/always500/macrodata.csv")], sha256="b" * 64),
+            macro_entry("later", [server.url("/ok/x.csv")], sha256=None, size=None, pinned=False, filename="x.csv"),
+        ]
+    )
     assert main(["fetch", *FAST, "--attempts", "1"]) == 1
     out, err = capsys.readouterr()
     assert "ok      ok:" in out and "FAILED  broken: DownloadError" in out and "FAILED  later: UnpinnedError" in out
@@ -110,8 +115,10 @@ def test_offline_fetch_lists_missing_entries(env, make_registry, server, capsys,
     wrong = env["tmp"] / "wrong.csv"
     wrong.write_bytes(PAYLOAD.replace(b"1959", b"1958"))
     assert main(["register", "m", str(wrong)]) == 1
-    assert f"but the registry pins sha256 {MACRODATA_SHA256}, {MACRODATA_SIZE} bytes; not side-loaded" in \
-        capsys.readouterr().err
+    assert (
+        f"but the registry pins sha256 {MACRODATA_SHA256}, {MACRODATA_SIZE} bytes; not side-loaded"
+        in capsys.readouterr().err
+    )
 
 
 def test_pin_dry_run_then_pin_keeps_comments(env, server, capsys):
@@ -153,11 +160,16 @@ def test_pin_refuses_disagreeing_mirrors_and_changed_upstream(env, server, capsy
     assert "mirrors serve different bytes, nothing was written" in err
     assert reg.read_text() == original
     # pinned, but the mirror now serves other bytes: refused unless --force
-    reg.write_text(_unpinned_text(server).replace("    pinned: false   # until reviewed\n",
-                                                  f"    sha256: {'c' * 64}\n    size: {MACRODATA_SIZE}\n"))
+    reg.write_text(
+        _unpinned_text(server).replace(
+            "    pinned: false   # until reviewed\n", f"    sha256: {'c' * 64}\n    size: {MACRODATA_SIZE}\n"
+        )
+    )
     assert main(["pin", "later", *FAST]) == 1
-    assert (f"is pinned to sha256 {'c' * 64}, {MACRODATA_SIZE} bytes, but the mirrors now serve sha256 "
-            f"{MACRODATA_SHA256}, {MACRODATA_SIZE} bytes: upstream changed") in capsys.readouterr().err
+    assert (
+        f"is pinned to sha256 {'c' * 64}, {MACRODATA_SIZE} bytes, but the mirrors now serve sha256 "
+        f"{MACRODATA_SHA256}, {MACRODATA_SIZE} bytes: upstream changed"
+    ) in capsys.readouterr().err
     assert main(["pin", "later", "--force", *FAST]) == 0
     assert load_registry().get("later").sha256 == MACRODATA_SHA256
 
@@ -185,8 +197,12 @@ def test_register_a_local_file_as_a_manual_entry(env, server, capsys):
 
 
 def test_verify_quarantines_and_strict(env, make_registry, server, capsys):
-    make_registry([macro_entry("m", [server.url("/ok/macrodata.csv")]),
-                   macro_entry("n", [server.url("/ok/n.csv")], sha256="d" * 64, size=3, filename="n.csv")])
+    make_registry(
+        [
+            macro_entry("m", [server.url("/ok/macrodata.csv")]),
+            macro_entry("n", [server.url("/ok/n.csv")], sha256="d" * 64, size=3, filename="n.csv"),
+        ]
+    )
     assert main(["fetch", "m"]) == 0
     assert main(["verify"]) == 0
     assert main(["verify", "--strict"]) == 1
@@ -204,11 +220,13 @@ def test_real_console_script(env, make_registry, server):
     # installed beside the interpreter (the venv is not necessarily on PATH, as in CI)
     exe = shutil.which("macro-data", path=os.path.dirname(sys.executable)) or shutil.which("macro-data")
     assert exe, "the macro-data console script is installed with the package"
-    proc = subprocess.run([exe, "fetch", "--json", *FAST], capture_output=True, text=True, timeout=60,
-                          env=os.environ.copy())
+    proc = subprocess.run(
+        [exe, "fetch", "--json", *FAST], capture_output=True, text=True, timeout=60, env=os.environ.copy()
+    )
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(proc.stdout)
     assert rec["ok"] and rec["cache"] == "downloaded" and rec["sha256"] == MACRODATA_SHA256
-    bad = subprocess.run([exe, "pin", "m", "--offline"], capture_output=True, text=True, timeout=60,
-                         env=os.environ.copy())
+    bad = subprocess.run(
+        [exe, "pin", "m", "--offline"], capture_output=True, text=True, timeout=60, env=os.environ.copy()
+    )
     assert bad.returncode == 1 and "macro-data pin: error: " in bad.stderr and "offline mode is on" in bad.stderr

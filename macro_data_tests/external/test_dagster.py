@@ -18,21 +18,34 @@ from .conftest import MACRODATA_SHA256, MACRODATA_SIZE, macro_entry, macrodata_p
 
 @pytest.fixture
 def setup(env, make_registry, server):
-    make_registry([macro_entry("us_macro_statsmodels", [server.url("/missing/macrodata.csv"),
-                                                        server.url("/ok/macrodata.csv")]),
-                   macro_entry("later", [server.url("/ok/x.csv")], sha256=None, size=None, pinned=False,
-                               filename="x.csv")])
+    make_registry(
+        [
+            macro_entry(
+                "us_macro_statsmodels", [server.url("/missing/macrodata.csv"), server.url("/ok/macrodata.csv")]
+            ),
+            macro_entry("later", [server.url("/ok/x.csv")], sha256=None, size=None, pinned=False, filename="x.csv"),
+        ]
+    )
     assets, checks = build_external_assets(env["registry"], allow_http_hosts="127.0.0.1")
-    resource = ExternalDataResource(registry_path=str(env["registry"]), data_root=str(env["root"]),
-                                    allow_http_hosts=["127.0.0.1"], read_timeout_s=2.0, attempts_per_url=1,
-                                    backoff_base_s=0.01, deadline_s=20.0)
+    resource = ExternalDataResource(
+        registry_path=str(env["registry"]),
+        data_root=str(env["root"]),
+        allow_http_hosts=["127.0.0.1"],
+        read_timeout_s=2.0,
+        attempts_per_url=1,
+        backoff_base_s=0.01,
+        deadline_s=20.0,
+    )
     return assets, checks, {"external_data": resource}
 
 
 def _materializations(result, key="external_dataset"):
-    return [e.event_specific_data.materialization for e in result.all_events
-            if e.event_type_value == "ASSET_MATERIALIZATION"
-            and e.event_specific_data.materialization.asset_key == dg.AssetKey(key)]
+    return [
+        e.event_specific_data.materialization
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+        and e.event_specific_data.materialization.asset_key == dg.AssetKey(key)
+    ]
 
 
 def test_module_level_objects_are_wired():
@@ -49,9 +62,11 @@ def test_module_level_objects_are_wired():
     assert next(iter(ds.specs)).kinds == {"csv", "http"}
     (check,) = ext_assets.asset_checks
     assert {(k.asset_key.to_user_string(), k.name) for k in check.check_keys} == {
-        ("external_dataset", "cached_file_verified")}
-    defs = dg.Definitions(assets=ext_assets.assets, asset_checks=ext_assets.asset_checks,
-                          resources=ext_assets.resources)
+        ("external_dataset", "cached_file_verified")
+    }
+    defs = dg.Definitions(
+        assets=ext_assets.assets, asset_checks=ext_assets.asset_checks, resources=ext_assets.resources
+    )
     defs.resolve_all_job_defs()
 
 
@@ -60,8 +75,7 @@ def test_materialize_partition_with_check(setup, server):
     ds = assets[0]
     assert ds.partitions_def.get_partition_keys() == ["us_macro_statsmodels", "later"]
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([ds, *checks], partition_key="us_macro_statsmodels", resources=resources,
-                            instance=instance)
+    result = dg.materialize([ds, *checks], partition_key="us_macro_statsmodels", resources=resources, instance=instance)
     assert result.success
     (mat,) = _materializations(result)
     md = mat.metadata
@@ -105,8 +119,13 @@ def test_materialize_partition_with_check(setup, server):
 
 def test_unpinned_partition_fails_with_the_pin_instruction(setup, server):
     assets, checks, resources = setup
-    result = dg.materialize([assets[0]], partition_key="later", resources=resources,
-                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    result = dg.materialize(
+        [assets[0]],
+        partition_key="later",
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "run `macro-data pin later`" in failure.event_specific_data.error.cause.message
@@ -117,8 +136,9 @@ def test_us_macro_moments(setup, env):
     assets, checks, resources = setup
     assert [a.key.to_user_string() for a in assets] == ["external_dataset", "us_macro_moments"]
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(assets, resources=resources, instance=instance,
-                            selection=dg.AssetSelection.assets("us_macro_moments"))
+    result = dg.materialize(
+        assets, resources=resources, instance=instance, selection=dg.AssetSelection.assets("us_macro_moments")
+    )
     assert result.success
     (mat,) = _materializations(result, "us_macro_moments")
     md = mat.metadata

@@ -92,15 +92,19 @@ def test_retry_after_parsing():
 
 
 def test_always_500_fails_listing_every_attempt(env, make_registry, server, policy):
-    msg = _fail(env, make_registry, [server.url("/always500/macrodata.csv"), server.url("/missing/macrodata.csv")],
-                policy)
+    msg = _fail(
+        env, make_registry, [server.url("/always500/macrodata.csv"), server.url("/missing/macrodata.csv")], policy
+    )
     assert server.hits["/always500/macrodata.csv"] == policy.attempts_per_url == 2
     assert server.hits["/missing/macrodata.csv"] == 1
-    assert msg.startswith("external dataset 'm': download failed, nothing was published (expected sha256 "
-                          f"{MACRODATA_SHA256}, size {MACRODATA_SIZE} bytes); 3 attempt(s):")
+    assert msg.startswith(
+        "external dataset 'm': download failed, nothing was published (expected sha256 "
+        f"{MACRODATA_SHA256}, size {MACRODATA_SIZE} bytes); 3 attempt(s):"
+    )
     lines = msg.splitlines()[1:]
-    assert lines[0].startswith(f"  1. mirror 0 try 1: {server.url('/always500/macrodata.csv')}: "
-                               "HTTP 500 Internal Server Error (retryable)")
+    assert lines[0].startswith(
+        f"  1. mirror 0 try 1: {server.url('/always500/macrodata.csv')}: HTTP 500 Internal Server Error (retryable)"
+    )
     assert lines[1].startswith("  2. mirror 0 try 2: ")
     assert lines[2].startswith(f"  3. mirror 1 try 1: {server.url('/missing/macrodata.csv')}: HTTP 404 Not Found")
 
@@ -138,14 +142,19 @@ def test_redirects_are_followed_and_recorded(env, make_registry, server, policy)
 
 def test_redirect_to_file_url_is_refused(env, make_registry, server, policy):
     msg = _fail(env, make_registry, [server.url("/redirect-file/macrodata.csv")], policy)
-    assert ("-> file:///etc/passwd: redirect refused: URL 'file:///etc/passwd' has scheme 'file'; "
-            "only https is allowed") in msg
+    assert (
+        "-> file:///etc/passwd: redirect refused: URL 'file:///etc/passwd' has scheme 'file'; only https is allowed"
+    ) in msg
     assert server.hits["/redirect-file/macrodata.csv"] == 1  # not retried
 
 
 def test_redirect_to_other_scheme_or_plain_http_host_is_refused(env, make_registry, server, policy):
-    msg = _fail(env, make_registry, [server.url("/redirect-ftp/macrodata.csv"),
-                                     server.url("/redirect-external-http/macrodata.csv")], policy)
+    msg = _fail(
+        env,
+        make_registry,
+        [server.url("/redirect-ftp/macrodata.csv"), server.url("/redirect-external-http/macrodata.csv")],
+        policy,
+    )
     assert "has scheme 'ftp'; only https is allowed" in msg
     assert "non-https URL 'http://example.invalid/macrodata.csv'" in msg
 
@@ -167,37 +176,53 @@ def test_at_most_five_redirect_hops(env, make_registry, server, policy):
 
 def test_html_page_with_status_200_is_rejected_with_both_hashes(env, make_registry, server, policy):
     msg = _fail(env, make_registry, [server.url("/html/macrodata.csv")], policy)
-    assert ("an HTML page (Content-Type text/html; charset=utf-8) served with status 200, not the data file: "
-            f"sha256 mismatch: expected {MACRODATA_SHA256}, actual {sha256(HTML)} (size {len(HTML)}, "
-            f"expected {MACRODATA_SIZE})") in msg
+    assert (
+        "an HTML page (Content-Type text/html; charset=utf-8) served with status 200, not the data file: "
+        f"sha256 mismatch: expected {MACRODATA_SHA256}, actual {sha256(HTML)} (size {len(HTML)}, "
+        f"expected {MACRODATA_SIZE})"
+    ) in msg
     assert server.hits["/html/macrodata.csv"] == 1  # deterministic: not retried
     msg = _fail(env, make_registry, [server.url("/html-cl/macrodata.csv")], policy)
-    assert (f"declared Content-Length {len(HTML)} differs from the registry size {MACRODATA_SIZE} "
-            "(Content-Type text/html; charset=utf-8: an HTML page, not the data file); body not read") in msg
+    assert (
+        f"declared Content-Length {len(HTML)} differs from the registry size {MACRODATA_SIZE} "
+        "(Content-Type text/html; charset=utf-8: an HTML page, not the data file); body not read"
+    ) in msg
 
 
 def test_wrong_bytes_of_the_right_size_then_good_mirror(env, make_registry, server, policy):
     bad = PAYLOAD[:-1] + b"X"
     r = _fetch(env, make_registry, [server.url("/corrupt/macrodata.csv"), server.url("/ok/macrodata.csv")], policy)
     assert r.mirror_index == 1
-    assert r.attempts[0].outcome == (f"sha256 mismatch: expected {MACRODATA_SHA256}, actual {sha256(bad)} "
-                                     f"(size {MACRODATA_SIZE}, expected {MACRODATA_SIZE})")
+    assert r.attempts[0].outcome == (
+        f"sha256 mismatch: expected {MACRODATA_SHA256}, actual {sha256(bad)} "
+        f"(size {MACRODATA_SIZE}, expected {MACRODATA_SIZE})"
+    )
 
 
 def test_gzip_transfer_encoding_keeps_the_raw_gz_bytes(env, make_registry, server, policy):
     url = server.url("/gz/macrodata.csv.gz")
     # what a tool that decodes Content-Encoding would hash: the decompressed CSV, not the pinned .gz
     assert requests.get(url, timeout=5).content == PAYLOAD
-    r = _fetch(env, make_registry, [url], policy, filename="macrodata.csv.gz", format="csv.gz",
-               sha256=sha256(GZ_PAYLOAD), size=len(GZ_PAYLOAD))
+    r = _fetch(
+        env,
+        make_registry,
+        [url],
+        policy,
+        filename="macrodata.csv.gz",
+        format="csv.gz",
+        sha256=sha256(GZ_PAYLOAD),
+        size=len(GZ_PAYLOAD),
+    )
     assert r.path.read_bytes() == GZ_PAYLOAD
     assert r.attempts[-1].content_encoding == "gzip"
     assert r.table.ok and r.table.rows == 203
     # a server that gzips a plain CSV despite 'identity': the raw bytes are not the pinned file, and we say why
     msg = _fail(env, make_registry, [url], policy, filename="macrodata.csv")
-    assert (f"declared Content-Length {len(GZ_PAYLOAD)} differs from the registry size {MACRODATA_SIZE}; the "
-            "server applied Content-Encoding gzip despite Accept-Encoding: identity (if the registry pins the "
-            "unencoded file, this mirror cannot serve it); body not read") in msg
+    assert (
+        f"declared Content-Length {len(GZ_PAYLOAD)} differs from the registry size {MACRODATA_SIZE}; the "
+        "server applied Content-Encoding gzip despite Accept-Encoding: identity (if the registry pins the "
+        "unencoded file, this mirror cannot serve it); body not read"
+    ) in msg
 
 
 def test_declared_content_length_above_size_is_refused_before_reading(env, make_registry, server, policy):
@@ -213,8 +238,9 @@ def test_overlong_body_is_aborted_at_the_size_cap(env, make_registry, server, po
 
 
 def test_total_deadline_bounds_an_entry(env, make_registry, server, policy):
-    slow_retry = HttpPolicy(**{**policy.__dict__, "attempts_per_url": 100, "backoff_base": 0.2, "backoff_cap": 0.2,
-                               "deadline": 0.6})
+    slow_retry = HttpPolicy(
+        **{**policy.__dict__, "attempts_per_url": 100, "backoff_base": 0.2, "backoff_cap": 0.2, "deadline": 0.6}
+    )
     t0 = time.monotonic()
     msg = _fail(env, make_registry, [server.url("/always500/macrodata.csv")], slow_retry)
     assert time.monotonic() - t0 < 5.0  # without the deadline: 100 tries x 0.2 s
@@ -226,16 +252,25 @@ def test_plain_http_needs_an_explicitly_allowed_loopback_host(env, make_registry
     no_http = HttpPolicy(**{**policy.__dict__, "allow_http_hosts": frozenset()})
     part = tmp_path / "x.part"
     with pytest.raises(DownloadError) as info:
-        download("m", [server.url("/ok/macrodata.csv")], part, sha256=MACRODATA_SHA256, size=MACRODATA_SIZE,
-                 policy=no_http)
+        download(
+            "m", [server.url("/ok/macrodata.csv")], part, sha256=MACRODATA_SHA256, size=MACRODATA_SIZE, policy=no_http
+        )
     assert "URL refused: non-https URL" in str(info.value)
     assert server.hits["/ok/macrodata.csv"] == 0 and not part.exists()
     # every redirect hop is re-validated: an allowed first host cannot lead to a host that is not allowed
     with pytest.raises(DownloadError) as info:
-        download("m", [server.url("/redirect-other-loopback/macrodata.csv")], part, sha256=MACRODATA_SHA256,
-                 size=MACRODATA_SIZE, policy=policy)
-    assert (f"redirect refused: non-https URL 'http://127.0.0.2:{server.port}/ok/macrodata.csv': plain http is "
-            "allowed only to loopback addresses named in MACRO_DATA_ALLOW_HTTP_HOSTS") in str(info.value)
+        download(
+            "m",
+            [server.url("/redirect-other-loopback/macrodata.csv")],
+            part,
+            sha256=MACRODATA_SHA256,
+            size=MACRODATA_SIZE,
+            policy=policy,
+        )
+    assert (
+        f"redirect refused: non-https URL 'http://127.0.0.2:{server.port}/ok/macrodata.csv': plain http is "
+        "allowed only to loopback addresses named in MACRO_DATA_ALLOW_HTTP_HOSTS"
+    ) in str(info.value)
 
 
 def test_pin_mode_caps_unknown_sizes(tmp_path, server, policy):

@@ -81,8 +81,9 @@ def test_moments_match_independent_formulas(cols):
     m = moments(obs)
     for k, name in enumerate(OBSERVABLES):
         x = obs.values[:, k]
-        assert m["observables"][name]["sd"] == pytest.approx(np.sqrt(((x - x.mean()) ** 2).sum() / (x.size - 1)),
-                                                             rel=1e-12)
+        assert m["observables"][name]["sd"] == pytest.approx(
+            np.sqrt(((x - x.mean()) ** 2).sum() / (x.size - 1)), rel=1e-12
+        )
         assert m["observables"][name]["autocorr1"] == pytest.approx(acf(x, nlags=1, fft=False)[1], rel=1e-10)
     np.testing.assert_allclose(np.diag(m["correlation"]), 1.0)
     assert autocorr1(np.array([1.0, -1.0, 1.0, -1.0])) == pytest.approx(-0.75)  # sum(d_t d_t-1)/sum(d^2) = -3/4

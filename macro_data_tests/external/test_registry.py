@@ -68,17 +68,28 @@ def test_entry_hash_is_the_sha256_of_the_canonical_entry_json():
     assert changed.entry_sha256 != expected
 
 
-@pytest.mark.parametrize("url, message", [
-    ("http://example.org/m.csv", "entry 'a' (#1), field urls[0]: non-https URL 'http://example.org/m.csv': plain "
-                                 "http is allowed only to loopback addresses named in MACRO_DATA_ALLOW_HTTP_HOSTS"),
-    ("ftp://example.org/m.csv", "entry 'a' (#1), field urls[0]: URL 'ftp://example.org/m.csv' has scheme 'ftp'; "
-                                "only https is allowed"),
-    ("file:///etc/passwd", "has scheme 'file'; only https is allowed"),
-    ("https://user:pw@example.org/m.csv", "carries credentials"),
-    ("https://example.org/fred-md/monthly/current.csv", "is a moving target (current.csv); use a dated vintage file"),
-    ("https://fred.stlouisfed.org/graph/fredgraph.csv?id=GDP", "is a live series endpoint"),
-    ("https:///m.csv", "has no host"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        (
+            "http://example.org/m.csv",
+            "entry 'a' (#1), field urls[0]: non-https URL 'http://example.org/m.csv': plain "
+            "http is allowed only to loopback addresses named in MACRO_DATA_ALLOW_HTTP_HOSTS",
+        ),
+        (
+            "ftp://example.org/m.csv",
+            "entry 'a' (#1), field urls[0]: URL 'ftp://example.org/m.csv' has scheme 'ftp'; only https is allowed",
+        ),
+        ("file:///etc/passwd", "has scheme 'file'; only https is allowed"),
+        ("https://user:pw@example.org/m.csv", "carries credentials"),
+        (
+            "https://example.org/fred-md/monthly/current.csv",
+            "is a moving target (current.csv); use a dated vintage file",
+        ),
+        ("https://fred.stlouisfed.org/graph/fredgraph.csv?id=GDP", "is a live series endpoint"),
+        ("https:///m.csv", "has no host"),
+    ],
+)
 def test_bad_urls_are_refused(url, message):
     assert message in _problems(macro_entry("a", [url]))
 
@@ -100,20 +111,30 @@ def test_allow_http_hosts_accepts_loopback_addresses_only(value, monkeypatch):
     assert allowed_http_hosts(" 127.0.0.1 , 127.0.0.5,[::1]") == frozenset({"127.0.0.1", "127.0.0.5", "::1"})
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("sha256", "abc", "entry 'a' (#1), field sha256: malformed sha256 'abc' (want 64 lowercase hex digits)"),
-    ("sha256", MACRODATA_SHA256.upper(), "malformed sha256"),
-    ("size", 0, "entry 'a' (#1), field size: size 0 must be > 0"),
-    ("size", -5, "field size: size -5 must be > 0"),
-    ("format", "xlsx",
-     "entry 'a' (#1), field format: unknown format 'xlsx' (known: csv, csv.gz, csv.bz2, zip, tar.gz)"),
-    ("filename", "../macrodata.csv", "entry 'a' (#1), field filename: unsafe filename '../macrodata.csv'"),
-    ("filename", "sub/macrodata.csv", "field filename: unsafe filename 'sub/macrodata.csv'"),
-    ("filename", ".macrodata.csv", "field filename: unsafe filename '.macrodata.csv'"),
-    ("filename", "macrodata.csv.part", "'.part' is reserved"),
-    ("filename", "macrodata.txt", "field filename: filename 'macrodata.txt' does not end with .csv as format 'csv'"),
-    ("name", "Bad-Name", "field name: invalid name 'Bad-Name' (want [a-z0-9_]+)"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("sha256", "abc", "entry 'a' (#1), field sha256: malformed sha256 'abc' (want 64 lowercase hex digits)"),
+        ("sha256", MACRODATA_SHA256.upper(), "malformed sha256"),
+        ("size", 0, "entry 'a' (#1), field size: size 0 must be > 0"),
+        ("size", -5, "field size: size -5 must be > 0"),
+        (
+            "format",
+            "xlsx",
+            "entry 'a' (#1), field format: unknown format 'xlsx' (known: csv, csv.gz, csv.bz2, zip, tar.gz)",
+        ),
+        ("filename", "../macrodata.csv", "entry 'a' (#1), field filename: unsafe filename '../macrodata.csv'"),
+        ("filename", "sub/macrodata.csv", "field filename: unsafe filename 'sub/macrodata.csv'"),
+        ("filename", ".macrodata.csv", "field filename: unsafe filename '.macrodata.csv'"),
+        ("filename", "macrodata.csv.part", "'.part' is reserved"),
+        (
+            "filename",
+            "macrodata.txt",
+            "field filename: filename 'macrodata.txt' does not end with .csv as format 'csv'",
+        ),
+        ("name", "Bad-Name", "field name: invalid name 'Bad-Name' (want [a-z0-9_]+)"),
+    ],
+)
 def test_field_rules_name_the_entry_and_field(field, value, message):
     doc = macro_entry("a", [GOOD_URL])
     doc[field] = value
@@ -126,8 +147,9 @@ def test_duplicate_names_are_refused():
 
 
 def test_every_problem_is_reported_at_once():
-    msg = _problems(macro_entry("a", ["http://x.org/a.csv"], filename="../a.csv"),
-                    macro_entry("b", [GOOD_URL], sha256="nothex"))
+    msg = _problems(
+        macro_entry("a", ["http://x.org/a.csv"], filename="../a.csv"), macro_entry("b", [GOOD_URL], sha256="nothex")
+    )
     assert "entry 'b' (#2), field sha256: malformed sha256" in msg
     # schema errors stop before semantic checks; fix the schema error and the others all show
     msg = _problems(macro_entry("a", ["http://x.org/a.csv"], filename="a.txt"), macro_entry("a", [GOOD_URL]))
@@ -157,18 +179,28 @@ def test_pinned_unpinned_and_manual_rules():
     assert "field urls: [] should be non-empty" in _problems(macro_entry("a", []))
 
 
-ARCHIVE = {"name": "arch", "description": "d", "urls": ["https://example.org/a.tar.gz"], "filename": "a.tar.gz",
-           "sha256": "1" * 64, "size": 10, "format": "tar.gz"}
+ARCHIVE = {
+    "name": "arch",
+    "description": "d",
+    "urls": ["https://example.org/a.tar.gz"],
+    "filename": "a.tar.gz",
+    "sha256": "1" * 64,
+    "size": 10,
+    "format": "tar.gz",
+}
 
 
-@pytest.mark.parametrize("member, message", [
-    ("../evil.csv", "field members/../evil.csv: member path '../evil.csv' has an empty, '.' or '..' component"),
-    ("/abs.csv", "member path '/abs.csv' is absolute"),
-    ("a\\b.csv", "contains a backslash"),
-    ("C:/x.csv", "starts with a drive letter"),
-    ("a//b.csv", "has an empty, '.' or '..' component"),
-    ("a/./b.csv", "has an empty, '.' or '..' component"),
-])
+@pytest.mark.parametrize(
+    "member, message",
+    [
+        ("../evil.csv", "field members/../evil.csv: member path '../evil.csv' has an empty, '.' or '..' component"),
+        ("/abs.csv", "member path '/abs.csv' is absolute"),
+        ("a\\b.csv", "contains a backslash"),
+        ("C:/x.csv", "starts with a drive letter"),
+        ("a//b.csv", "has an empty, '.' or '..' component"),
+        ("a/./b.csv", "has an empty, '.' or '..' component"),
+    ],
+)
 def test_unsafe_member_paths_are_refused(member, message):
     assert message in _problems({**ARCHIVE, "members": {member: {"sha256": "2" * 64, "size": 3}}})
 
@@ -176,13 +208,17 @@ def test_unsafe_member_paths_are_refused(member, message):
 def test_archive_member_rules():
     assert "'members' is a required property" in _problems(ARCHIVE)
     assert "field members/a.csv/sha256: 'sha256' is required for a member of a pinned archive" in _problems(
-        {**ARCHIVE, "members": {"a.csv": {"size": 3}}})
+        {**ARCHIVE, "members": {"a.csv": {"size": 3}}}
+    )
     assert "members are only for archives" in _problems(
-        macro_entry("a", [GOOD_URL], members={"a.csv": {"sha256": "2" * 64, "size": 3}}))
+        macro_entry("a", [GOOD_URL], members={"a.csv": {"sha256": "2" * 64, "size": 3}})
+    )
     assert "an archive entry gives columns per member" in _problems(
-        {**ARCHIVE, "members": {"a.csv": {"sha256": "2" * 64, "size": 3}}, "columns": ["x"]})
-    ok = parse_registry(_doc({**ARCHIVE, "members": {"inner/a.csv": {"sha256": "2" * 64, "size": 3,
-                                                                     "columns": ["x"]}}})).get("arch")
+        {**ARCHIVE, "members": {"a.csv": {"sha256": "2" * 64, "size": 3}}, "columns": ["x"]}
+    )
+    ok = parse_registry(
+        _doc({**ARCHIVE, "members": {"inner/a.csv": {"sha256": "2" * 64, "size": 3, "columns": ["x"]}}})
+    ).get("arch")
     assert ok.is_archive and ok.members[0].path == "inner/a.csv" and ok.members[0].columns == ("x",)
 
 
@@ -202,8 +238,12 @@ def test_yaml_duplicate_keys_and_aliases_are_refused(tmp_path):
 
 
 def test_validation_happens_before_any_network_io(env, server, make_registry, capsys):
-    make_registry([macro_entry("good", [server.url("/ok/macrodata.csv")]),
-                   macro_entry("bad", [server.url("/ok/macrodata.csv")], sha256="0" * 63)])
+    make_registry(
+        [
+            macro_entry("good", [server.url("/ok/macrodata.csv")]),
+            macro_entry("bad", [server.url("/ok/macrodata.csv")], sha256="0" * 63),
+        ]
+    )
     assert main(["fetch"]) == 1
     assert "entry 'bad' (#2), field sha256: malformed sha256" in capsys.readouterr().err
     assert sum(server.hits.values()) == 0

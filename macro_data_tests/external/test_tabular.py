@@ -12,16 +12,14 @@ from macro_data.external.tabular import check_table
 
 from .conftest import MACRODATA_COLUMNS, macrodata_path
 
-FRED_MD = (b"sasdate,RPI,W875RX1,INDPRO\r\n"
-           b"Transform:,5,5,5\r\n"
-           b"1/1/1959,2583.560,2426.0,21.9616\r\n"
-           b"2/1/1959,2593.596,2434.8,22.3917\r\n"
-           b",,,\r\n")
-FRED_QD = (b"sasdate,GDPC1,PCECC96\n"
-           b"factors,1,1\n"
-           b"transform,5,5\n"
-           b"3/1/1959,3352.129,1999.233\n"
-           b"6/1/1959,3427.667,2036.837\n")
+FRED_MD = (
+    b"sasdate,RPI,W875RX1,INDPRO\r\n"
+    b"Transform:,5,5,5\r\n"
+    b"1/1/1959,2583.560,2426.0,21.9616\r\n"
+    b"2/1/1959,2593.596,2434.8,22.3917\r\n"
+    b",,,\r\n"
+)
+FRED_QD = b"sasdate,GDPC1,PCECC96\nfactors,1,1\ntransform,5,5\n3/1/1959,3352.129,1999.233\n6/1/1959,3427.667,2036.837\n"
 
 
 def _write(tmp_path, name, data: bytes):
@@ -59,11 +57,14 @@ def test_fred_qd_two_rows_are_skipped(tmp_path):
     assert t.ok and t.rows == 2 and t.first_row[0] == "3/1/1959" and t.numeric_columns == ["GDPC1", "PCECC96"]
 
 
-@pytest.mark.parametrize("expected, problem", [
-    (["year", "a"], "unexpected columns ['b']"),
-    (["year", "a", "b", "c"], "missing columns ['c']"),
-    (["a", "year", "b"], "columns in a different order: expected ['a', 'year', 'b'], found ['year', 'a', 'b']"),
-])
+@pytest.mark.parametrize(
+    "expected, problem",
+    [
+        (["year", "a"], "unexpected columns ['b']"),
+        (["year", "a", "b", "c"], "missing columns ['c']"),
+        (["a", "year", "b"], "columns in a different order: expected ['a', 'year', 'b'], found ['year', 'a', 'b']"),
+    ],
+)
 def test_header_mismatches_are_named(tmp_path, expected, problem):
     p = _write(tmp_path, "m.csv", b"year,a,b\n1,2,3\n")
     t = check_table(p, "csv", CsvOptions(), expected)

@@ -69,7 +69,7 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         # fields after the parenthesised command: state ppid pgrp ...
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
             members.append(int(entry.name))
     return members
@@ -83,8 +83,15 @@ class Group:
         self._log = open(log, "wb")  # noqa: SIM115 - open as long as the process runs
         _sigint_not_ignored()
         # a new session: the child leads its own process group
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=env, cwd=cwd, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
         self.pgid = self.proc.pid
 
     def log(self, tail: int = 4000) -> str:
@@ -129,8 +136,17 @@ class Group:
 def run(cmd: list[str], env: dict, timeout: float, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run a command to completion in its own process group; on timeout, kill the whole group."""
     _sigint_not_ignored()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, cwd=cwd, start_new_session=True, text=True, errors="replace")
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+        text=True,
+        errors="replace",
+    )
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -160,8 +176,17 @@ def cli_materialize(env: dict, select: str, partition: str | None = None, timeou
     """``dagster asset materialize -m macro_data`` in a subprocess; returns the id of its successful run."""
     import json
 
-    cmd = [executable("dagster"), "asset", "materialize", "-m", "macro_data", "--select", select,
-           "--config-json", json.dumps(IN_PROCESS)]
+    cmd = [
+        executable("dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "macro_data",
+        "--select",
+        select,
+        "--config-json",
+        json.dumps(IN_PROCESS),
+    ]
     if partition:
         cmd += ["--partition", partition]
     out = run_ok(cmd, env, timeout)
@@ -174,8 +199,16 @@ def dagster_env(home: Path, tmp: Path, recipe: Path, root: Path, **extra: str) -
     """The environment of a Dagster process: its instance, recipe, data root and a private TMPDIR."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MACRO_DATA_"))}
     # offline: nothing in these tests may reach beyond loopback
-    env.update(DAGSTER_HOME=str(home), MACRO_DATA_RECIPE=str(recipe), MACRO_DATA_ROOT=str(root), TMPDIR=str(tmp),
-               MACRO_DATA_OFFLINE="1", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", PYTHONUNBUFFERED="1", **extra)
+    env.update(
+        DAGSTER_HOME=str(home),
+        MACRO_DATA_RECIPE=str(recipe),
+        MACRO_DATA_ROOT=str(root),
+        TMPDIR=str(tmp),
+        MACRO_DATA_OFFLINE="1",
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
     return env
 
 
@@ -241,7 +274,7 @@ def content_hash(array: zarr.Array) -> str:
     le = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
     algorithm = array.attrs.get("hash_algorithm")
     if algorithm == "sha256-segments-256/v1":
-        digests = b"".join(hashlib.sha256(le[i:i + 256].tobytes()).digest() for i in range(0, le.shape[0], 256))
+        digests = b"".join(hashlib.sha256(le[i : i + 256].tobytes()).digest() for i in range(0, le.shape[0], 256))
         return hashlib.sha256(digests).hexdigest()
     if algorithm in (None, "sha256-c-order-le/v1"):
         return hashlib.sha256(le.tobytes()).hexdigest()
@@ -266,10 +299,22 @@ def chromium(url: str, profile: Path, env: dict, *action: str, budget_ms: int = 
     exe = browser()
     if exe is None:
         pytest.skip("no headless browser (/usr/bin/chromium) on this machine")
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}",
-           f"--virtual-time-budget={budget_ms}", *action, url]
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        f"--virtual-time-budget={budget_ms}",
+        *action,
+        url,
+    ]
     done = run(cmd, env, timeout)
     assert done.returncode == 0, f"chromium exited {done.returncode} on {url}:\n{done.stdout[-3000:]}"
     return done.stdout
@@ -291,8 +336,12 @@ def image_stats(png: Path) -> dict:
     packed = (pixels[:, 0].astype(np.uint32) << 16) | (pixels[:, 1].astype(np.uint32) << 8) | pixels[:, 2]
     values, counts = np.unique(packed, return_counts=True)
     lum = np.asarray(rgb.convert("L"), dtype=np.float64)
-    return {"size": rgb.size, "colours": int(values.size), "lum_std": float(lum.std()),
-            "ink": float(1.0 - counts.max() / packed.size)}  # share of pixels not in the dominant colour
+    return {
+        "size": rgb.size,
+        "colours": int(values.size),
+        "lum_std": float(lum.std()),
+        "ink": float(1.0 - counts.max() / packed.size),
+    }  # share of pixels not in the dominant colour
 
 
 def assert_not_blank(png: Path) -> dict:

@@ -61,7 +61,7 @@ def documented_dagster_yaml() -> str:
     """The ``yaml`` block that follows the marker comment in docs/production.md."""
     text = DOC.read_text()
     assert DOC_MARKER in text, f"{DOC.name} lost its marked dagster.yaml block"
-    block = re.search(r"```yaml\n(.*?)```", text[text.index(DOC_MARKER):], re.DOTALL)
+    block = re.search(r"```yaml\n(.*?)```", text[text.index(DOC_MARKER) :], re.DOTALL)
     assert block, f"no yaml block after the marker in {DOC.name}"
     return block.group(1)
 
@@ -70,9 +70,13 @@ def test_documented_dagster_yaml_is_env_driven_postgres():
     doc = yaml.safe_load(documented_dagster_yaml())
     db = doc["storage"]["postgres"]["postgres_db"]
     assert db == {
-        "username": {"env": "DAGSTER_PG_USERNAME"}, "password": {"env": "DAGSTER_PG_PASSWORD"},
-        "hostname": {"env": "DAGSTER_PG_HOST"}, "db_name": {"env": "DAGSTER_PG_DB"}, "port": {"env": "DAGSTER_PG_PORT"},
-        "scheme": "postgresql+psycopg2"}
+        "username": {"env": "DAGSTER_PG_USERNAME"},
+        "password": {"env": "DAGSTER_PG_PASSWORD"},
+        "hostname": {"env": "DAGSTER_PG_HOST"},
+        "db_name": {"env": "DAGSTER_PG_DB"},
+        "port": {"env": "DAGSTER_PG_PORT"},
+        "scheme": "postgresql+psycopg2",
+    }
 
 
 # --- a throw-away PostgreSQL server -------------------------------------------------------------
@@ -80,8 +84,11 @@ def test_documented_dagster_yaml_is_env_driven_postgres():
 
 def postgres_bindir() -> Path | None:
     """The newest ``/usr/lib/postgresql/<major>/bin`` with initdb and pg_ctl, else both from PATH."""
-    dirs = [Path(d) for d in glob.glob("/usr/lib/postgresql/*/bin")
-            if all((Path(d) / exe).exists() for exe in ("initdb", "pg_ctl", "postgres"))]
+    dirs = [
+        Path(d)
+        for d in glob.glob("/usr/lib/postgresql/*/bin")
+        if all((Path(d) / exe).exists() for exe in ("initdb", "pg_ctl", "postgres"))
+    ]
     if dirs:
         return max(dirs, key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else -1)
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
@@ -130,18 +137,59 @@ class PostgresServer:
         return done.stdout
 
     def start(self) -> None:
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-E", "UTF8", "--no-locale",
-                  "--no-sync", "--auth-local=trust", "--auth-host=scram-sha-256")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        )
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.base} -c fsync=off"
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "30",
-                  "-o", options, "start")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            options,
+            "start",
+        )
         self.postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
 
     def psql(self, sql: str, db: str = "postgres") -> list[list[str]]:
         """Rows of ``sql`` run as the superuser over the unix socket (local connections are trusted)."""
         exe = self.bindir / "psql" if (self.bindir / "psql").exists() else shutil.which("psql")
-        out = self._run(str(exe), "-h", str(self.base), "-p", str(self.port), "-U", "postgres", "-d", db,
-                        "-v", "ON_ERROR_STOP=1", "-X", "-A", "-t", "-F", "\t", "-c", sql, timeout=30)
+        out = self._run(
+            str(exe),
+            "-h",
+            str(self.base),
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-X",
+            "-A",
+            "-t",
+            "-F",
+            "\t",
+            "-c",
+            sql,
+            timeout=30,
+        )
         return [line.split("\t") for line in out.splitlines() if line]
 
     def stop(self) -> None:
@@ -151,8 +199,23 @@ class PostgresServer:
             self.postmaster = int(pid_file.read_text().split()[0])
         try:
             if self.postmaster is not None:
-                run([*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "20",
-                     "stop"], dict(os.environ), 40, cwd=self.base)
+                run(
+                    [
+                        *self.prefix,
+                        str(self.bindir / "pg_ctl"),
+                        "-D",
+                        str(self.data),
+                        "-m",
+                        "fast",
+                        "-w",
+                        "-t",
+                        "20",
+                        "stop",
+                    ],
+                    dict(os.environ),
+                    40,
+                    cwd=self.base,
+                )
                 for sig in (signal.SIGQUIT, signal.SIGKILL):
                     if not alive(self.postmaster):
                         break
@@ -196,8 +259,17 @@ def deployment(pg, tmp_path_factory) -> Deployment:
     tmp.mkdir()
     (home / "dagster.yaml").write_text(documented_dagster_yaml())
     recipe = write_recipe(base / "recipes", n=N, worlds=["nk", "rbc"])
-    env = dagster_env(home, tmp, recipe, root, DAGSTER_PG_USERNAME=ROLE, DAGSTER_PG_PASSWORD=password,
-                      DAGSTER_PG_HOST="127.0.0.1", DAGSTER_PG_PORT=str(pg.port), DAGSTER_PG_DB=DB)
+    env = dagster_env(
+        home,
+        tmp,
+        recipe,
+        root,
+        DAGSTER_PG_USERNAME=ROLE,
+        DAGSTER_PG_PASSWORD=password,
+        DAGSTER_PG_HOST="127.0.0.1",
+        DAGSTER_PG_PORT=str(pg.port),
+        DAGSTER_PG_DB=DB,
+    )
 
     run_id = cli_materialize(env, ",".join(WORLD_ASSETS), partition="rbc")
     return Deployment(base, env, home, root / "tiny" / "0.1.0", run_id)
@@ -217,8 +289,9 @@ def test_cli_materialization_is_recorded_in_postgres(pg, deployment, monkeypatch
     for key in ("DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB"):
         monkeypatch.setenv(key, deployment.env[key])
     with dg.DagsterInstance.from_config(str(deployment.home)) as instance:
-        storages = [type(s).__name__ for s in (instance.run_storage, instance.event_log_storage,
-                                                instance.schedule_storage)]
+        storages = [
+            type(s).__name__ for s in (instance.run_storage, instance.event_log_storage, instance.schedule_storage)
+        ]
         assert storages == ["PostgresRunStorage", "PostgresEventLogStorage", "PostgresScheduleStorage"]
         run_ = instance.get_run_by_id(deployment.cli_run_id)
         assert run_ is not None and run_.status == dg.DagsterRunStatus.SUCCESS
@@ -237,8 +310,11 @@ def test_cli_materialization_is_recorded_in_postgres(pg, deployment, monkeypatch
     # the same, read from the tables with psql (no Dagster code involved)
     rows = pg.psql(f"SELECT status FROM runs WHERE run_id = '{deployment.cli_run_id}'", db=DB)
     assert rows == [["SUCCESS"]]
-    rows = pg.psql(f"SELECT asset_key, partition FROM event_logs WHERE run_id = '{deployment.cli_run_id}' "
-                   "AND dagster_event_type = 'ASSET_MATERIALIZATION' ORDER BY asset_key", db=DB)
+    rows = pg.psql(
+        f"SELECT asset_key, partition FROM event_logs WHERE run_id = '{deployment.cli_run_id}' "
+        "AND dagster_event_type = 'ASSET_MATERIALIZATION' ORDER BY asset_key",
+        db=DB,
+    )
     assert [(key.strip('[]"'), part) for key, part in rows] == [(a, "rbc") for a in sorted(WORLD_ASSETS)]
     assert pg.psql("SELECT tableowner FROM pg_tables WHERE tablename = 'runs'", db=DB) == [[ROLE]]
     # and nothing went to the SQLite files of a default instance
@@ -257,11 +333,19 @@ def test_webserver_and_daemon_on_postgres(pg, deployment, request):
     groups: list[Group] = []
     request.addfinalizer(lambda: stop_all(groups))
     # the commands of docs/production.md, section 4 (loopback instead of 0.0.0.0, a free port)
-    webserver = Group([executable("dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-                      deployment.base / "webserver.log", deployment.env, cwd=REPO)
+    webserver = Group(
+        [executable("dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+        deployment.base / "webserver.log",
+        deployment.env,
+        cwd=REPO,
+    )
     groups.append(webserver)
-    daemon = Group([executable("dagster-daemon"), "run", "-w", "workspace.yaml"], deployment.base / "daemon.log",
-                   deployment.env, cwd=REPO)
+    daemon = Group(
+        [executable("dagster-daemon"), "run", "-w", "workspace.yaml"],
+        deployment.base / "daemon.log",
+        deployment.env,
+        cwd=REPO,
+    )
     groups.append(daemon)
     wait_location_loaded(url, webserver, 60)
 
@@ -270,10 +354,15 @@ def test_webserver_and_daemon_on_postgres(pg, deployment, request):
     cli_run = graphql(url, RUN, {"id": deployment.cli_run_id})["runOrError"]
     assert cli_run == {"__typename": "Run", "status": "SUCCESS"}
 
-    params = {"selector": {"repositoryLocationName": "macro_data", "repositoryName": "__repository__",
-                           "jobName": "build_world"},
-              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "nk"}]},
-              "runConfigData": IN_PROCESS}
+    params = {
+        "selector": {
+            "repositoryLocationName": "macro_data",
+            "repositoryName": "__repository__",
+            "jobName": "build_world",
+        },
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "nk"}]},
+        "runConfigData": IN_PROCESS,
+    }
     launched = graphql(url, LAUNCH, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
@@ -300,4 +389,3 @@ def test_webserver_and_daemon_on_postgres(pg, deployment, request):
     stop_all(groups)
     groups.clear()
     assert not group_members(webserver.pgid) and not group_members(daemon.pgid)
-

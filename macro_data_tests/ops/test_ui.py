@@ -53,8 +53,9 @@ STARTUP_S = 60
 
 
 class UI:
-    def __init__(self, base: Path, env: dict, url: str, dataset_dir: Path, run_id: str,
-                 report: tuple[Path | None, str, bool]):
+    def __init__(
+        self, base: Path, env: dict, url: str, dataset_dir: Path, run_id: str, report: tuple[Path | None, str, bool]
+    ):
         self.base, self.env, self.url, self.dataset_dir, self.run_id = base, env, url, dataset_dir, run_id
         self.report, self.report_note, self.report_failed = report
         self.profile = base / "chromium-profile"
@@ -96,8 +97,9 @@ def ui(tmp_path_factory, request) -> UI:
     port = free_port()
     groups: list[Group] = []
     request.addfinalizer(lambda: stop_all(groups))
-    server = Group([executable("dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)], base / "dagster-dev.log",
-                   env, cwd=REPO)
+    server = Group(
+        [executable("dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)], base / "dagster-dev.log", env, cwd=REPO
+    )
     groups.append(server)
     url = f"http://127.0.0.1:{port}"
     wait_location_loaded(url, server, STARTUP_S)
@@ -145,8 +147,12 @@ def test_every_asset_and_partition_is_shown(ui):
         pdef = graph.get(dg.AssetKey.from_user_string(name)).partitions_def
         assert node["partitionKeys"] == (list(pdef.get_partition_keys()) if pdef else []), name
 
-    shown_checks = {f"{name}:{c['name']}" for name, a in shown.items()
-                    if a["assetChecksOrError"]["__typename"] == "AssetChecks" for c in a["assetChecksOrError"]["checks"]}
+    shown_checks = {
+        f"{name}:{c['name']}"
+        for name, a in shown.items()
+        if a["assetChecksOrError"]["__typename"] == "AssetChecks"
+        for c in a["assetChecksOrError"]["checks"]
+    }
     assert shown_checks == {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
 
     user_jobs = {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
@@ -177,8 +183,12 @@ def metadata_values(entries: list[dict]) -> dict:
 
 
 def test_cli_materialization_shows_with_metadata(ui):
-    runs = graphql(ui.url, """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run {
-        status tags { key value } } } }""", {"id": ui.run_id})["runOrError"]
+    runs = graphql(
+        ui.url,
+        """query($id: ID!) { runOrError(runId: $id) { __typename ... on Run {
+        status tags { key value } } } }""",
+        {"id": ui.run_id},
+    )["runOrError"]
     assert runs["__typename"] == "Run" and runs["status"] == "SUCCESS", runs
     assert {"key": "dagster/partition", "value": "nk"} in runs["tags"]
 
@@ -207,8 +217,10 @@ def test_cli_materialization_shows_with_metadata(ui):
             assert rate == pytest.approx(meta["n_rejected"] / (meta["n_rejected"] + N), abs=1e-12)
 
 
-
-DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy lastHeartbeatErrors { message } } } } }"
+DAEMONS = (
+    "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy "
+    "lastHeartbeatErrors { message } } } } }"
+)
 
 
 def test_daemon_is_running(ui):
@@ -289,7 +301,11 @@ def test_validation_report_page(ui):
     text = page_text(chromium(page, ui.profile, ui.env, "--dump-dom"))
     # the page shows what the JSON report next to it says
     doc = json.loads((ui.report.parent / REPORT_JSON).read_text())
-    for shown in (f"{doc['dataset']['name']} {doc['dataset']['version']}", f"{doc['score']['value']}/100",
-                  *doc["worlds"], doc["status"].upper()):
+    for shown in (
+        f"{doc['dataset']['name']} {doc['dataset']['version']}",
+        f"{doc['score']['value']}/100",
+        *doc["worlds"],
+        doc["status"].upper(),
+    ):
         assert shown in text, f"{shown!r} not in the rendered report: {text[:2000]}"
     assert_not_blank(shoot(ui, page, "validation_report"))

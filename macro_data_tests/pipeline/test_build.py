@@ -123,7 +123,9 @@ def test_manifest_refuses_incomplete_dataset(tmp_path, instance):
     build_world(instance, recipe, root, "nk")
     result = build_dataset(instance, recipe, root, raise_on_error=False)
     assert not result.success
-    text = " ".join(str(e.step_failure_data.user_failure_data.description) for e in result.all_events if e.is_step_failure)
+    text = " ".join(
+        str(e.step_failure_data.user_failure_data.description) for e in result.all_events if e.is_step_failure
+    )
     assert "world 'rbc'" in text and "has not been materialized" in text
     assert not (root / "tiny" / "0.1.0" / "manifest.json").exists()
 
@@ -135,7 +137,9 @@ def test_manifest_refuses_worlds_from_another_recipe(tmp_path, instance):
     changed = write_recipe(tmp_path / "b", n=64, worlds=("nk",), seed=8)
     result = build_dataset(instance, changed, root, raise_on_error=False)
     assert not result.success
-    text = " ".join(str(e.step_failure_data.user_failure_data.description) for e in result.all_events if e.is_step_failure)
+    text = " ".join(
+        str(e.step_failure_data.user_failure_data.description) for e in result.all_events if e.is_step_failure
+    )
     assert "not the current recipe" in text
 
 
@@ -143,7 +147,9 @@ def test_world_outside_recipe_fails_clearly(tmp_path, instance):
     recipe = write_recipe(tmp_path, n=64, worlds=("nk",))
     result = build_world(instance, recipe, tmp_path / "root", "rbc", raise_on_error=False)
     assert not result.success
-    text = " ".join(str(e.step_failure_data.user_failure_data.description) for e in result.all_events if e.is_step_failure)
+    text = " ".join(
+        str(e.step_failure_data.user_failure_data.description) for e in result.all_events if e.is_step_failure
+    )
     assert "world 'rbc' is not part of recipe 'tiny'" in text
 
 
@@ -175,11 +181,26 @@ def test_cli_materialize_with_multiprocess_executor_matches(tmp_path, tiny_datas
     """`dagster asset materialize` as CI runs it (subprocess, default multiprocess executor)."""
     recipe, _, dataset_dir = tiny_dataset
     root = tmp_path / "cli-root"
-    env = {**__import__("os").environ, "MACRO_DATA_RECIPE": str(recipe), "MACRO_DATA_ROOT": str(root),
-           "DAGSTER_HOME": str(tmp_path / "home")}
+    env = {
+        **__import__("os").environ,
+        "MACRO_DATA_RECIPE": str(recipe),
+        "MACRO_DATA_ROOT": str(root),
+        "DAGSTER_HOME": str(tmp_path / "home"),
+    }
     (tmp_path / "home").mkdir()
-    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "macro_data",
-           "--select", "world_draws,world_arrays,world_splits", "--partition", "var"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "macro_data",
+        "--select",
+        "world_draws,world_arrays,world_splits",
+        "--partition",
+        "var",
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert _hashes(root / "tiny" / "0.1.0", "var") == _hashes(dataset_dir, "var")

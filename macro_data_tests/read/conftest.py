@@ -14,17 +14,26 @@ from macro_data.recipes import load_recipe
 
 # nk gets a narrowed prior so "prior" and "parameters" normalization differ; lss has integer and derived
 # parameters. Training tests use nk and rbc (splits with every label).
-READ_WORLDS = {"nk": {"n_samples": 1000, "priors": {"phi_pi": {"low": 1.2, "high": 3.0}}},
-               "rbc": {"n_samples": 900},
-               "lss": {"n_samples": 300}}
+READ_WORLDS = {
+    "nk": {"n_samples": 1000, "priors": {"phi_pi": {"low": 1.2, "high": 3.0}}},
+    "rbc": {"n_samples": 900},
+    "lss": {"n_samples": 300},
+}
 T, H, CHUNK = 32, 6, 100
 
 
 def build_plain(folder: Path, worlds: dict, T: int, H: int, chunk: int, name: str = "readtest", seed: int = 11) -> Path:
     """Write a recipe, run world_draws/world_arrays/world_splits per world and the manifest; the dataset folder."""
     folder.mkdir(parents=True, exist_ok=True)
-    doc = {"name": name, "version": "0.1.0", "seed": seed, "T": T, "H": H, "worlds": worlds,
-           "storage": {"chunk_samples": chunk, "clevel": 1}}
+    doc = {
+        "name": name,
+        "version": "0.1.0",
+        "seed": seed,
+        "T": T,
+        "H": H,
+        "worlds": worlds,
+        "storage": {"chunk_samples": chunk, "clevel": 1},
+    }
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     recipe = load_recipe(path)

@@ -13,8 +13,9 @@ def test_every_world_reads_verifies_and_mixes(tiny_dataset):
     _, _, folder = tiny_dataset
     ds = mdr.open_dataset(folder, verify=True)
     assert set(ds.worlds) == set(WORLD_IDS)
-    ref = {(w, a): zarr.open_array(str(folder / f"{w}.zarr" / a), mode="r")[...]
-           for w in ds.worlds for a in ds[w].arrays}
+    ref = {
+        (w, a): zarr.open_array(str(folder / f"{w}.zarr" / a), mode="r")[...] for w in ds.worlds for a in ds[w].arrays
+    }
     view = ds.training_view(["train", "val"], batch_size=64, seed=0)
     seen = {w: [] for w in ds.worlds}
     for world, batch in view.iter(0):
@@ -39,10 +40,11 @@ def test_per_period_metadata_is_windowed(tiny_dataset):
     ds = mdr.open_dataset(folder, worlds=["switching", "zlb"])
     for world, meta in (("switching", "regime"), ("zlb", "binding")):
         full = zarr.open_array(str(folder / f"{world}.zarr" / meta), mode="r")[...]
-        view = ds.training_view(None, batch_size=50, worlds=[world], seq_len=10, stride=7,
-                                arrays=("theta", meta, "trajectories"))
+        view = ds.training_view(
+            None, batch_size=50, worlds=[world], seq_len=10, stride=7, arrays=("theta", meta, "trajectories")
+        )
         for _, batch in view.iter(0):
             assert batch[meta].dtype == full.dtype and batch[meta].shape[1] == 10
             for r in range(batch["index"].size):
                 i, s = batch["index"][r], batch["start"][r]
-                np.testing.assert_array_equal(batch[meta][r], full[i, s:s + 10])
+                np.testing.assert_array_equal(batch[meta][r], full[i, s : s + 10])

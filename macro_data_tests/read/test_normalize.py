@@ -25,9 +25,17 @@ def test_uniform_moments_closed_form():
 def test_rbc_prior_z_scores(ds):
     norm = ds["rbc"].normalizer()
     # rbc spec bounds (shared/spec/worlds.md), written out independently of the code
-    spec = {"beta": (0.985, 0.995), "alpha": (0.25, 0.40), "delta": (0.02, 0.03), "nu": (0.5, 3.0),
-            "gamma": (1.0, 3.0), "rho_a": (0.0, 0.99), "sigma_a": (0.005, 0.02), "rho_b": (0.0, 0.95),
-            "sigma_b": (0.005, 0.02)}
+    spec = {
+        "beta": (0.985, 0.995),
+        "alpha": (0.25, 0.40),
+        "delta": (0.02, 0.03),
+        "nu": (0.5, 3.0),
+        "gamma": (1.0, 3.0),
+        "rho_a": (0.0, 0.99),
+        "sigma_a": (0.005, 0.02),
+        "rho_b": (0.0, 0.95),
+        "sigma_b": (0.005, 0.02),
+    }
     assert norm.names == tuple(spec)
     for j, (lo, hi) in enumerate(spec.values()):
         assert norm.mean[j] == pytest.approx((lo + hi) / 2, rel=1e-12)

@@ -15,8 +15,10 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
 def test_reading_api_does_not_import_torch():
-    code = ("import sys, macro_data.read, macro_data.read.torch_adapter; "
-            "assert 'torch' not in sys.modules, 'torch imported'; assert 'dagster' not in sys.modules, 'dagster'")
+    code = (
+        "import sys, macro_data.read, macro_data.read.torch_adapter; "
+        "assert 'torch' not in sys.modules, 'torch imported'; assert 'dagster' not in sys.modules, 'dagster'"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
 

@@ -25,8 +25,12 @@ def ds(read_dataset):
 @pytest.fixture(scope="module")
 def full(read_dataset):
     """Every array of nk and rbc read directly with zarr: the reference."""
-    return {(w, a): zarr.open_array(str(read_dataset / f"{w}.zarr" / a), mode="r")[...]
-            for w in WORLDS for a in (*ARRAYS, "split", "extras") if (read_dataset / f"{w}.zarr" / a).exists()}
+    return {
+        (w, a): zarr.open_array(str(read_dataset / f"{w}.zarr" / a), mode="r")[...]
+        for w in WORLDS
+        for a in (*ARRAYS, "split", "extras")
+        if (read_dataset / f"{w}.zarr" / a).exists()
+    }
 
 
 def _split(full, world, label):
@@ -98,16 +102,19 @@ def test_windows_against_manual_slicing(ds, full, shuffle):
     L, stride, T = 8, 5, 32
     starts = list(range(0, T - L + 1, stride))
     assert starts == [0, 5, 10, 15, 20]
-    view = ds.training_view("val", batch_size=25, worlds=WORLDS, seed=2, seq_len=L, stride=stride,
-                            shuffle=shuffle, arrays=(*ARRAYS,))
+    view = ds.training_view(
+        "val", batch_size=25, worlds=WORLDS, seed=2, seq_len=L, stride=stride, shuffle=shuffle, arrays=(*ARRAYS,)
+    )
     pairs = {w: Counter() for w in WORLDS}
     for world, batch in view.iter(0):
         i, s = batch["index"], batch["start"]
         assert batch["trajectories"].shape == (i.size, L, 3)
         for r in range(i.size):  # reference: plain slicing, one window at a time
             pairs[world][(int(i[r]), int(s[r]))] += 1
-            np.testing.assert_array_equal(batch["trajectories"][r], full[(world, "trajectories")][i[r], s[r]:s[r] + L])
-            np.testing.assert_array_equal(batch["shocks"][r], full[(world, "shocks")][i[r], s[r]:s[r] + L])
+            np.testing.assert_array_equal(
+                batch["trajectories"][r], full[(world, "trajectories")][i[r], s[r] : s[r] + L]
+            )
+            np.testing.assert_array_equal(batch["shocks"][r], full[(world, "shocks")][i[r], s[r] : s[r] + L])
             np.testing.assert_array_equal(batch["irfs"][r], full[(world, "irfs")][i[r]])
             np.testing.assert_array_equal(batch["theta"][r], full[(world, "theta")][i[r]])
     for w in WORLDS:
@@ -117,14 +124,15 @@ def test_windows_against_manual_slicing(ds, full, shuffle):
 
 
 def test_window_defaults_and_full_length(ds, full):
-    view = ds.training_view("train", batch_size=64, worlds=["rbc"], seq_len=10, arrays=("trajectories", "extras"),
-                            normalize=False)
+    view = ds.training_view(
+        "train", batch_size=64, worlds=["rbc"], seq_len=10, arrays=("trajectories", "extras"), normalize=False
+    )
     assert view.stride == 10
     starts = set()
     for _, batch in view.iter(0):
         starts |= set(batch["start"].tolist())
         i, s = batch["index"], batch["start"]
-        np.testing.assert_array_equal(batch["extras"][0], full[("rbc", "extras")][i[0], s[0]:s[0] + 10])
+        np.testing.assert_array_equal(batch["extras"][0], full[("rbc", "extras")][i[0], s[0] : s[0] + 10])
     assert starts == {0, 10, 20}
     whole = ds.training_view("train", batch_size=64, worlds=["rbc"], seq_len=32, shuffle="none")
     _, batch = next(iter(whole))
@@ -167,7 +175,7 @@ def test_weighted_world_cycles_through_reshuffled_passes(ds, full):
     per_pass = math.ceil(split.size / B)
     view = ds.training_view("val", batch_size=B, mixing={"rbc": 1}, num_batches=3 * per_pass, seed=8)
     batches = [i for _, i, _ in view.plan(0)]
-    passes = [np.concatenate(batches[k * per_pass:(k + 1) * per_pass]) for k in range(3)]
+    passes = [np.concatenate(batches[k * per_pass : (k + 1) * per_pass]) for k in range(3)]
     for p in passes:
         assert np.array_equal(np.sort(p), split)
     assert not np.array_equal(passes[0], passes[1])
@@ -202,8 +210,9 @@ def test_chunk_shuffle_decodes_each_chunk_once_per_epoch(ds, full):
             assert {c for (w2, a2, c) in stats.chunk_reads if (w2, a2) == (w, a)} == chunks
     # global shuffle touches many chunks per batch: more decoding for the same epoch
     stats_global = mdr.ReadStats()
-    for _ in ds.training_view("train", batch_size=32, worlds=WORLDS, seed=0, shuffle="global").iter(0,
-                                                                                                 stats=stats_global):
+    for _ in ds.training_view("train", batch_size=32, worlds=WORLDS, seed=0, shuffle="global").iter(
+        0, stats=stats_global
+    ):
         pass
     assert stats_global.total_chunk_reads > 2 * stats.total_chunk_reads
 
@@ -250,8 +259,9 @@ def test_bad_arguments_name_the_argument_and_value(ds):
 @pytest.fixture(scope="module")
 def bigger(tmp_path_factory):
     """rbc, 6000 samples of T=64 in chunks of 100: the arrays are ~9 MB."""
-    return mdr.open_dataset(build_plain(tmp_path_factory.mktemp("mem"), {"rbc": {"n_samples": 6000}}, 64, 6, 100,
-                                       name="mem"))
+    return mdr.open_dataset(
+        build_plain(tmp_path_factory.mktemp("mem"), {"rbc": {"n_samples": 6000}}, 64, 6, 100, name="mem")
+    )
 
 
 @pytest.mark.parametrize("buffer_chunks", [1, 3])

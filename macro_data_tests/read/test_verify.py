@@ -45,8 +45,11 @@ def test_flipped_byte_fails_its_checksum_naming_the_file(dataset_copy):
     traj = ds["nk"]["trajectories"]
     reference = zarr.open_array(str(dataset_copy / "nk.zarr" / "trajectories"), mode="r")[:300]
     np.testing.assert_array_equal(traj[:300], reference)  # other chunks still read
-    with pytest.raises(mdr.IntegrityError, match=r"world 'nk' array 'trajectories': chunk file .*c/3/0/0 "
-                                                 r"\(samples 300..399\) is corrupt: .*checksum"):
+    with pytest.raises(
+        mdr.IntegrityError,
+        match=r"world 'nk' array 'trajectories': chunk file .*c/3/0/0 "
+        r"\(samples 300..399\) is corrupt: .*checksum",
+    ):
         traj[350]
     with pytest.raises(mdr.IntegrityError, match=r"c/3/0/0"):
         mdr.open_dataset(dataset_copy, verify=True)

@@ -52,14 +52,25 @@ def namespaces_available() -> str | None:
     """``None`` if a child can mount a tmpfs in its own namespaces, else why not."""
     if shutil.which("unshare") is None:
         return "the unshare command is not installed"
-    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-                            "mount -t tmpfs -o size=1m tmpfs /mnt 2>&1 || mount -t tmpfs -o size=1m tmpfs /tmp 2>&1"],
-                           capture_output=True, text=True)
-    return None if probe.returncode == 0 else f"no user/mount namespaces here ({(probe.stderr or probe.stdout).strip()})"
+    probe = subprocess.run(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=1m tmpfs /mnt 2>&1 || mount -t tmpfs -o size=1m tmpfs /tmp 2>&1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    return (
+        None if probe.returncode == 0 else f"no user/mount namespaces here ({(probe.stderr or probe.stdout).strip()})"
+    )
 
 
-def run_stage_on_small_disk(tmp_path: Path, root: Path, free_bytes: int, stage: str, recipe: Path,
-                            world: str) -> dict:
+def run_stage_on_small_disk(tmp_path: Path, root: Path, free_bytes: int, stage: str, recipe: Path, world: str) -> dict:
     """Copy ``root`` onto a tmpfs with ``free_bytes`` left, run ``stage`` there; what the child saw."""
     why = namespaces_available()
     if why:
@@ -68,8 +79,24 @@ def run_stage_on_small_disk(tmp_path: Path, root: Path, free_bytes: int, stage: 
     mount.mkdir()
     script = tmp_path / "small_disk_child.py"
     script.write_text(CHILD)
-    proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", sys.executable, str(script),
-                           str(root), str(mount), str(free_bytes), stage, str(recipe), world],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            sys.executable,
+            str(script),
+            str(root),
+            str(mount),
+            str(free_bytes),
+            stage,
+            str(recipe),
+            world,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -71,10 +71,11 @@ def _chunk_files(dataset: Path) -> dict[str, dict[str, list[Path]]]:
 
 def _hex_change(rng: random.Random, value: str) -> str:
     i = rng.randrange(len(value))
-    return value[:i] + rng.choice([c for c in "0123456789abcdef" if c != value[i]]) + value[i + 1:]
+    return value[:i] + rng.choice([c for c in "0123456789abcdef" if c != value[i]]) + value[i + 1 :]
 
 
 # ---- manifest edits: each returns (label, world or None for dataset-level, reader must refuse) --------------
+
 
 def _array_field(doc, rng, w):
     arrays = doc["worlds"][w]["arrays"]
@@ -205,13 +206,33 @@ def edit_slice_threshold(doc, rng, w):
     return "slice_rule/threshold", w, False
 
 
-MANIFEST_EDITS = [edit_sha256, edit_shape, edit_dtype, edit_dims, edit_path, edit_n_samples, edit_split_count,
-                  edit_split_hash, edit_T, edit_H, edit_recipe_seed, edit_recipe_sha256, edit_prior,
-                  edit_parameter_name, edit_shock_name, edit_drop_world, edit_drop_array, edit_n_rejected,
-                  edit_provenance, edit_slice_threshold, "truncate_file"]
+MANIFEST_EDITS = [
+    edit_sha256,
+    edit_shape,
+    edit_dtype,
+    edit_dims,
+    edit_path,
+    edit_n_samples,
+    edit_split_count,
+    edit_split_hash,
+    edit_T,
+    edit_H,
+    edit_recipe_seed,
+    edit_recipe_sha256,
+    edit_prior,
+    edit_parameter_name,
+    edit_shock_name,
+    edit_drop_world,
+    edit_drop_array,
+    edit_n_rejected,
+    edit_provenance,
+    edit_slice_threshold,
+    "truncate_file",
+]
 
 
 # ---- damage ---------------------------------------------------------------------------------------------------
+
 
 def damage(kind: str, dataset: Path, rng: random.Random, edit=None) -> dict:
     """Apply one seeded fault; returns what was done (world, array, file, label, reader_must_refuse)."""
@@ -221,14 +242,24 @@ def damage(kind: str, dataset: Path, rng: random.Random, edit=None) -> dict:
         if edit == "truncate_file":
             raw = path.read_bytes()
             path.write_bytes(raw[: rng.randrange(len(raw))])
-            return {"label": "manifest.json cut short", "world": None, "array": None, "reader": True,
-                    "edit": "truncate_file"}
+            return {
+                "label": "manifest.json cut short",
+                "world": None,
+                "array": None,
+                "reader": True,
+                "edit": "truncate_file",
+            }
         doc = json.loads(path.read_text())
         w = rng.choice(sorted(doc["worlds"]))
         label, where, reader = edit(doc, rng, w)
         path.write_text(json.dumps(doc, indent=1))
-        return {"label": label, "world": where, "array": None, "reader": reader,
-                "edit": edit.__name__.removeprefix("edit_")}
+        return {
+            "label": label,
+            "world": where,
+            "array": None,
+            "reader": reader,
+            "edit": edit.__name__.removeprefix("edit_"),
+        }
     files = _chunk_files(dataset)
     w = rng.choice(sorted(files))
     a = rng.choice(sorted(files[w]))
@@ -236,7 +267,7 @@ def damage(kind: str, dataset: Path, rng: random.Random, edit=None) -> dict:
     raw = f.read_bytes()
     if kind == "flip":
         i = rng.randrange(len(raw))
-        f.write_bytes(raw[:i] + bytes([raw[i] ^ rng.randrange(1, 256)]) + raw[i + 1:])
+        f.write_bytes(raw[:i] + bytes([raw[i] ^ rng.randrange(1, 256)]) + raw[i + 1 :])
         label = f"byte {i} of {len(raw)} flipped"
     elif kind == "truncate":
         n = rng.randrange(len(raw))
@@ -255,8 +286,10 @@ def _validate(dataset: Path, world: str | None) -> list:
         return validate_dataset(dataset).results
     manifest, _ = read_manifest(dataset)
     real, reason = load_real_data(dataset.parent.parent)  # no external data here: realism is skipped
-    return [check_manifest_dataset(manifest, dataset),
-            *validate_world(spec_from_manifest(manifest, world, dataset), real, reason)]
+    return [
+        check_manifest_dataset(manifest, dataset),
+        *validate_world(spec_from_manifest(manifest, world, dataset), real, reason),
+    ]
 
 
 def _validation_catches(dataset: Path, fault: dict) -> tuple[bool, str]:

@@ -54,8 +54,16 @@ from macro_data_tests.external.conftest import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.slow
 THREADS = 4
 PROCESSES = 3
-POLICY = dict(connect_timeout=2.0, read_timeout=1.0, attempts_per_url=2, backoff_base=0.01, backoff_cap=0.05,
-              retry_after_cap=2.0, deadline=30.0, jitter_seed=0)  # read timeout < the 1.5 s stall of /slow
+POLICY = dict(
+    connect_timeout=2.0,
+    read_timeout=1.0,
+    attempts_per_url=2,
+    backoff_base=0.01,
+    backoff_cap=0.05,
+    retry_after_cap=2.0,
+    deadline=30.0,
+    jitter_seed=0,
+)  # read timeout < the 1.5 s stall of /slow
 SMALL = b"a,b\n1,2\n3,4\n"
 
 
@@ -64,8 +72,16 @@ EVIL_TAR = make_tar([("data.csv", None, {"type": tarfile.SYMTYPE, "linkname": "/
 
 
 def _archive(name: str, path: str, data: bytes, members: dict) -> dict:
-    return {"name": name, "description": "test archive", "urls": [path], "filename": f"{name}.tar.gz",
-            "sha256": sha256(data), "size": len(data), "format": "tar.gz", "members": members}
+    return {
+        "name": name,
+        "description": "test archive",
+        "urls": [path],
+        "filename": f"{name}.tar.gz",
+        "sha256": sha256(data),
+        "size": len(data),
+        "format": "tar.gz",
+        "members": members,
+    }
 
 
 # name -> (entry document with mirror paths instead of URLs, blobs to serve, expected ok)
@@ -82,8 +98,11 @@ SCENARIOS = {
     "stalled-then-mirror": (macro_entry("m", ["/slow/macrodata.csv", "/ok/macrodata.csv"]), {}, True),
     "redirects": (macro_entry("m", ["/redirect-abs/macrodata.csv"]), {}, True),
     "redirect-to-file": (macro_entry("m", ["/redirect-file/macrodata.csv"]), {}, False),
-    "redirect-ftp-or-http": (macro_entry("m", ["/redirect-ftp/macrodata.csv",
-                                               "/redirect-external-http/macrodata.csv"]), {}, False),
+    "redirect-ftp-or-http": (
+        macro_entry("m", ["/redirect-ftp/macrodata.csv", "/redirect-external-http/macrodata.csv"]),
+        {},
+        False,
+    ),
     "redirect-other-loopback": (macro_entry("m", ["/redirect-other-loopback/macrodata.csv"]), {}, False),
     "redirect-loop": (macro_entry("m", ["/loop-a"]), {}, False),
     "five-hops": (macro_entry("m", ["/chain/0/5"]), {}, True),
@@ -91,19 +110,40 @@ SCENARIOS = {
     "html-page": (macro_entry("m", ["/html/macrodata.csv"]), {}, False),
     "html-page-with-length": (macro_entry("m", ["/html-cl/macrodata.csv"]), {}, False),
     "wrong-bytes-then-mirror": (macro_entry("m", ["/corrupt/macrodata.csv", "/ok/macrodata.csv"]), {}, True),
-    "gzip-coding-pinned-gz": (macro_entry("m", ["/gz/macrodata.csv.gz"], filename="macrodata.csv.gz",
-                                          format="csv.gz", sha256=sha256(GZ_PAYLOAD), size=len(GZ_PAYLOAD)), {}, True),
+    "gzip-coding-pinned-gz": (
+        macro_entry(
+            "m",
+            ["/gz/macrodata.csv.gz"],
+            filename="macrodata.csv.gz",
+            format="csv.gz",
+            sha256=sha256(GZ_PAYLOAD),
+            size=len(GZ_PAYLOAD),
+        ),
+        {},
+        True,
+    ),
     "gzip-coding-pinned-csv": (macro_entry("m", ["/gz/macrodata.csv.gz"]), {}, False),
     "lying-length": (macro_entry("m", ["/biglen/macrodata.csv"]), {}, False),
     "overlong-body": (macro_entry("m", ["/overlong/macrodata.csv"]), {}, False),
     "schema-mismatch": (macro_entry("m", ["/ok/macrodata.csv"], columns=["year", "wrong"]), {}, False),
-    "archive": (_archive("arch", "/good.tar.gz", GOOD_TAR, {
-        "inner/macrodata.csv": {"sha256": sha256(PAYLOAD), "size": len(PAYLOAD), "columns": MACRODATA_COLUMNS},
-        "small.csv": {"sha256": sha256(SMALL), "size": len(SMALL), "columns": ["a", "b"]}}),
-        {"/good.tar.gz": GOOD_TAR}, True),
-    "archive-symlink": (_archive("arch", "/evil.tar.gz", EVIL_TAR,
-                                 {"data.csv": {"sha256": sha256(SMALL), "size": len(SMALL)}}),
-                        {"/evil.tar.gz": EVIL_TAR}, False),
+    "archive": (
+        _archive(
+            "arch",
+            "/good.tar.gz",
+            GOOD_TAR,
+            {
+                "inner/macrodata.csv": {"sha256": sha256(PAYLOAD), "size": len(PAYLOAD), "columns": MACRODATA_COLUMNS},
+                "small.csv": {"sha256": sha256(SMALL), "size": len(SMALL), "columns": ["a", "b"]},
+            },
+        ),
+        {"/good.tar.gz": GOOD_TAR},
+        True,
+    ),
+    "archive-symlink": (
+        _archive("arch", "/evil.tar.gz", EVIL_TAR, {"data.csv": {"sha256": sha256(SMALL), "size": len(SMALL)}}),
+        {"/evil.tar.gz": EVIL_TAR},
+        False,
+    ),
 }
 
 WORKER = textwrap.dedent("""
@@ -148,8 +188,13 @@ def _outcome(result_or_error) -> dict:
     r = result_or_error
     import hashlib
 
-    return {"ok": True, "cache": r.cache, "path": str(r.path), "sha256": r.sha256,
-            "bytes_sha256": hashlib.sha256(r.path.read_bytes()).hexdigest()}
+    return {
+        "ok": True,
+        "cache": r.cache,
+        "path": str(r.path),
+        "sha256": r.sha256,
+        "bytes_sha256": hashlib.sha256(r.path.read_bytes()).hexdigest(),
+    }
 
 
 def _comparable(out: dict, root: Path, port: int) -> tuple:
@@ -162,8 +207,16 @@ def _comparable(out: dict, root: Path, port: int) -> tuple:
 def workers(tmp_path_factory):
     script = tmp_path_factory.mktemp("workers") / "worker.py"
     script.write_text(WORKER)
-    procs = [subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True, cwd=Path(__file__).parents[2]) for _ in range(PROCESSES)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).parents[2],
+        )
+        for _ in range(PROCESSES)
+    ]
     yield procs
     for p in procs:
         p.stdin.close()
@@ -267,5 +320,7 @@ def test_fault_under_concurrency_matches_single_fetch(scenario, server, workers,
             assert hits == Counter({k: v * count for k, v in single_hits.items()}), (mode, hits, single_hits)
         _check_root(root, before, tmp_path, count, expect_ok)
         runs[mode] = dict(sorted(Counter(o.get("cache", o.get("type")) for o in outs).items()))
-    print(f"\n{scenario}: single {ref.get('cache', ref.get('type'))}, hits {dict(single_hits)}; "
-          f"threads {runs['threads']}; processes {runs['processes']}")
+    print(
+        f"\n{scenario}: single {ref.get('cache', ref.get('type'))}, hits {dict(single_hits)}; "
+        f"threads {runs['threads']}; processes {runs['processes']}"
+    )

@@ -53,8 +53,16 @@ def recipes(tmp_path_factory):
         for fn in (world_draws.build_world_draws, world_arrays.build_world_arrays, world_splits.build_world_splits):
             fn(r, WORLD, base / f"ref{i}")
         ds = base / f"ref{i}" / "tiny" / "0.1.0"
-        refs.append({stage: _hashes(ds, names) for stage, names in (
-            ("draws", ["theta", "shocks"]), ("arrays", ["trajectories", "irfs"]), ("splits", ["split"]))})
+        refs.append(
+            {
+                stage: _hashes(ds, names)
+                for stage, names in (
+                    ("draws", ["theta", "shocks"]),
+                    ("arrays", ["trajectories", "irfs"]),
+                    ("splits", ["split"]),
+                )
+            }
+        )
     return paths, refs
 
 
@@ -66,8 +74,12 @@ def test_two_runs_of_the_same_partition_leave_one_intact_version_per_stage(tmp_p
     for trial in range(CONCURRENT_TRIALS):
         root = tmp_path / f"t{trial}"
         go = tmp_path / f"go{trial}"
-        procs = [subprocess.Popen([sys.executable, str(script), str(p), str(root), str(go)],
-                                  stderr=subprocess.PIPE, text=True) for p in paths]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(script), str(p), str(root), str(go)], stderr=subprocess.PIPE, text=True
+            )
+            for p in paths
+        ]
         time.sleep(1.5)  # both imported and waiting
         go.touch()
         codes = [p.wait(timeout=120) for p in procs]
@@ -76,14 +88,22 @@ def test_two_runs_of_the_same_partition_leave_one_intact_version_per_stage(tmp_p
         # each run either succeeded or failed cleanly with our error (e.g. its inputs were replaced under it)
         for code, err in zip(codes, errors):
             assert code == 0 or "StorageError" in err or "MacroDataError" in err, err[-2000:]
-        got = {stage: _hashes(ds, names) for stage, names in (
-            ("draws", ["theta", "shocks"]), ("arrays", ["trajectories", "irfs"]), ("splits", ["split"]))}
+        got = {
+            stage: _hashes(ds, names)
+            for stage, names in (
+                ("draws", ["theta", "shocks"]),
+                ("arrays", ["trajectories", "irfs"]),
+                ("splits", ["split"]),
+            )
+        }
         for stage in got:  # never a mix of the two runs inside a stage's arrays
             assert got[stage] in (refs[0][stage], refs[1][stage]), (trial, stage)
         g = zarr.open_group(str(ds / f"{WORLD}.zarr"), mode="r")
         draws_version = g["theta"].attrs["macro_data"]["data_version"]
-        consistent = all(g[n].attrs["macro_data"]["upstream"]["world_draws"]["data_version"] == draws_version
-                         for n in ("trajectories", "split"))
+        consistent = all(
+            g[n].attrs["macro_data"]["upstream"]["world_draws"]["data_version"] == draws_version
+            for n in ("trajectories", "split")
+        )
         outcomes.append((tuple(codes), consistent))
         # a stage computed from the other run's draws is recorded as such, and the manifest would refuse it
     print(f"concurrent trials (exit codes, stages consistent): {outcomes}")

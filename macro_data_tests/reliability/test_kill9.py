@@ -28,10 +28,16 @@ from macro_data_tests.conftest import write_recipe
 pytestmark = pytest.mark.slow
 TRIALS_PER_STAGE = 20
 WORLD = "nk"
-STAGE_FNS = {"world_draws": world_draws.build_world_draws, "world_arrays": world_arrays.build_world_arrays,
-             "world_splits": world_splits.build_world_splits}
-STAGE_ARRAYS = {"world_draws": world_draws.output_arrays(WORLD), "world_arrays": world_arrays.output_arrays(WORLD),
-                "world_splits": world_splits.output_arrays(WORLD)}
+STAGE_FNS = {
+    "world_draws": world_draws.build_world_draws,
+    "world_arrays": world_arrays.build_world_arrays,
+    "world_splits": world_splits.build_world_splits,
+}
+STAGE_ARRAYS = {
+    "world_draws": world_draws.output_arrays(WORLD),
+    "world_arrays": world_arrays.output_arrays(WORLD),
+    "world_splits": world_splits.output_arrays(WORLD),
+}
 # Points that lie on each stage's path, and how many calls of the wrapped function a run makes at most
 POINTS = {
     "world_draws": ["drawing", "chunk-write", "mid-chunk-write", "stamp", "before-exchange", "after-exchange"],
@@ -39,8 +45,17 @@ POINTS = {
     "world_splits": ["chunk-write", "mid-chunk-write", "stamp", "before-exchange", "after-exchange"],
     "dataset_manifest": ["manifest-build", "manifest-replace"],
 }
-MAX_K = {"drawing": 3, "simulating": 3, "chunk-write": 9, "mid-chunk-write": 9, "stamp": 1, "before-exchange": 1,
-         "after-exchange": 1, "manifest-build": 1, "manifest-replace": 1}
+MAX_K = {
+    "drawing": 3,
+    "simulating": 3,
+    "chunk-write": 9,
+    "mid-chunk-write": 9,
+    "stamp": 1,
+    "before-exchange": 1,
+    "after-exchange": 1,
+    "manifest-build": 1,
+    "manifest-replace": 1,
+}
 
 
 def _stage_hashes(dataset: Path, stage: str) -> dict[str, str]:
@@ -71,17 +86,28 @@ def setup(tmp_path_factory):
     shutil.copytree(base / "templateA", base / "templateA_stagesB")
     _build(b, base / "templateA_stagesB", with_manifest=False)
     ds = lambda root: root / "tiny" / "0.1.0"  # noqa: E731
-    return {"a": a, "b": b, "path_b": path_b, "base": base, "ds": ds,
-            "old": {s: _stage_hashes(ds(base / "templateA"), s) for s in STAGE_FNS},
-            "new": {s: _stage_hashes(ds(base / "refB"), s) for s in STAGE_FNS},
-            "manifest_old": (ds(base / "templateA") / "manifest.json").read_text(),
-            "manifest_new_hashes": json.loads((ds(base / "refB") / "manifest.json").read_text())["worlds"][WORLD]["arrays"]}
+    return {
+        "a": a,
+        "b": b,
+        "path_b": path_b,
+        "base": base,
+        "ds": ds,
+        "old": {s: _stage_hashes(ds(base / "templateA"), s) for s in STAGE_FNS},
+        "new": {s: _stage_hashes(ds(base / "refB"), s) for s in STAGE_FNS},
+        "manifest_old": (ds(base / "templateA") / "manifest.json").read_text(),
+        "manifest_new_hashes": json.loads((ds(base / "refB") / "manifest.json").read_text())["worlds"][WORLD]["arrays"],
+    }
 
 
 @pytest.fixture(scope="module")
 def server():
-    proc = subprocess.Popen([sys.executable, "-m", "macro_data_tests.reliability.victim"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "macro_data_tests.reliability.victim"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
     yield proc
     proc.stdin.close()
     proc.wait(timeout=30)
@@ -104,8 +130,12 @@ def _reader_view_is_clean(dataset: Path) -> None:
 @pytest.mark.parametrize("stage", ["world_draws", "world_arrays", "world_splits", "dataset_manifest"])
 def test_kill9_trials(setup, server, tmp_path, stage):
     rng = random.Random(f"kill9-{stage}")
-    template = {"world_draws": "templateA", "world_arrays": "templateA_drawsB", "world_splits": "templateA_drawsB",
-                "dataset_manifest": "templateA_stagesB"}[stage]
+    template = {
+        "world_draws": "templateA",
+        "world_arrays": "templateA_drawsB",
+        "world_splits": "templateA_drawsB",
+        "dataset_manifest": "templateA_stagesB",
+    }[stage]
     outcomes = {"killed": 0, "finished": 0}
     for trial in range(TRIALS_PER_STAGE):
         point = rng.choice(POINTS[stage])
@@ -113,19 +143,27 @@ def test_kill9_trials(setup, server, tmp_path, stage):
         root = tmp_path / f"t{trial}"
         shutil.copytree(setup["base"] / template, root)
         dataset = setup["ds"](root)
-        result = _trial(server, {"stage": stage, "world": WORLD, "recipe": str(setup["path_b"]), "root": str(root),
-                                 "point": point, "k": k})
+        result = _trial(
+            server,
+            {"stage": stage, "world": WORLD, "recipe": str(setup["path_b"]), "root": str(root), "point": point, "k": k},
+        )
         assert result in ({"signal": 9}, {"exit": 0}), (point, k, result)
         outcomes["killed" if result.get("signal") == 9 else "finished"] += 1
         _reader_view_is_clean(dataset)
         if stage == "dataset_manifest":
             text = (dataset / "manifest.json").read_text()
             doc = json.loads(text)  # always a whole, parseable manifest: the old one or the new one
-            assert text == setup["manifest_old"] or doc["worlds"][WORLD]["arrays"] == setup["manifest_new_hashes"] or \
-                {k2: v["sha256"] for k2, v in doc["worlds"][WORLD]["arrays"].items()} == \
-                {k2: v["sha256"] for k2, v in setup["manifest_new_hashes"].items()}
+            assert (
+                text == setup["manifest_old"]
+                or doc["worlds"][WORLD]["arrays"] == setup["manifest_new_hashes"]
+                or {k2: v["sha256"] for k2, v in doc["worlds"][WORLD]["arrays"].items()}
+                == {k2: v["sha256"] for k2, v in setup["manifest_new_hashes"].items()}
+            )
             manifest.build_manifest(setup["b"], root)
-            got = {k2: v["sha256"] for k2, v in json.loads((dataset / "manifest.json").read_text())["worlds"][WORLD]["arrays"].items()}
+            got = {
+                k2: v["sha256"]
+                for k2, v in json.loads((dataset / "manifest.json").read_text())["worlds"][WORLD]["arrays"].items()
+            }
             assert got == {k2: v["sha256"] for k2, v in setup["manifest_new_hashes"].items()}
         else:
             after = _stage_hashes(dataset, stage)

@@ -41,16 +41,18 @@ def _build(recipe, root, world, compute):
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  silence_logs=40) as c:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+    ) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     base = tmp_path_factory.mktemp("scale")
-    recipe = load_recipe(write_recipe(base, n=2000, worlds=("nk", "switching"), T=16, H=4,
-                                      storage={"chunk_samples": 128, "clevel": 1}))
+    recipe = load_recipe(
+        write_recipe(base, n=2000, worlds=("nk", "switching"), T=16, H=4, storage={"chunk_samples": 128, "clevel": 1})
+    )
     local = {w: _build(recipe, base / "local", w, ComputeConfig(region_samples=REGION)) for w in ("nk", "switching")}
     return recipe, base, local
 
@@ -71,7 +73,10 @@ def test_process_pool_matches_local(small):
 @pytest.mark.parametrize("world", ["nk", "switching"])
 def test_region_threads_match_local(small, world):
     recipe, base, local = small
-    assert _build(recipe, base / f"threads-{world}", world, ComputeConfig(threads=3, region_samples=REGION)) == local[world]
+    assert (
+        _build(recipe, base / f"threads-{world}", world, ComputeConfig(threads=3, region_samples=REGION))
+        == local[world]
+    )
 
 
 def test_a_failing_region_on_threads_stops_the_rest_and_is_reported(tmp_path):
@@ -109,8 +114,12 @@ def test_killing_a_worker_mid_run_never_publishes_a_partial_world(tmp_path, smal
     """A worker killed while writing regions: the world is published complete and identical, or not at all."""
     recipe, base, local = small
     root = tmp_path / "root"
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  silence_logs=50) as c, distributed.Client(c) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50
+        ) as c,
+        distributed.Client(c) as client,
+    ):
         pids = list(client.run(os.getpid).values())
         config = ComputeConfig(mode="dask", scheduler=c.scheduler_address, region_samples=256, retries=3)
         staging = root / "tiny" / "0.1.0" / ".staging" / "nk"

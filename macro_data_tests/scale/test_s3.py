@@ -22,8 +22,12 @@ def s3(tmp_path_factory):
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-           "MACRO_DATA_S3_ENDPOINT": f"http://{host}:{port}"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MACRO_DATA_S3_ENDPOINT": f"http://{host}:{port}",
+    }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
@@ -59,8 +63,9 @@ def test_remote_arrays_read_back_identically(built):
     for w in WORLDS:
         for name, spec in remote["worlds"][w]["arrays"].items():
             assert spec["path"].startswith(f"{w}/")  # versioned group, named by the stage pointer
-            arr = zarr.open_array(f"{s3}/tiny/0.1.0/{spec['path']}", mode="r",
-                                  storage_options=locations.storage_options(s3))
+            arr = zarr.open_array(
+                f"{s3}/tiny/0.1.0/{spec['path']}", mode="r", storage_options=locations.storage_options(s3)
+            )
             assert list(arr.shape) == spec["shape"]
             assert content_hash(arr) == spec["sha256"], f"{w}/{name}"
 

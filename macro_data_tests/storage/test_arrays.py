@@ -12,8 +12,9 @@ from macro_data.storage.arrays import ChunkedArrayWriter, content_hash
 
 def _segment_hash(a):
     """The documented algorithm, written out independently: sha256 over sha256 of 256-row segments."""
-    return hashlib.sha256(b"".join(hashlib.sha256(a[i:i + 256].tobytes()).digest()
-                                   for i in range(0, a.shape[0], 256))).hexdigest()
+    return hashlib.sha256(
+        b"".join(hashlib.sha256(a[i : i + 256].tobytes()).digest() for i in range(0, a.shape[0], 256))
+    ).hexdigest()
 
 
 def _write(tmp_path, data, chunk, batches, name="x"):
@@ -21,7 +22,7 @@ def _write(tmp_path, data, chunk, batches, name="x"):
     w = ChunkedArrayWriter(g, name, data.shape, data.dtype, [f"d{i}" for i in range(data.ndim)], chunk, 3)
     lo = 0
     for b in batches:
-        w.append(data[lo: lo + b])
+        w.append(data[lo : lo + b])
         lo += b
     assert lo == data.shape[0]
     return g, w.close()
@@ -115,7 +116,7 @@ def test_background_writer_stores_and_hashes_what_it_was_given(tmp_path, chunk, 
     with region_writers(g, ["x"], 0, 1000) as writers:
         lo = 0
         for b in batches:
-            writers["x"].append(data[lo: lo + b])
+            writers["x"].append(data[lo : lo + b])
             lo += b
         digests = writers["x"].close()
     np.testing.assert_array_equal(g["x"][:], data.astype(np.float32))
@@ -130,7 +131,7 @@ def test_background_write_error_reaches_the_caller(tmp_path):
     (tmp_path / "err.zarr" / "x" / "c").write_text("a file where the chunk directory belongs")
     with pytest.raises(OSError):
         with region_writers(g, ["x"], 0, 400) as writers:
-            for lo in range(0, 400, 100):  # the failure happens on the writer's thread
+            for _ in range(0, 400, 100):  # the failure happens on the writer's thread
                 writers["x"].append(np.ones((100, 2)))
             writers["x"].close()
 

@@ -28,10 +28,12 @@ def test_chunks_written_directly_are_the_bytes_zarr_writes(tmp_path, shape, dtyp
     by_zarr[:] = values
     io = ChunkIO.for_array(direct)
     assert io is not None
-    files = io.write(0, values[:40])   # four whole chunks
-    direct[40:] = values[40:]          # the padded last chunk goes through Zarr
+    files = io.write(0, values[:40])  # four whole chunks
+    direct[40:] = values[40:]  # the padded last chunk goes through Zarr
     assert len(files) == 4
-    chunk_files = sorted(p.relative_to(io.folder) for p in io.folder.rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk_files = sorted(
+        p.relative_to(io.folder) for p in io.folder.rglob("*") if p.is_file() and p.name != "zarr.json"
+    )
     assert chunk_files == [io.path(k).relative_to(io.folder) for k in range(5)]  # Zarr's own chunk keys
     for k in range(5):
         a = tmp_path / "by_zarr.zarr" / "x" / io.path(k).relative_to(io.folder)
@@ -57,8 +59,13 @@ def test_only_whole_chunks_and_local_stores(tmp_path):
     # codec chains other than bytes -> blosc -> crc32c go through Zarr
     other = g.create_array("z", shape=(10, 4), chunks=(5, 4), dtype="f4", compressors=[zarr.codecs.ZstdCodec()])
     assert ChunkIO.for_array(other) is None
-    no_crc = g.create_array("w", shape=(10, 4), chunks=(5, 4), dtype="f4",
-                            compressors=[zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")])
+    no_crc = g.create_array(
+        "w",
+        shape=(10, 4),
+        chunks=(5, 4),
+        dtype="f4",
+        compressors=[zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")],
+    )
     assert ChunkIO.for_array(no_crc) is None
 
 

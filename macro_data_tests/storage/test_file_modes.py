@@ -19,9 +19,14 @@ def build_with_umask(tmp_path: Path, umask: int) -> Path:
     recipe = write_recipe(tmp_path / "recipes", n=300, worlds=("nk", "switching"))
     root = tmp_path / "root"
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
-    proc = subprocess.run([sys.executable, "-m", "macro_data.cli", "build", "--recipe", str(recipe), "--root",
-                           str(root)], env=env, capture_output=True, text=True, timeout=600,
-                          preexec_fn=lambda: os.umask(umask))
+    proc = subprocess.run(
+        [sys.executable, "-m", "macro_data.cli", "build", "--recipe", str(recipe), "--root", str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=lambda: os.umask(umask),
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return root / "tiny" / "0.1.0"
 

@@ -81,6 +81,7 @@ def test_debris_of_dead_processes_is_cleaned(tmp_path):
     _stage_arrays(store, "a", {"theta": np.arange(4.0)})
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     import socket
+
     debris = store.staging_dir / f"stage.x-{socket.gethostname()}-{int(dead.stdout)}-deadbeef"
     debris.mkdir(parents=True)
     alive = store.staging_dir / f"stage.x-{socket.gethostname()}-{os.getpid()}-cafecafe"

@@ -15,10 +15,23 @@ from macro_data.validation.report import ReportError, build_report, validate_rep
 from macro_data.validation.results import GROUPS
 from macro_data.worlds import WORLD_IDS, get_world
 
-EXPECTED_PER_WORLD = {"integrity.draws", "integrity.arrays", "integrity.splits", "consistency.theta",
-                      "consistency.splits", "consistency.manifest", "reproducibility.draws",
-                      "reproducibility.simulation", "identities.model", "statistics.stationarity", "statistics.scale",
-                      "statistics.irf_decay", "statistics.rejections", "statistics.splits", "realism.us_moments"}
+EXPECTED_PER_WORLD = {
+    "integrity.draws",
+    "integrity.arrays",
+    "integrity.splits",
+    "consistency.theta",
+    "consistency.splits",
+    "consistency.manifest",
+    "reproducibility.draws",
+    "reproducibility.simulation",
+    "identities.model",
+    "statistics.stationarity",
+    "statistics.scale",
+    "statistics.irf_decay",
+    "statistics.rejections",
+    "statistics.splits",
+    "realism.us_moments",
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +67,7 @@ def test_realism_compares_every_moment_with_real_data(validation):
         assert r.status in ("pass", "warn"), r.message
         moments = r.figures["moments"]
         assert set(moments) == {"output", "inflation", "rate"}
-        for o, ms in moments.items():
+        for ms in moments.values():
             for m in ("sd", "autocorr1"):
                 assert 0.0 <= ms[m]["rank"] <= 100.0
         # the US value is the external layer's moment of the real table, not a number of ours
@@ -83,7 +96,7 @@ def test_report_matches_its_schema_and_counts(doc):
     assert doc["summary"]["checks"] == len(checks)
     assert doc["summary"]["fail"] == 0 and doc["summary"]["skipped"] == 0
     assert set(doc["worlds"]) == set(WORLD_IDS)
-    for w, e in doc["worlds"].items():
+    for e in doc["worlds"].values():
         assert set(e["groups"]) == set(GROUPS)
         assert e["summary"]["checks"] == len(e["checks"])
     assert doc["inputs"]["external_data"]["status"] == "used"

@@ -47,8 +47,11 @@ def test_not_a_dataset_folder(tmp_path, capsys):
 def test_strict_and_json(dataset_copy, tmp_path):
     """As CI runs it: a subprocess; --strict fails on the skipped realism check, --json prints the report."""
     script = Path(sys.executable).with_name("macro-data")  # the installed console script
-    launcher = [str(script)] if script.exists() else [sys.executable, "-c",
-                                                       "import sys; from macro_data.cli import main; sys.exit(main())"]
+    launcher = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "import sys; from macro_data.cli import main; sys.exit(main())"]
+    )
     cmd = [*launcher, "validate", str(dataset_copy), "--external-root", str(tmp_path), "--no-write", "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

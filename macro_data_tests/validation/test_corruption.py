@@ -71,8 +71,9 @@ def test_nan_written_into_trajectories(dataset_copy):
     arr = open_r(dataset_copy, "rbc", "trajectories")
     arr[37, 5, 1] = np.nan
     r = validate(dataset_copy, "rbc")
-    assert_fails(r, "integrity.arrays", "array 'trajectories'", "1 non-finite", "sample=37, time=5, observable=1",
-                 "content hash")
+    assert_fails(
+        r, "integrity.arrays", "array 'trajectories'", "1 non-finite", "sample=37, time=5, observable=1", "content hash"
+    )
     assert r["integrity.arrays"].figures["nonfinite_values"] == 1
     assert r["integrity.draws"].status == "pass"
 
@@ -82,8 +83,14 @@ def test_theta_out_of_bounds(dataset_copy):
     arr = open_r(dataset_copy, "nk", "theta")
     arr[12, world.index("phi_pi")] = 5.0
     r = validate(dataset_copy, "nk")
-    assert_fails(r, "consistency.theta", "1 of 300 parameter draws are outside their parameter bounds",
-                 "sample 12", "'phi_pi' = 5", "[1.05, 3.5]")
+    assert_fails(
+        r,
+        "consistency.theta",
+        "1 of 300 parameter draws are outside their parameter bounds",
+        "sample 12",
+        "'phi_pi' = 5",
+        "[1.05, 3.5]",
+    )
     assert r["consistency.theta"].figures["out_of_bounds"] == 1
 
 
@@ -93,8 +100,14 @@ def test_sample_moved_from_slice_into_train(dataset_copy):
     i = int(np.flatnonzero(labels == splits.LABELS["test_extrapolation_slice"])[0])
     arr[i] = splits.LABELS["train"]
     r = validate(dataset_copy, "nk")
-    assert_fails(r, "consistency.splits", "held-out region leak: 1 samples", "labelled train",
-                 f"sample {i} is labelled train but lies in the held-out slice region", "phi_pi")
+    assert_fails(
+        r,
+        "consistency.splits",
+        "held-out region leak: 1 samples",
+        "labelled train",
+        f"sample {i} is labelled train but lies in the held-out slice region",
+        "phi_pi",
+    )
     assert r["consistency.splits"].figures["leaks_into_pool"]["train"] == 1
     # the recorded index hashes no longer match either, and the content hash changed
     assert "index hash" in r["consistency.splits"].message
@@ -139,7 +152,9 @@ def test_tampered_shock_is_a_resimulation_mismatch(dataset_copy, clean_dir):
     arr = open_r(dataset_copy, "nk", "shocks")
     arr[idx, 0, 1] = arr[idx, 0, 1] + 0.5
     r = validate(dataset_copy, "nk")
-    assert_fails(r, "reproducibility.draws", "shocks: 1 of 64 re-simulated samples differ", f"first: sample {idx} at (0, 1)")
+    assert_fails(
+        r, "reproducibility.draws", "shocks: 1 of 64 re-simulated samples differ", f"first: sample {idx} at (0, 1)"
+    )
     assert r["reproducibility.draws"].figures["mismatching_samples"] == {"theta": 0, "shocks": 1}
     # the stored shock no longer produces the stored trajectory: the convolution identity breaks too
     assert_fails(r, "identities.model", "convolution identity: 1 of 64 samples violate", f"sample {idx}")
@@ -159,8 +174,12 @@ def test_tampered_trajectory_with_forged_hashes(dataset_copy):
     (dataset_copy / "manifest.json").write_text(json.dumps(manifest))
     r = validate(dataset_copy, "zlb")
     assert r["integrity.arrays"].status == "pass" and r["consistency.manifest"].status == "pass"
-    assert_fails(r, "reproducibility.simulation", "trajectories: 1 of 64 re-simulated samples differ",
-                 f"first: sample {idx} at (3, 0)")
+    assert_fails(
+        r,
+        "reproducibility.simulation",
+        "trajectories: 1 of 64 re-simulated samples differ",
+        f"first: sample {idx} at (3, 0)",
+    )
 
 
 def test_regime_label_out_of_range(dataset_copy):

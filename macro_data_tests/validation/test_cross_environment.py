@@ -27,8 +27,8 @@ def _spec(dataset):
 
 def _nudge(dataset, name: str, sample: int, how) -> None:
     array = zarr.open_array(str(dataset / f"{WORLD}.zarr" / name), mode="r+")
-    row = np.asarray(array[sample: sample + 1])
-    array[sample: sample + 1] = how(row)
+    row = np.asarray(array[sample : sample + 1])
+    array[sample : sample + 1] = how(row)
 
 
 def _record_other_environment(dataset, name: str) -> None:
@@ -69,12 +69,15 @@ def test_the_builder_and_the_validator_agree_on_the_environment(clean_dir):
     assert r.status == "pass" and r.inputs["comparison"].startswith("bit-identical")
 
 
-@pytest.mark.parametrize("other_environment, change, passes", [
-    (False, one_ulp, False),    # same numerics: one float32 ulp is a difference
-    (True, one_ulp, True),      # another BLAS may legitimately differ in the last bit
-    (True, one_percent, False),  # a real error fails whatever the environment
-    (False, one_percent, False),
-])
+@pytest.mark.parametrize(
+    "other_environment, change, passes",
+    [
+        (False, one_ulp, False),  # same numerics: one float32 ulp is a difference
+        (True, one_ulp, True),  # another BLAS may legitimately differ in the last bit
+        (True, one_percent, False),  # a real error fails whatever the environment
+        (False, one_percent, False),
+    ],
+)
 def test_cross_environment_tolerance_never_passes_a_wrong_sample(dataset_copy, other_environment, change, passes):
     sample = int(reproducibility.subset_indices(_spec(dataset_copy))[0])
     _nudge(dataset_copy, "trajectories", sample, change)
@@ -101,11 +104,11 @@ def test_draws_tolerate_float_bits_but_compare_flags_exactly_across_environments
     spec = spec_from_manifest(manifest, world, dataset_copy)
     sample = int(reproducibility.subset_indices(spec)[0])
     theta = zarr.open_array(str(dataset_copy / f"{world}.zarr" / "theta"), mode="r+")
-    theta[sample: sample + 1] = one_ulp(np.asarray(theta[sample: sample + 1]))
+    theta[sample : sample + 1] = one_ulp(np.asarray(theta[sample : sample + 1]))
     assert reproducibility.check_draws(spec).status == "pass"  # a float draw within tolerance
     regime = zarr.open_array(str(dataset_copy / f"{world}.zarr" / "regime"), mode="r+")
-    row = np.asarray(regime[sample: sample + 1])
+    row = np.asarray(regime[sample : sample + 1])
     row[0, 0] = 1 - row[0, 0]
-    regime[sample: sample + 1] = row
+    regime[sample : sample + 1] = row
     r = reproducibility.check_draws(spec)
     assert r.status == "fail" and r.figures["mismatching_samples"]["regime"] == 1, r.message

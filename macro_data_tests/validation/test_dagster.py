@@ -82,12 +82,16 @@ def test_blocking_check_stops_downstream_assets(nk_run, instance):
     theta = zarr.open_array(str(store / "theta"), mode="r+")
     before = zarr.open_array(str(store / "trajectories"), mode="r").attrs["macro_data"]["run_id"]
     theta[7, get_world("nk").index("kappa")] = 0.9  # bounds 0.01 - 0.5
-    job = dg.define_asset_job("checks_then_arrays", selection=dg.AssetSelection.checks_for_assets("world_draws")
-                              | dg.AssetSelection.assets("world_arrays"))
-    d = dg.Definitions(assets=list(defs.assets), asset_checks=list(defs.asset_checks), jobs=[job],
-                       resources=dict(defs.resources))
+    job = dg.define_asset_job(
+        "checks_then_arrays",
+        selection=dg.AssetSelection.checks_for_assets("world_draws") | dg.AssetSelection.assets("world_arrays"),
+    )
+    d = dg.Definitions(
+        assets=list(defs.assets), asset_checks=list(defs.asset_checks), jobs=[job], resources=dict(defs.resources)
+    )
     result = d.resolve_job_def("checks_then_arrays").execute_in_process(
-        instance=instance, partition_key="nk", run_config=run_config(recipe, root), raise_on_error=False)
+        instance=instance, partition_key="nk", run_config=run_config(recipe, root), raise_on_error=False
+    )
     assert not result.success
     ev = evaluations(result)
     bad = ev[("world_draws", "consistency")]
@@ -101,7 +105,8 @@ def test_blocking_check_stops_downstream_assets(nk_run, instance):
 
 def _check_evaluation(instance, asset: str, name: str, run_id: str):
     history = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(dg.AssetKey(asset), name), limit=200)
+        dg.AssetCheckKey(dg.AssetKey(asset), name), limit=200
+    )
     return next(h.event.dagster_event.event_specific_data for h in history if h.run_id == run_id)
 
 

@@ -102,15 +102,15 @@ def test_no_external_reference(rendered):
 
 def test_sections_hold_their_content(rendered):
     page, _, doc = rendered
-    realism = page[page.index('<section id="realism">'): page.index('<section id="provenance">')]
+    realism = page[page.index('<section id="realism">') : page.index('<section id="provenance">')]
     assert "US percentile in world" in realism and "us_macro_statsmodels" in realism
-    prov = page[page.index('<section id="provenance">'):]
+    prov = page[page.index('<section id="provenance">') :]
     assert doc["dataset"]["manifest_sha256"] in prov and doc["dataset"]["recipe_sha256"] in prov
     for w in WORLD_IDS:
         for stage in ("world_draws", "world_arrays", "world_splits"):
             run_id = doc["provenance"]["worlds"][w]["stages"][stage]["run_id"]
             assert run_id in prov
-    splits = page[page.index('<section id="splits">'): page.index('<section id="realism">')]
+    splits = page[page.index('<section id="splits">') : page.index('<section id="realism">')]
     assert splits.count("data:image/png;base64,") == 1
 
 
@@ -118,7 +118,7 @@ def test_realism_section_says_skipped_without_data(clean_dir, tmp_path):
     v = validate_dataset(clean_dir, external_root=tmp_path)
     doc = build_report(v)
     page = html.render(doc, v.dataset_dir, v.manifest, v.real)
-    realism = page[page.index('<section id="realism">'): page.index('<section id="provenance">')]
+    realism = page[page.index('<section id="realism">') : page.index('<section id="provenance">')]
     assert "SKIPPED" in realism and "no verified external data" in realism
     assert "data:image/png" not in realism
 
@@ -127,9 +127,22 @@ def test_realism_section_says_skipped_without_data(clean_dir, tmp_path):
 def test_renders_in_a_headless_browser(rendered, tmp_path):
     _, html_path, _ = rendered
     shot = tmp_path / "report.png"
-    out = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--disable-background-networking", f"--screenshot={shot}", "--window-size=1280,4000",
-                          html_path.as_uri()], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            f"--screenshot={shot}",
+            "--window-size=1280,4000",
+            html_path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000

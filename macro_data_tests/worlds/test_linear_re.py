@@ -112,10 +112,10 @@ def test_batch_independence_bit_identical():
     assert 0 < full.determinate.sum() < 1000
     for size in (1, 7):
         for start in (0, 3, 500, 993):
-            part = solve_re(A[start:start + size], B[start:start + size], 2)
-            np.testing.assert_array_equal(part.F, full.F[start:start + size])
-            np.testing.assert_array_equal(part.P, full.P[start:start + size])
-            np.testing.assert_array_equal(part.determinate, full.determinate[start:start + size])
+            part = solve_re(A[start : start + size], B[start : start + size], 2)
+            np.testing.assert_array_equal(part.F, full.F[start : start + size])
+            np.testing.assert_array_equal(part.P, full.P[start : start + size])
+            np.testing.assert_array_equal(part.determinate, full.determinate[start : start + size])
 
 
 def test_singular_A_is_flagged_not_raised():

@@ -106,13 +106,13 @@ def test_unconditional_variance_matches_lyapunov():
         _, A, B, C = matrices(th[i])
         S = solve_discrete_lyapunov(A, B @ B.T)
         ref = np.diag(C @ S @ C.T)
-        theta = np.repeat(th[i:i + 1], reps, axis=0)
+        theta = np.repeat(th[i : i + 1], reps, axis=0)
         y = W.simulate(theta, rng.standard_normal((reps, T, 3))).trajectories[:, burn:]
-        per_rep = np.mean(y ** 2, axis=1)  # (reps, 3)
+        per_rep = np.mean(y**2, axis=1)  # (reps, 3)
         mean, se = per_rep.mean(0), per_rep.std(0, ddof=1) / np.sqrt(reps)
         assert np.all(np.abs(mean - ref) < 5 * se), (th[i, 1], mean, ref, se)
         # the exact moments used for the corner statistic agree with scipy
-        G0, G1 = W.stationary_moments(th[i:i + 1])
+        G0, G1 = W.stationary_moments(th[i : i + 1])
         np.testing.assert_allclose(G0[0], C @ S @ C.T, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(G1[0], C @ A @ S @ C.T, rtol=1e-9, atol=1e-12)
 

@@ -151,8 +151,12 @@ def test_characteristic_cubic_roots_match_numpy_roots():
     A, B = structural_matrices(th)
     endo = [0, 4, 5]
     lam = 0.37
-    np.testing.assert_allclose(sig * np.linalg.det(B[:, endo][:, :, endo] - lam * A[:, endo][:, :, endo]),
-                               ((c[0] * lam + c[1]) * lam + c[2]) * lam + c[3], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        sig * np.linalg.det(B[:, endo][:, :, endo] - lam * A[:, endo][:, :, endo]),
+        ((c[0] * lam + c[1]) * lam + c[2]) * lam + c[3],
+        rtol=1e-12,
+        atol=1e-14,
+    )
     checked = 0
     for i in range(n):
         roots = np.roots([c[0][i], c[1][i], c[2][i], c[3][i]])
@@ -255,11 +259,10 @@ def test_batch_independence(size, full_batch):
     for start in (0, 1023 - size // 2, n_total - size):
         start = max(0, min(start, n_total - size))
         part = draw_range(WORLD, 9, start, start + size, T)
-        np.testing.assert_array_equal(part.theta, full.theta[start:start + size])
-        np.testing.assert_array_equal(part.shocks, full.shocks[start:start + size])
-        np.testing.assert_array_equal(WORLD.simulate(part.theta, part.shocks).trajectories,
-                                      sim[start:start + size])
-        np.testing.assert_array_equal(WORLD.irfs(part.theta, H), irf[start:start + size])
+        np.testing.assert_array_equal(part.theta, full.theta[start : start + size])
+        np.testing.assert_array_equal(part.shocks, full.shocks[start : start + size])
+        np.testing.assert_array_equal(WORLD.simulate(part.theta, part.shocks).trajectories, sim[start : start + size])
+        np.testing.assert_array_equal(WORLD.irfs(part.theta, H), irf[start : start + size])
 
 
 def test_bad_input_names_world_parameter_value():
@@ -287,8 +290,9 @@ def test_splits_hold_about_two_and_a_half_percent():
     stat = world.slice_statistic(theta)
     in_slice = stat > world.slice_rule.threshold
     pers, vol = world.corner_statistics(theta)
-    corner = (pers > world.corner_rule.persistence_threshold) & (vol > world.corner_rule.volatility_threshold) \
-        & ~in_slice
+    corner = (
+        (pers > world.corner_rule.persistence_threshold) & (vol > world.corner_rule.volatility_threshold) & ~in_slice
+    )
     assert abs(in_slice.mean() - 0.025) < 0.007
     assert abs(corner.mean() - 0.025) < 0.007
     # the statistics are the documented functions of theta
@@ -299,11 +303,13 @@ def test_splits_hold_about_two_and_a_half_percent():
 
 def test_simulation_kernel_refuses_an_output_it_cannot_fill_in_place():
     from macro_data.worlds.nk import simulate_unconstrained
+
     d = draw_range(WORLD, 3, 0, 4, 10)
     sol = solve(d.theta)
     strided = np.empty((4, 3, 10)).transpose(0, 2, 1)  # right shape, but its rows are not contiguous
     with pytest.raises(ValueError, match="C-contiguous rows"):
         simulate_unconstrained(sol, d.shocks, strided)
     whole = simulate_unconstrained(sol, d.shocks)
-    np.testing.assert_array_equal(simulate_unconstrained(sol, d.shocks, np.empty((4, 10, 3), np.float32)),
-                                  whole.astype(np.float32))
+    np.testing.assert_array_equal(
+        simulate_unconstrained(sol, d.shocks, np.empty((4, 10, 3), np.float32)), whole.astype(np.float32)
+    )

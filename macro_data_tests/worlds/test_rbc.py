@@ -21,11 +21,28 @@ from macro_data.worlds.rbc import WORLD, steady_state
 from macro_data.worlds.sampling import draw_range
 
 NAMES = ("beta", "alpha", "delta", "nu", "gamma", "rho_a", "sigma_a", "rho_b", "sigma_b")
-BOUNDS = {"beta": (0.985, 0.995), "alpha": (0.25, 0.40), "delta": (0.02, 0.03), "nu": (0.5, 3.0),
-          "gamma": (1.0, 3.0), "rho_a": (0.0, 0.99), "sigma_a": (0.005, 0.02), "rho_b": (0.0, 0.95),
-          "sigma_b": (0.005, 0.02)}
-DEFAULTS = {"beta": 0.99, "alpha": 0.33, "delta": 0.025, "nu": 1.0, "gamma": 1.0, "rho_a": 0.95,
-            "sigma_a": 0.007, "rho_b": 0.5, "sigma_b": 0.01}
+BOUNDS = {
+    "beta": (0.985, 0.995),
+    "alpha": (0.25, 0.40),
+    "delta": (0.02, 0.03),
+    "nu": (0.5, 3.0),
+    "gamma": (1.0, 3.0),
+    "rho_a": (0.0, 0.99),
+    "sigma_a": (0.005, 0.02),
+    "rho_b": (0.0, 0.95),
+    "sigma_b": (0.005, 0.02),
+}
+DEFAULTS = {
+    "beta": 0.99,
+    "alpha": 0.33,
+    "delta": 0.025,
+    "nu": 1.0,
+    "gamma": 1.0,
+    "rho_a": 0.95,
+    "sigma_a": 0.007,
+    "rho_b": 0.5,
+    "sigma_b": 0.01,
+}
 OBS = ("output", "inflation", "rate", "consumption", "investment", "hours", "capital")
 
 
@@ -99,7 +116,7 @@ def perfect_foresight_irf(th: dict, shock: int, H: int, T: int = 800) -> dict[st
     return {
         "output": 100 * x[: H + 1, Y],
         "inflation": 400 * np.diff(np.concatenate([[0.0], c]))[: H + 1],
-        "rate": 400 * x[1: H + 2, Rr],
+        "rate": 400 * x[1 : H + 2, Rr],
         "consumption": 100 * c[: H + 1],
         "investment": 100 * x[: H + 1, I],
         "hours": 100 * x[: H + 1, N],
@@ -110,8 +127,12 @@ def perfect_foresight_irf(th: dict, shock: int, H: int, T: int = 800) -> dict[st
 def reference_draws() -> list[dict]:
     lows = {k: v[0] for k, v in BOUNDS.items()}
     highs = {k: v[1] for k, v in BOUNDS.items()}
-    draws = [dict(DEFAULTS), lows, highs,
-             dict(DEFAULTS, beta=0.995, delta=0.02, rho_a=0.99, gamma=3.0, nu=0.5, alpha=0.4, rho_b=0.95)]
+    draws = [
+        dict(DEFAULTS),
+        lows,
+        highs,
+        dict(DEFAULTS, beta=0.995, delta=0.02, rho_a=0.99, gamma=3.0, nu=0.5, alpha=0.4, rho_b=0.95),
+    ]
     rng = np.random.default_rng(11)
     for _ in range(4):
         draws.append({k: float(lo + (hi - lo) * rng.random()) for k, (lo, hi) in BOUNDS.items()})
@@ -172,14 +193,17 @@ def test_steady_state_ratios():
 
         def equations(logx):
             K, N, C = np.exp(logx)
-            Y = K ** alpha * N ** (1 - alpha)
-            return [beta * (alpha * Y / K + 1 - delta) - 1,           # Euler
-                    np.log(N ** (1 / nu)) - np.log(C ** -gamma * (1 - alpha) * Y / N),  # labour
-                    (C + delta * K) / Y - 1]                            # resources
+            Y = K**alpha * N ** (1 - alpha)
+            return [
+                beta * (alpha * Y / K + 1 - delta) - 1,  # Euler
+                np.log(N ** (1 / nu)) - np.log(C**-gamma * (1 - alpha) * Y / N),  # labour
+                (C + delta * K) / Y - 1,
+            ]  # resources
+
         sol = scipy.optimize.fsolve(equations, np.log([10.0, 0.3, 0.8]), xtol=1e-13, full_output=True)
         assert sol[2] == 1
         K, N, C = np.exp(sol[0])
-        Y = K ** alpha * N ** (1 - alpha)
+        Y = K**alpha * N ** (1 - alpha)
         got = steady_state(np.array([[th[n] for n in NAMES]]))
         assert got["K_Y"][0] == pytest.approx(K / Y, rel=1e-9)
         assert got["I_Y"][0] == pytest.approx(delta * K / Y, rel=1e-9)
@@ -248,15 +272,17 @@ def test_every_vertex_of_the_prior_box_is_determinate():
 
 
 def test_draws_without_saddle_path_are_flagged():
-    bad = np.concatenate([
-        theta_of(rho_a=1.05),   # explosive technology: two unstable roots, one jump -> no stable solution
-        theta_of(rho_b=-1.2),   # explosive preference shifter
-        theta_of(rho_a=1.0),    # unit root: not a unique stable solution
-        theta_of(gamma=0.0),    # lead matrix singular: model undefined
-        theta_of(nu=-1.0),
-        theta_of(beta=1.2),
-        theta_of(rho_a=float("nan")),
-    ])
+    bad = np.concatenate(
+        [
+            theta_of(rho_a=1.05),  # explosive technology: two unstable roots, one jump -> no stable solution
+            theta_of(rho_b=-1.2),  # explosive preference shifter
+            theta_of(rho_a=1.0),  # unit root: not a unique stable solution
+            theta_of(gamma=0.0),  # lead matrix singular: model undefined
+            theta_of(nu=-1.0),
+            theta_of(beta=1.2),
+            theta_of(rho_a=float("nan")),
+        ]
+    )
     assert not WORLD.is_valid(bad).any()
     assert not WORLD.valid(bad).any()
     mixed = np.concatenate([theta_of(), bad[:1], theta_of(rho_a=0.2)])
@@ -281,11 +307,11 @@ def test_sample_identical_across_batch_sizes():
         assert np.array_equal(WORLD.irfs(one.theta, H)[0], irf_big[i])
     for start in (0, 250, 993):
         seven = draw_range(WORLD, seed, start, start + 7, T)
-        np.testing.assert_array_equal(seven.theta, big.theta[start:start + 7])
+        np.testing.assert_array_equal(seven.theta, big.theta[start : start + 7])
         s7 = WORLD.simulate(seven.theta, seven.shocks)
-        assert np.array_equal(s7.trajectories, sim_big.trajectories[start:start + 7])
-        assert np.array_equal(s7.extras, sim_big.extras[start:start + 7])
-        assert np.array_equal(WORLD.irfs(seven.theta, H), irf_big[start:start + 7])
+        assert np.array_equal(s7.trajectories, sim_big.trajectories[start : start + 7])
+        assert np.array_equal(s7.extras, sim_big.extras[start : start + 7])
+        assert np.array_equal(WORLD.irfs(seven.theta, H), irf_big[start : start + 7])
     # non-contiguous views of the same rows give the same numbers
     idx = np.arange(3, 1000, 97)
     sv = WORLD.simulate(big.theta[idx], big.shocks[idx])
@@ -299,7 +325,7 @@ def test_split_thresholds_hold_about_2_5_percent():
     assert sl.statistic == "rho_a" and sl.direction == "above"
     # closed form under the uniform prior (every in-bounds draw is valid)
     p_slice = (rho_hi - sl.threshold) / rho_hi
-    p_pers = (sl.threshold / rho_hi) - cr.persistence_threshold ** 2 / (rho_hi * BOUNDS["rho_b"][1])
+    p_pers = (sl.threshold / rho_hi) - cr.persistence_threshold**2 / (rho_hi * BOUNDS["rho_b"][1])
     lo, hi = BOUNDS["sigma_a"]
     p_vol = 1 - ((cr.volatility_threshold - lo) / (hi - lo)) ** 2
     assert abs(p_slice - 0.025) < 0.002 and abs(p_pers * p_vol - 0.025) < 0.002

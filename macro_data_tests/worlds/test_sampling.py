@@ -20,7 +20,7 @@ def one_block(world, seed, block, priors):
         candidates = to_float32_precision(world.propose(rng, BLOCK_SIZE, priors))
         for i in range(BLOCK_SIZE):
             if np.isnan(theta[i, 0]):
-                if world.valid(candidates[i:i + 1])[0]:
+                if world.valid(candidates[i : i + 1])[0]:
                     theta[i] = candidates[i]
                 else:
                     rejections[i] += 1
@@ -42,13 +42,16 @@ def test_blocks_drawn_together_equal_blocks_drawn_alone():
         np.testing.assert_array_equal(rejections[rows], ref_rej)
     # and any sub-range of samples is the same slice of them
     d = draw_range(world, 5, 3 * BLOCK_SIZE + 17, 6 * BLOCK_SIZE + 3, 4)
-    np.testing.assert_array_equal(d.theta, theta[17: 3 * BLOCK_SIZE + 3])
+    np.testing.assert_array_equal(d.theta, theta[17 : 3 * BLOCK_SIZE + 3])
 
 
 def test_no_valid_region_names_world_block_and_priors(monkeypatch):
     world = get_world("nk")
     monkeypatch.setattr("macro_data.worlds.sampling.MAX_REJECTION_ROUNDS", 3)
     monkeypatch.setattr(type(world), "is_valid", lambda self, theta: theta[:, 0] < 0)  # never valid
-    with pytest.raises(WorldError, match=r"world 'nk': 256 samples of block 4 found no valid parameter draw in 3 "
-                                         r"proposals each; the priors .*beta"):
+    with pytest.raises(
+        WorldError,
+        match=r"world 'nk': 256 samples of block 4 found no valid parameter draw in 3 "
+        r"proposals each; the priors .*beta",
+    ):
         draw_theta_blocks(world, 1, range(4, 6), world.resolve_priors(None))

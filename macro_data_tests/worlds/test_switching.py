@@ -150,8 +150,7 @@ def test_stationary_moments_match_simulation():
     regime = W.draw_metadata(rng, theta, T)["regime"]
     y = W.simulate(theta, rng.standard_normal((reps, T, 2)), {"regime": regime}).trajectories[:, burn:]
     G0, G1 = W.stationary_moments(row)
-    for stat, ref in [(np.mean(y ** 2, axis=1), np.diag(G0[0])),
-                      (np.mean(y[:, 1:] * y[:, :-1], axis=1), np.diag(G1[0]))]:
+    for stat, ref in [(np.mean(y**2, axis=1), np.diag(G0[0])), (np.mean(y[:, 1:] * y[:, :-1], axis=1), np.diag(G1[0]))]:
         mean, se = stat.mean(0), stat.std(0, ddof=1) / np.sqrt(reps)
         assert np.all(np.abs(mean - ref) < 5 * se), (mean, ref, se)
 
@@ -165,8 +164,7 @@ def test_sample_identical_across_batch_sizes(i):
         j = i - start
         sim = W.simulate(d.theta, d.shocks, d.metadata).trajectories
         irf = W.irfs(d.theta, H)
-        results.append((d.theta[j].tobytes(), d.metadata["regime"][j].tobytes(), sim[j].tobytes(),
-                        irf[j].tobytes()))
+        results.append((d.theta[j].tobytes(), d.metadata["regime"][j].tobytes(), sim[j].tobytes(), irf[j].tobytes()))
     assert results[0] == results[1] == results[2]
 
 

@@ -23,7 +23,7 @@ def draws():
 
 def unpack(row):
     p = int(row[0])
-    A = [row[3 + 9 * l: 12 + 9 * l].reshape(3, 3) for l in range(4)]
+    A = [row[3 + 9 * l : 12 + 9 * l].reshape(3, 3) for l in range(4)]
     lt = row[39:45]
     L = np.array([[lt[0], 0, 0], [lt[1], lt[2], 0], [lt[3], lt[4], lt[5]]])
     return p, A, L
@@ -59,8 +59,13 @@ def test_draws_valid_in_bounds_padded(draws):
 
 
 def test_rho_max_is_companion_spectral_radius(draws):
-    dev = np.array([abs(np.max(np.abs(np.linalg.eigvals(companion(A, p)))) - row[1])
-                    for row in draws.theta for p, A, _ in [unpack(row)]])
+    dev = np.array(
+        [
+            abs(np.max(np.abs(np.linalg.eigvals(companion(A, p)))) - row[1])
+            for row in draws.theta
+            for p, A, _ in [unpack(row)]
+        ]
+    )
     # float32 rounding of the coefficients moves eigenvalues by ~cond * 6e-8
     assert np.median(dev) < 1e-7
     assert dev.max() < 1e-5
@@ -120,13 +125,13 @@ def test_unconditional_variance_matches_lyapunov():
         Q[:3, :3] = L @ L.T
         S = solve_discrete_lyapunov(F, Q)
         ref = np.diag(S[:3, :3])
-        theta = np.repeat(th[i:i + 1], reps, axis=0)
+        theta = np.repeat(th[i : i + 1], reps, axis=0)
         y = W.simulate(theta, rng.standard_normal((reps, T, 3))).trajectories[:, burn:]
-        per_rep = np.mean(y ** 2, axis=1)
+        per_rep = np.mean(y**2, axis=1)
         mean, se = per_rep.mean(0), per_rep.std(0, ddof=1) / np.sqrt(reps)
         assert np.all(np.abs(mean - ref) < 5 * se), (th[i, :2], mean, ref, se)
         # exact autocovariances used for the corner statistic agree with scipy
-        G = W.autocovariances(th[i:i + 1])[0]
+        G = W.autocovariances(th[i : i + 1])[0]
         np.testing.assert_allclose(G[0], S[:3, :3], rtol=1e-9, atol=1e-12)
         if p > 1:
             np.testing.assert_allclose(G[1], S[:3, 3:6], rtol=1e-9, atol=1e-12)  # E[y_t y_{t-1}']
@@ -144,8 +149,9 @@ def test_sample_identical_across_batch_sizes(i):
         sim = W.simulate(d.theta, d.shocks).trajectories
         irf = W.irfs(d.theta, H)
         stats = W.corner_statistics(d.theta)
-        results.append((d.theta[j].tobytes(), sim[j].tobytes(), irf[j].tobytes(),
-                        stats[0][j].tobytes(), stats[1][j].tobytes()))
+        results.append(
+            (d.theta[j].tobytes(), sim[j].tobytes(), irf[j].tobytes(), stats[0][j].tobytes(), stats[1][j].tobytes())
+        )
     assert results[0] == results[1] == results[2]
 
 
@@ -194,7 +200,7 @@ def test_is_valid_agrees_with_companion_eigenvalues(draws):
             c = target / r
             scaled = row.copy()
             for lag in range(4):
-                scaled[3 + 9 * lag: 12 + 9 * lag] *= c ** (lag + 1)
+                scaled[3 + 9 * lag : 12 + 9 * lag] *= c ** (lag + 1)
             scaled[1] = target
             rows.append(scaled)
             expected.append(target < 1)

@@ -54,7 +54,7 @@ def bounded_solutions(th, i_lag, s0, N=300, s_max=2, e_max=40, tol=1e-10):
     for cand in candidates:
         S = np.zeros(N, dtype=bool)
         if cand is not None:
-            S[cand[0]:cand[1] + 1] = True
+            S[cand[0] : cand[1] + 1] = True
         x, pi, i, sh = pf_path(th, i_lag, *exo, S=S, ib=ib)
         scale = tol * max(1.0, np.abs(i).max())
         if np.all(sh[S] <= ib + scale) and np.all(i[~S] >= ib - scale):
@@ -174,14 +174,25 @@ def test_guess_solver_matches_stacked_solve(pattern):
         SS[pattern] = True
         ex = tuple(s0[c][j] * th[j, 6 + c] ** np.arange(N) for c in range(3))
         rx, rpi, ri, rsh = pf_path(th[j], il[j], *ex, S=SS, ib=ch.ib[j])
-        np.testing.assert_allclose([x0[j], pi0[j], i0[j], sh0[j]], [rx[0], rpi[0], ri[0], rsh[0]],
-                                   rtol=1e-7, atol=1e-11)
+        np.testing.assert_allclose(
+            [x0[j], pi0[j], i0[j], sh0[j]], [rx[0], rpi[0], ri[0], rsh[0]], rtol=1e-7, atol=1e-11
+        )
 
 
 def test_binding_irf_equals_independent_bounded_path():
     # A persistent monetary shock lowers the nominal rate (inflation falls a lot), into the bound.
-    th = with_(DEFAULT, beta=0.9868, sigma=1.0763, kappa=0.3268, phi_pi=1.2442, phi_y=0.1771, rho_i=0.037,
-               rho_m=0.8126, sigma_m=0.0086, r_ss=2.0861)
+    th = with_(
+        DEFAULT,
+        beta=0.9868,
+        sigma=1.0763,
+        kappa=0.3268,
+        phi_pi=1.2442,
+        phi_y=0.1771,
+        rho_i=0.037,
+        rho_m=0.8126,
+        sigma_m=0.0086,
+        r_ss=2.0861,
+    )
     H = 30
     nk_rate = NK.irfs(th[None, :R_SS], H)[0, 0, :, 2]
     assert nk_rate.min() < -th[R_SS]  # the unconstrained response would breach the bound
@@ -262,8 +273,9 @@ def test_splits_hold_about_two_and_a_half_percent():
     theta = draw_range(world, 2025, 0, 20000, 1).theta
     in_slice = world.slice_statistic(theta) < world.slice_rule.threshold
     pers, vol = world.corner_statistics(theta)
-    corner = (pers > world.corner_rule.persistence_threshold) & (vol > world.corner_rule.volatility_threshold) \
-        & ~in_slice
+    corner = (
+        (pers > world.corner_rule.persistence_threshold) & (vol > world.corner_rule.volatility_threshold) & ~in_slice
+    )
     assert world.slice_rule.direction == "below"
     assert abs(in_slice.mean() - 0.025) < 0.007
     assert abs(corner.mean() - 0.025) < 0.007
@@ -278,7 +290,7 @@ def _theta(**overrides):
 
 def test_validity_rule_is_the_eggertsson_woodford_condition():
     # (1 - mu)(1 - beta mu) > mu kappa / sigma with mu = max(rho_m, rho_r, rho_u), checked by hand
-    ok = _theta(rho_m=0.5, rho_r=0.5, rho_u=0.5, kappa=0.1, sigma=1.0, beta=0.99)   # 0.2525 > 0.05
+    ok = _theta(rho_m=0.5, rho_r=0.5, rho_u=0.5, kappa=0.1, sigma=1.0, beta=0.99)  # 0.2525 > 0.05
     bad = _theta(rho_m=0.5, rho_r=0.9, rho_u=0.5, kappa=0.1, sigma=1.0, beta=0.99)  # 0.0109 < 0.09
     edge_u = _theta(rho_m=0.0, rho_r=0.0, rho_u=0.9, kappa=0.1, sigma=1.0, beta=0.99)  # cost-push counts too
     assert WORLD.is_valid(ok)[0] and not WORLD.is_valid(bad)[0] and not WORLD.is_valid(edge_u)[0]

@@ -1,0 +1,1 @@
+"""The stages as plain functions (draws, arrays, splits, manifest); no Dagster import here."""
