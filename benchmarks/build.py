@@ -86,11 +86,13 @@ def run_raw(recipe: Path, world_id: str, root: Path) -> dict:
     import numpy as np
     import zarr
 
+    from macro_data.memory import limit_malloc_arenas
     from macro_data.recipes import load_recipe
     from macro_data.storage.arrays import ARRAY_CONFIG, codecs
     from macro_data.worlds import get_world
     from macro_data.worlds.sampling import BLOCK_SIZE, block_rng
 
+    limit_malloc_arenas()  # the allocator policy a build opts into, so both modes run under the same settings
     r = load_recipe(recipe)
     world = get_world(world_id)
     n, T, H, S, P = r.worlds[world_id].n_samples, r.T, r.H, len(world.shocks), len(world.parameters)
@@ -151,7 +153,14 @@ def main() -> int:
     if args.child:
         child(args.child[0], Path(args.child[1]), args.world, Path(args.child[2]))
         return 0
-    print(f"asset build of the paper recipe's {args.world} world vs the raw limit (same run)")
+    import numpy
+    import zarr
+
+    print(
+        f"asset build of the paper recipe's {args.world} world vs the raw limit (same run); Python "
+        f"{sys.version.split()[0]}, zarr {zarr.__version__}, numcodecs {__import__('numcodecs').__version__}, "
+        f"numpy {numpy.__version__}"
+    )
     print(
         f"{'n':>8} {'asset s':>8} {'raw s':>7} {'ratio':>6} {'asset MiB':>9} {'raw MiB':>8} "
         f"{'MB written':>10} {'samples/s':>10}"

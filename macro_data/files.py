@@ -54,16 +54,19 @@ def atomic_write(
     tmp_dir: str | os.PathLike | None = None,
     durable: bool = True,
     mode: int | None = None,
+    make_parents: bool = True,
 ) -> None:
     """Write ``data`` to ``path`` atomically (see the module docstring for names, modes and ``durable``).
 
-    An ``OSError`` names the target file even where the OS names none (a full disk, for instance).
+    ``make_parents=False``: the folders must exist already (for a writer that must never recreate
+    a folder someone removed). An ``OSError`` names the target file even where the OS names none
+    (a full disk, for instance).
     """
     path = Path(path)
-    folder = Path(tmp_dir) if tmp_dir is not None else path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    if tmp_dir is None:
+    if make_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if tmp_dir is not None:
+            Path(tmp_dir).mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path, tmp_dir)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)

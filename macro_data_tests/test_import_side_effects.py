@@ -116,7 +116,8 @@ PROBE = textwrap.dedent("""
         module = importlib.import_module(name)
         if name != "macro_data":  # the package's own __init__ only; its subpackages are listed
             for info in pkgutil.walk_packages(getattr(module, "__path__", []), name + "."):
-                importlib.import_module(info.name)
+                if not info.name.endswith(".__main__"):  # a program, not a module to import
+                    importlib.import_module(info.name)
     after = settings()
     if sys.argv[1] == "opt-in":
         from macro_data.memory import limit_malloc_arenas

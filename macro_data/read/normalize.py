@@ -28,8 +28,8 @@ rejects draws (e.g. indeterminate ``nk`` draws); the map is still the closed for
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class ParameterNormalizer:
     @classmethod
     def from_manifest(
         cls, entry: Mapping, bounds: str = "prior", derived: str | Mapping[str, tuple[float, float]] = "identity"
-    ) -> "ParameterNormalizer":
+    ) -> ParameterNormalizer:
         """Build from a manifest world entry (``manifest["worlds"][world]``)."""
         world = str(entry["name"])
         if bounds not in BOUNDS:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
@@ -178,7 +178,11 @@ class ChunkIO:
     # ---- writing ------------------------------------------------------------------------------
     def write_chunk(self, index: int, rows: np.ndarray) -> Path:
         path = self.path(index)
-        atomic_write(path, self.codec.encode(rows), durable=False)  # the stage syncs at publish
+        data = self.codec.encode(rows)
+        if not (self.folder / "zarr.json").is_file():  # never recreate a staging area removed under us
+            raise StorageError(f"array {self.name!r}: its folder {self.folder} is gone; chunk {index} not written")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data, durable=False, make_parents=False)  # the stage syncs at publish
         return path
 
     def write(self, lo: int, rows: np.ndarray) -> list[Path]:
@@ -187,8 +191,14 @@ class ChunkIO:
         if not self.whole(lo, hi):
             raise StorageError(f"array {self.name!r}: rows [{lo}, {hi}) are not whole chunks of {self.chunk}")
         first = lo // self.chunk
-        parts = [(first + k, rows[k * self.chunk : (k + 1) * self.chunk]) for k in range((hi - lo) // self.chunk)]
-        return list(codec_pool().map(lambda p: self.write_chunk(*p), parts))
+        futures = [
+            codec_pool().submit(self.write_chunk, first + k, rows[k * self.chunk : (k + 1) * self.chunk])
+            for k in range((hi - lo) // self.chunk)
+        ]
+        # Every write finishes (or fails) before this returns or raises, so a failed stage that
+        # removes its staging area never races a chunk write still in flight.
+        wait(futures)
+        return [f.result() for f in futures]
 
     # ---- reading ------------------------------------------------------------------------------
     def read_chunk(self, index: int) -> np.ndarray:

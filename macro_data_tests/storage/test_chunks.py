@@ -99,3 +99,23 @@ def test_start_writeback_is_best_effort(tmp_path):
     f.write_bytes(b"x" * 100_000)
     start_writeback([f, tmp_path / "gone.bin", tmp_path])  # a missing file and a folder are skipped
     assert f.read_bytes() == b"x" * 100_000
+
+
+def test_a_failed_write_returns_only_after_every_chunk_write_and_never_recreates_a_removed_folder(tmp_path):
+    import shutil
+    import time
+
+    _, direct = pair(tmp_path, (80, 4), np.float32)
+    io = ChunkIO.for_array(direct)
+    io.path(3).mkdir(parents=True)  # chunk 3's file name is taken by a folder: its rename fails
+    (io.path(3) / "x").write_text("blocks the rename")
+    with pytest.raises(OSError):
+        io.write(0, np.ones((80, 4), np.float32))
+    written = sorted(p for p in io.folder.rglob("*") if p.is_file())
+    time.sleep(0.3)
+    assert sorted(p for p in io.folder.rglob("*") if p.is_file()) == written  # nothing still in flight
+    assert all(io.path(k).is_file() for k in (0, 1, 2, 4, 5, 6, 7))
+    shutil.rmtree(io.folder)  # e.g. a failed stage removed its staging area
+    with pytest.raises(StorageError, match="is gone"):
+        io.write(0, np.ones((10, 4), np.float32))
+    assert not io.folder.exists()
