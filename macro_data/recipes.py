@@ -15,7 +15,6 @@ file, the field and the rule.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 
 from macro_data import config_yaml, paths, schemas
 from macro_data.errors import MacroDataError, RecipeError
+from macro_data.hashing import canonical_json
 from macro_data.worlds import WORLD_IDS, get_world
 
 DEFAULT_CHUNK_SAMPLES = 1000
@@ -78,11 +78,6 @@ class Recipe:
         from macro_data.storage.locations import join
 
         return join(root, self.name, self.version)
-
-
-def canonical_json(doc: Any) -> bytes:
-    """The byte form that is hashed: sorted keys, no insignificant white space, UTF-8."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def resolve_recipe_path(name_or_path: str | os.PathLike | None = None) -> Path:

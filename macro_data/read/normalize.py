@@ -23,6 +23,10 @@ the shipped recipes, both are identical.
 
 Validity rejections make the drawn distribution differ slightly from the prior where a world
 rejects draws (e.g. indeterminate ``nk`` draws); the map is still the closed form above.
+
+``normalize="stats"`` (:meth:`ParameterNormalizer.from_stats`) instead standardizes every column,
+derived ones included, with the train-split mean and sd stored with the data
+(:mod:`macro_data.read.stats`; a constant column only shifts).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from macro_data.read.errors import ReadArgumentError
+from macro_data.read.stats import WorldStats
 
 BOUNDS = ("prior", "parameters")
 
@@ -135,6 +140,30 @@ class ParameterNormalizer:
                 add(0.0, 1.0, False, "identity (derived, no bounds)")
         return cls(
             world, names, tuple(p["kind"] for p in params), np.array(mean), np.array(sd), np.array(norm), tuple(rules)
+        )
+
+    @classmethod
+    def from_stats(cls, entry: Mapping, stats: WorldStats) -> ParameterNormalizer:
+        """Standardize every column (derived ones included) with the train-split moments stored with the
+        data (:mod:`macro_data.read.stats`): ``z = (theta - mean) / scale``, ``scale = sd`` (1 where
+        ``sd == 0``)."""
+        params = entry["parameters"]
+        names = tuple(p["name"] for p in params)
+        moments = stats["theta"]
+        if moments.mean.shape != (len(names),):
+            raise ReadArgumentError(
+                f"world {stats.world!r}: stored theta statistics have shape {moments.mean.shape}, "
+                f"the world has {len(names)} parameters"
+            )
+        rule = f"{stats.split}-split statistics ({stats.n_samples} samples)"
+        return cls(
+            str(entry["name"]),
+            names,
+            tuple(p["kind"] for p in params),
+            moments.mean.copy(),
+            moments.scale,
+            np.ones(len(names), dtype=bool),
+            tuple(rule if s > 0 else f"{rule}; constant column: shift only" for s in moments.sd),
         )
 
     def _check(self, x: np.ndarray, what: str) -> np.ndarray:

@@ -14,7 +14,6 @@ same numbers have the same hash, and disjoint regions can be hashed by different
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
@@ -28,16 +27,17 @@ import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from macro_data.errors import StorageError
+from macro_data.hashing import (  # noqa: F401 - the hash definition, re-exported for the writers' callers
+    HASH_ALGORITHM,
+    HASH_DESCRIPTION,
+    HASH_SEGMENT,
+    combine_digests,
+    hash_blocks,
+    segment_digests,
+)
 from macro_data.storage.chunks import ChunkIO, SharedThreads
 from macro_data.storage.locations import start_writeback
 
-HASH_SEGMENT = 256
-HASH_ALGORITHM = "sha256-segments-256/v1"
-HASH_DESCRIPTION = (
-    "SHA-256 over the concatenated SHA-256 digests of consecutive 256-sample segments of the "
-    "decoded array (C order, little-endian, stored dtype, bool as one byte; the last segment may "
-    "be shorter); independent of chunking and compression"
-)
 IO_THREADS = 8  # process-wide threads for background reads and writes (see io_pool)
 READ_ROWS = 16 * HASH_SEGMENT  # samples per read when hashing/streaming an existing array
 
@@ -119,20 +119,6 @@ def create_array(
         attributes=attributes or {},
         fill_value=_fill_value(dtype),
     )
-
-
-def segment_digests(rows: np.ndarray) -> list[bytes]:
-    """SHA-256 digests of consecutive :data:`HASH_SEGMENT`-row segments (``rows`` starts on a segment)."""
-    rows = np.ascontiguousarray(rows)  # hashed through the buffer protocol, without a copy
-    return [hashlib.sha256(rows[i : i + HASH_SEGMENT]).digest() for i in range(0, rows.shape[0], HASH_SEGMENT)]
-
-
-def combine_digests(digests: Sequence[bytes]) -> str:
-    """The content hash from the segment digests, in sample order."""
-    h = hashlib.sha256()
-    for d in digests:
-        h.update(d)
-    return h.hexdigest()
 
 
 class RegionWriter:
@@ -387,8 +373,4 @@ def iter_rows(array: zarr.Array, rows: int = READ_ROWS, start: int = 0, stop: in
 def content_hash(array: zarr.Array, rows: int = READ_ROWS) -> str:
     """Recompute the content hash by decoding every chunk (raises if a chunk fails its checksum)."""
     rows = max(HASH_SEGMENT, rows - rows % HASH_SEGMENT)
-    dtype = storage_dtype(array.dtype)
-    digests: list[bytes] = []
-    for _, block in iter_rows(array, rows):
-        digests += segment_digests(np.ascontiguousarray(block, dtype=dtype))
-    return combine_digests(digests)
+    return hash_blocks((block for _, block in iter_rows(array, rows)), storage_dtype(array.dtype))

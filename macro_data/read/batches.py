@@ -1,0 +1,340 @@
+"""Batch assembly from decoded chunks: chunk caches, gathers, and the mixed-world batch.
+
+Everything here is vectorized over the items of a batch; the only Python loops run over worlds
+(at most a handful per batch) and over the storage chunks a batch touches.
+
+**Mixed batch** (``batches="mixed"``), for B items drawn from several worlds; P_max and S_max are
+fixed per view (the maxima over its worlds, or larger values asked for):
+
+=================  ====================  =======  =============================================================
+key                shape                 dtype    content
+=================  ====================  =======  =============================================================
+``world_ids``      list of B             str      the item's world
+``world_index``    (B,)                  int64    the world's position in the dataset's world list (manifest order)
+``theta``          (B, P_max)            float32  normalized parameters, zero after the world's own P_w
+``theta_mask``     (B, P_max)            bool     True on the world's own parameters
+``irf``            (B, S_max, H+1, 3)    float32  impulse responses, zero for shocks beyond the world's S_w
+``irf_mask``       (B, S_max)            bool     True on the world's own shocks
+``shock_idx``      (B,)                  int64    the target shock: the target is ``irf[b, shock_idx[b]]``
+``eps_sequence``   (B, L, S_max)         float32  innovations over the item's window (L = seq_len or T)
+``history``        (B, k, 3)             float32  observed history (see below), zero where masked
+``history_mask``   (B, k)                bool     True where ``history`` holds a period
+``index``          (B,)                  int64    the sample index within its world
+``split``          list of B             str      the sample's split
+``start``          (B,)                  int64    the window start (views with windows only)
+=================  ====================  =======  =============================================================
+
+``history`` without windows is ``trajectories[0:k]``; with windows it is the k periods before the
+window start, ``trajectories[start-k:start]``, padded at the front (and masked) where the series
+begins later, so the last row is always the most recent period.
+
+Target shocks: with ``target_shock="uniform"`` the shock of an item is
+``floor(u * S_w)`` with ``u`` a uniform number in [0, 1) computed by a counter-based hash
+(SplitMix64) of ``(seed, epoch, world, sample index, window start)``: every item gets the same
+shock in an epoch whatever the order, batch, shard or worker it is read in (iterable and
+map-style alike), a fresh draw every epoch, uniform over the world's own shocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from macro_data.read.normalize import ParameterNormalizer
+from macro_data.read.stats import OutputNormalizer
+from macro_data.read.store import DatasetCore, LazyArray
+
+REGIMES: dict[str | None, tuple[str, ...]] = {
+    "A": ("theta", "eps_sequence"),
+    "B1": ("history",),
+    "C": ("theta", "history"),
+    None: ("theta", "eps_sequence", "history"),  # everything the view can give
+}
+TARGET_SHOCKS = ("uniform", "first")
+
+
+def world_key(name: str) -> int:
+    """A stable 32-bit number from a world's name (the seeding's world key: never a list position)."""
+    return int.from_bytes(hashlib.sha256(f"macro_data/world/{name}".encode()).digest()[:4], "big")
+
+
+@dataclass
+class ReadStats:
+    """What an iteration decoded: ``chunk_reads[(world, array, chunk)]`` counts and bytes."""
+
+    chunk_reads: Counter = field(default_factory=Counter)
+    bytes_decoded: int = 0
+    batches: int = 0
+
+    @property
+    def total_chunk_reads(self) -> int:
+        return sum(self.chunk_reads.values())
+
+
+class ChunkCache:
+    """Decoded chunks, least recently used evicted first.
+
+    Bounded either per array (``per_array={(world, array): chunks}``: what an iterable view needs,
+    its chunk-shuffle buffers) or in total bytes (``max_bytes``: the map-style dataset's cache).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_bytes: int | None = None,
+        per_array: Mapping[tuple[str, str], int] | None = None,
+        stats: ReadStats | None = None,
+    ):
+        self.max_bytes = max_bytes
+        self.per_array = dict(per_array or {})
+        self.stats = stats
+        self._lru: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
+        self._count: Counter = Counter()
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __contains__(self, key: tuple[str, str, int]) -> bool:
+        return key in self._lru
+
+    def get(self, arr: LazyArray, c: int) -> np.ndarray:
+        key = (arr.world, arr.name, c)
+        block = self._lru.get(key)
+        if block is not None:
+            self._lru.move_to_end(key)
+            self.hits += 1
+            return block
+        self.misses += 1
+        block = arr.read_chunk(c)
+        if self.stats is not None:
+            self.stats.chunk_reads[key] += 1
+            self.stats.bytes_decoded += block.nbytes
+        self._lru[key] = block
+        self.nbytes += block.nbytes
+        self._count[key[:2]] += 1
+        self._evict(key)
+        return block
+
+    def _evict(self, newest: tuple[str, str, int]) -> None:
+        limit = self.per_array.get(newest[:2])
+        if limit is not None and self._count[newest[:2]] > limit:
+            victim = next(k for k in self._lru if k[:2] == newest[:2])
+            self._drop(victim)
+        if self.max_bytes is not None:
+            while self.nbytes > self.max_bytes and len(self._lru) > 1:
+                self._drop(next(iter(self._lru)))
+
+    def _drop(self, key: tuple[str, str, int]) -> None:
+        block = self._lru.pop(key)
+        self.nbytes -= block.nbytes
+        self._count[key[:2]] -= 1
+
+    def clear(self) -> None:
+        self._lru.clear()
+        self._count.clear()
+        self.nbytes = 0
+
+
+def _chunk_groups(index: np.ndarray, chunk_rows: int, cached: Callable[[int], bool]) -> list[tuple[int, np.ndarray]]:
+    """``(chunk, positions in index)`` per chunk the rows fall in; chunks already cached first (so
+    loading the others can only evict chunks this gather is done with)."""
+    chunk_of = index // chunk_rows
+    first = chunk_of[0]
+    if (chunk_of == first).all():
+        return [(int(first), np.arange(index.size))]
+    order = np.argsort(chunk_of, kind="stable")
+    cuts = np.flatnonzero(np.diff(chunk_of[order])) + 1
+    groups = [(int(chunk_of[g[0]]), g) for g in np.split(order, cuts)]
+    groups.sort(key=lambda cg: (not cached(cg[0]), cg[0]))
+    return groups
+
+
+def gather(
+    cache: ChunkCache,
+    arr: LazyArray,
+    index: np.ndarray,
+    t0: np.ndarray | None = None,
+    length: int | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Rows ``index`` of ``arr``; with ``t0`` and ``length``, periods ``t0 .. t0 + length - 1`` of each
+    (axis 1, every ``t0 >= 0`` and ``t0 + length <= T``). Written into ``out`` when given."""
+    windowed = t0 is not None
+    shape = (index.size, length, *arr.shape[2:]) if windowed else (index.size, *arr.shape[1:])
+    if out is None:
+        out = np.empty(shape, dtype=arr.dtype)
+    if not index.size:
+        return out
+    offsets = np.arange(length) if windowed else None
+    for c, g in _chunk_groups(index, arr.chunk_rows, lambda c: (arr.world, arr.name, c) in cache):
+        block = cache.get(arr, c)
+        rows = index[g] - c * arr.chunk_rows
+        if windowed:
+            out[g] = block[rows[:, None], t0[g][:, None] + offsets[None, :]]
+        else:
+            out[g] = block[rows]
+    return out
+
+
+def target_shocks(
+    seed: int, epoch: int, keys: np.ndarray, index: np.ndarray, start: np.ndarray | None, n_shocks: np.ndarray
+) -> np.ndarray:
+    """The target shock of each item (module docstring): ``floor(u * n_shocks)``, ``u`` from a
+    SplitMix64 hash of ``(seed, epoch, world key, sample index, window start + 1 or 0)``."""
+    m1, m2, golden = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
+
+    def mix(x: np.ndarray) -> np.ndarray:
+        x = x ^ (x >> np.uint64(30))
+        x = x * m1
+        x = x ^ (x >> np.uint64(27))
+        x = x * m2
+        return x ^ (x >> np.uint64(31))
+
+    with np.errstate(over="ignore"):
+        h = mix(np.full(index.shape, seed, dtype=np.uint64) * golden + np.uint64(epoch))
+        h = mix(h ^ mix(keys.astype(np.uint64) + golden))
+        h = mix(h ^ mix(index.astype(np.uint64) + golden))
+        s = np.zeros(index.shape, np.uint64) if start is None else start.astype(np.uint64) + np.uint64(1)
+        h = mix(h ^ mix(s + golden))
+    u = (h >> np.uint64(11)).astype(np.float64) * (2.0**-53)
+    return np.minimum((u * n_shocks).astype(np.int64), n_shocks - 1)
+
+
+class MixedBatcher:
+    """Builds mixed-world batches (module docstring) for the worlds of a view.
+
+    ``theta_norm`` maps each world to its :class:`ParameterNormalizer` (or is empty: theta in natural
+    units); ``output_norm`` maps each world to its :class:`OutputNormalizer` (or is empty: outputs in
+    natural units).
+    """
+
+    def __init__(
+        self,
+        dataset: DatasetCore,
+        worlds: Sequence[str],
+        *,
+        regime: str | None,
+        history: int | None,
+        seq_len: int | None,
+        theta_norm: Mapping[str, ParameterNormalizer],
+        output_norm: Mapping[str, OutputNormalizer],
+        target_shock: str,
+        seed: int,
+        p_max: int,
+        s_max: int,
+    ):
+        self.dataset = dataset
+        self.worlds = tuple(worlds)
+        self.data = [dataset[w] for w in self.worlds]
+        keys = set(REGIMES[regime])
+        if history is None:
+            keys.discard("history")
+        self.keys = keys
+        self.history = history
+        self.seq_len = seq_len
+        self.theta_norm = dict(theta_norm)
+        self.output_norm = dict(output_norm)
+        self.target_shock = target_shock
+        self.seed = seed
+        self.p_max, self.s_max = p_max, s_max
+        self.T, self.H = dataset.T, dataset.H
+        self.n_params = np.array([len(d.parameter_names) for d in self.data], dtype=np.int64)
+        self.n_shocks = np.array([len(d.shocks) for d in self.data], dtype=np.int64)
+        self.param_mask = np.arange(p_max)[None, :] < self.n_params[:, None]
+        self.shock_mask = np.arange(s_max)[None, :] < self.n_shocks[:, None]
+        self.dataset_index = np.array([d.index for d in self.data], dtype=np.int64)
+        self.keys_u32 = np.array([world_key(w) for w in self.worlds], dtype=np.uint64)
+        self.names = np.array(self.worlds, dtype=object)
+        labels = dataset.manifest["split_labels"]
+        self.split_names = np.empty(max(labels.values()) + 1, dtype=object)
+        for name, label in labels.items():
+            self.split_names[label] = name
+
+    def arrays(self) -> tuple[str, ...]:
+        """The stored arrays the batches are made of."""
+        need = ["irfs", "split"]
+        if "theta" in self.keys:
+            need.append("theta")
+        if "eps_sequence" in self.keys:
+            need.append("shocks")
+        if "history" in self.keys:
+            need.append("trajectories")
+        return tuple(need)
+
+    def build(
+        self, cache: ChunkCache, world_pos: np.ndarray, index: np.ndarray, start: np.ndarray | None, epoch: int
+    ) -> dict:
+        """The batch of items ``(worlds[world_pos[b]], index[b], start[b])``, in that order."""
+        B = index.size
+        L = self.seq_len if self.seq_len is not None else self.T
+        out: dict = {
+            "world_ids": self.names[world_pos].tolist(),
+            "world_index": self.dataset_index[world_pos],
+        }
+        irf = np.zeros((B, self.s_max, self.H + 1, 3), dtype=np.float32)
+        split = np.empty(B, dtype=np.int8)
+        theta = np.zeros((B, self.p_max), dtype=np.float32) if "theta" in self.keys else None
+        eps = np.zeros((B, L, self.s_max), dtype=np.float32) if "eps_sequence" in self.keys else None
+        k = self.history
+        hist = np.zeros((B, k, 3), dtype=np.float32) if "history" in self.keys else None
+        hist_mask = np.zeros((B, k), dtype=bool) if hist is not None else None
+        present = np.flatnonzero(np.bincount(world_pos, minlength=len(self.worlds)))
+        for w in present:
+            g = np.flatnonzero(world_pos == w) if present.size > 1 else np.arange(B)
+            data, name = self.data[w], self.worlds[w]
+            idx = index[g]
+            st = start[g] if start is not None else None
+            S, P = int(self.n_shocks[w]), int(self.n_params[w])
+            onorm = self.output_norm.get(name)
+            split[g] = gather(cache, data.arrays["split"], idx)
+            block = gather(cache, data.arrays["irfs"], idx)
+            irf[g, :S] = onorm.normalize_irf(block) if onorm is not None else block
+            if theta is not None:
+                t = gather(cache, data.arrays["theta"], idx)
+                norm = self.theta_norm.get(name)
+                theta[g, :P] = norm.normalize(t) if norm is not None else t
+            if eps is not None:
+                shocks = data.arrays["shocks"]
+                e = gather(cache, shocks, idx, st, L) if st is not None else gather(cache, shocks, idx)
+                eps[g, :, :S] = onorm.normalize_eps(e) if onorm is not None else e
+            if hist is not None:
+                t0 = st - k if st is not None else np.zeros(idx.size, dtype=np.int64)
+                valid = (t0[:, None] + np.arange(k)[None, :]) >= 0
+                h = gather(cache, data.arrays["trajectories"], idx, np.maximum(t0, 0), k)
+                if not valid.all():  # front padding: shift each row so its last period is the most recent
+                    h = self._front_pad(h, t0, k)
+                if onorm is not None:
+                    h = onorm.normalize_history(h)
+                h[~valid] = 0.0
+                hist[g] = h
+                hist_mask[g] = valid
+        out["theta"] = theta
+        out["theta_mask"] = self.param_mask[world_pos] if theta is not None else None
+        out["irf"] = irf
+        out["irf_mask"] = self.shock_mask[world_pos]
+        if self.target_shock == "first":
+            out["shock_idx"] = np.zeros(B, dtype=np.int64)
+        else:
+            out["shock_idx"] = target_shocks(
+                self.seed, epoch, self.keys_u32[world_pos], index, start, self.n_shocks[world_pos]
+            )
+        out["eps_sequence"] = eps
+        out["history"] = hist
+        out["history_mask"] = hist_mask
+        out["index"] = index
+        out["split"] = self.split_names[split].tolist()
+        if start is not None:
+            out["start"] = start
+        return {key: v for key, v in out.items() if v is not None}
+
+    @staticmethod
+    def _front_pad(h: np.ndarray, t0: np.ndarray, k: int) -> np.ndarray:
+        """Rows gathered from period ``max(t0, 0)``: move each row's periods ``0 .. k - 1 + t0`` to the end
+        (positions ``-t0 .. k - 1``) where ``t0 < 0``."""
+        shift = np.maximum(-t0, 0)
+        pos = np.arange(k)[None, :] - shift[:, None]  # source period for each output position
+        return np.take_along_axis(h, np.maximum(pos, 0)[:, :, None], axis=1)

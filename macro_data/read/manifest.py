@@ -1,0 +1,214 @@
+"""Where a dataset is (a local folder or an object-storage prefix) and its manifest, read and checked.
+
+The reader needs only the manifest and the stores: nothing here imports the pipeline, the worlds'
+simulation code or the storage writers. The manifest is validated against
+``schemas/manifest.schema.json`` (shipped with the package) and, on request, against the recipe it
+embeds (:func:`recipe_problems`): the recipe's hash, T, H, the worlds and their sample counts, and
+the priors (each drawn parameter's bounds from the manifest, narrowed by the recipe's overrides).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import zarr
+
+from macro_data import schemas
+from macro_data.errors import ManifestError
+from macro_data.hashing import canonical_json
+from macro_data.read.errors import DatasetNotFoundError
+from macro_data.storage import locations
+
+MANIFEST_NAME = "manifest.json"
+
+
+class Folder:
+    """A local folder or an object-storage prefix (``s3://bucket/prefix``), for reading only.
+
+    ``path`` is a :class:`pathlib.Path` for a local folder and the URL otherwise. Object storage goes
+    through fsspec with the package's storage options (``MACRO_DATA_S3_ENDPOINT``, credentials from
+    the usual environment).
+    """
+
+    def __init__(self, location: str | os.PathLike, _fs=None, _fs_path: str | None = None):
+        self.location = str(location)
+        self.remote = locations.is_remote(self.location)
+        if self.remote:
+            if _fs is None:
+                _fs, _fs_path = locations.filesystem(self.location)
+            self._fs, self._fs_path = _fs, _fs_path.rstrip("/")
+            self.path: Path | str = self.location.rstrip("/")
+        else:
+            self._fs, self._fs_path = None, None
+            self.path = Path(self.location)
+
+    def join(self, *parts: str) -> Folder:
+        if not self.remote:
+            return Folder(self.path.joinpath(*parts))
+        sub = "/".join(p.strip("/") for p in parts if p)
+        return Folder(f"{self.path}/{sub}", self._fs, f"{self._fs_path}/{sub}")
+
+    @property
+    def parent(self) -> Folder:
+        if not self.remote:
+            return Folder(self.path.parent)
+        return Folder(str(self.path).rsplit("/", 1)[0], self._fs, self._fs_path.rsplit("/", 1)[0])
+
+    @property
+    def name(self) -> str:
+        return self.path.name if not self.remote else str(self.path).rsplit("/", 1)[-1]
+
+    def read_bytes(self) -> bytes:
+        """The file's bytes; ``FileNotFoundError`` if there is no such file."""
+        if not self.remote:
+            return self.path.read_bytes()
+        return self._fs.cat_file(self._fs_path)
+
+    def is_file(self) -> bool:
+        if not self.remote:
+            return self.path.is_file()
+        return self._fs.isfile(self._fs_path)
+
+    def is_dir(self) -> bool:
+        if not self.remote:
+            return self.path.is_dir()
+        return self._fs.isdir(self._fs_path)
+
+    def has_stores(self) -> bool:
+        """Does the folder hold world stores (``*.zarr``) or world prefixes?"""
+        if not self.remote:
+            return any(self.path.glob("*.zarr"))
+        return bool(self._fs.glob(f"{self._fs_path}/*/world_*"))
+
+    def open_array(self) -> zarr.Array:
+        if not self.remote:
+            return zarr.open_array(str(self.path), mode="r")
+        return zarr.open_array(self.location, mode="r", storage_options=locations.storage_options(self.location))
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"Folder({str(self.path)!r})"
+
+
+def resolve_manifest(path: str | os.PathLike) -> Folder:
+    """The ``manifest.json`` of a dataset folder (or the file itself), local or on object storage."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise DatasetNotFoundError(
+            f"path must be a dataset folder or its {MANIFEST_NAME} (str, path or s3:// URL); got {path!r}"
+        )
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        raise DatasetNotFoundError(f"path must be a str, a path or an s3:// URL; got bytes {path!r}")
+    try:
+        folder = Folder(text)
+        manifest = folder.join(MANIFEST_NAME) if folder.is_dir() else folder
+        found = manifest.is_file()
+        stores = not found and manifest.parent.is_dir() and manifest.parent.has_stores()
+    except (OSError, ValueError) as exc:  # a name too long for the file system, an unreachable bucket
+        raise DatasetNotFoundError(
+            f"path {text!r}: cannot be looked up ({getattr(exc, 'strerror', None) or exc}); pass a "
+            f"dataset folder <root>/<name>/<version>/ or its manifest.json"
+        ) from None
+    if not found:
+        hint = (
+            " (world stores are there but no manifest: materialize dataset_manifest to publish the dataset)"
+            if stores
+            else ""
+        )
+        raise DatasetNotFoundError(
+            f"path {text!r}: no {MANIFEST_NAME} found at {manifest}{hint}; pass a dataset "
+            f"folder <root>/<name>/<version>/ or its manifest.json"
+        )
+    return manifest
+
+
+def validate_manifest(document: dict, where: str) -> None:
+    """:class:`ManifestError` naming ``where`` unless ``document`` matches the manifest schema."""
+    try:
+        errors = schemas.errors("manifest", document)
+    except RecursionError:
+        raise ManifestError(f"manifest {where}: nested too deeply to be a manifest") from None
+    if errors:
+        lines = [f"{schemas.location(e)}: {e.message}" for e in errors[:10]]
+        raise ManifestError(
+            f"manifest {where}: manifest does not match schemas/manifest.schema.json:\n  " + "\n  ".join(lines)
+        )
+
+
+def read_manifest(manifest: Folder) -> dict:
+    """Read and validate ``manifest.json`` (schema ``schemas/manifest.schema.json``)."""
+    try:
+        doc = json.loads(manifest.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"manifest {manifest}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ManifestError(f"manifest {manifest}: nested too deeply to be a manifest") from None
+    validate_manifest(doc, str(manifest))
+    return doc
+
+
+def load_manifest(path: str | os.PathLike) -> dict:
+    """Read and validate the manifest of a dataset.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A dataset folder ``<root>/<name>/<version>/``, its ``manifest.json``, or an ``s3://`` URL of either.
+
+    Returns
+    -------
+    dict
+        The manifest, validated against ``schemas/manifest.schema.json``.
+    """
+    return read_manifest(resolve_manifest(path))
+
+
+def recipe_problems(manifest: dict) -> list[str]:
+    """How the manifest contradicts the recipe it embeds (empty if it does not).
+
+    Checked: the recipe matches ``schemas/recipe.schema.json`` and hashes (canonical JSON, SHA-256)
+    to ``recipe_sha256``; T, H, the set of worlds and every world's ``n_samples`` agree; every
+    world's ``priors`` are its drawn (uniform or integer) parameters' bounds as the manifest lists
+    them, narrowed by the recipe's overrides.
+    """
+    recipe = manifest.get("recipe")
+    problems = []
+    errors = schemas.errors("recipe", recipe)
+    if errors:
+        return [
+            f"its recipe does not match schemas/recipe.schema.json ({schemas.location(errors[0])}: {errors[0].message})"
+        ]
+    try:
+        digest = hashlib.sha256(canonical_json(recipe)).hexdigest()
+    except ValueError as exc:
+        return [f"its recipe holds a non-finite number ({exc})"]
+    if digest != manifest["recipe_sha256"]:
+        problems.append(f"the recipe hashes to {digest}, recipe_sha256 says {manifest['recipe_sha256']}")
+    if (manifest["T"], manifest["H"]) != (recipe["T"], recipe["H"]):
+        problems.append(f"T={manifest['T']}, H={manifest['H']}, the recipe says T={recipe['T']}, H={recipe['H']}")
+    listed, declared = sorted(manifest["worlds"]), sorted(recipe["worlds"])
+    if listed != declared:
+        problems.append(f"worlds {listed}, the recipe's are {declared}")
+    for w, entry in manifest["worlds"].items():
+        plan = recipe["worlds"].get(w)
+        if plan is None:
+            continue
+        if entry["n_samples"] != plan["n_samples"]:
+            problems.append(f"world {w!r} has n_samples {entry['n_samples']}, the recipe {plan['n_samples']}")
+        overrides = plan.get("priors") or {}
+        expected = {
+            p["name"]: (float(p["low"]), float(p["high"]))
+            for p in entry["parameters"]
+            if p["kind"] in ("uniform", "integer") and p["low"] is not None and p["high"] is not None
+        }
+        for name, bounds in overrides.items():
+            expected[name] = (float(bounds["low"]), float(bounds["high"]))
+        given = {k: (v.get("low"), v.get("high")) for k, v in entry["priors"].items()}
+        if given != expected:
+            problems.append(f"world {w!r}: the priors differ from the recipe's")
+    return problems
