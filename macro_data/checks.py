@@ -18,6 +18,8 @@ world_arrays / reproducibility  the subset re-simulated from scratch, bit-identi
 world_arrays / model_identities convolution identity (linear worlds), zlb bound, regime labels
 world_splits / integrity      the split labels (as above)
 world_splits / consistency    labels valid, disjoint, covering; held-out regions absent from train/val
+world_stats / matches_recomputation  the stored train-split moments decode, hash as recorded and equal
+                              an independent two-pass recomputation (:mod:`.validation.train_stats`)
 dataset_manifest / consistency  the manifest matches its schema, recipe and every world store
 validation_report / passed    no error-level check of the report failed (WARN if only warnings)
 ============================  =====================================================================
@@ -42,11 +44,12 @@ from macro_data.assets.validation_report import validation_report
 from macro_data.assets.world_arrays import world_arrays
 from macro_data.assets.world_draws import world_draws
 from macro_data.assets.world_splits import world_splits
+from macro_data.assets.world_stats import world_stats
 from macro_data.errors import MacroDataError
 from macro_data.partitions import world_partitions
 from macro_data.resources.recipe import RecipeResource
 from macro_data.resources.storage import DatasetRootResource
-from macro_data.validation import consistency, identities, integrity, realism, reproducibility, statistics
+from macro_data.validation import consistency, identities, integrity, realism, reproducibility, statistics, train_stats
 from macro_data.validation.dataset import read_manifest
 from macro_data.validation.results import CheckResult, guarded, jsonable
 from macro_data.validation.spec import WorldSpec, spec_from_manifest, spec_from_recipe
@@ -105,7 +108,12 @@ def to_check_result(
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 # Dagster check name -> validation group (the others are named after their group)
-CHECK_GROUPS = {"model_identities": "identities", "statistical_sanity": "statistics", "split_fractions": "statistics"}
+CHECK_GROUPS = {
+    "model_identities": "identities",
+    "statistical_sanity": "statistics",
+    "split_fractions": "statistics",
+    "matches_recomputation": "consistency",
+}
 
 
 def _world_check(asset, name: str, blocking: bool, description: str, run):
@@ -226,6 +234,15 @@ world_checks = [
         False,
         "Warning level: each split's fraction near its target (80/10/5/2.5/2.5 %).",
         lambda s, _: statistics.check_statistics(s, ("splits",)),
+    ),
+    _world_check(
+        world_stats,
+        "matches_recomputation",
+        True,
+        "The stored train-split moments (mean and sd of theta, shocks, trajectories, extras, irfs) decode, hash "
+        "as recorded, count the train split, and equal an independent two-pass float64 recomputation from the "
+        f"published arrays within a relative {train_stats.RTOL:g}.",
+        lambda s, _: [train_stats.check_train_stats(s)],
     ),
 ]
 

@@ -9,6 +9,7 @@ from macro_data.assets.validation_report import validation_report
 from macro_data.assets.world_arrays import world_arrays
 from macro_data.assets.world_draws import world_draws
 from macro_data.assets.world_splits import world_splits
+from macro_data.assets.world_stats import world_stats
 from macro_data.automation import DATASET_CONDITION
 from macro_data.resources.compute import ComputeResource
 from macro_data.resources.recipe import RecipeResource
@@ -21,6 +22,7 @@ defs = dg.Definitions(
         world_draws,
         world_arrays,
         world_splits,
+        world_stats,
         # all-worlds assets: automation policy applied here, in one place
         *(a.with_attributes(automation_condition=DATASET_CONDITION) for a in [dataset_manifest, validation_report]),
         *external.assets,

@@ -20,8 +20,10 @@ ASSET_SOURCES: dict[str, tuple[str, ...]] = {
     "world_draws": (*_WORLD_STAGE, "pipeline/world_draws.py"),
     "world_arrays": (*_WORLD_STAGE, "pipeline/world_arrays.py"),
     "world_splits": (*_WORLD_STAGE, "splits.py", "pipeline/world_splits.py"),
+    "world_stats": (*_WORLD_STAGE, "pipeline/world_stats.py"),
     "dataset_manifest": (
         "pipeline/manifest.py",
+        "pipeline/world_stats.py",
         "storage/*.py",
         "files.py",
         "environment.py",

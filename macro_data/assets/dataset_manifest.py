@@ -11,6 +11,8 @@ from macro_data.assets.world_draws import CODE_VERSION as DRAWS_VERSION
 from macro_data.assets.world_draws import world_draws
 from macro_data.assets.world_splits import CODE_VERSION as SPLITS_VERSION
 from macro_data.assets.world_splits import world_splits
+from macro_data.assets.world_stats import CODE_VERSION as STATS_VERSION
+from macro_data.assets.world_stats import world_stats
 from macro_data.errors import MacroDataError
 from macro_data.pipeline.manifest import build_manifest
 from macro_data.resources.recipe import RecipeResource
@@ -23,6 +25,7 @@ EXPECTED_CODE_VERSIONS = {
     "world_draws": DRAWS_VERSION,
     "world_arrays": ARRAYS_VERSION,
     "world_splits": SPLITS_VERSION,
+    "world_stats": STATS_VERSION,
     "dataset_manifest": CODE_VERSION,
 }
 
@@ -44,7 +47,7 @@ def worlds_table(doc: dict) -> str:
 
 
 @dg.asset(
-    deps=[world_draws, world_arrays, world_splits],
+    deps=[world_draws, world_arrays, world_splits, world_stats],
     group_name=groups.DATASET,
     kinds={"python", "json"},
     tags={"stage": "manifest"},
@@ -52,8 +55,9 @@ def worlds_table(doc: dict) -> str:
     description=(
         "`manifest.json` of the dataset (validated against schemas/manifest.schema.json): recipe and its hash, "
         "seeding, per world the parameters, shocks, observables with units, arrays with shapes, dimension names "
-        "and content hashes, splits, and provenance. Refuses to publish unless every world of the recipe was "
-        "materialized from the same recipe and the current code versions."
+        "and content hashes, splits, train-split statistics (when world_stats was built), and provenance. "
+        "Refuses to publish unless every world of the recipe was materialized from the same recipe and the "
+        "current code versions."
     ),
 )
 def dataset_manifest(context: dg.AssetExecutionContext, recipe: RecipeResource, storage: DatasetRootResource):

@@ -22,7 +22,7 @@ import zarr
 
 from macro_data import environment, paths, schemas, splits
 from macro_data.errors import ManifestError
-from macro_data.pipeline import world_arrays, world_draws, world_splits
+from macro_data.pipeline import world_arrays, world_draws, world_splits, world_stats
 from macro_data.pipeline.common import read_provenance
 from macro_data.recipes import Recipe
 from macro_data.storage import locations
@@ -133,7 +133,9 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
         )
     desc = world.describe()
     draw_stats = prov[world_draws.STAGE].get("stats", {})
-    return {
+    # Optional: the train-split statistics (datasets built before them, or without them, have none).
+    stats = world_stats.manifest_entry(store, recipe, world_id, prov, (code_versions or {}).get(world_stats.STAGE))
+    entry = {
         **desc,
         "n_samples": n,
         "n_rejected": draw_stats.get("n_rejected"),
@@ -149,6 +151,9 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
             for stage, p in prov.items()
         },
     }
+    if stats is not None:
+        entry[world_stats.STATS_KEY], entry["provenance"][world_stats.STAGE] = stats
+    return entry
 
 
 def build_manifest_document(

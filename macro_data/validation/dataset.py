@@ -3,7 +3,9 @@
 :func:`validate_dataset` reads the manifest, then for each world it lists runs, in order:
 
 1. integrity of the draws, the simulated arrays and the splits (:mod:`.integrity`);
-2. consistency: parameters, splits, the manifest entry against the store (:mod:`.consistency`);
+2. consistency: parameters, splits, the manifest entry against the store (:mod:`.consistency`), and
+   the stored train-split statistics against a recomputation where the dataset has them
+   (:mod:`.train_stats`);
 3. reproducibility: a seed-chosen subset redrawn and re-simulated from scratch (:mod:`.reproducibility`);
 4. model identities on that subset and on every sample (:mod:`.identities`);
 5. statistical sanity (:mod:`.statistics`) and realism against real US data (:mod:`.realism`);
@@ -24,7 +26,7 @@ from pathlib import Path
 from macro_data.errors import ManifestError
 from macro_data.pipeline.manifest import MANIFEST_NAME
 from macro_data.storage import locations
-from macro_data.validation import consistency, identities, integrity, realism, reproducibility, statistics
+from macro_data.validation import consistency, identities, integrity, realism, reproducibility, statistics, train_stats
 from macro_data.validation.realism import RealData
 from macro_data.validation.results import CheckResult, failed, guarded
 from macro_data.validation.spec import WorldSpec, spec_from_manifest
@@ -83,6 +85,8 @@ def validate_world(spec: WorldSpec, real: RealData | None, real_reason: str) -> 
         guarded("consistency.splits", "consistency", w, consistency.check_splits, spec),
         guarded("consistency.manifest", "consistency", w, consistency.check_manifest_world, spec),
     ]
+    if (spec.manifest or {}).get(train_stats.STATS_KEY):  # built with the world_stats stage
+        out.append(guarded(train_stats.NAME, "consistency", w, train_stats.check_train_stats, spec))
     idx = reproducibility.subset_indices(spec)
     drawn = reproducibility.redraw(spec, idx)
     out.append(guarded("reproducibility.draws", "reproducibility", w, reproducibility.check_draws, spec, drawn))

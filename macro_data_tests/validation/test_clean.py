@@ -22,6 +22,7 @@ EXPECTED_PER_WORLD = {
     "consistency.theta",
     "consistency.splits",
     "consistency.manifest",
+    "consistency.train_stats",
     "reproducibility.draws",
     "reproducibility.simulation",
     "identities.model",
@@ -101,7 +102,7 @@ def test_report_matches_its_schema_and_counts(doc):
         assert e["summary"]["checks"] == len(e["checks"])
     assert doc["inputs"]["external_data"]["status"] == "used"
     prov = doc["provenance"]["worlds"]["nk"]
-    assert set(prov["stages"]) == {"world_draws", "world_arrays", "world_splits"}
+    assert set(prov["stages"]) == {"world_draws", "world_arrays", "world_splits", "world_stats"}
     assert all(len(h) == 64 for h in prov["arrays"].values())
 
 

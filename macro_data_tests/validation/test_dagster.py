@@ -16,8 +16,9 @@ WORLD_CHECKS = {
     "world_draws": {"integrity", "consistency", "reproducibility"},
     "world_arrays": {"integrity", "reproducibility", "model_identities", "statistical_sanity", "realism"},
     "world_splits": {"integrity", "consistency", "split_fractions"},
+    "world_stats": {"matches_recomputation"},
 }
-BLOCKING = {"integrity", "consistency", "reproducibility", "model_identities"}
+BLOCKING = {"integrity", "consistency", "reproducibility", "model_identities", "matches_recomputation"}
 
 
 def evaluations(result):

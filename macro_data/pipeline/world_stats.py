@@ -1,0 +1,335 @@
+"""Stage ``world_stats``: train-split moments of every float array of one world, stored with the data.
+
+Over the samples labelled ``train`` (the published ``split`` array), the mean and the standard
+deviation (``ddof = 1``) of
+
+* ``theta`` per parameter (derived columns included), pooled over samples;
+* ``shocks`` per shock, ``trajectories`` per observable and ``extras`` per extra observable, pooled
+  over samples and periods;
+* ``irfs`` per (shock, horizon, observable), pooled over samples.
+
+They are accumulated in float64 (Chan et al.'s pairwise update, slab by slab: memory bounded by
+one slab whatever the number of samples) and written as float32 arrays
+``moments_<array> (moment, ...)`` with ``moment = (mean, sd)`` (coordinate array ``moment``), each
+with its content hash, published atomically into the world's store like any stage. The manifest
+lists them under ``worlds.<w>.train_stats`` with their hashes, a hash over all of them (``sha256``)
+and a readable summary; the reader standardizes theta (``normalize="stats"``) and the outputs
+(``normalize_outputs=True``) with them. The blocking asset check ``world_stats /
+matches_recomputation`` recomputes them independently (:mod:`macro_data.validation.train_stats`).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from macro_data import splits
+from macro_data.errors import ManifestError, StorageError
+from macro_data.pipeline.common import (
+    RunInfo,
+    StageResult,
+    data_version,
+    group_attributes,
+    os_errors_as_storage_errors,
+    provenance,
+    read_provenance,
+    snapshot_inputs,
+    stamp,
+    summarize_staged,
+)
+from macro_data.recipes import Recipe
+from macro_data.storage.arrays import RegionWriter, create_array, read_ahead, read_rows, write_small_array
+from macro_data.storage.publish import world_store
+from macro_data.worlds import get_world
+
+STAGE = "world_stats"
+STATS_KEY = "train_stats"  # the manifest field, per world
+SPLIT = "train"
+DDOF = 1
+PREFIX = "moments_"
+MOMENTS = ("mean", "sd")
+SLAB_SAMPLES = 2048  # samples read per step (rounded to whole chunks): bounds memory
+POOLED = {  # array -> the leading axes pooled (after the sample axis, how many more)
+    "theta": ("sample",),
+    "shocks": ("sample", "time"),
+    "trajectories": ("sample", "time"),
+    "extras": ("sample", "time"),
+    "irfs": ("sample",),
+}
+UPSTREAM = ("world_draws", "world_arrays", "world_splits")
+DEFINITION = (
+    "mean and standard deviation (ddof = 1) over the train split, accumulated in float64 and stored as "
+    "float32: theta per parameter; shocks, trajectories and extras per variable, pooled over samples and "
+    "periods; irfs per (shock, horizon, observable), pooled over samples"
+)
+
+
+def source_arrays(world_id: str) -> list[str]:
+    """The arrays whose moments are stored, in order."""
+    world = get_world(world_id)
+    return ["theta", "shocks", "trajectories", "irfs", *(["extras"] if world.extras else [])]
+
+
+def stored_name(array: str) -> str:
+    return PREFIX + array
+
+
+def data_arrays(world_id: str) -> list[str]:
+    return [stored_name(a) for a in source_arrays(world_id)]
+
+
+def output_arrays(world_id: str) -> list[str]:
+    return [*data_arrays(world_id), "moment"]
+
+
+class Moments:
+    """Running count, mean and sum of squared deviations over the first axis (float64)."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.count = 0
+        self.mean = np.zeros(shape)
+        self.m2 = np.zeros(shape)
+
+    def add(self, block: np.ndarray) -> None:
+        k = block.shape[0]
+        if not k:
+            return
+        block = block.astype(np.float64)
+        bmean = block.mean(axis=0)
+        bm2 = np.square(block - bmean).sum(axis=0)
+        total = self.count + k
+        delta = bmean - self.mean
+        self.mean = self.mean + delta * (k / total)
+        self.m2 = self.m2 + bm2 + np.square(delta) * (self.count * k / total)
+        self.count = total
+
+    def sd(self) -> np.ndarray:
+        return np.sqrt(self.m2 / (self.count - DDOF))
+
+
+def compute_moments(inputs: zarr.Group, arrays: list[str], label: int) -> tuple[dict[str, Moments], int]:
+    """Moments of ``arrays`` over the samples whose ``split`` equals ``label``, slab by slab; and the
+    number of such samples."""
+    n = inputs["split"].shape[0]
+    chunk = inputs["theta"].chunks[0]
+    slab = max(chunk, (SLAB_SAMPLES // chunk) * chunk)
+    readers = {a: read_rows(inputs[a]) for a in ["split", *arrays]}
+    acc = {a: Moments(tuple(inputs[a].shape[len(POOLED[a]) :])) for a in arrays}
+
+    def load(lo: int, hi: int) -> dict[str, np.ndarray]:
+        sel = readers["split"](lo, hi) == label
+        return {"n": int(sel.sum()), **{a: readers[a](lo, hi)[sel] for a in arrays}}
+
+    n_train = 0
+    for blocks in read_ahead(functools.partial(load, lo, min(lo + slab, n)) for lo in range(0, n, slab)):
+        n_train += blocks["n"]
+        for a in arrays:
+            x = blocks[a]
+            acc[a].add(x.reshape(-1, *x.shape[len(POOLED[a]) :]))
+    return acc, n_train
+
+
+def _summary(world, acc: dict[str, Moments]) -> dict:
+    """The readable part for the manifest: per variable mean and sd; IRFs at h = 0 and their maxima."""
+    names = {
+        "theta": world.parameter_names,
+        "shocks": world.shocks,
+        "trajectories": [o.name for o in world.observables],
+        "extras": [o.name for o in world.extras],
+    }
+    out: dict = {}
+    for a, labels in names.items():
+        if a in acc:
+            m, s = acc[a].mean, acc[a].sd()
+            out[a] = {name: {"mean": float(m[j]), "sd": float(s[j])} for j, name in enumerate(labels)}
+    m, s = acc["irfs"].mean, acc["irfs"].sd()
+    out["irfs"] = {
+        shock: {
+            o.name: {
+                "mean_h0": float(m[i, 0, k]),
+                "sd_h0": float(s[i, 0, k]),
+                "max_abs_mean": float(np.abs(m[i, :, k]).max()),
+                "max_sd": float(s[i, :, k].max()),
+            }
+            for k, o in enumerate(world.observables)
+        }
+        for i, shock in enumerate(world.shocks)
+    }
+    return out
+
+
+def _dims(array: str) -> tuple[str, ...]:
+    return {
+        "theta": ("param",),
+        "shocks": ("shock",),
+        "trajectories": ("observable",),
+        "extras": ("extra",),
+        "irfs": ("shock", "horizon", "observable"),
+    }[array]
+
+
+def build_world_stats(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:
+    run = run or RunInfo()
+    t0 = time.perf_counter()
+    world = get_world(world_id)
+    arrays = source_arrays(world_id)
+    store = world_store(recipe.dataset_dir(root), world_id)
+    attrs = group_attributes(world, recipe)
+    with os_errors_as_storage_errors(STAGE, world_id, store.location), store.staging(STAGE, attrs) as g:
+        inputs = snapshot_inputs(store, g, [*arrays, "split"], STAGE)
+        upstream = _check_upstream(inputs, arrays, recipe, world_id)
+        acc, n_train = compute_moments(inputs, arrays, splits.LABELS[SPLIT])
+        if n_train <= DDOF:
+            raise StorageError(
+                f"world {world_id!r}: the {SPLIT} split has {n_train} samples; at least {DDOF + 1} are needed "
+                f"for its standard deviations"
+            )
+        digests = {}
+        for a in arrays:
+            values = np.stack([acc[a].mean, acc[a].sd()]).astype(np.float32)
+            name = stored_name(a)
+            create_array(
+                g,
+                name,
+                values.shape,
+                np.float32,
+                ("moment", *_dims(a)),
+                values.shape[0],
+                recipe.clevel,
+                {
+                    "description": f"mean and sd of {a} over the {SPLIT} split (moment: mean, sd)",
+                    "array": a,
+                    "split": SPLIT,
+                    "ddof": DDOF,
+                    "pooled_over": list(POOLED[a]),
+                    "count": int(acc[a].count),
+                    "n_samples": n_train,
+                },
+            )
+            writer = RegionWriter(g[name])
+            writer.append(values)
+            digests[name] = writer.close()
+        write_small_array(
+            g, "moment", np.array(MOMENTS), ("moment",), recipe.clevel, {"description": "statistic of each row"}
+        )
+        names = data_arrays(world_id)
+        summaries = summarize_staged(g, names, digests)
+        version = data_version(summaries)
+        prov = provenance(STAGE, world, recipe, run, version, upstream=upstream)
+        prov["stats"] = {
+            "split": SPLIT,
+            "n_samples": n_train,
+            "ddof": DDOF,
+            "arrays": {a: {"count": int(acc[a].count), "pooled_over": list(POOLED[a])} for a in arrays},
+            "summary": _summary(world, acc),
+        }
+        stamp(g, output_arrays(world_id), prov)
+        store.publish(g, output_arrays(world_id), attrs)
+    return StageResult(
+        STAGE,
+        world_id,
+        store.location,
+        summaries,
+        version,
+        time.perf_counter() - t0,
+        {"n_samples": recipe.world(world_id).n_samples, "n_train": n_train, "stats": prov["stats"]},
+    )
+
+
+def _check_upstream(inputs: zarr.Group, arrays: list[str], recipe: Recipe, world_id: str) -> dict:
+    """The inputs come from this recipe and from the published draws; their provenance (for ``upstream``)."""
+    by_stage = {
+        "world_draws": read_provenance(inputs["theta"]),
+        "world_arrays": read_provenance(inputs["irfs"]),
+        "world_splits": read_provenance(inputs["split"]),
+    }
+    for stage, prov in by_stage.items():
+        if prov.get("recipe_sha256") != recipe.sha256:
+            raise StorageError(
+                f"world {world_id!r}: {STAGE} found {stage} outputs made from recipe sha256 "
+                f"{prov.get('recipe_sha256')!r}, but the recipe is {recipe.sha256!r}; materialize {stage} first"
+            )
+    draws = by_stage["world_draws"].get("data_version")
+    for stage in ("world_arrays", "world_splits"):
+        used = ((by_stage[stage].get("upstream") or {}).get("world_draws") or {}).get("data_version")
+        if used != draws:
+            raise StorageError(
+                f"world {world_id!r}: the published {stage} outputs were computed from draws {used!r}, the "
+                f"published draws are {draws!r}; materialize {stage} for this world first"
+            )
+    return {s: {"data_version": p.get("data_version"), "run_id": p.get("run_id")} for s, p in by_stage.items()}
+
+
+def manifest_entry(store, recipe: Recipe, world_id: str, published: dict, code_version: str | None) -> tuple | None:
+    """``(train_stats entry, provenance entry)`` for the manifest, or ``None`` if the world has no statistics.
+
+    ``published`` maps each upstream stage to the provenance of its published outputs. Statistics that
+    were made from another recipe, by another code version (when ``code_version`` is given), or from
+    outputs that are no longer the published ones are refused (:class:`ManifestError`), as stale arrays
+    of any stage are.
+    """
+    present = store.array_names()
+    names = output_arrays(world_id)
+    if not any(n in present for n in names):
+        return None
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise ManifestError(
+            f"world {world_id!r}: arrays {', '.join(missing)} of stage {STAGE} are missing from {store.location}; "
+            f"materialize {STAGE} for partition {world_id!r}"
+        )
+    opened = {n: store.open_array(n) for n in names}
+    prov = read_provenance(opened[names[0]])
+    again = f"; re-materialize {STAGE} for partition {world_id!r}"
+    for n in names:
+        p = read_provenance(opened[n])
+        if p.get("recipe_sha256") != recipe.sha256:
+            raise ManifestError(
+                f"world {world_id!r}: array {n!r} was made from recipe sha256 {p.get('recipe_sha256')!r}, not "
+                f"the current recipe {recipe.sha256!r}" + again
+            )
+        if code_version is not None and p.get("code_version") != code_version:
+            raise ManifestError(
+                f"world {world_id!r}: array {n!r} was written by code version {p.get('code_version')!r} of "
+                f"{STAGE}, the current one is {code_version!r}" + again
+            )
+        if p.get("data_version") != prov.get("data_version"):
+            raise ManifestError(f"world {world_id!r}: the arrays of {STAGE} come from different runs" + again)
+    for stage in UPSTREAM:
+        used = ((prov.get("upstream") or {}).get(stage) or {}).get("data_version")
+        if used != published[stage].get("data_version"):
+            raise ManifestError(
+                f"world {world_id!r}: {STAGE} was computed from {stage} outputs {used!r}, the published ones "
+                f"are {published[stage].get('data_version')!r}" + again
+            )
+    record = prov.get("stats") or {}
+    arrays = {}
+    for a in source_arrays(world_id):
+        z = opened[stored_name(a)]
+        arrays[a] = {
+            "path": store.relative_path(stored_name(a)),
+            "shape": list(z.shape),
+            "dtype": str(z.dtype),
+            "dimension_names": list(z.metadata.dimension_names or ()),
+            "sha256": z.attrs["sha256"],
+            "stored_bytes": store.stored_bytes(stored_name(a)),
+            "description": z.attrs.get("description", ""),
+            "stage": STAGE,
+            "pooled_over": list(z.attrs.get("pooled_over", [])),
+            "count": int(z.attrs.get("count", 0)),
+        }
+    entry = {
+        "split": record.get("split", SPLIT),
+        "n_samples": int(record.get("n_samples", 0)),
+        "ddof": int(record.get("ddof", DDOF)),
+        "definition": DEFINITION,
+        "sha256": prov.get("data_version"),
+        "arrays": arrays,
+        "summary": record.get("summary", {}),
+    }
+    keep = ("run_id", "code_version", "data_version", "written_at", "upstream", "environment")
+    return entry, {k: prov.get(k) for k in keep}
