@@ -42,6 +42,7 @@ from macro_data.pipeline.common import (
     summarize_staged,
 )
 from macro_data.recipes import Recipe
+from macro_data.storage import locations
 from macro_data.storage.arrays import RegionWriter, create_array, read_ahead, read_rows, write_small_array
 from macro_data.storage.publish import world_store
 from macro_data.worlds import get_world
@@ -111,7 +112,7 @@ class Moments:
         return np.sqrt(self.m2 / (self.count - DDOF))
 
 
-def compute_moments(inputs: zarr.Group, arrays: list[str], label: int) -> tuple[dict[str, Moments], int]:
+def compute_moments(inputs, arrays: list[str], label: int) -> tuple[dict[str, Moments], int]:
     """Moments of ``arrays`` over the samples whose ``split`` equals ``label``, slab by slab; and the
     number of such samples."""
     n = inputs["split"].shape[0]
@@ -180,7 +181,7 @@ def build_world_stats(recipe: Recipe, world_id: str, root: str | Path, run: RunI
     store = world_store(recipe.dataset_dir(root), world_id)
     attrs = group_attributes(world, recipe)
     with os_errors_as_storage_errors(STAGE, world_id, store.location), store.staging(STAGE, attrs) as g:
-        inputs = snapshot_inputs(store, g, [*arrays, "split"], STAGE)
+        inputs = _inputs(store, g, [*arrays, "split"])
         upstream = _check_upstream(inputs, arrays, recipe, world_id)
         acc, n_train = compute_moments(inputs, arrays, splits.LABELS[SPLIT])
         if n_train <= DDOF:
@@ -240,7 +241,23 @@ def build_world_stats(recipe: Recipe, world_id: str, root: str | Path, run: RunI
     )
 
 
-def _check_upstream(inputs: zarr.Group, arrays: list[str], recipe: Recipe, world_id: str) -> dict:
+def _inputs(store, staged: zarr.Group, names: list[str]) -> dict[str, zarr.Array]:
+    """The published input arrays, frozen for this stage: hard-linked into the staging area on a local
+    disk; on object storage, where published versions are immutable and each stage has its own version
+    group, the current version of each."""
+    if not locations.is_remote(store.location):
+        group = snapshot_inputs(store, staged, names, STAGE)
+        return {n: group[n] for n in names}
+    missing = [n for n in names if n not in store.array_names()]
+    if missing:
+        raise StorageError(
+            f"world {store.world_id!r}: {STAGE} needs arrays {', '.join(missing)}, not published under "
+            f"{store.location}; materialize world_draws, world_arrays and world_splits for this world first"
+        )
+    return {n: store.open_array(n) for n in names}
+
+
+def _check_upstream(inputs: dict[str, zarr.Array], arrays: list[str], recipe: Recipe, world_id: str) -> dict:
     """The inputs come from this recipe and from the published draws; their provenance (for ``upstream``)."""
     by_stage = {
         "world_draws": read_provenance(inputs["theta"]),
