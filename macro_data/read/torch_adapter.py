@@ -87,6 +87,14 @@ def _build_class():
                 return (self.rank or 0, self.world_size or 1)
             return distributed_rank(torch)
 
+        def __getstate__(self) -> dict:
+            # Pickled for spawned DataLoader workers, in the main process: fix the rank there, since the
+            # process group is not initialized in a spawned worker.
+            state = dict(self.__dict__)
+            if state["rank"] is None and state["world_size"] is None:
+                state["rank"], state["world_size"] = distributed_rank(torch)
+            return state
+
         def __len__(self) -> int:
             return self.view.batches_for(ranks=self.ranks())
 

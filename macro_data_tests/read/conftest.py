@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from macro_data.pipeline import world_arrays, world_draws, world_splits
+from macro_data.pipeline import world_arrays, world_draws, world_splits, world_stats
 from macro_data.pipeline.manifest import build_manifest
 from macro_data.recipes import load_recipe
 
@@ -22,8 +22,18 @@ READ_WORLDS = {
 T, H, CHUNK = 32, 6, 100
 
 
-def build_plain(folder: Path, worlds: dict, T: int, H: int, chunk: int, name: str = "readtest", seed: int = 11) -> Path:
-    """Write a recipe, run world_draws/world_arrays/world_splits per world and the manifest; the dataset folder."""
+def build_plain(
+    folder: Path,
+    worlds: dict,
+    T: int,
+    H: int,
+    chunk: int,
+    name: str = "readtest",
+    seed: int = 11,
+    stats: bool = False,
+) -> Path:
+    """Write a recipe, run world_draws/world_arrays/world_splits (and world_stats with ``stats``) per world
+    and the manifest; the dataset folder."""
     folder.mkdir(parents=True, exist_ok=True)
     doc = {
         "name": name,
@@ -42,6 +52,8 @@ def build_plain(folder: Path, worlds: dict, T: int, H: int, chunk: int, name: st
         world_draws.build_world_draws(recipe, w, root)
         world_arrays.build_world_arrays(recipe, w, root)
         world_splits.build_world_splits(recipe, w, root)
+        if stats:
+            world_stats.build_world_stats(recipe, w, root)
     build_manifest(recipe, root)
     return Path(recipe.dataset_dir(root))
 
@@ -50,6 +62,12 @@ def build_plain(folder: Path, worlds: dict, T: int, H: int, chunk: int, name: st
 def read_dataset(tmp_path_factory) -> Path:
     """nk (1000), rbc (900), lss (300) samples, T=32, H=6, chunks of 100 samples; the dataset folder."""
     return build_plain(tmp_path_factory.mktemp("read"), READ_WORLDS, T, H, CHUNK)
+
+
+@pytest.fixture(scope="session")
+def stats_dataset(tmp_path_factory) -> Path:
+    """The same worlds and layout as ``read_dataset``, built with the world_stats stage (train-split moments)."""
+    return build_plain(tmp_path_factory.mktemp("readstats"), READ_WORLDS, T, H, CHUNK, name="readstats", stats=True)
 
 
 @pytest.fixture

@@ -126,3 +126,27 @@ def test_invalid_manifest_is_a_manifest_error(dataset_copy):
     (dataset_copy / "manifest.json").write_text(json.dumps({"schema_version": "1.0.0"}))
     with pytest.raises(ManifestError, match="does not match schemas/manifest.schema.json"):
         mdr.open_dataset(dataset_copy)
+
+
+def test_stored_statistics_are_verified(stats_dataset, tmp_path):
+    import shutil
+
+    ds = mdr.open_dataset(stats_dataset, verify=True)
+    hashes = ds.verify()
+    manifest = json.loads((stats_dataset / "manifest.json").read_text())
+    for w in ds.worlds:
+        for a, spec in manifest["worlds"][w]["train_stats"]["arrays"].items():
+            assert hashes[w][f"moments_{a}"] == spec["sha256"]
+    copy = tmp_path / "copy"
+    shutil.copytree(stats_dataset, copy)
+    z = zarr.open_array(str(copy / "nk.zarr" / "moments_theta"), mode="r+")
+    values = z[:]
+    values[0, 2] += 0.5  # a well-formed chunk holding a different mean
+    z[:] = values
+    ds = mdr.open_dataset(copy)  # the cheap checks cannot see it
+    with pytest.raises(mdr.IntegrityError, match="world 'nk' array 'moments_theta' .*content hash mismatch"):
+        ds.verify()
+    moment = copy / "rbc.zarr" / "moment"
+    shutil.rmtree(moment)
+    with pytest.raises(mdr.IntegrityError, match="world 'rbc': coordinate array 'moment'"):
+        mdr.open_dataset(copy, worlds=["rbc"], verify=True)
