@@ -126,29 +126,43 @@ _R_SS = len(nk.NK_PARAMETERS)
 
 BUCKETS = (4, 8, 16, 32, 64, 128, 256)  # path lengths on which guesses are solved (see _solve_guess)
 assert MAX_BINDING_HORIZON <= BUCKETS[-1] <= LOOKAHEAD
+KEEP = 32  # horizons of the rate loadings stored per draw (the rest, rarely needed, are recomputed)
+
+# columns of _Chunk.par (per-draw scalars) and of the per-draw state of simulate_occbin
+_RHO, _SD, _FX, _FPI, _RHO_I, _C_X, _C_PI, _IB, _P, _LO, _HI, _LO_FAR, _HI_FAR = \
+    0, 3, 6, 10, 14, 15, 16, 17, 18, 19, 23, 27, 31
+_IL, _V, _RN, _U, _ZX, _ZPI, _ZSH, _ZLB = range(8)
 
 
-def _swap_last_axes(a: np.ndarray, block: int = 256) -> np.ndarray:
-    """``a`` with its last two axes swapped, as a new C-contiguous array, copied in blocks of the last
-    axis (a plain transposed copy of these (h, draw) tables strides through memory ~9x slower)."""
-    out = np.empty(a.shape[:-2] + (a.shape[-1], a.shape[-2]))
-    for lo in range(0, a.shape[-1], block):
-        out[..., lo:lo + block, :] = a[..., lo:lo + block].swapaxes(-1, -2)
-    return out
+class _Params:
+    """Per-draw scalars of some draws, from one row gather of :attr:`_Chunk.par`: the attributes
+    the nk kernels read (``rho``, ``sd``, ``Fx``, ``Fpi``, ``rho_i``, ``c_x``, ``c_pi``), ``ib``, ``p``
+    and the extremes of the rate loadings (``(4, k)``; ``_far``: over ``h >= NEAR``)."""
+
+    def __init__(self, P: np.ndarray):
+        c = P.T
+        self.rho, self.sd = tuple(c[_RHO:_RHO + 3]), tuple(c[_SD:_SD + 3])
+        self.Fx, self.Fpi = tuple(c[_FX:_FX + 4]), tuple(c[_FPI:_FPI + 4])
+        self.rho_i, self.c_x, self.c_pi, self.ib, self.p = c[_RHO_I], c[_C_X], c[_C_PI], c[_IB], c[_P]
+        self.lo, self.hi, self.lo_far, self.hi_far = c[_LO:_LO + 4], c[_HI:_HI + 4], c[_LO_FAR:_LO_FAR + 4], c[_HI_FAR:]
 
 
 class _Chunk:
-    """Per-draw constants of one chunk of draws (all ``(m, ...)``).
+    """Per-draw constants of one chunk of draws.
 
-    * ``C[c, :, h]``: the unconstrained rate ``h`` quarters ahead per unit of state ``c`` of
-      ``k = (i[t-1], v, rn, u)``, ``C[h] = R P^h``; ``Cmin``/``Cmax``: its extremes over ``h``.
+    * ``C[h] = R P^h``: the unconstrained rate ``h`` quarters ahead per unit of each state of
+      ``k = (i[t-1], v, rn, u)``. Its extremes over ``h < LOOKAHEAD`` (``_far``: ``h >= NEAR``) are
+      in ``par``; the first :data:`KEEP` horizons are stored draw-major, ``Cn (m, KEEP, 4)``, and
+      later ones recomputed by the same recursion for the few draws that need them.
     * Anticipated policy shocks: adding known shocks ``delta[d]`` to the Taylor rule moves the
       jumps by ``(dx, dpi)[h] = F_i di[h-1] + sum_{d >= h} Theta[d - h] delta[d]`` with
       ``Theta[j] = Phi_g^j Phi_d``, and the rate by ``di[h] = p di[h-1] + sum_{d >= h} b[d - h] delta[d]``,
       ``b[j] = c . Theta[j] + [j = 0]``, ``c = (c_x, c_pi)``. So the rate responses are
       ``di = L U delta`` with ``L[h, j] = p^(h-j)`` (lower-triangular Toeplitz) and
       ``U[j, d] = b[d-j]`` (upper-triangular Toeplitz); ``binv`` holds the coefficients of
-      ``U^{-1}`` (the power-series inverse of ``b``; ``b[0] = 1/D != 0``).
+      ``U^{-1}`` (the power-series inverse of ``b``; ``b[0] = 1/D != 0``). These tables are
+      horizon-major ``(j, m)`` and built up to the longest bucket used so far (:meth:`tables`).
+    * ``par (m, 35)``: the per-draw scalars of :class:`_Params`, gathered in one call.
     """
 
     def __init__(self, sol: NKSolution, r_ss: np.ndarray):
@@ -156,25 +170,41 @@ class _Chunk:
         self.r_ss = r_ss
         self.ib = -r_ss / 400.0
         m = r_ss.shape[0]
-        R = sol.rate_loadings()
-        C = np.empty((4, LOOKAHEAD, m))  # filled along h, stored as (4, m, LOOKAHEAD) below
-        for c in range(4):
-            C[c, 0] = R[c]
+        self.R = np.stack(sol.rate_loadings())
+        self.rho = np.stack(sol.rho)
+        # C[h] along h with its running extremes; the first KEEP horizons are kept
+        near = np.empty((KEEP, 4, m))
+        c = near[0]
+        c[:] = self.R
+        lo, hi = c.copy(), c.copy()
         for h in range(1, LOOKAHEAD):
-            prev0 = C[0, h - 1]
-            C[0, h] = prev0 * sol.p
-            for c in (1, 2, 3):
-                C[c, h] = prev0 * R[c] + C[c, h - 1] * sol.rho[c - 1]
-        self.C = _swap_last_axes(C)
-        self.Cmin = self.C.min(axis=2)  # (4, m)
-        self.Cmax = self.C.max(axis=2)
-        self.Cmin_far = self.C[:, :, NEAR:].min(axis=2)
-        self.Cmax_far = self.C[:, :, NEAR:].max(axis=2)
+            nxt = near[h] if h < KEEP else np.empty((4, m))
+            _loadings_step(c, nxt, self.R, sol.p, self.rho)
+            if h == NEAR:
+                lo_far, hi_far = nxt.copy(), nxt.copy()
+            elif h > NEAR:
+                np.minimum(lo_far, nxt, out=lo_far)
+                np.maximum(hi_far, nxt, out=hi_far)
+            np.minimum(lo, nxt, out=lo)
+            np.maximum(hi, nxt, out=hi)
+            c = nxt
+        self.Cn = np.ascontiguousarray(near.transpose(2, 0, 1))
+        self.par = np.concatenate([self.rho, np.stack(sol.sd), np.stack(sol.Fx), np.stack(sol.Fpi),
+                                   np.stack([sol.rho_i, sol.c_x, sol.c_pi, self.ib, sol.p]),
+                                   lo, hi, lo_far, hi_far]).T.copy()
+        self.L = 0
+        self.tables(KEEP)
 
+    def tables(self, s: int) -> None:
+        """Build ``theta``, ``b``, ``binv``, ``ppow`` up to at least ``s`` horizons."""
+        if s <= self.L:
+            return
+        L = max(s, 2 * self.L)
+        sol = self.sol
+        m = sol.p.shape[0]
         # One backward step of the rule with next-period rule F_i: g = Phi_g g' + Phi_d delta, from
         # dqx = g'x + g'pi/sigma, dqpi = kappa dqx + beta g'pi, dnum = c_x dqx + c_pi dqpi + delta,
         # dgx = (alpha/D) dnum + dqx, dgpi = (ci/D) dnum + dqpi (the nk step of the zlb docstring).
-        L = BUCKETS[-1]
         invs = 1.0 / sol.sigma
         alpha = sol.Fx[0] + (sol.Fpi[0] - 1.0) * invs
         ci = sol.beta * sol.Fpi[0] + sol.kappa * alpha
@@ -184,17 +214,16 @@ class _Chunk:
         n_p = sol.c_x * invs + sol.c_pi * (sol.kappa * invs + sol.beta)
         g11, g12 = ad * n_x + 1.0, ad * n_p + invs
         g21, g22 = cd * n_x + sol.kappa, cd * n_p + sol.kappa * invs + sol.beta
-        # recursions run along j on contiguous (L, m) rows, stored draw-major for gathering draws
         theta = np.empty((L, 2, m))
         theta[0, 0], theta[0, 1] = ad, cd
         for j in range(1, L):
             tx, tp = theta[j - 1, 0], theta[j - 1, 1]
             theta[j, 0] = g11 * tx + g12 * tp
             theta[j, 1] = g21 * tx + g22 * tp
+        self.theta = theta
         b = sol.c_x * theta[:, 0] + sol.c_pi * theta[:, 1]
         b[0] += 1.0
-        self.theta = np.ascontiguousarray(theta.transpose(2, 0, 1))  # (m, L, 2)
-        self.b = _swap_last_axes(b)
+        self.b = b
         # sum_j b[j] z^j = N(z) / det(I - z Phi_g) with N of degree 2, so the coefficients of its
         # inverse det(I - z Phi_g) / N(z) follow a three-term recursion.
         d1 = -(g11 + g22)
@@ -208,21 +237,57 @@ class _Chunk:
         binv[2] = (d2 - n1 * binv[1] - n2 * binv[0]) / n0
         for j in range(3, L):
             binv[j] = -(n1 * binv[j - 1] + n2 * binv[j - 2]) / n0
-        self.binv = _swap_last_axes(binv)
+        self.binv = binv
         ppow = np.empty((L, m))
         ppow[0] = 1.0
         for j in range(1, L):
             ppow[j] = ppow[j - 1] * sol.p
-        self.ppow = _swap_last_axes(ppow)
+        self.ppow = ppow
+        self.L = L
 
     def lower_bound(self, k: tuple[np.ndarray, ...], rows=slice(None), far: bool = False) -> np.ndarray:
         """A lower bound of ``min_h C[h] . k`` over the horizon (``far``: over ``h >= NEAR`` only),
         taking each state's term at its own worst horizon; ``rows`` selects the draws of ``k``."""
-        lo, hi = (self.Cmin_far, self.Cmax_far) if far else (self.Cmin, self.Cmax)
-        lb = np.minimum(k[0] * lo[0, rows], k[0] * hi[0, rows])
-        for c in range(1, 4):
-            lb = lb + np.minimum(k[c] * lo[c, rows], k[c] * hi[c, rows])
-        return lb
+        pr = _Params(self.par[rows])
+        return _lower_bound(np.stack(k), *((pr.lo_far, pr.hi_far) if far else (pr.lo, pr.hi)))
+
+
+def _loadings_step(c: np.ndarray, out: np.ndarray, R: np.ndarray, p: np.ndarray, rho: np.ndarray) -> None:
+    """``C[h]`` from ``C[h-1]`` (both ``(4, k)``): ``C_i[h] = p C_i[h-1]``, ``C_c[h] = R_c C_i[h-1] + rho_c C_c[h-1]``."""
+    np.multiply(c[0], p, out=out[0])
+    np.multiply(c[0], R[1:], out=out[1:])
+    out[1:] += c[1:] * rho
+
+
+def _lower_bound(K: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``sum_c min(K_c lo_c, K_c hi_c)``, summed in state order, for states ``K (4, k)``."""
+    t = np.minimum(K * lo, K * hi)
+    return ((t[0] + t[1]) + t[2]) + t[3]
+
+
+def _rates(ch: _Chunk, rows: np.ndarray, k, h0: int, h1: int) -> np.ndarray:
+    """Unconstrained rates ``(h1 - h0, len(rows))`` at horizons ``h0 .. h1 - 1`` from states ``k``
+    (four ``(len(rows),)`` arrays), horizon-major."""
+    if h1 <= KEEP:
+        C = ch.Cn[rows, h0:h1].transpose(2, 1, 0)
+    else:
+        C = np.empty((h1, 4, rows.size))
+        C[0] = ch.R[:, rows]
+        R, p, rho = C[0], ch.sol.p[rows], ch.rho[:, rows]
+        for h in range(1, h1):
+            _loadings_step(C[h - 1], C[h], R, p, rho)
+        C = C[h0:].transpose(1, 0, 2)
+    return C[0] * k[0] + C[1] * k[1] + C[2] * k[2] + C[3] * k[3]
+
+
+def _path_rates(ch: _Chunk, rows: np.ndarray, k, s: int) -> np.ndarray:
+    """Unconstrained rates ``(len(rows), s)`` over the first ``s`` horizons, C-contiguous."""
+    return np.ascontiguousarray(_rates(ch, rows, k, 0, s).T)
+
+
+def _gather(table: np.ndarray, rows: np.ndarray, s: int) -> np.ndarray:
+    """``(k, s)`` C-contiguous: the first ``s`` horizons of the draws ``rows`` of a horizon-major table ``(h, m)``."""
+    return table[:s].T[rows]
 
 
 _LAGS: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
@@ -246,44 +311,75 @@ def _tmul(T: np.ndarray, x: np.ndarray) -> np.ndarray:
     return (T * x[:, None, :]).sum(axis=2)
 
 
-def _path_rates(C: np.ndarray, k: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Unconstrained rates ``(m, H)`` from states ``k`` (four ``(m,)`` arrays); ``C`` is ``(4, m, H)``."""
-    return C[0] * k[0][:, None] + C[1] * k[1][:, None] + C[2] * k[2][:, None] + C[3] * k[3][:, None]
+class _Violations:
+    """Where unconstrained paths fall below the bound within ``LOOKAHEAD`` quarters (see
+    :func:`_violations`): ``hit``, the positions of the paths that do, and for each of them the
+    ``first`` and ``last`` violation and their ``count``; :meth:`dense` gives the full pattern."""
+
+    def __init__(self, hit, first, last, count, near, far_pos, far):
+        self.hit, self.first, self.last, self.count = hit, first, last, count
+        self._near, self._far_pos, self._far = near, far_pos, far
+
+    def dense(self, sel=slice(None)) -> np.ndarray:
+        """``(k, LOOKAHEAD)`` bool patterns of the hits ``sel``."""
+        idx = np.arange(self.hit.size)[sel]
+        V = np.zeros((idx.size, LOOKAHEAD), dtype=bool)
+        V[:, :NEAR] = self._near[:, idx].T
+        if self._far_pos.size:
+            pos = np.searchsorted(idx, self._far_pos)
+            inside = (pos < idx.size) & (idx[np.minimum(pos, idx.size - 1)] == self._far_pos)
+            V[pos[inside], NEAR:] = self._far[:, inside].T
+        return V
 
 
-def _violations(ch: _Chunk, rows: np.ndarray, k: tuple[np.ndarray, ...], first_rate=None) -> np.ndarray:
-    """``(len(rows), LOOKAHEAD)`` bool: where the unconstrained path from states ``k`` falls below the bound.
+def _violations(ch: _Chunk, rows: np.ndarray, k, first_rate=None, lb=None, pr: _Params | None = None):
+    """:class:`_Violations` of the unconstrained paths from states ``k`` of the draws ``rows``.
 
-    ``rows`` index the chunk's draws. ``first_rate`` replaces the path's period-0 rate (the nk
-    kernel's own value, so that a verified no-binding period is exactly the nk period). Exact
-    rates are computed only where a lower bound (each state's term at its own worst horizon)
-    cannot exclude a violation: first the next :data:`NEAR` quarters, and the rest of the
-    horizon only if the bound over the rest cannot exclude it either.
+    ``first_rate`` replaces the path's period-0 rate (the nk kernel's own value, so that a verified
+    no-binding period is exactly the nk period); ``lb``: :meth:`_Chunk.lower_bound` of ``k`` if
+    known; ``pr``: the draws' :class:`_Params` if gathered. Exact rates are computed only where a
+    lower bound (each state's term at its own worst horizon) cannot exclude a violation: first the
+    next :data:`NEAR` quarters, and the rest of the horizon only if the bound over the rest cannot
+    exclude it either.
     """
-    ib = ch.ib[rows]
-    out = np.zeros((rows.size, LOOKAHEAD), dtype=bool)
-    lb = ch.lower_bound(k, rows)
-    need = lb < ib
+    pr = _Params(ch.par[rows]) if pr is None else pr
+    K = np.stack(k)
+    ib = pr.ib
+    need = (_lower_bound(K, pr.lo, pr.hi) if lb is None else lb) < ib
     if first_rate is not None:
         need |= first_rate < ib
     w = np.flatnonzero(need)
-    if w.size:
-        rw = rows[w]
-        kw = tuple(kc[w] for kc in k)
-        near = _path_rates(ch.C[:, rw, :NEAR], kw)
-        if first_rate is not None:
-            near[:, 0] = first_rate[w]
-        out[w, :NEAR] = near < ib[w, None]
-        far = np.flatnonzero(ch.lower_bound(kw, rw, far=True) < ib[w])
-        if far.size:
-            out[w[far], NEAR:] = _path_rates(ch.C[:, rw[far], NEAR:], tuple(kc[far] for kc in kw)) < ib[w[far], None]
-    return out
-
-
-def _width(S: np.ndarray) -> int:
-    """One past the last column of the guesses ``S`` that holds a binding period (0 if none)."""
-    cols = np.flatnonzero(S.any(axis=0))
-    return int(cols[-1]) + 1 if cols.size else 0
+    none = np.zeros(0, dtype=np.intp)
+    if not w.size:
+        return _Violations(none, none, none, none, np.zeros((NEAR, 0), dtype=bool), none, None)
+    rw = rows[w]
+    Kw = K[:, w]
+    ibw = ib[w]
+    near = _rates(ch, rw, Kw, 0, NEAR)
+    if first_rate is not None:
+        near[0] = first_rate[w]
+    vn = near < ibw
+    anyn = vn.any(axis=0)
+    far = np.flatnonzero(_lower_bound(Kw, pr.lo_far[:, w], pr.hi_far[:, w]) < ibw)
+    vf = None
+    if far.size:
+        vf = _rates(ch, rw[far], Kw[:, far], NEAR, LOOKAHEAD) < ibw[far]
+        anyf = vf.any(axis=0)
+        far, vf = far[anyf], vf[:, anyf]
+    hit = anyn.copy()
+    hit[far] = True
+    h = np.flatnonzero(hit)
+    vn = vn[:, h]
+    first = np.argmax(vn, axis=0)
+    last = NEAR - 1 - np.argmax(vn[::-1], axis=0)
+    count = np.count_nonzero(vn, axis=0)
+    far_pos = np.searchsorted(h, far)
+    if far.size:
+        nf = ~anyn[far]
+        first[far_pos[nf]] = NEAR + np.argmax(vf[:, nf], axis=0)
+        last[far_pos] = LOOKAHEAD - 1 - np.argmax(vf[::-1], axis=0)
+        count[far_pos] += np.count_nonzero(vf, axis=0)
+    return _Violations(w[h], first, last, count, vn, far_pos, vf)
 
 
 def _solve_guess(ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[np.ndarray, ...],
@@ -294,20 +390,21 @@ def _solve_guess(ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: t
     regime-by-regime backward recursion (Holden 2016): the Taylor rule gets known shocks
     ``delta[h]`` on the guessed binding periods, chosen so that ``i[h] = ib`` there, i.e.
     ``(L U)_SS delta_S = ib - i_unc_S``; then ``i = i_unc + L U delta`` and ``shadow = i - delta``.
-    A guess that is one spell ``[s0, e]`` (all guesses seen in practice) is solved with the
-    triangular Toeplitz factors: ``(L U)_SS = L_22 U_22 + a w'`` with ``a[h] = p^(h - s0)`` and
-    ``w[d] = sum_{j < s0} p^(s0 - j) b[d - j]`` (the periods before the spell enter through the
-    single state ``i[s0 - 1]``), so ``delta`` follows from ``U_22^{-1} L_22^{-1}`` and Sherman-Morrison.
-    Other guesses use a dense solve. ``z0 = (x, pi, i)``: the unconstrained period-0 values.
+    A guess that is one spell ``[s0, e]`` is solved with the triangular Toeplitz factors:
+    ``(L U)_SS = L_22 U_22 + a w'`` with ``a[h] = p^(h - s0)`` and ``w[d] = sum_{j < s0} p^(s0 - j) b[d - j]``
+    (the periods before the spell enter through the single state ``i[s0 - 1]``), so ``delta``
+    follows from ``U_22^{-1} L_22^{-1}`` and Sherman-Morrison. Other guesses use a dense solve.
+    ``z0 = (x, pi, i)``: the unconstrained period-0 values.
     Returns ``(new_guess (k, s + LOOKAHEAD), x0, pi0, i0, shadow0)``.
     """
+    ch.tables(s)
     k = rows.size
     ib = ch.ib[rows][:, None]
-    i_unc = _path_rates(ch.C[:, rows, :s], k0)
+    i_unc = _path_rates(ch, rows, k0, s)
     i_unc[:, 0] = z0[2]
     p = ch.sol.p[rows][:, None]
-    Lm = _toeplitz(ch.ppow[rows, :s], s, upper=False)
-    Um = _toeplitz(ch.b[rows, :s], s, upper=True)
+    Lm = _toeplitz(_gather(ch.ppow, rows, s), s, upper=False)
+    Um = _toeplitz(_gather(ch.b, rows, s), s, upper=True)
     hh = np.arange(s)[None, :]
     first = np.argmax(S, axis=1)[:, None]
     last = (s - 1 - np.argmax(S[:, ::-1], axis=1))[:, None]
@@ -318,7 +415,7 @@ def _solve_guess(ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: t
     q = np.flatnonzero(one)
     if q.size:
         Sq = S[q]
-        Binv = _toeplitz(ch.binv[rows[q], :s], s, upper=True)
+        Binv = _toeplitz(_gather(ch.binv, rows[q], s), s, upper=True)
 
         def m_inv(y):  # (L_22 U_22)^{-1} y on the spell: L_22^{-1} is bidiagonal.
             w = y.copy()
@@ -330,7 +427,7 @@ def _solve_guess(ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: t
         before = hh < fq
         if before.any():
             # rank-one term of the periods before the spell
-            ppq = ch.ppow[rows[q]]
+            ppq = _gather(ch.ppow, rows[q], s)
             a = np.where(Sq, np.take_along_axis(ppq, np.clip(hh - fq, 0, s - 1), axis=1), 0.0)
             wts = np.where(before, np.take_along_axis(ppq, np.clip(fq - hh, 0, s - 1), axis=1), 0.0)  # p^(s0-j)
             w = np.where(Sq, (wts[:, :, None] * Um[q]).sum(axis=1), 0.0)
@@ -351,147 +448,68 @@ def _solve_guess(ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: t
     new[:, :s] = (S & (delta >= -BIND_TOL)) | (~S & (i < ib))
     # Unconstrained continuation from period s: state (i[s-1], rho^s s_0).
     k_s = (i[:, s - 1],) + tuple(k0[c + 1] * ch.sol.rho[c][rows] ** s for c in range(3))
-    new[:, s:] = _violations(ch, rows, k_s)
-    th = ch.theta[rows, :s]
-    x0 = z0[0] + (th[:, :, 0] * delta).sum(axis=1)
-    pi0 = z0[1] + (th[:, :, 1] * delta).sum(axis=1)
+    viol = _violations(ch, rows, k_s)
+    new[viol.hit, s:] = viol.dense()
+    x0, pi0 = _jump_corrections(ch, rows, z0, delta, s)
     return new, x0, pi0, i[:, 0], i[:, 0] - delta[:, 0]
+
+
+def _jump_corrections(ch: _Chunk, rows: np.ndarray, z0, delta: np.ndarray, s: int):
+    """Period-0 ``(x, pi)``: the unconstrained values plus the responses to the shocks ``delta (k, s)``."""
+    x0 = z0[0] + (_gather(ch.theta[:, 0], rows, s) * delta).sum(axis=1)
+    pi0 = z0[1] + (_gather(ch.theta[:, 1], rows, s) * delta).sum(axis=1)
+    return x0, pi0
+
+
+def _from_now_delta(ch: _Chunk, rows: np.ndarray, k0, shadow: np.ndarray, e: np.ndarray, s: int,
+                    ib: np.ndarray, p: np.ndarray):
+    """Shocks ``delta (k, s)`` holding the rate at the bound on the spells ``[0, e]`` (``e < s``) and
+    the spell mask ``on``: ``L U delta = ib - i_unc`` there and ``L^{-1}`` is bidiagonal, so
+    ``delta = U^{-1} L^{-1} r`` (``U^{-1}`` triangular Toeplitz, coefficients ``binv``)."""
+    ch.tables(s)
+    on = np.arange(s)[None, :] <= e[:, None]
+    i_unc = _path_rates(ch, rows, k0, s)
+    i_unc[:, 0] = shadow
+    r = np.where(on, ib[:, None] - i_unc, 0.0)
+    w = r.copy()
+    w[:, 1:] -= p[:, None] * r[:, :-1]
+    delta = np.where(on, _tmul(_toeplitz(_gather(ch.binv, rows, s), s, upper=True), np.where(on, w, 0.0)), 0.0)
+    if not np.isfinite(delta).all():
+        raise FloatingPointError
+    return on, delta
+
+
+def _spell_end_state(ch: _Chunk, rows: np.ndarray, k0, e: np.ndarray):
+    """The state after the spells ``[0, e]``: ``(ib, rho^(e+1) s_0)``."""
+    return (ch.ib[rows],) + tuple(k0[c + 1] * ch.sol.rho[c][rows] ** (e + 1) for c in range(3))
 
 
 def _solve_from_now(ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[np.ndarray, ...],
                     e: np.ndarray, s: int):
     """Guesses that are one spell ``[0, e]`` (``e < s``): the common case, solved without dense algebra.
 
-    On the spell ``i = ib``, so ``L U delta = ib - i_unc`` there and ``L^{-1}`` is bidiagonal:
-    ``delta = U^{-1} L^{-1} r`` (``U^{-1}`` is triangular Toeplitz, coefficients ``binv``). After ``e``
-    the path is the unconstrained one from the state ``(ib, rho^(e+1) s_0)``.
-    Returns ``(new_guess (k, s + LOOKAHEAD), x0, pi0, shadow0)``.
+    ``delta`` from :func:`_from_now_delta`; after ``e`` the path is the unconstrained one from the
+    state ``(ib, rho^(e+1) s_0)``. Returns ``(new_guess (k, s + LOOKAHEAD), x0, pi0, shadow0)``
+    (:func:`simulate_occbin` takes the same steps, keeping the guess compact).
     """
-    k = rows.size
     ib = ch.ib[rows]
-    hh = np.arange(s)[None, :]
-    on = hh <= e[:, None]
-    i_unc = _path_rates(ch.C[:, rows, :s], k0)
-    i_unc[:, 0] = z0[2]
-    r = np.where(on, ib[:, None] - i_unc, 0.0)
-    w = r.copy()
-    w[:, 1:] -= ch.sol.p[rows][:, None] * r[:, :-1]
-    delta = np.where(on, _tmul(_toeplitz(ch.binv[rows, :s], s, upper=True), np.where(on, w, 0.0)), 0.0)
-    if not np.isfinite(delta).all():
-        raise FloatingPointError
-    new = np.zeros((k, s + LOOKAHEAD), dtype=bool)
+    on, delta = _from_now_delta(ch, rows, k0, z0[2], e, s, ib, ch.sol.p[rows])
+    new = np.zeros((rows.size, s + LOOKAHEAD), dtype=bool)
     new[:, :s] = on & (delta >= -BIND_TOL)
-    k_e = (ib,) + tuple(k0[c + 1] * ch.sol.rho[c][rows] ** (e + 1) for c in range(3))
-    viol = _violations(ch, rows, k_e)
-    vr = np.flatnonzero(viol.any(axis=1))  # usually none: the path after a spell rarely dips again
-    if vr.size:
-        new[vr[:, None], e[vr, None] + 1 + np.arange(LOOKAHEAD)[None, :]] = viol[vr]
-    th = ch.theta[rows, :s]
-    x0 = z0[0] + (th[:, :, 0] * delta).sum(axis=1)
-    pi0 = z0[1] + (th[:, :, 1] * delta).sum(axis=1)
+    viol = _violations(ch, rows, _spell_end_state(ch, rows, k0, e))
+    if viol.hit.size:
+        new[viol.hit[:, None], e[viol.hit, None] + 1 + np.arange(LOOKAHEAD)[None, :]] = viol.dense()
+    x0, pi0 = _jump_corrections(ch, rows, z0, delta, s)
     return new, x0, pi0, ib - delta[:, 0]
 
 
-def _occbin(ch: _Chunk, idx: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[np.ndarray, ...],
-            S: np.ndarray, t: int, labels: np.ndarray):
-    """Guess and verify for the draws ``idx`` of the chunk at period ``t``.
-
-    ``k0 = (i[t-1], v, rn, u)``: their state; ``z0 = (x, pi, i)``: the nk kernel's period-``t``
-    values; ``S (len(idx), MAX_BINDING_HORIZON)``: initial guesses (last period's verified binding
-    periods, shifted by one, as in the original OccBin code); ``labels``: the batch index of each
-    draw of the chunk, for error messages. Returns ``(bind_any, x, pi, i, shadow, binding_now,
-    S_verified)``; where ``bind_any`` is False the verified guess is "no binding period" and the
-    nk values stand. Each round first checks the "no binding" guesses and immediately solves
-    the guess they lead to, then solves every other guess; a draw stops when its guess repeats.
-    """
-    m = idx.shape[0]
-    G = S.shape[1]
-    S = S.copy()
-    active = np.ones(m, dtype=bool)
-    bind_any = np.zeros(m, dtype=bool)
-    out = [np.zeros(m) for _ in range(4)] + [np.zeros(m, dtype=bool)]
-    cols = np.arange(G)[None, :]
-
-    def where_draw(j):
-        return f"draw {int(labels[idx[j]])} (r_ss={ch.r_ss[idx[j]]:.6g})"
-
-    def fail(a_rows, what):
-        raise WorldError(f"world 'zlb': OccBin at t={t}: {what} (one of draws "
-                         f"{[int(labels[i]) for i in idx[a_rows][:5]]})")
-
-    def fit(new, a_rows):
-        # Guesses live on h < MAX_BINDING_HORIZON; a binding period beyond it is a loud failure.
-        if new.shape[1] > G and new[:, G:].any():
-            j = a_rows[int(np.flatnonzero(new[:, G:].any(axis=1))[0])]
-            raise WorldError(f"world 'zlb': OccBin at t={t}, {where_draw(j)}: the bound would bind "
-                             f"{G} or more quarters ahead (MAX_BINDING_HORIZON={G})")
-        return new[:, :G]
-
-    for _ in range(MAX_GUESSES):
-        a = np.flatnonzero(active)
-        if a.size == 0:
-            return (bind_any,) + tuple(out) + (S,)
-        Sa = S[a]
-        done = np.zeros(a.size, dtype=bool)
-        # Guess "no binding period": the nk path. Verified if it never violates the bound;
-        # otherwise its violations are the next guess, solved in this same round.
-        z = np.flatnonzero(~Sa.any(axis=1))
-        if z.size:
-            az = a[z]
-            viol = _violations(ch, idx[az], tuple(kc[az] for kc in k0), z0[2][az])
-            done[z] = ~viol.any(axis=1)
-            Sa[z] = 0
-            Sa[z, :min(G, LOOKAHEAD)] = fit(viol, az)
-        newS = Sa.copy()
-        res = np.zeros((4, a.size))
-        # guesses are short: the row-wise scans run over the columns that hold any binding period
-        w = _width(Sa)
-        Sw = Sa[:, :w]
-        any_b = Sw.any(axis=1)
-        if w:
-            last = np.where(any_b, w - 1 - np.argmax(Sw[:, ::-1], axis=1), -1)
-            from_now = any_b & Sw[:, 0] & (Sw == (cols[:, :w] <= last[:, None])).all(axis=1)
-        else:
-            last, from_now = np.full(a.size, -1), any_b
-        lo = -1
-        for s in BUCKETS:
-            in_b = any_b & (last > lo) & (last < s)
-            lo = s - 1
-            q = np.flatnonzero(in_b & from_now)
-            if q.size:
-                aq = a[q]
-                try:
-                    new, x0, p0, sh0 = _solve_from_now(ch, idx[aq], tuple(kc[aq] for kc in k0),
-                                                       tuple(zc[aq] for zc in z0), last[q], s)
-                except FloatingPointError:
-                    fail(aq, "non-finite path for a guessed binding spell")
-                newS[q] = fit(new, aq)
-                res[:, q] = x0, p0, ch.ib[idx[aq]], sh0
-            q = np.flatnonzero(in_b & ~from_now)
-            if q.size:
-                aq = a[q]
-                try:
-                    new, x0, p0, i0, sh0 = _solve_guess(ch, idx[aq], tuple(kc[aq] for kc in k0),
-                                                        tuple(zc[aq] for zc in z0), Sa[q, :s], s)
-                except (np.linalg.LinAlgError, FloatingPointError):
-                    fail(aq, "singular or non-finite path for a guess of binding periods")
-                newS[q] = fit(new, aq)
-                res[:, q] = x0, p0, i0, sh0
-        wd = max(w, _width(newS))
-        done |= any_b & (newS[:, :wd] == Sa[:, :wd]).all(axis=1)
-        if done.any():
-            nb = done & any_b
-            dn = a[nb]
-            bind_any[dn] = True
-            for c in range(4):
-                out[c][dn] = res[c, nb]
-            out[4][dn] = Sa[nb, 0]
-            S[a[done]] = Sa[done]
-            active[a[done]] = False
-        S[a[~done]] = newS[~done]
-    a = np.flatnonzero(active)
-    raise WorldError(f"world 'zlb': OccBin at t={t}: {a.size} draw(s) not verified after MAX_GUESSES="
-                     f"{MAX_GUESSES} rounds of guesses (first: {where_draw(a[0])})")
+def _compact(S: np.ndarray):
+    """``(first, last, count)`` of the binding periods of the guesses ``S (k, W)`` (-1, -1, 0 if none)."""
+    W = S.shape[1]
+    anyb = S.any(axis=1)
+    first = np.where(anyb, np.argmax(S, axis=1), -1)
+    last = np.where(anyb, W - 1 - np.argmax(S[:, ::-1], axis=1), -1)
+    return first, last, np.count_nonzero(S, axis=1)
 
 
 def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: np.ndarray | None = None,
@@ -500,58 +518,217 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
 
     ``labels``: the batch index of each draw (for error messages only); ``chunk``: the draws'
     precomputed constants, if already built.
+
+    Each draw runs on its own clock: every pass of the loop takes one step for each draw not yet
+    done, either the nk step of its next period (and, if that period is a candidate, its first
+    round of guess and verify) or one more round of guess and verify of its current period. A
+    draw that needs many rounds does not hold up the others, and there are about as many passes
+    as the largest per-draw count of periods plus extra rounds.
+
+    A draw's guess is kept as its first and last binding period and their count; only a guess
+    that is not one contiguous spell (rare) also keeps its dense row.
     """
     m, T, _ = eps.shape
     ch = _Chunk(sol, r_ss) if chunk is None else chunk
-    W = MAX_BINDING_HORIZON
+    G = MAX_BINDING_HORIZON
+    max_rounds = MAX_GUESSES
     labels = np.arange(m) if labels is None else labels
-    traj = np.empty((m, T, 3))
-    shadow = np.empty((m, T))
-    binding = np.zeros((m, T), dtype=bool)
-    # verified binding periods of the previous period, shifted by one: kept only for the draws where
-    # that is not empty (rows ``g_rows``, ascending), so the per-period cost follows the binding draws
-    g_rows = np.empty(0, dtype=np.intp)
-    g_vals = np.zeros((0, W), dtype=bool)
-    il = np.zeros(m)
-    v = np.zeros(m)
-    rn = np.zeros(m)
-    u = np.zeros(m)
-    for t in range(T):
-        e = eps[:, t, :]
-        v, rn, u = exog_step(sol, v, rn, u, e[:, 0], e[:, 1], e[:, 2])
-        x, pi = jumps(sol, il, v, rn, u)
-        sh = taylor(sol, il, x, pi, v)
-        i = sh
-        carry = np.zeros(m, dtype=bool)
-        carry[g_rows] = True
-        cand = np.flatnonzero(carry | (sh < ch.ib) | (ch.lower_bound((il, v, rn, u)) < ch.ib))
-        bind = None
-        if cand.size:
-            S0 = np.zeros((cand.size, W), dtype=bool)
-            S0[np.searchsorted(cand, g_rows)] = g_vals
-            res = _occbin(ch, cand, (il[cand], v[cand], rn[cand], u[cand]), (x[cand], pi[cand], sh[cand]),
-                          S0, t, labels)
-            ok = res[0]
-            sel = cand[ok]
-            if sel.size:
-                x, pi, i, sh = x.copy(), pi.copy(), i.copy(), sh.copy()
-                x[sel], pi[sel], i[sel], sh[sel] = res[1][ok], res[2][ok], res[3][ok], res[4][ok]
-                bind = sel[res[5][ok]]
-                binding[bind, t] = True
-            shifted = res[6][:, 1:]
-            keep = shifted.any(axis=1)
-            g_rows = cand[keep]
-            g_vals = np.zeros((g_rows.size, W), dtype=bool)
-            g_vals[:, :-1] = shifted[keep]
-        else:
-            g_rows, g_vals = g_rows[:0], g_vals[:0]
-        il = i
-        o = traj[:, t, :]
-        nk.canonical(x, pi, i, o.T)
-        if bind is not None:
-            o[bind, 2] = -r_ss[bind]
-        np.multiply(sh, nk.SCALE[2], out=shadow[:, t])
-    return traj, shadow, binding
+    traj = np.empty((m * T, 3))
+    shadow = np.empty(m * T)
+    binding = np.zeros(m * T, dtype=bool)
+    eps = eps.reshape(m * T, 3)
+    t = np.zeros(m, dtype=np.intp)
+    st = np.zeros((m, 8))  # per draw: i[t-1], v, rn, u of period t; nk x, pi, rate and lower bound
+    # the current guess (during guess and verify) or the carried one (between periods)
+    first = np.full(m, -1, dtype=np.intp)
+    last = np.full(m, -1, dtype=np.intp)
+    count = np.zeros(m, dtype=np.intp)
+    dense = np.zeros((m, G), dtype=bool)  # rows of the guesses that are not one spell
+    rounds = np.zeros(m, dtype=np.intp)
+    occ = np.zeros(m, dtype=bool)
+    buckets = np.asarray(BUCKETS)
+
+    def emit(rows, x, pi, i, sh, bind):
+        flat = rows * T + t[rows]
+        o = np.empty((rows.size, 3))
+        np.multiply(x, nk.SCALE[0], out=o[:, 0])
+        np.multiply(pi, nk.SCALE[1], out=o[:, 1])
+        np.multiply(i, nk.SCALE[2], out=o[:, 2])
+        if bind is True:
+            o[:, 2] = -r_ss[rows]
+            binding[flat] = True
+        elif bind is not False:
+            o[bind, 2] = -r_ss[rows[bind]]
+            binding[flat] = bind
+        traj[flat] = o
+        shadow[flat] = sh * nk.SCALE[2]
+        st[rows, _IL] = i
+        t[rows] += 1
+
+    def where_draw(j):
+        return f"draw {int(labels[j])} (r_ss={ch.r_ss[j]:.6g})"
+
+    def fail(rows, what):
+        raise WorldError(f"world 'zlb': OccBin at t={int(t[rows[0]])}: {what} (one of draws "
+                         f"{[int(labels[i]) for i in rows[:5]]})")
+
+    def beyond(rows, bad):
+        # Guesses live on h < MAX_BINDING_HORIZON; a binding period beyond it is a loud failure.
+        if bad.any():
+            j = rows[int(np.flatnonzero(bad)[0])]
+            raise WorldError(f"world 'zlb': OccBin at t={int(t[j])}, {where_draw(j)}: the bound would bind "
+                             f"{G} or more quarters ahead (MAX_BINDING_HORIZON={G})")
+
+    def set_guess(rows, f, l, n, S=None):
+        first[rows], last[rows], count[rows] = f, l, n
+        sc = np.flatnonzero((n > 0) & (n != l - f + 1))
+        if sc.size:
+            dense[rows[sc]] = S(sc) if callable(S) else S[sc]
+
+    def carry(rows):
+        # the verified guess shifted by one quarter becomes next period's initial guess
+        f, l, n = first[rows], last[rows], count[rows]
+        sc = (n > 0) & (n != l - f + 1)
+        first[rows] = np.where(l > 0, np.maximum(f - 1, 0), -1)
+        last[rows] = np.where(l > 0, l - 1, -1)
+        count[rows] = np.where(l > 0, np.where(f > 0, n, n - 1), 0)
+        if sc.any():
+            rs = rows[sc]
+            S = np.zeros((rs.size, G), dtype=bool)
+            S[:, :-1] = dense[rs, 1:]
+            set_guess(rs, *_compact(S), S)
+
+    while True:
+        F = np.flatnonzero(~occ & (t < T))
+        if F.size:
+            pr = _Params(ch.par[F])
+            S0 = st[F]
+            e = eps[F * T + t[F]]
+            vF, rnF, uF = exog_step(pr, S0[:, _V], S0[:, _RN], S0[:, _U], e[:, 0], e[:, 1], e[:, 2])
+            ilF = S0[:, _IL]
+            x, pi = jumps(pr, ilF, vF, rnF, uF)
+            sh = taylor(pr, ilF, x, pi, vF)
+            K = np.stack((ilF, vF, rnF, uF))
+            lb = _lower_bound(K, pr.lo, pr.hi)
+            cand = (first[F] >= 0) | (sh < pr.ib) | (lb < pr.ib)
+            S0 = np.stack((ilF, vF, rnF, uF, x, pi, sh, lb), axis=1)
+            st[F] = S0
+            q = np.flatnonzero(cand)
+            if q.size:
+                occ[F[q]] = True
+                rounds[F[q]] = 0
+            q = np.flatnonzero(~cand)
+            if q.size:
+                emit(F[q], x[q], pi[q], sh[q], sh[q], False)
+        A = np.flatnonzero(occ)
+        if not A.size:
+            if not F.size:
+                return traj.reshape(m, T, 3), shadow.reshape(m, T), binding.reshape(m, T)
+            continue
+        rounds[A] += 1
+        over = rounds[A] > max_rounds
+        if over.any():
+            j = A[over]
+            raise WorldError(f"world 'zlb': OccBin at t={int(t[j[0]])}: {j.size} draw(s) not verified after "
+                             f"MAX_GUESSES={max_rounds} rounds of guesses (first: {where_draw(j[0])})")
+        done = []
+        # Guess "no binding period": the nk path. Verified if it never violates the bound;
+        # otherwise its violations are the next guess, solved in this same round.
+        z = A[first[A] < 0]
+        if z.size:
+            Z = st[z]
+            viol = _violations(ch, z, (Z[:, _IL], Z[:, _V], Z[:, _RN], Z[:, _U]), first_rate=Z[:, _ZSH],
+                               lb=Z[:, _ZLB])
+            ok = np.ones(z.size, dtype=bool)
+            ok[viol.hit] = False
+            q = np.flatnonzero(ok)
+            if q.size:
+                emit(z[q], Z[q, _ZX], Z[q, _ZPI], Z[q, _ZSH], Z[q, _ZSH], False)
+                done.append(z[q])
+            if viol.hit.size:
+                zh = z[viol.hit]
+                beyond(zh, viol.last >= G)
+                set_guess(zh, viol.first, viol.last, viol.count, lambda sc: viol.dense(sc)[:, :G])
+        b = A[first[A] >= 0]
+        from_now = (first[b] == 0) & (count[b] == last[b] + 1)
+        size = buckets[np.searchsorted(buckets, last[b], side="right")]
+        for s in np.unique(size):
+            s = int(s)
+            sel = size == s
+            q = b[sel & from_now]
+            if q.size:
+                Z = st[q]
+                pr = _Params(ch.par[q])
+                k0 = (Z[:, _IL], Z[:, _V], Z[:, _RN], Z[:, _U])
+                e = last[q]
+                try:
+                    on, delta = _from_now_delta(ch, q, k0, Z[:, _ZSH], e, s, pr.ib, pr.p)
+                except FloatingPointError:
+                    fail(q, "non-finite path for a guessed binding spell")
+                keep = on & (delta >= -BIND_TOL)
+                kept = np.count_nonzero(keep, axis=1)
+                viol = _violations(ch, q, _spell_end_state(ch, q, k0, e))
+                vh = viol.hit
+                beyond(q[vh], e[vh] + 1 + viol.last >= G)
+                ok = kept == e + 1
+                ok[vh] = False
+                qo = np.flatnonzero(ok)
+                if qo.size:
+                    x0, pi0 = _jump_corrections(ch, q[qo], (Z[qo, _ZX], Z[qo, _ZPI]), delta[qo], s)
+                    ibo = pr.ib[qo]
+                    emit(q[qo], x0, pi0, ibo, ibo - delta[qo, 0], True)
+                    done.append(q[qo])
+                if qo.size < q.size:
+                    # next guess: the kept spell periods and the continuation's violations after e
+                    f = np.where(kept > 0, np.argmax(keep, axis=1), -1)
+                    l = np.where(kept > 0, s - 1 - np.argmax(keep[:, ::-1], axis=1), -1)
+                    n = kept.copy()
+                    vf = e[vh] + 1 + viol.first
+                    f[vh] = np.where(kept[vh] > 0, f[vh], vf)
+                    l[vh] = e[vh] + 1 + viol.last
+                    n[vh] += viol.count
+                    bad = np.flatnonzero(~ok)
+
+                    def rows_of(sc, bad=bad, keep=keep, vh=vh, viol=viol, e=e, s=s):
+                        j = bad[sc]
+                        S = np.zeros((j.size, s + LOOKAHEAD), dtype=bool)
+                        S[:, :s] = keep[j]
+                        pos = np.searchsorted(vh, j)
+                        hv = pos < vh.size
+                        hv[hv] = vh[pos[hv]] == j[hv]
+                        if hv.any():
+                            S[np.flatnonzero(hv)[:, None], e[j[hv], None] + 1 + np.arange(LOOKAHEAD)] = \
+                                viol.dense(pos[hv])
+                        return S[:, :G]
+
+                    set_guess(q[bad], f[bad], l[bad], n[bad], rows_of)
+            q = b[sel & ~from_now]
+            if q.size:
+                S = np.zeros((q.size, max(G, s)), dtype=bool)
+                sq = count[q] != last[q] - first[q] + 1
+                S[sq, :G] = dense[q[sq]]
+                hh = np.arange(S.shape[1])[None, :]
+                S[~sq] = (hh >= first[q[~sq], None]) & (hh <= last[q[~sq], None])
+                Z = st[q]
+                try:
+                    new, x0, pi0, i0, sh0 = _solve_guess(ch, q, (Z[:, _IL], Z[:, _V], Z[:, _RN], Z[:, _U]),
+                                                         (Z[:, _ZX], Z[:, _ZPI], Z[:, _ZSH]), S[:, :s], s)
+                except (np.linalg.LinAlgError, FloatingPointError):
+                    fail(q, "singular or non-finite path for a guess of binding periods")
+                beyond(q, new[:, G:].any(axis=1))
+                newS = new[:, :G]
+                ok = (newS == S[:, :G]).all(axis=1)
+                qo = np.flatnonzero(ok)
+                if qo.size:
+                    emit(q[qo], x0[qo], pi0[qo], i0[qo], sh0[qo], S[qo, 0])
+                    done.append(q[qo])
+                if qo.size < q.size:
+                    bad = np.flatnonzero(~ok)
+                    set_guess(q[bad], *_compact(newS[bad]), newS[bad])
+        if done:
+            done = np.concatenate(done)
+            occ[done] = False
+            carry(done)
 
 
 # per-draw constants of the last chunk (about 75 MB for 4096 draws), shared by simulate and irfs
