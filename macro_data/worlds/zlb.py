@@ -41,10 +41,28 @@ Limits, failing loudly (:class:`WorldError`) rather than silently: at most :data
 rounds of guesses per period, binding periods only at ``h <`` :data:`MAX_BINDING_HORIZON`, and
 singular or non-finite paths raise.
 
-Everything is vectorized across draws: per period, all draws take the nk step, the draws whose
-bound check fails (or that carry a binding guess) go through guess-and-verify together, grouped
-by the length of their guess (:data:`BUCKETS`); each draw stops as soon as its own guess is
-verified, so its numbers never depend on the other draws in the batch.
+Everything is vectorized across draws, and each draw's numbers are computed by the same
+element-wise arithmetic whatever batch it is in (:func:`simulate_occbin`):
+
+* Each draw runs on its own clock. Every pass of the loop takes one step for each draw not yet
+  done: the nk step of its next period (on whole arrays while most draws take one), and, for
+  the draws whose bound check fails or that carry a binding guess, one round of guess and
+  verify. A draw needing many rounds holds up no other draw, so the number of passes is about
+  the largest per-draw count of periods plus extra rounds, not the sum over periods of the
+  largest round count.
+* A guess is kept as its first and last binding period and their count (one spell; a scattered
+  guess also keeps its dense row). One-spell guesses are solved per bucket (:data:`BUCKETS`),
+  buckets of 8 periods or more in groups on the longest bucket of the group: their sums then
+  run over zero terms beyond the bucket, which leaves numpy's sums of 8 or more terms unchanged
+  (8-way pairwise blocks; ``test_zlb`` checks this property). The continuations of all guesses
+  solved in a pass and the nk paths of the "no binding period" guesses are checked in one call;
+  the latter's violations are solved in the next pass, as the same round.
+* Exact path rates are computed where a lower bound (each state's term at its own worst
+  horizon) cannot exclude a violation: over the first :data:`EXACT` quarters, the next ones up
+  to :data:`NEAR` only where that bound minus a margin for rounding (:data:`MARGIN`) is below
+  ``ib``, the rest of :data:`LOOKAHEAD` only where the bound over it is. A bound is only ever
+  used to skip rates that could not be below ``ib`` as computed, so the checks equal the
+  exact ones.
 
 Validity (a documented choice the spec leaves open): the spec requires a unique stable (bounded)
 solution. At a fixed rate the model's backward dynamics are explosive (growth factor per quarter
@@ -92,9 +110,11 @@ MAX_BINDING_HORIZON = 256  # binding periods may be guessed only at h < this (= 
 MAX_GUESSES = 50           # guess-and-verify iterations per period
 BIND_TOL = 1e-12           # a binding period stays binding while shadow <= ib + BIND_TOL (quarterly units)
 NEAR = 24                  # quarters checked exactly first when a path might violate the bound (speed only)
+ZLB_CHUNK = 4096           # max draws per chunk (speed only; every per-draw computation is element-wise)
+# Speed only: a group of fewer than DEFER_ROWS guesses of anticipated spells waits a pass unless one
+# of its draws is within DEFER_LAG periods of the slowest draw (few calls, no longer critical path).
 DEFER_ROWS = 32
 DEFER_LAG = 8
-ZLB_CHUNK = 4096           # max draws per chunk (speed only; every per-draw computation is element-wise)
 
 # ---------------------------------------------------------------------------------------------
 # Split constants, calibrated on the valid prior (the uniform box cut by the validity rule):
@@ -127,41 +147,40 @@ _R_SS = len(nk.NK_PARAMETERS)
 
 
 BUCKETS = (4, 8, 16, 32, 64, 128, 256)  # path lengths on which guesses are solved (see _solve_guess)
-FN_CLASSES = (4, 16, 32)  # longest bucket of each group of spells starting now (speed only)
 assert MAX_BINDING_HORIZON <= BUCKETS[-1] <= LOOKAHEAD
-KEEP = 32  # horizons of the rate loadings stored per draw (the rest, rarely needed, are recomputed)
-EXACT = 4  # horizons always checked exactly; h in [EXACT, NEAR) only where a bound cannot exclude a violation
-# Relative margin of that bound: a computed rate and the computed bound each differ from their exact
-# values by at most 4.5e-16 x sum_c |k_c| max_h |C_c[h]| (four products, three sums), far below this.
+FN_CLASSES = (4, 16, 32)   # longest bucket of each group of spells starting now (speed only)
+KEEP = 32                  # horizons of the rate loadings stored per draw (later ones are recomputed)
+EXACT = 4                  # horizons whose rates are computed whenever a path might violate the bound
+# Relative margin of the bound over [EXACT, NEAR): a computed rate and the computed bound each differ
+# from their exact values by at most 4.5e-16 x sum_c |k_c| max_h |C_c[h]| (four products, three sums).
 MARGIN = 1e-12
 
-# columns of _Chunk.par (per-draw scalars) and of the per-draw state of simulate_occbin
+# columns of _Chunk.par (per-draw scalars)
 _RHO, _SD, _FX, _FPI, _RHO_I, _C_X, _C_PI, _IB, _P, _LO, _HI, _LO_FAR, _HI_FAR, _LO_MID, _HI_MID, _ABS_MID = \
     0, 3, 6, 10, 14, 15, 16, 17, 18, 19, 23, 27, 31, 35, 39, 43
-_IL, _V, _RN, _U, _ZX, _ZPI, _ZSH, _ZLB = range(8)
 
 
 class _Params:
     """Per-draw scalars of some draws, from one row gather of :attr:`_Chunk.par`: the attributes
-    the nk kernels read (``rho``, ``sd``, ``Fx``, ``Fpi``, ``rho_i``, ``c_x``, ``c_pi``), ``ib``, ``p``
-    and the extremes of the rate loadings (``(4, k)``; ``_far``: over ``h >= NEAR``)."""
+    the nk kernels read (``rho``, ``sd``, ``Fx``, ``Fpi``, ``rho_i``, ``c_x``, ``c_pi``), ``ib`` and
+    the extremes of the rate loadings over the horizon (``lo``, ``hi``, ``(4, k)``)."""
 
     def __init__(self, P: np.ndarray):
         c = P.T
         self.rho, self.sd = tuple(c[_RHO:_RHO + 3]), tuple(c[_SD:_SD + 3])
         self.Fx, self.Fpi = tuple(c[_FX:_FX + 4]), tuple(c[_FPI:_FPI + 4])
-        self.rho_i, self.c_x, self.c_pi, self.ib, self.p = c[_RHO_I], c[_C_X], c[_C_PI], c[_IB], c[_P]
-        self.lo, self.hi, self.lo_far, self.hi_far = c[_LO:_LO + 4], c[_HI:_HI + 4], c[_LO_FAR:_LO_FAR + 4], c[_HI_FAR:_HI_FAR + 4]
-        self.lo_mid, self.hi_mid, self.abs_mid = c[_LO_MID:_LO_MID + 4], c[_HI_MID:_HI_MID + 4], c[_ABS_MID:]
+        self.rho_i, self.c_x, self.c_pi, self.ib = c[_RHO_I], c[_C_X], c[_C_PI], c[_IB]
+        self.lo, self.hi = c[_LO:_LO + 4], c[_HI:_HI + 4]
 
 
 class _Chunk:
     """Per-draw constants of one chunk of draws.
 
     * ``C[h] = R P^h``: the unconstrained rate ``h`` quarters ahead per unit of each state of
-      ``k = (i[t-1], v, rn, u)``. Its extremes over ``h < LOOKAHEAD`` (``_far``: ``h >= NEAR``) are
-      in ``par``; the first :data:`KEEP` horizons are stored draw-major, ``Cn (m, KEEP, 4)``, and
-      later ones recomputed by the same recursion for the few draws that need them.
+      ``k = (i[t-1], v, rn, u)``. Its extremes over ``h < LOOKAHEAD``, over ``EXACT <= h < NEAR``
+      (``_mid``) and over ``h >= NEAR`` (``_far``) are in ``par``; the first :data:`KEEP` horizons
+      are stored draw-major, ``Cn (m, KEEP, 4)``, and later ones recomputed by the same recursion
+      for the few draws that need them.
     * Anticipated policy shocks: adding known shocks ``delta[d]`` to the Taylor rule moves the
       jumps by ``(dx, dpi)[h] = F_i di[h-1] + sum_{d >= h} Theta[d - h] delta[d]`` with
       ``Theta[j] = Phi_g^j Phi_d``, and the rate by ``di[h] = p di[h-1] + sum_{d >= h} b[d - h] delta[d]``,
@@ -169,8 +188,9 @@ class _Chunk:
       ``di = L U delta`` with ``L[h, j] = p^(h-j)`` (lower-triangular Toeplitz) and
       ``U[j, d] = b[d-j]`` (upper-triangular Toeplitz); ``binv`` holds the coefficients of
       ``U^{-1}`` (the power-series inverse of ``b``; ``b[0] = 1/D != 0``). These tables are
-      horizon-major ``(j, m)`` and built up to the longest bucket used so far (:meth:`tables`).
-    * ``par (m, 35)``: the per-draw scalars of :class:`_Params`, gathered in one call.
+      stored draw-major ``(m, j)`` and built up to the longest bucket used so far (:meth:`tables`).
+    * ``par (m, 47)``: per-draw scalars (the nk coefficients, ``ib``, ``p`` and the extremes of
+      ``C``), gathered for a group of draws in one call.
     """
 
     def __init__(self, sol: NKSolution, r_ss: np.ndarray):
@@ -254,11 +274,6 @@ class _Chunk:
             np.ascontiguousarray(a.T) for a in (theta[:, 0], theta[:, 1], b, binv, ppow))
         self.L = L
 
-    def lower_bound(self, k: tuple[np.ndarray, ...], rows=slice(None), far: bool = False) -> np.ndarray:
-        """A lower bound of ``min_h C[h] . k`` over the horizon (``far``: over ``h >= NEAR`` only),
-        taking each state's term at its own worst horizon; ``rows`` selects the draws of ``k``."""
-        pr = _Params(self.par[rows])
-        return _lower_bound(np.stack(k), *((pr.lo_far, pr.hi_far) if far else (pr.lo, pr.hi)))
 
 
 def _loadings_step(c: np.ndarray, out: np.ndarray, R: np.ndarray, p: np.ndarray, rho: np.ndarray) -> None:
@@ -269,7 +284,8 @@ def _loadings_step(c: np.ndarray, out: np.ndarray, R: np.ndarray, p: np.ndarray,
 
 
 def _lower_bound(K: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """``sum_c min(K_c lo_c, K_c hi_c)``, summed in state order, for states ``K (4, k)``."""
+    """A lower bound of ``min_h C[h] . K`` for states ``K (4, k)`` and the extremes ``lo``, ``hi`` of
+    ``C`` over a range of horizons: each state's term at its own worst horizon, summed in state order."""
     t = np.minimum(K * lo, K * hi)
     return ((t[0] + t[1]) + t[2]) + t[3]
 
@@ -351,10 +367,10 @@ def _violations(ch: _Chunk, rows: np.ndarray, k, first_rate=None):
     first the next :data:`NEAR` quarters, and the rest of the horizon only if the bound over the
     rest cannot exclude it either.
     """
-    pr = _Params(ch.par[rows])
+    c = ch.par[rows].T
     K = k if isinstance(k, np.ndarray) else np.stack(k)
-    ib = pr.ib
-    need = _lower_bound(K, pr.lo, pr.hi) < ib
+    ib = c[_IB]
+    need = _lower_bound(K, c[_LO:_LO + 4], c[_HI:_HI + 4]) < ib
     if first_rate is not None:
         need |= first_rate < ib
     w = np.flatnonzero(need)
@@ -372,12 +388,12 @@ def _violations(ch: _Chunk, rows: np.ndarray, k, first_rate=None):
     np.less(near, ibw, out=vn[:EXACT])
     # h in [EXACT, NEAR): the computed rates are >= ib wherever the bound minus its rounding margin
     # is; elsewhere they are computed
-    scale = (np.abs(Kw) * pr.abs_mid[:, w]).sum(axis=0)
-    mid = np.flatnonzero(_lower_bound(Kw, pr.lo_mid[:, w], pr.hi_mid[:, w]) - MARGIN * scale < ibw)
+    scale = (np.abs(Kw) * c[_ABS_MID:_ABS_MID + 4, w]).sum(axis=0)
+    mid = np.flatnonzero(_lower_bound(Kw, c[_LO_MID:_LO_MID + 4, w], c[_HI_MID:_HI_MID + 4, w]) - MARGIN * scale < ibw)
     if mid.size:
         vn[EXACT:, mid] = _rates(ch, rw[mid], Kw[:, mid], EXACT, NEAR) < ibw[mid]
     anyn = vn.any(axis=0)
-    far = np.flatnonzero(_lower_bound(Kw, pr.lo_far[:, w], pr.hi_far[:, w]) < ibw)
+    far = np.flatnonzero(_lower_bound(Kw, c[_LO_FAR:_LO_FAR + 4, w], c[_HI_FAR:_HI_FAR + 4, w]) < ibw)
     vf = None
     if far.size:
         vf = _rates(ch, rw[far], Kw[:, far], NEAR, LOOKAHEAD) < ibw[far]
@@ -490,7 +506,8 @@ def _from_now_delta(ch: _Chunk, rows: np.ndarray, k0, shadow: np.ndarray, e: np.
     r = np.where(on, ib[:, None] - i_unc, 0.0)
     w = r.copy()
     w[:, 1:] -= p[:, None] * r[:, :-1]
-    delta = np.where(on, _tmul(_toeplitz(_gather(ch.binv, rows, s), s, upper=True), np.where(on, w, 0.0)), 0.0)
+    # rows h > e sum only zero terms, so they are +0.0 like the masked values
+    delta = _tmul(_toeplitz(_gather(ch.binv, rows, s), s, upper=True), np.where(on, w, 0.0))
     if not np.isfinite(delta).all():
         raise FloatingPointError
     return on, delta
@@ -616,15 +633,22 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
     buckets = np.asarray(BUCKETS)
     draws = np.arange(m)
 
+    pending = []
+
     def emit(rows, x, pi, i, sh, bind):
+        # the period's results of draws `rows`; written, and the draws advanced, once per pass
+        pending.append((rows, x, pi, i, sh, np.broadcast_to(bind, rows.shape)))
+
+    def flush():
+        rows, x, pi, i, sh, bind = (np.concatenate(a) for a in zip(*pending)) if len(pending) > 1 else pending[0]
+        pending.clear()
         flat = t[rows] * m + rows
         o = np.empty((rows.size, 3))
         np.multiply(x, nk.SCALE[0], out=o[:, 0])
         np.multiply(pi, nk.SCALE[1], out=o[:, 1])
         np.multiply(i, nk.SCALE[2], out=o[:, 2])
-        if bind is not False:
-            o[bind, 2] = -r_ss[rows[bind]]
-            binding[flat] = bind
+        o[bind, 2] = -r_ss[rows[bind]]
+        binding[flat] = bind
         traj[flat] = o
         shadow[flat] = sh * nk.SCALE[2]
         il[rows] = i
@@ -705,6 +729,8 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
                 emit(F[nc], x[nc], pi[nc], sh[nc], sh[nc], False)
         A = np.flatnonzero(occ)
         if not A.size:
+            if pending:
+                flush()
             if not F.size:
                 return (traj.reshape(T, m, 3).transpose(1, 0, 2), shadow.reshape(T, m).T,
                         binding.reshape(T, m).T)
@@ -859,6 +885,8 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
                     return S[:, :G]
 
                 set_guess(q[bad], f[bad], l[bad], n[bad], rows_of)
+        if pending:
+            flush()
         if done:
             done = np.concatenate(done)
             occ[done] = False
