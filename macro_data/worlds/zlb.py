@@ -270,8 +270,8 @@ class _Chunk:
         for j in range(1, L):
             ppow[j] = ppow[j - 1] * sol.p
         # stored draw-major: a draw's first s coefficients are one contiguous gather
-        self.theta_x, self.theta_pi, self.b, self.binv, self.ppow = (
-            np.ascontiguousarray(a.T) for a in (theta[:, 0], theta[:, 1], b, binv, ppow))
+        self.theta = np.ascontiguousarray(theta.transpose(2, 1, 0))  # (m, 2, L)
+        self.b, self.binv, self.ppow = (np.ascontiguousarray(a.T) for a in (b, binv, ppow))
         self.L = L
 
 
@@ -489,9 +489,8 @@ def _solve_guess(ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: t
 
 def _jump_corrections(ch: _Chunk, rows: np.ndarray, z0, delta: np.ndarray, s: int):
     """Period-0 ``(x, pi)``: the unconstrained values plus the responses to the shocks ``delta (k, s)``."""
-    x0 = z0[0] + (_gather(ch.theta_x, rows, s) * delta).sum(axis=1)
-    pi0 = z0[1] + (_gather(ch.theta_pi, rows, s) * delta).sum(axis=1)
-    return x0, pi0
+    th = (ch.theta[rows, :, :s] * delta[:, None, :]).sum(axis=2)
+    return z0[0] + th[:, 0], z0[1] + th[:, 1]
 
 
 def _from_now_delta(ch: _Chunk, rows: np.ndarray, k0, shadow: np.ndarray, e: np.ndarray, s: int,
@@ -503,9 +502,9 @@ def _from_now_delta(ch: _Chunk, rows: np.ndarray, k0, shadow: np.ndarray, e: np.
     on = np.arange(s)[None, :] <= e[:, None]
     i_unc = _path_rates(ch, rows, k0, s)
     i_unc[:, 0] = shadow
-    r = np.where(on, ib[:, None] - i_unc, 0.0)
-    w = r.copy()
-    w[:, 1:] -= p[:, None] * r[:, :-1]
+    # r = ib - i_unc and w = L^{-1} r on the spell (elsewhere unused: masked below)
+    w = ib[:, None] - i_unc
+    w[:, 1:] -= p[:, None] * w[:, :-1]
     # rows h > e sum only zero terms, so they are +0.0 like the masked values
     delta = _tmul(_toeplitz(_gather(ch.binv, rows, s), s, upper=True), np.where(on, w, 0.0))
     if not np.isfinite(delta).all():
@@ -515,7 +514,9 @@ def _from_now_delta(ch: _Chunk, rows: np.ndarray, k0, shadow: np.ndarray, e: np.
 
 def _spell_end_state(ch: _Chunk, rows: np.ndarray, k0, e: np.ndarray):
     """The state after the spells ``[0, e]``: ``(ib, rho^(e+1) s_0)``."""
-    return (ch.ib[rows],) + tuple(k0[c + 1] * ch.sol.rho[c][rows] ** (e + 1) for c in range(3))
+    rho = ch.rho[:, rows]
+    n = e + 1
+    return ch.ib[rows], k0[1] * rho[0] ** n, k0[2] * rho[1] ** n, k0[3] * rho[2] ** n
 
 
 def _solve_from_now(ch: _Chunk, rows: np.ndarray, k0: tuple[np.ndarray, ...], z0: tuple[np.ndarray, ...],
@@ -758,10 +759,10 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
         # 32 | longer (the O(s^2) work of padding stays small); starting later (rare): 4 | longer.
         klass = np.searchsorted(np.asarray(FN_CLASSES), size)
         for c in range(len(FN_CLASSES) + 1):
-            sel = klass == c
-            q = b[sel & now]
+            sel = (klass == c) & now
+            q = b[sel]
             if q.size:
-                s = int(size[sel & now].max())
+                s = int(size[sel].max())
                 Z = st[:, q]
                 e = last[q]
                 ibq = ch.ib[q]
@@ -772,8 +773,10 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
                 part = on & (delta >= -BIND_TOL)
                 bounds = _part_bounds(part)
                 x0, pi0 = _jump_corrections(ch, q, Z[4:6], delta, s)
-                segs.append((q, e + 1, part, bounds, bounds[2] == e + 1, x0, pi0, ibq, ibq - delta[:, 0],
-                             np.ones(q.size, dtype=bool), _spell_end_state(ch, q, Z[:4], e)))
+                k_e = _spell_end_state(ch, q, Z[:4], e)
+                e += 1
+                segs.append((q, e, part, bounds, bounds[2] == e, x0, pi0, ibq, ibq - delta[:, 0],
+                             np.ones(q.size, dtype=bool), k_e))
         for sel in (size == BUCKETS[0], size > BUCKETS[0]):
             q = b[sel & one & ~now]
             if q.size:
@@ -793,9 +796,9 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
                 k_s[0] = i[np.arange(q.size), sq - 1]
                 for sb in np.unique(sq):
                     r = np.flatnonzero(sq == sb)
-                    qr = q[r]
+                    rho = ch.rho[:, q[r]]
                     for c in range(3):
-                        k_s[c + 1, r] = Z[c + 1, r] * ch.sol.rho[c][qr] ** int(sb)
+                        k_s[c + 1, r] = Z[c + 1, r] * rho[c] ** int(sb)
                 segs.append((q, sq, part, bounds, same, x0, pi0, i[:, 0], i[:, 0] - delta[:, 0],
                              np.zeros(q.size, dtype=bool), k_s))
         for s in np.unique(size[~one]):
