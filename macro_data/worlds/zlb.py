@@ -155,9 +155,8 @@ EXACT = 4                  # horizons whose rates are computed whenever a path m
 # from their exact values by at most 4.5e-16 x sum_c |k_c| max_h |C_c[h]| (four products, three sums).
 MARGIN = 1e-12
 
-# columns of _Chunk.par (per-draw scalars)
-_RHO, _SD, _FX, _FPI, _RHO_I, _C_X, _C_PI, _IB, _P, _LO, _HI, _LO_FAR, _HI_FAR, _LO_MID, _HI_MID, _ABS_MID = \
-    0, 3, 6, 10, 14, 15, 16, 17, 18, 19, 23, 27, 31, 35, 39, 43
+# columns of _Chunk.par (per-draw scalars of the nk step)
+_RHO, _SD, _FX, _FPI, _RHO_I, _C_X, _C_PI, _IB, _LO, _HI = 0, 3, 6, 10, 14, 15, 16, 17, 18, 22
 
 
 class _Params:
@@ -189,8 +188,8 @@ class _Chunk:
       ``U[j, d] = b[d-j]`` (upper-triangular Toeplitz); ``binv`` holds the coefficients of
       ``U^{-1}`` (the power-series inverse of ``b``; ``b[0] = 1/D != 0``). These tables are
       stored draw-major ``(m, j)`` and built up to the longest bucket used so far (:meth:`tables`).
-    * ``par (m, 47)``: per-draw scalars (the nk coefficients, ``ib``, ``p`` and the extremes of
-      ``C``), gathered for a group of draws in one call.
+    * ``par (m, 26)`` and ``bounds (m, 29)``: per-draw scalars (the nk coefficients, ``ib`` and
+      the extremes of ``C``), each gathered for a group of draws in one call.
     """
 
     def __init__(self, sol: NKSolution, r_ss: np.ndarray):
@@ -220,8 +219,11 @@ class _Chunk:
         lo_mid, hi_mid = near[EXACT:NEAR].min(axis=0), near[EXACT:NEAR].max(axis=0)
         self.lo, self.hi = lo, hi
         self.par = np.concatenate([self.rho, np.stack(sol.sd), np.stack(sol.Fx), np.stack(sol.Fpi),
-                                   np.stack([sol.rho_i, sol.c_x, sol.c_pi, self.ib, sol.p]),
-                                   lo, hi, lo_far, hi_far, lo_mid, hi_mid, np.maximum(-lo_mid, hi_mid)]).T.copy()
+                                   np.stack([sol.rho_i, sol.c_x, sol.c_pi, self.ib]), lo, hi]).T.copy()
+        # for the violation checks: ib, the extremes of C over all, the middle and the far horizons,
+        # and max |C| over the middle ones
+        self.bounds = np.concatenate([self.ib[None], lo, lo_mid, lo_far, hi, hi_mid, hi_far,
+                                      np.maximum(-lo_mid, hi_mid)]).T.copy()
         self.L = 0
         self.tables(KEEP)
 
@@ -284,10 +286,11 @@ def _loadings_step(c: np.ndarray, out: np.ndarray, R: np.ndarray, p: np.ndarray,
 
 
 def _lower_bound(K: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """A lower bound of ``min_h C[h] . K`` for states ``K (4, k)`` and the extremes ``lo``, ``hi`` of
-    ``C`` over a range of horizons: each state's term at its own worst horizon, summed in state order."""
+    """A lower bound of ``min_h C[h] . K`` for states ``K (4, k)`` and the extremes ``lo``, ``hi``
+    (``(..., 4, k)``) of ``C`` over ranges of horizons: each state's term at its own worst horizon,
+    summed in state order."""
     t = np.minimum(K * lo, K * hi)
-    return ((t[0] + t[1]) + t[2]) + t[3]
+    return ((t[..., 0, :] + t[..., 1, :]) + t[..., 2, :]) + t[..., 3, :]
 
 
 def _rates(ch: _Chunk, rows: np.ndarray, k, h0: int, h1: int) -> np.ndarray:
@@ -367,10 +370,12 @@ def _violations(ch: _Chunk, rows: np.ndarray, k, first_rate=None):
     first the next :data:`NEAR` quarters, and the rest of the horizon only if the bound over the
     rest cannot exclude it either.
     """
-    c = ch.par[rows].T
+    B = ch.bounds[rows].T
     K = k if isinstance(k, np.ndarray) else np.stack(k)
-    ib = c[_IB]
-    need = _lower_bound(K, c[_LO:_LO + 4], c[_HI:_HI + 4]) < ib
+    ib = B[0]
+    # the bounds over all horizons, over [EXACT, NEAR) and over [NEAR, LOOKAHEAD), at once
+    lb = _lower_bound(K, B[1:13].reshape(3, 4, -1), B[13:25].reshape(3, 4, -1))
+    need = lb[0] < ib
     if first_rate is not None:
         need |= first_rate < ib
     w = np.flatnonzero(need)
@@ -388,12 +393,12 @@ def _violations(ch: _Chunk, rows: np.ndarray, k, first_rate=None):
     np.less(near, ibw, out=vn[:EXACT])
     # h in [EXACT, NEAR): the computed rates are >= ib wherever the bound minus its rounding margin
     # is; elsewhere they are computed
-    scale = (np.abs(Kw) * c[_ABS_MID:_ABS_MID + 4, w]).sum(axis=0)
-    mid = np.flatnonzero(_lower_bound(Kw, c[_LO_MID:_LO_MID + 4, w], c[_HI_MID:_HI_MID + 4, w]) - MARGIN * scale < ibw)
+    scale = (np.abs(Kw) * B[25:29, w]).sum(axis=0)
+    mid = np.flatnonzero(lb[1, w] - MARGIN * scale < ibw)
     if mid.size:
         vn[EXACT:, mid] = _rates(ch, rw[mid], Kw[:, mid], EXACT, NEAR) < ibw[mid]
     anyn = vn.any(axis=0)
-    far = np.flatnonzero(_lower_bound(Kw, c[_LO_FAR:_LO_FAR + 4, w], c[_HI_FAR:_HI_FAR + 4, w]) < ibw)
+    far = np.flatnonzero(lb[2, w] < ibw)
     vf = None
     if far.size:
         vf = _rates(ch, rw[far], Kw[:, far], NEAR, LOOKAHEAD) < ibw[far]

@@ -371,14 +371,15 @@ def test_later_spell_solve_equals_the_general_guess_solve(s):
 
 
 def _violations_by_brute_force(ch, rows, K, first_rate):
-    """The violation patterns with every rate computed wherever the full-horizon bound allows one
-    (the check without the bound over [EXACT, NEAR)), by the loadings recursion over all horizons."""
-    c = ch.par[rows].T
-    ib = c[zlb._IB]
-    need = (zlb._lower_bound(K, c[zlb._LO:zlb._LO + 4], c[zlb._HI:zlb._HI + 4]) < ib) | (first_rate < ib)
-    rates = zlb._rates(ch, rows, K, 0, zlb.LOOKAHEAD)  # recursion branch: > KEEP horizons
+    """The violation patterns with every rate computed wherever the bound over the whole horizon
+    (and over h >= NEAR for those horizons) allows one, all loadings by the recursion."""
+    eye = np.eye(4)[:, :, None] * np.ones(rows.size)
+    C = np.stack([zlb._rates(ch, rows, eye[c], 0, zlb.LOOKAHEAD) for c in range(4)], axis=1)  # (h, 4, k)
+    ib = ch.ib[rows]
+    need = (zlb._lower_bound(K, C.min(axis=0), C.max(axis=0)) < ib) | (first_rate < ib)
+    far = zlb._lower_bound(K, C[zlb.NEAR:].min(axis=0), C[zlb.NEAR:].max(axis=0)) < ib
+    rates = zlb._rates(ch, rows, K, 0, zlb.LOOKAHEAD)
     rates[0] = np.where(np.isnan(first_rate), rates[0], first_rate)
-    far = zlb._lower_bound(K, c[zlb._LO_FAR:zlb._LO_FAR + 4], c[zlb._HI_FAR:zlb._HI_FAR + 4]) < ib
     V = (rates < ib).T & need[:, None]
     V[:, zlb.NEAR:] &= far[:, None]
     return V
