@@ -607,8 +607,9 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
 
     Each draw runs on its own clock. Every pass of the loop takes, for each draw not yet done,
     the nk step of its next period if it has none in progress, then one solve of the guesses in
-    progress (per kind and bucket), then checks the unconstrained paths of all of them at once:
-    the continuations of the solved guesses and the nk paths of the guesses "no binding period"
+    progress (per kind and group of buckets; a small group of anticipated spells may wait a pass
+    for more draws), then checks the unconstrained paths of all of them at once: the
+    continuations of the solved guesses and the nk paths of the guesses "no binding period"
     (whose violations, if any, are solved in the next pass, as the same round). A draw that needs
     many rounds does not hold up the others; there are about as many passes as the largest
     per-draw count of periods plus extra rounds. The outputs are filled period-major.
