@@ -41,6 +41,7 @@ from macro_data import schemas
 from macro_data.config_yaml import StrictSafeLoader
 from macro_data.errors import WorldFileError
 from macro_data.worlds.base import CANONICAL_OBSERVABLES, Parameter
+from macro_data.worlds.declared.structure import StructurallySingular, analyze
 from macro_data.worlds.declared.expressions import (FUNCTIONS, NUMBER_PATTERN, ExpressionError, LinearForm, Number,
                                                     Symbols, equation_form, linearize, parameters_in,
                                                     parse_expression)
@@ -365,6 +366,21 @@ def _observables(src: Source, doc: dict, symbols: Symbols) -> tuple[ObservableSp
     return tuple(out)
 
 
+def _check_determinable(src: Source, doc: dict, forms) -> None:
+    """Every variable can be determined: a perfect matching of equations to variables exists."""
+    index = {v: j for j, v in enumerate(doc["variables"])}
+    nonzeros = tuple(frozenset((i, index[name]) for i, f in enumerate(forms) for name, timing in f.terms
+                               if name in index and timing == t) for t in (1, 0, -1))
+    try:
+        analyze(len(index), nonzeros)
+    except StructurallySingular as exc:
+        names = ", ".join(doc["variables"][v] for v in exc.variables) or "none"
+        lines = ", ".join(str(src.node(("equations", e))[1].start_mark.line + 1) for e in exc.equations)
+        raise src.error(f"the equations are structurally singular: the {len(exc.equations)} equations on lines "
+                        f"{lines} involve only the {len(exc.variables)} variable(s) {names}, so some variable is "
+                        "determined by no equation whatever the parameters", ("equations", exc.equations[0])) from None
+
+
 def _check_usage(src: Source, doc: dict, forms, observables) -> None:
     used_vars = {name for f in forms for name, _ in f.terms}
     for i, v in enumerate(doc["variables"]):
@@ -455,6 +471,7 @@ def read_model_file(path: str | Path, builtin_ids: tuple[str, ...] = ()) -> Mode
     forms = _forms(src, document, symbols)
     observables = _observables(src, document, symbols)
     _check_usage(src, document, forms, observables)
+    _check_determinable(src, document, forms)
     splits = _splits(src, document)
     return ModelFile(
         path=path, text=text, sha256=hashlib.sha256(data).hexdigest(), world=world,

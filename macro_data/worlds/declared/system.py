@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from macro_data.worlds.declared.expressions import Coefficient, LinearForm, compile_coefficient
-from macro_data.worlds.declared.solver import Structure, structure_of
+from macro_data.worlds.declared.structure import Structure, analyze
 
 LEAD, CURRENT, LAG, SHOCK = 0, 1, 2, 3  # which matrix a term goes to: A, B, C, D
 
@@ -67,9 +67,8 @@ class LinearSystem:
                 kind = {0: CURRENT, -1: LAG}[timing]
                 self.observation_entries.append(Entry(kind, row, var[name], compile_coefficient(coef)))
         n = len(self.variables)
-        lead = {e.col for e in self.entries if e.matrix == LEAD}
-        lag = {e.col for e in self.entries if e.matrix == LAG}
-        self.structure: Structure = structure_of(sorted(lead), sorted(lag), n)
+        nonzeros = tuple(frozenset((e.row, e.col) for e in self.entries if e.matrix == m) for m in (LEAD, CURRENT, LAG))
+        self.structure: Structure = analyze(n, nonzeros)  # raises StructurallySingular
         # Variables the observables need at t-1 beyond those the equations lag (e.g. c[t-1] in
         # consumption growth): the simulation state carries them too.
         self.observed_lags = tuple(sorted({e.col for e in self.observation_entries if e.matrix == LAG}))

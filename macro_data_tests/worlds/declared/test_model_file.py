@@ -182,6 +182,16 @@ def test_semantic_errors_name_line_and_column(tmp_path, change, where, message):
     assert (err.line, err.column) == position(text, *where), str(err)
 
 
+def test_structurally_singular_equations(tmp_path):
+    # two equations only involve v: nothing is left to determine both x and pi
+    text = TOY.replace("  - x = x(+1) - (phi*pi - pi(+1)) + v\n  - pi = beta*pi(+1) + kappa*x\n",
+                       "  - x = x(+1) - phi*pi\n  - v = beta*v(-1) + kappa*sd*e\n")
+    assert text != TOY
+    err = load_error(tmp_path, text)
+    assert "structurally singular" in err.problem and "involve only the 1 variable(s) v" in err.problem
+    assert (err.line, err.column) == position(text, "v = beta", "v = beta")
+
+
 def test_world_id_clashing_with_a_built_in(tmp_path):
     text = TOY.replace("world: toy", "world: nk")
     err = load_error(tmp_path, text, "nk")

@@ -7,7 +7,8 @@ import pytest
 
 from macro_data.worlds.declared import solver
 from macro_data.worlds.declared.solver import (BK_COUNT, BK_RANK, NON_FINITE, NO_CONVERGENCE, OK, STATIC_SINGULAR,
-                                               Structure, sign_function, solve_lre)
+                                               sign_function, solve_lre)
+from macro_data.worlds.declared.structure import Structure, StructurallySingular, analyze
 from macro_data_tests.worlds.declared.klein_reference import klein
 
 
@@ -184,3 +185,97 @@ def test_empty_batch_and_no_dynamics():
 def test_problem_texts_cover_every_code():
     assert set(solver.PROBLEMS) == set(range(len(solver.PROBLEMS)))
     assert BK_RANK in solver.PROBLEMS
+
+
+def exogenous_models(rng, k):
+    """Random 10-variable, 3-shock models with a core and exogenous blocks of every kind.
+
+    Core (0..4): 0 static, 1 and 2 forward, 3 backward, 4 mixed. Exogenous: 5 AR(1); (6, 7) an AR(2)
+    pair (7 = 6(-1)); 8 depends on 5 (a downstream block); 9 static, a function of 6 and 8. The core
+    reads the exogenous variables at t, t-1 and t+1 (e.g. E_t x5[t+1]).
+    """
+    n, S = 10, 3
+    A, C = np.zeros((k, n, n)), np.zeros((k, n, n))
+    B = np.zeros((k, n, n))
+    D = np.zeros((k, n, S))
+    core = [0, 1, 2, 3, 4]
+    B[:, :5, :5] = rng.standard_normal((k, 5, 5)) + 3.0 * np.eye(5)
+    A[:, :5][:, :, [1, 2, 4]] = rng.standard_normal((k, 5, 3))
+    C[:, :5][:, :, [3, 4]] = 0.6 * rng.standard_normal((k, 5, 2))
+    B[:, :5][:, :, [5, 8, 9]] = rng.standard_normal((k, 5, 3))  # current exogenous values
+    A[:, :5][:, :, [5]] = rng.standard_normal((k, 5, 1))  # an expected exogenous value
+    C[:, :5][:, :, [6, 7]] = 0.3 * rng.standard_normal((k, 5, 2))  # lagged exogenous values
+    D[:, :5, 2] = rng.standard_normal((k, 5))  # a shock hitting the core directly
+    eye = np.arange(5, 10)
+    B[:, eye, eye] = 1.0
+    C[:, 5, 5] = -rng.uniform(-0.9, 0.9, k)
+    D[:, 5, 0] = -1.0
+    r1, r2 = rng.uniform(-0.9, 0.9, k), rng.uniform(-0.9, 0.9, k)
+    C[:, 6, 6], C[:, 6, 7] = -(r1 + r2), r1 * r2  # roots r1, r2
+    D[:, 6, 1] = -1.0
+    C[:, 7, 6] = -1.0
+    C[:, 8, 8] = -rng.uniform(-0.9, 0.9, k)
+    C[:, 8, 5] = -rng.standard_normal(k)
+    B[:, 8, 5] = -rng.standard_normal(k)
+    B[:, 9, 6], B[:, 9, 8] = -rng.standard_normal(k), -rng.standard_normal(k)
+    del core
+    return A, B, C, D
+
+
+def test_structure_finds_the_exogenous_blocks():
+    A, B, C, D = exogenous_models(np.random.default_rng(0), 1)
+    nz = tuple(frozenset(zip(*np.nonzero(M[0]))) for M in (A, B, C))
+    st = analyze(10, nz)
+    blocks = [tuple(vs) for vs, _ in st.exogenous_blocks]
+    assert sorted(blocks) == [(5,), (6, 7), (8,), (9,)]
+    order = {b: i for i, b in enumerate(blocks)}
+    assert order[(5,)] < order[(8,)] < order[(9,)] and order[(6, 7)] < order[(9,)]  # upstream first
+    assert st.exogenous_upstream[order[(9,)]] == {order[(5,)], order[(6, 7)], order[(8,)]}
+    assert st.exogenous == (5, 6, 7, 8, 9) and st.lead == (1, 2, 4, 5) and st.lag == (3, 4, 5, 6, 7, 8)
+    # the core is what remains; restricting renumbers it
+    core = st.restricted([0, 1, 2, 3, 4], [0, 1, 2, 3, 4])
+    assert core.lead == (1, 2, 4) and core.lag == (3, 4) and core.static == (0,)
+
+
+def test_structurally_singular_models_are_detected():
+    # equations 0 and 1 both involve only x (variable 0); y (variable 1) is left undetermined
+    nz = (frozenset(), frozenset({(0, 0), (1, 0), (2, 2)}), frozenset({(1, 0), (2, 1)}))
+    with pytest.raises(StructurallySingular) as info:
+        analyze(3, nz)
+    assert info.value.equations == [0, 1] and info.value.variables == [0]
+
+
+def test_exogenous_split_matches_klein():
+    rng = np.random.default_rng(11)
+    A, B, C, D = exogenous_models(rng, 300)
+    nz = tuple(frozenset(zip(*np.nonzero(M.any(axis=0)))) for M in (A, B, C))
+    st = analyze(10, nz)
+    assert st.exogenous == (5, 6, 7, 8, 9)
+    pol = solve_lre(A, B, C, D, st)
+    dense = solve_lre(A, B, C, D, Structure(10, st.lead, st.lag))  # no split, no sparsity
+    valid = 0
+    worst = 0.0
+    for d in range(A.shape[0]):
+        ref, roots = klein(A[d], B[d], C[d], D[d])
+        if np.any(np.abs(roots - 1.0) < 1e-6):
+            continue
+        assert pol.valid[d] == (ref is not None) == dense.valid[d], (d, pol.problem[d], dense.problem[d])
+        if ref is None:
+            continue
+        valid += 1
+        F, Q = ref
+        scale = max(np.abs(F).max(), np.abs(Q).max())
+        err = max(np.abs(pol.P[d] - F[:, list(st.lag)]).max(), np.abs(pol.Q[d] - Q).max()) / scale
+        worst = max(worst, err)
+        assert np.allclose(pol.P[d], dense.P[d], rtol=1e-8, atol=1e-10 * scale)
+    assert 40 < valid < 290
+    assert worst < 1e-9, worst
+
+
+def test_explosive_exogenous_process_is_rejected():
+    A, B, C, D = exogenous_models(np.random.default_rng(2), 4)
+    C[:, 5, 5] = [-0.5, -1.0, -1.2, -(1 - 1e-10)]  # x5 = rho x5(-1): rho 0.5, 1 (unit root), 1.2, just below 1
+    nz = tuple(frozenset(zip(*np.nonzero(M.any(axis=0)))) for M in (A, B, C))
+    pol = solve_lre(A, B, C, D, analyze(10, nz))
+    assert pol.problem[1:].tolist() == [solver.EXOGENOUS_UNSTABLE] * 3
+    assert pol.n_unstable[2] >= 1
