@@ -25,6 +25,7 @@ from macro_data.worlds.linear_re import bmatmul
 
 WORKING_SET = 1 << 17  # float64 elements of one step's product array: keeps the step in cache
 MIN_CHUNK, MAX_CHUNK = 256, 2048  # samples per kernel pass (speed constants only)
+PERIODS = 8  # periods per transposition between sample-first and sample-last layouts
 
 
 def state_space(P: np.ndarray, Q: np.ndarray, G0: np.ndarray, G1: np.ndarray, lagged: tuple[int, ...],
@@ -54,15 +55,25 @@ def state_space(P: np.ndarray, Q: np.ndarray, G0: np.ndarray, G1: np.ndarray, la
 
 
 def sum_columns(prod: np.ndarray, out: np.ndarray) -> None:
-    """``out = sum_c prod[:, c]`` by a halving tree fixed by the width alone, overwriting ``prod``."""
-    w = prod.shape[1]
+    """``out = sum_c prod[..., c, :]`` (the second-to-last axis) by a halving tree fixed by the width
+    alone, overwriting ``prod``: columns ``c`` and ``c + h`` are added, an odd last column is folded
+    into column 0, and the last addition writes ``out``. The same tree is used wherever a product is
+    summed, so a value does not depend on how many periods or samples were computed together."""
+    w = prod.shape[-2]
+    if w == 1:
+        out[...] = prod[..., 0, :]
+        return
     while w > 1:
         h = w // 2
-        np.add(prod[:, :h], prod[:, h:2 * h], out=prod[:, :h])
+        if h == 1:
+            np.add(prod[..., 0, :], prod[..., 1, :], out=out)
+            if w == 3:
+                out += prod[..., 2, :]
+            return
+        np.add(prod[..., :h, :], prod[..., h:2 * h, :], out=prod[..., :h, :])
         if w % 2:
-            prod[:, 0] += prod[:, 2 * h]
+            prod[..., 0, :] += prod[..., 2 * h, :]
         w = h
-    out[...] = prod[:, 0]
 
 
 def chunk_size(rows: int, cols: int, depth: int = 1) -> int:
@@ -75,58 +86,77 @@ def simulate(K: np.ndarray, eps: np.ndarray, q: int, outputs: list[np.ndarray]) 
 
     ``K (m, q + ns, ns + S)`` (:func:`state_space`) and ``eps (m, T, S)`` (float32 or float64);
     ``outputs``: arrays ``(m, T, q_i)`` (float64 or float32, rounded once) whose widths add up to
-    ``q``, filled with consecutive observables (canonical, then extras).
+    at most ``q``, filled with consecutive observables (canonical, then extras).
+
+    The state recursion runs period by period on the state rows of ``K`` only; the observables,
+    ``y[t] = K_y [s[t-1]; eps[t]]``, are then computed for blocks of periods at once.
     """
     m, T, S = eps.shape
     rows, cols = K.shape[1], K.shape[2]
     ns = cols - S
     Ks = np.ascontiguousarray(np.moveaxis(K, 0, -1))  # (rows, cols, m)
+    Kx, Ky = Ks[q:], Ks[:q]
     V = np.empty((T, cols, m))  # V[t] = [s[t-1]; eps[t]]
     V[0, :ns] = 0.0
-    V[:, ns:] = np.moveaxis(eps, 0, -1)  # (T, S, m), float64
-    Y = np.empty((T, q, m))
-    prod = np.empty((rows, cols, m))
-    acc = np.empty((rows, m))
-    for t in range(T):
-        np.multiply(Ks, V[t][None], out=prod)
-        sum_columns(prod, acc)
-        Y[t] = acc[:q]
-        if t + 1 < T:
-            V[t + 1, :ns] = acc[q:]
+    for t0 in range(0, T, PERIODS):  # transposed a few periods at a time: cache-friendly
+        V[t0:t0 + PERIODS, ns:] = eps[:, t0:t0 + PERIODS].transpose(1, 2, 0)
+    if ns:
+        prod = np.empty((ns, cols, m))
+        for t in range(T - 1):
+            np.multiply(Kx, V[t][None], out=prod)
+            sum_columns(prod, V[t + 1, :ns])
+    width = sum(out.shape[2] for out in outputs)
+    block = max(1, 4 * WORKING_SET // max(width * cols * m, 1))  # periods per observation pass
+    Y = np.empty((T, width, m))
+    prod = np.empty((block, width, cols, m))
+    for t0 in range(0, T, block):
+        t1 = min(t0 + block, T)
+        p = prod[: t1 - t0]
+        np.multiply(Ky[None, :width], V[t0:t1, None], out=p)
+        sum_columns(p, Y[t0:t1])
     lo = 0
     for out in outputs:
-        width = out.shape[2]
-        np.copyto(out, Y[:, lo:lo + width].transpose(2, 0, 1), casting="same_kind")
-        lo += width
+        w = out.shape[2]
+        for t0 in range(0, T, PERIODS):
+            np.copyto(out[:, t0:t0 + PERIODS], Y[t0:t0 + PERIODS, lo:lo + w].transpose(2, 0, 1), casting="same_kind")
+        lo += w
 
 
 def impulse_responses(K: np.ndarray, S: int, q: int, H: int, outputs: list[np.ndarray]) -> None:
     """IRFs ``(m, S, H + 1, q_i)`` to a unit innovation in each shock at ``h = 0``, into ``outputs``.
 
-    All ``S`` experiments run side by side: state ``(ns, S, m)``.
+    All ``S`` experiments run side by side: state ``(S, ns, m)``, ``s[0] = Qs``,
+    ``s[h] = Ps s[h-1]``; then ``y[0] = Js`` and ``y[h] = Hs s[h-1]``.
     """
     m, rows, cols = K.shape
     ns = cols - S
     Ks = np.ascontiguousarray(np.moveaxis(K, 0, -1))  # (rows, cols, m)
-    Y = np.empty((H + 1, q, S, m))
-    Y[0] = Ks[:q, ns:]  # y[0] = Js
-    s = np.ascontiguousarray(Ks[q:, ns:])  # s[0] = Qs, (ns, S, m)
-    M = np.ascontiguousarray(Ks[:, :ns, None, :])  # (rows, ns, 1, m)
-    prod = np.empty((rows, ns, S, m))
-    acc = np.empty((rows, S, m))
-    for h in range(1, H + 1):
-        if ns:
-            np.multiply(M, s[None], out=prod)
-            sum_columns(prod, acc)
-        else:
-            acc[...] = 0.0
-        Y[h] = acc[:q]
-        s = acc[q:].copy()
+    width = sum(out.shape[3] for out in outputs)
+    Y = np.empty((H + 1, width, S, m))
+    Y[0] = Ks[:width, ns:]  # y[0] = Js
+    if ns and H:
+        states = np.empty((H, S, ns, m))  # states[h] = s[h] for h = 0 .. H-1
+        states[0] = np.moveaxis(Ks[q:, ns:], 1, 0)  # s[0] = Qs
+        Ps = np.ascontiguousarray(Ks[q:, :ns])  # (ns, ns, m)
+        prod = np.empty((S, ns, ns, m))
+        for h in range(1, H):
+            np.multiply(Ps[None], states[h - 1][:, None], out=prod)
+            sum_columns(prod, states[h])
+        Hs = Ks[:width, :ns]  # (width, ns, m)
+        block = max(1, 4 * WORKING_SET // max(S * width * ns * m, 1))
+        prod = np.empty((block, S, width, ns, m))
+        for h0 in range(0, H, block):
+            h1 = min(h0 + block, H)
+            p = prod[: h1 - h0]
+            np.multiply(Hs[None, None], states[h0:h1, :, None], out=p)
+            sum_columns(p, Y[h0 + 1:h1 + 1].transpose(0, 2, 1, 3))
+    elif H:
+        Y[1:] = 0.0
     lo = 0
     for out in outputs:
-        width = out.shape[3]
-        np.copyto(out, Y[:, lo:lo + width].transpose(3, 2, 0, 1), casting="same_kind")
-        lo += width
+        w = out.shape[3]
+        np.copyto(out, Y[:, lo:lo + w].transpose(3, 2, 0, 1), casting="same_kind")
+        lo += w
 
 
 def variable_responses(P: np.ndarray, Q: np.ndarray, lagged: tuple[int, ...], H: int) -> np.ndarray:
