@@ -1,23 +1,28 @@
 """Trajectories and impulse responses of a solved declared model, batched over draws.
 
-With the policy ``z[t] = P z_L[t-1] + Q eps[t]`` (:mod:`.solver`) and observables
+With the policy ``z[t] = P z_L[t-1] + Q eps[t]`` (:mod:`.solver`) and the observables
 ``y[t] = G0 z[t] + G1 z[t-1]`` (:mod:`.system`), the simulation state ``s[t]`` holds the variables
-needed at ``t + 1``: those the equations lag, plus those the observables lag. Then
+needed at ``t + 1`` (those the equations lag, and those the observables lag)::
 
-    s[t] = Ps s[t-1] + Qs eps[t],      y[t] = Hs s[t-1] + Js eps[t],      s[-1] = 0,
+    s[t] = Ks [s[t-1]; eps[t]],     e[t] = Ke [s[t-1]; eps[t]],     s[-1] = 0,
 
-with ``Ps``, ``Qs`` the rows of ``P``, ``Q`` for the state variables, ``Hs = G0 P + G1`` and
-``Js = G0 Q`` (:func:`state_space`). Both recursions are one matrix ``K = [[Hs, Js], [Ps, Qs]]``
-applied to ``[s[t-1]; eps[t]]``. IRFs are the same recursion from ``s[-1] = 0`` with a unit
-innovation at ``h = 0``: ``y[0] = Js[:, j]``, ``y[h] = Hs Ps^(h-1) Qs[:, j]``, so the convolution
-identity ``traj[t] = sum_h sum_j irfs[j, h] eps[t-h, j]`` holds to rounding.
+``Ks`` the policy rows of the state variables and ``Ke`` those of the other variables the
+observables read at ``t`` (the *extra* rows). Each observable is then the short sum of its own
+terms, ``coefficient x (s[t] or e[t] or s[t-1])`` entry, in the order of :attr:`Layout.terms`.
+IRFs are the same recursion from ``s[-1] = 0`` with a unit innovation at ``h = 0``, so the
+convolution identity ``traj[t] = sum_h sum_j irfs[j, h] eps[t-h, j]`` holds to rounding.
 
-Layout: the kernels keep the sample axis last and sum matrix products by a fixed halving tree
-over columns (:func:`sum_columns`), element-wise numpy only, so every sample's numbers are the
-same whatever the batch or chunk it is computed in (the reproducibility contract of the bank).
+The work follows the model's structure (:class:`Layout`): the state rows of the core (the
+forward-looking part) use every column; the rows of exogenous variables (shock processes) only
+their structural support, a few columns; observables only their own terms. Layout: sample axis
+last, matrix products summed by a fixed halving tree (:func:`sum_columns`) or term by term in a
+fixed order, element-wise numpy only, so every sample's numbers are the same whatever the batch
+or chunk it is computed in (the reproducibility contract of the bank).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,32 +31,54 @@ from macro_data.worlds.linear_re import bmatmul
 WORKING_SET = 1 << 17  # float64 elements of one step's product array: keeps the step in cache
 MIN_CHUNK, MAX_CHUNK = 256, 2048  # samples per kernel pass (speed constants only)
 PERIODS = 8  # periods per transposition between sample-first and sample-last layouts
+CURRENT, LAGGED = 0, 1  # an observable term reads row ``position`` at t, or state ``position`` at t-1
 
 
-def state_space(P: np.ndarray, Q: np.ndarray, G0: np.ndarray, G1: np.ndarray, lagged: tuple[int, ...],
-                state: tuple[int, ...]) -> np.ndarray:
-    """``K (k, q + ns, ns + S)`` with ``[y[t]; s[t]] = K [s[t-1]; eps[t]]``.
+@dataclass(frozen=True)
+class Layout:
+    """How one model's simulation is organised (fixed per model).
+
+    ``state``: variables of ``s`` (the ``dense`` core rows first, then exogenous rows);
+    ``extra``: other variables the observables read at ``t``; ``supports``: for each exogenous
+    state row, the columns of ``[s[t-1]; eps[t]]`` it uses; ``terms``: for each observable, its
+    terms ``(kind, position, coefficient column)`` (kind :data:`CURRENT`: row ``position`` of
+    ``[s[t]; e[t]]``; :data:`LAGGED`: ``s[t-1][position]``).
+    """
+
+    state: tuple[int, ...]
+    extra: tuple[int, ...]
+    dense: int
+    supports: tuple[tuple[int, ...], ...]
+    terms: tuple[tuple[tuple[int, int, int], ...], ...]
+    n_shocks: int
+
+    @property
+    def rows(self) -> tuple[int, ...]:
+        return self.state + self.extra
+
+
+def state_space(layout: Layout, P: np.ndarray, Q: np.ndarray, lagged: tuple[int, ...],
+                coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(K, coefficients)`` of a batch: ``K (k, ns + ne, ns + S)`` with ``[s[t]; e[t]] = K [s[t-1]; eps[t]]``.
 
     Parameters
     ----------
+    layout : Layout
+        The model's layout.
     P, Q : ndarray, shapes (k, n, n_L) and (k, n, S)
-        The policy; the columns of ``P`` are the variables ``lagged``.
-    G0, G1 : ndarray, shape (k, q, n)
-        Observables on current and lagged variables.
-    lagged, state : tuple of int
-        Variable indices of the columns of ``P`` and of the simulation state (a superset).
+        The policy; the columns of ``P`` are the variables ``lagged`` (a subset of ``layout.state``).
+    coefficients : ndarray, shape (k, n_terms)
+        The observables' term coefficients, in the order of ``layout.terms``' coefficient columns.
     """
     k, n, _ = P.shape
-    S, q, ns = Q.shape[2], G0.shape[1], len(state)
-    cols = [state.index(v) for v in lagged]
+    ns = len(layout.state)
     Pfull = np.zeros((k, n, ns))  # z[t] = Pfull s[t-1] + Q eps[t]
-    Pfull[:, :, cols] = P
-    K = np.empty((k, q + ns, ns + S))
-    K[:, :q, :ns] = bmatmul(G0, Pfull) + G1[:, :, list(state)]
-    K[:, :q, ns:] = bmatmul(G0, Q)
-    K[:, q:, :ns] = Pfull[:, list(state), :]
-    K[:, q:, ns:] = Q[:, list(state), :]
-    return K
+    Pfull[:, :, [layout.state.index(v) for v in lagged]] = P
+    rows = list(layout.rows)
+    K = np.empty((k, len(rows), ns + Q.shape[2]))
+    K[:, :, :ns] = Pfull[:, rows, :]
+    K[:, :, ns:] = Q[:, rows, :]
+    return K, np.asarray(coefficients, dtype=np.float64)
 
 
 def sum_columns(prod: np.ndarray, out: np.ndarray) -> None:
@@ -81,39 +108,81 @@ def chunk_size(rows: int, cols: int, depth: int = 1) -> int:
     return int(np.clip(WORKING_SET // max(rows * cols * depth, 1), MIN_CHUNK, MAX_CHUNK))
 
 
-def simulate(K: np.ndarray, eps: np.ndarray, q: int, outputs: list[np.ndarray]) -> None:
-    """Observables from the steady state, written into ``outputs``.
+def _sparse_row(out: np.ndarray, K_row: np.ndarray, support: tuple[int, ...], v: np.ndarray, tmp: np.ndarray) -> None:
+    """``out = sum_{c in support} K_row[c] * v[c]``, term by term in the order of ``support``."""
+    if not support:
+        out[...] = 0.0
+        return
+    np.multiply(K_row[support[0]], v[support[0]], out=out)
+    for c in support[1:]:
+        np.multiply(K_row[c], v[c], out=tmp)
+        out += tmp
 
-    ``K (m, q + ns, ns + S)`` (:func:`state_space`) and ``eps (m, T, S)`` (float32 or float64);
-    ``outputs``: arrays ``(m, T, q_i)`` (float64 or float32, rounded once) whose widths add up to
-    at most ``q``, filled with consecutive observables (canonical, then extras).
 
-    The state recursion runs period by period on the state rows of ``K`` only; the observables,
-    ``y[t] = K_y [s[t-1]; eps[t]]``, are then computed for blocks of periods at once.
-    """
-    m, T, S = eps.shape
-    rows, cols = K.shape[1], K.shape[2]
-    ns = cols - S
-    Ks = np.ascontiguousarray(np.moveaxis(K, 0, -1))  # (rows, cols, m)
-    Kx, Ky = Ks[q:], Ks[:q]
-    V = np.empty((T, cols, m))  # V[t] = [s[t-1]; eps[t]]
-    V[0, :ns] = 0.0
-    for t0 in range(0, T, PERIODS):  # transposed a few periods at a time: cache-friendly
-        V[t0:t0 + PERIODS, ns:] = eps[:, t0:t0 + PERIODS].transpose(1, 2, 0)
-    if ns:
-        prod = np.empty((ns, cols, m))
-        for t in range(T - 1):
-            np.multiply(Kx, V[t][None], out=prod)
-            sum_columns(prod, V[t + 1, :ns])
-    width = sum(out.shape[2] for out in outputs)
-    block = max(1, 4 * WORKING_SET // max(width * cols * m, 1))  # periods per observation pass
-    Y = np.empty((T, width, m))
-    prod = np.empty((block, width, cols, m))
+def _extra_rows(Ke: np.ndarray, V: np.ndarray, out: np.ndarray) -> None:
+    """``out[t] = Ke V[t]`` for all ``t`` (blocks of periods; the tree of :func:`sum_columns`)."""
+    ne, cols, m = Ke.shape
+    if ne == 0:
+        return
+    T = V.shape[0]
+    block = max(1, 4 * WORKING_SET // max(ne * cols * m, 1))
+    prod = np.empty((min(block, T), ne, cols, m))
     for t0 in range(0, T, block):
         t1 = min(t0 + block, T)
         p = prod[: t1 - t0]
-        np.multiply(Ky[None, :width], V[t0:t1, None], out=p)
-        sum_columns(p, Y[t0:t1])
+        np.multiply(Ke[None], V[t0:t1, None], out=p)
+        sum_columns(p, out[t0:t1])
+
+
+def _observables(layout: Layout, coefs: np.ndarray, width: int, current, lagged, out: np.ndarray) -> None:
+    """``out[:, r] = sum_terms coefficient * value`` for the first ``width`` observables; ``current(p)``
+    and ``lagged(p)`` give the series (periods first, samples last) of row / state ``p``."""
+    tmp = np.empty(out[:, 0].shape)
+    for r in range(width):
+        terms = layout.terms[r]
+        if not terms:
+            out[:, r] = 0.0
+            continue
+        for i, (kind, p, c) in enumerate(terms):
+            value = current(p) if kind == CURRENT else lagged(p)
+            np.multiply(coefs[c], value, out=out[:, r] if i == 0 else tmp)
+            if i:
+                out[:, r] += tmp
+
+
+def simulate(layout: Layout, K: np.ndarray, coefs: np.ndarray, eps: np.ndarray, outputs: list[np.ndarray]) -> None:
+    """Observables from the steady state, written into ``outputs``.
+
+    ``K (m, ns + ne, ns + S)`` and ``coefs (m, n_terms)`` (:func:`state_space`), ``eps (m, T, S)``
+    (float32 or float64); ``outputs``: arrays ``(m, T, q_i)`` (float64, or float32: rounded once)
+    filled with consecutive observables (canonical, then extras).
+    """
+    m, T, S = eps.shape
+    ns, dense = len(layout.state), layout.dense
+    cols = ns + S
+    Ks = np.ascontiguousarray(np.moveaxis(K, 0, -1))  # (rows, cols, m)
+    c = np.ascontiguousarray(coefs.T)  # (n_terms, m)
+    V = np.empty((T + 1, cols, m))  # V[t] = [s[t-1]; eps[t]]; V[T, :ns] = s[T-1]
+    V[0, :ns] = 0.0
+    for t0 in range(0, T, PERIODS):  # transposed a few periods at a time: cache-friendly
+        t1 = min(t0 + PERIODS, T)
+        V[t0:t1, ns:] = eps[:, t0:t1].transpose(1, 2, 0)
+    sparse = [(dense + i, np.ascontiguousarray(Ks[dense + i]), sup) for i, sup in enumerate(layout.supports)]
+    Kd = Ks[:dense]
+    prod = np.empty((dense, cols, m))
+    tmp = np.empty(m)
+    for t in range(T):
+        v, s_next = V[t], V[t + 1]
+        if dense:
+            np.multiply(Kd, v[None], out=prod)
+            sum_columns(prod, s_next[:dense])
+        for row, K_row, sup in sparse:
+            _sparse_row(s_next[row], K_row, sup, v, tmp)
+    extra = np.empty((T, len(layout.extra), m))
+    _extra_rows(Ks[ns:], V[:T], extra)
+    width = sum(out.shape[2] for out in outputs)
+    Y = np.empty((T, width, m))
+    _observables(layout, c, width, lambda p: V[1:, p] if p < ns else extra[:, p - ns], lambda p: V[:T, p], Y)
     lo = 0
     for out in outputs:
         w = out.shape[2]
@@ -122,40 +191,60 @@ def simulate(K: np.ndarray, eps: np.ndarray, q: int, outputs: list[np.ndarray]) 
         lo += w
 
 
-def impulse_responses(K: np.ndarray, S: int, q: int, H: int, outputs: list[np.ndarray]) -> None:
+def impulse_responses(layout: Layout, K: np.ndarray, coefs: np.ndarray, H: int, outputs: list[np.ndarray]) -> None:
     """IRFs ``(m, S, H + 1, q_i)`` to a unit innovation in each shock at ``h = 0``, into ``outputs``.
 
-    All ``S`` experiments run side by side: state ``(S, ns, m)``, ``s[0] = Qs``,
-    ``s[h] = Ps s[h-1]``; then ``y[0] = Js`` and ``y[h] = Hs s[h-1]``.
+    All ``S`` experiments run side by side: ``s[0] = Qs``, ``s[h] = Ps s[h-1]``; the extra rows are
+    ``Ke[:, eps] `` at ``h = 0`` and ``Ke[:, s] s[h-1]`` after; then each observable's terms.
     """
-    m, rows, cols = K.shape
-    ns = cols - S
+    m = K.shape[0]
+    S = layout.n_shocks
+    ns, dense = len(layout.state), layout.dense
     Ks = np.ascontiguousarray(np.moveaxis(K, 0, -1))  # (rows, cols, m)
-    width = sum(out.shape[3] for out in outputs)
-    Y = np.empty((H + 1, width, S, m))
-    Y[0] = Ks[:width, ns:]  # y[0] = Js
+    c = np.ascontiguousarray(coefs.T)
+    states = np.empty((H + 1, S, ns, m))  # states[h] = s[h] for each experiment
+    states[0] = np.moveaxis(Ks[:ns, ns:], 1, 0)  # s[0] = Qs
     if ns and H:
-        states = np.empty((H, S, ns, m))  # states[h] = s[h] for h = 0 .. H-1
-        states[0] = np.moveaxis(Ks[q:, ns:], 1, 0)  # s[0] = Qs
-        Ps = np.ascontiguousarray(Ks[q:, :ns])  # (ns, ns, m)
-        prod = np.empty((S, ns, ns, m))
-        for h in range(1, H):
-            np.multiply(Ps[None], states[h - 1][:, None], out=prod)
-            sum_columns(prod, states[h])
-        Hs = Ks[:width, :ns]  # (width, ns, m)
-        block = max(1, 4 * WORKING_SET // max(S * width * ns * m, 1))
-        prod = np.empty((block, S, width, ns, m))
-        for h0 in range(0, H, block):
-            h1 = min(h0 + block, H)
-            p = prod[: h1 - h0]
-            np.multiply(Hs[None, None], states[h0:h1, :, None], out=p)
-            sum_columns(p, Y[h0 + 1:h1 + 1].transpose(0, 2, 1, 3))
-    elif H:
-        Y[1:] = 0.0
+        Pd = Ks[:dense, :ns]
+        prod = np.empty((S, dense, ns, m))
+        sparse = [(dense + i, np.ascontiguousarray(Ks[dense + i, :ns]), tuple(x for x in sup if x < ns))
+                  for i, sup in enumerate(layout.supports)]
+        tmp = np.empty((S, m))
+        for h in range(1, H + 1):
+            prev, cur = states[h - 1], states[h]
+            if dense:
+                np.multiply(Pd[None], prev[:, None], out=prod)
+                sum_columns(prod, cur[:, :dense])
+            for row, K_row, sup in sparse:
+                if sup:
+                    np.multiply(K_row[sup[0]], prev[:, sup[0]], out=cur[:, row])
+                    for x in sup[1:]:
+                        np.multiply(K_row[x], prev[:, x], out=tmp)
+                        cur[:, row] += tmp
+                else:
+                    cur[:, row] = 0.0
+    ne = len(layout.extra)
+    extra = np.empty((H + 1, S, ne, m))  # the extra rows at h, per experiment
+    if ne:
+        extra[0] = np.moveaxis(Ks[ns:, ns:], 1, 0)  # Ke[:, eps]
+        if H:
+            if ns:
+                _extra_rows(np.ascontiguousarray(Ks[ns:, :ns]), states[:H].reshape(H * S, ns, m),
+                            extra[1:].reshape(H * S, ne, m))
+            else:
+                extra[1:] = 0.0
+    lagged_states = np.zeros((H + 1, S, ns, m))
+    lagged_states[1:] = states[:H]
+    width = sum(out.shape[3] for out in outputs)
+    Y = np.empty((H + 1, S, width, m))
+    flat = Y.reshape((H + 1) * S, width, m)
+    _observables(layout, c, width,
+                 lambda p: (states[:, :, p] if p < ns else extra[:, :, p - ns]).reshape((H + 1) * S, m),
+                 lambda p: lagged_states[:, :, p].reshape((H + 1) * S, m), flat)
     lo = 0
     for out in outputs:
         w = out.shape[3]
-        np.copyto(out, Y[:, lo:lo + w].transpose(3, 2, 0, 1), casting="same_kind")
+        np.copyto(out, Y[:, :, lo:lo + w].transpose(3, 1, 0, 2), casting="same_kind")
         lo += w
 
 
@@ -171,4 +260,5 @@ def variable_responses(P: np.ndarray, Q: np.ndarray, lagged: tuple[int, ...], H:
     return out
 
 
-__all__ = ["chunk_size", "impulse_responses", "simulate", "state_space", "sum_columns", "variable_responses"]
+__all__ = ["CURRENT", "LAGGED", "Layout", "chunk_size", "impulse_responses", "simulate", "state_space",
+           "sum_columns", "variable_responses"]

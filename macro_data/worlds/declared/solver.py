@@ -275,8 +275,15 @@ class _Batch:
 def _exogenous(b: _Batch, st: Structure, X: list[int], EX: list[int], XL: list[int]) -> None:
     """Step 0: ``Px (k, nX, nXL)``, ``Qx (k, nX, S)``, ``Phi (k, nXL, nXL)``; roots inside the circle."""
     Bxx = b["B"][:, EX][:, :, X]
-    b["Px"] = -_solve(Bxx, b["C"][:, EX][:, :, XL])
-    b["Qx"] = -_solve(Bxx, b["D"][:, EX])
+    Px, Qx = -_solve(Bxx, b["C"][:, EX][:, :, XL]), -_solve(Bxx, b["D"][:, EX])
+    # exact zeros where the block structure puts them (LU pivoting may leave rounding noise there)
+    support = st.exogenous_support()
+    for i, v in enumerate(X):
+        lagged, shocks = support[v]
+        Px[:, i, [j for j, u in enumerate(XL) if u not in lagged]] = 0.0
+        if shocks is not None:
+            Qx[:, i, [s for s in range(Qx.shape[2]) if s not in shocks]] = 0.0
+    b["Px"], b["Qx"] = Px, Qx
     b.keep(np.isfinite(b["Px"]).all(axis=(1, 2)) & np.isfinite(b["Qx"]).all(axis=(1, 2)), STATIC_SINGULAR)
     xpos = {v: i for i, v in enumerate(X)}
     b["Phi"] = b["Px"][:, [xpos[v] for v in XL], :]

@@ -38,6 +38,7 @@ class Structure:
     nonzeros: tuple[frozenset, frozenset, frozenset] | None = None
     exogenous_blocks: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = field(default=())
     exogenous_upstream: tuple[frozenset, ...] = field(default=())  # per block: the blocks it depends on
+    shock_nonzeros: frozenset | None = None  # structurally non-zero entries (equation, shock) of D
 
     @property
     def static(self) -> tuple[int, ...]:
@@ -55,6 +56,21 @@ class Structure:
     @property
     def exogenous_equations(self) -> tuple[int, ...]:
         return tuple(sorted(e for _, es in self.exogenous_blocks for e in es))
+
+    def exogenous_support(self) -> dict[int, tuple[frozenset, frozenset]]:
+        """For each exogenous variable, ``(lagged variables, shocks)`` its policy row can load on:
+        those of its own block and the blocks upstream of it (exact zeros elsewhere)."""
+        lag = set(self.lag)
+        out = {}
+        for b, (variables, _) in enumerate(self.exogenous_blocks):
+            blocks = {b} | set(self.exogenous_upstream[b])
+            reach = {v for j in blocks for v in self.exogenous_blocks[j][0]}
+            equations = {e for j in blocks for e in self.exogenous_blocks[j][1]}
+            shocks = None if self.shock_nonzeros is None else frozenset(
+                s for e, s in self.shock_nonzeros if e in equations)
+            for v in variables:
+                out[v] = (frozenset(reach & lag), shocks)
+        return out
 
     def support(self, matrix: int, columns: Sequence[int], by: str, rows: Sequence[int] | None = None) -> list[list[int]]:
         """Structural support of ``M[rows][:, columns]`` (``M`` = A, B, C for ``matrix`` 0, 1, 2;
@@ -168,8 +184,9 @@ def _strong_components(n: int, successors: list[set[int]]) -> list[list[int]]:
     return out  # Tarjan emits a component only after all components reachable from it
 
 
-def analyze(n: int, nonzeros: tuple[Iterable, Iterable, Iterable], shock_rows: Iterable[int] = ()) -> Structure:
-    """The :class:`Structure` of a model from its structural non-zeros ``(A, B, C)`` entries.
+def analyze(n: int, nonzeros: tuple[Iterable, Iterable, Iterable], shock_nonzeros: Iterable | None = None) -> Structure:
+    """The :class:`Structure` of a model from its structural non-zeros: ``(A, B, C)`` entries
+    ``(equation, variable)`` and, optionally, ``D`` entries ``(equation, shock)``.
 
     Raises :class:`StructurallySingular` if no perfect matching of equations to variables exists.
     """
@@ -197,7 +214,8 @@ def analyze(n: int, nonzeros: tuple[Iterable, Iterable, Iterable], shock_rows: I
             for v in comp:
                 block_of[v] = len(blocks)
             blocks.append((tuple(comp), tuple(sorted(eqs))))
-    return Structure(n, lead, lag, nz, tuple(blocks), tuple(upstream))
+    shocks = None if shock_nonzeros is None else frozenset(shock_nonzeros)
+    return Structure(n, lead, lag, nz, tuple(blocks), tuple(upstream), shocks)
 
 
 __all__ = ["Structure", "StructurallySingular", "analyze"]

@@ -68,7 +68,8 @@ class LinearSystem:
                 self.observation_entries.append(Entry(kind, row, var[name], compile_coefficient(coef)))
         n = len(self.variables)
         nonzeros = tuple(frozenset((e.row, e.col) for e in self.entries if e.matrix == m) for m in (LEAD, CURRENT, LAG))
-        self.structure: Structure = analyze(n, nonzeros)  # raises StructurallySingular
+        shocks = frozenset((e.row, e.col) for e in self.entries if e.matrix == SHOCK)
+        self.structure: Structure = analyze(n, nonzeros, shocks)  # raises StructurallySingular
         # Variables the observables need at t-1 beyond those the equations lag (e.g. c[t-1] in
         # consumption growth): the simulation state carries them too.
         self.observed_lags = tuple(sorted({e.col for e in self.observation_entries if e.matrix == LAG}))

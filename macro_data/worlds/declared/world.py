@@ -23,7 +23,7 @@ from macro_data.worlds.base import CornerRule, LastFew, Observable, Priors, Simu
 from macro_data.worlds.declared import simulation
 from macro_data.worlds.declared.model_file import ModelFile, read_model_file
 from macro_data.worlds.declared.solver import Policy, solve_lre
-from macro_data.worlds.declared.system import LinearSystem
+from macro_data.worlds.declared.system import CURRENT, LinearSystem
 
 # Split regions (the built-ins' rule): fixed thresholds, each region ~2.5 % of the prior mass.
 SLICE_MASS = 0.025
@@ -61,10 +61,11 @@ def corner_tail_mass(slice_parameter: str, slice_side: str, corner: tuple[str, s
 
 @dataclass
 class Solved:
-    """A batch's policy and the state-space matrix ``K`` of :func:`.simulation.state_space`."""
+    """A batch's policy and its state-space form (:func:`.simulation.state_space`)."""
 
     policy: Policy
-    K: np.ndarray  # (k, q + ns, ns + S); NaN rows for invalid draws
+    K: np.ndarray  # (k, ns + ne, ns + S); NaN for invalid draws
+    coefs: np.ndarray  # (k, n_terms): the observables' coefficients
 
 
 class DeclaredWorld(World):
@@ -103,7 +104,8 @@ class DeclaredWorld(World):
         self.equations = model.equations
         self.system = LinearSystem(model.variables, model.shocks, self.parameter_names, model.forms,
                                    [o.form for o in model.observables])
-        self.state = tuple(sorted(set(self.system.structure.lag) | set(self.system.observed_lags)))
+        self.layout = self._layout()
+        self.state = self.layout.state
         self.model_text = model.text
         self.model_sha256 = model.sha256
         self.model_file = model.path.name
@@ -114,6 +116,34 @@ class DeclaredWorld(World):
         self.slice_rule, self.corner_rule, self._corner_signs = self._split_rules(model)
         self.design_notes = self._notes(model)
         self._solutions = LastFew(size=3)
+
+    def _layout(self) -> simulation.Layout:
+        """The simulation layout: core state rows first (dense), then the exogenous state rows with
+        their structural supports; the observables' terms (:mod:`.simulation`)."""
+        st, system = self.system.structure, self.system
+        exogenous = set(st.exogenous)
+        state_vars = sorted(set(st.lag) | set(system.observed_lags))
+        state = tuple([v for v in state_vars if v not in exogenous] + [v for v in state_vars if v in exogenous])
+        ns, S = len(state), len(self.shocks)
+        support = st.exogenous_support()
+        supports = []
+        for v in state[len(state) - sum(v in exogenous for v in state):]:
+            lagged, shocks = support[v]
+            cols = sorted(state.index(u) for u in lagged if u in state)
+            cols += [ns + j for j in (range(S) if shocks is None else sorted(shocks))]
+            supports.append(tuple(cols))
+        current = [e.col for e in system.observation_entries if e.matrix == CURRENT]
+        extra = tuple(sorted({v for v in current if v not in state}))
+        rows = state + extra
+        terms: list[list[tuple[int, int, int]]] = [[] for _ in range(system.n_observables)]
+        self._term_entries = []  # (observable, matrix, variable) of each coefficient column
+        for e in system.observation_entries:
+            kind, position = (simulation.CURRENT, rows.index(e.col)) if e.matrix == CURRENT else \
+                (simulation.LAGGED, state.index(e.col))
+            terms[e.row].append((kind, position, len(self._term_entries)))
+            self._term_entries.append((e.row, e.matrix, e.col))
+        return simulation.Layout(state, extra, len(state) - len(supports), tuple(supports),
+                                 tuple(tuple(t) for t in terms), S)
 
     # ---- identity and description ---------------------------------------------------------
     @property
@@ -193,15 +223,17 @@ class DeclaredWorld(World):
             A, B, C, D = self.system.matrices(th)
             policy = solve_lre(A, B, C, D, self.system.structure)
             G0, G1 = self.system.observation(th)
+            G = (None, G0, G1)
+            coefs = np.stack([G[matrix][:, r, v] for r, matrix, v in self._term_entries], axis=1)
             with np.errstate(all="ignore"):
-                K = simulation.state_space(policy.P, policy.Q, G0, G1, policy.lagged, self.state)
+                K, coefs = simulation.state_space(self.layout, policy.P, policy.Q, policy.lagged, coefs)
             K[~policy.valid] = np.nan
-            parts.append(Solved(policy, K))
+            parts.append(Solved(policy, K, coefs))
         if len(parts) == 1:
             return parts[0]
         cat = lambda name: np.concatenate([getattr(p.policy, name) for p in parts])  # noqa: E731
         policy = Policy(cat("P"), cat("Q"), cat("valid"), cat("problem"), cat("n_unstable"), parts[0].policy.lagged)
-        return Solved(policy, np.concatenate([p.K for p in parts]))
+        return Solved(policy, np.concatenate([p.K for p in parts]), np.concatenate([p.coefs for p in parts]))
 
     def solution(self, theta: np.ndarray) -> Solved:
         """The solution of every draw of ``theta`` (cached for the last few batches)."""
@@ -229,16 +261,15 @@ class DeclaredWorld(World):
         return self._simulate_as(theta, eps, metadata, np.dtype(np.float64))
 
     def _simulate_as(self, theta, eps, metadata, dtype) -> Simulation:
-        K = self._solved_or_raise(theta).K
+        sol = self._solved_or_raise(theta)
         n, T, S = eps.shape
-        q = len(self.observables) + len(self.extras)
         traj = np.empty((n, T, 3), dtype=dtype)
         extras = np.empty((n, T, len(self.extras)), dtype=dtype) if self.extras else None
-        m = simulation.chunk_size(K.shape[1], K.shape[2])
+        m = simulation.chunk_size(self.layout.dense, sol.K.shape[2])
         for lo in range(0, n, m):
             hi = min(lo + m, n)
             outs = [traj[lo:hi]] + ([extras[lo:hi]] if extras is not None else [])
-            simulation.simulate(K[lo:hi], eps[lo:hi], q, outs)
+            simulation.simulate(self.layout, sol.K[lo:hi], sol.coefs[lo:hi], eps[lo:hi], outs)
         return Simulation(trajectories=traj, extras=extras)
 
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
@@ -253,17 +284,14 @@ class DeclaredWorld(World):
                                extras=True)
 
     def _responses(self, theta: np.ndarray, H: int, dtype, extras: bool) -> np.ndarray:
-        K = self._solved_or_raise(theta).K
+        sol = self._solved_or_raise(theta)
         n, S = theta.shape[0], len(self.shocks)
-        q = len(self.observables) + len(self.extras)
-        if not extras and q > 3:  # canonical only: drop the extras' rows
-            K = np.concatenate([K[:, :3], K[:, q:]], axis=1)
-            q = 3
+        q = 3 + (len(self.extras) if extras else 0)
         out = np.empty((n, S, H + 1, q), dtype=dtype)
-        m = simulation.chunk_size(K.shape[1], len(self.state), S)
+        m = simulation.chunk_size(self.layout.dense, len(self.state), S)
         for lo in range(0, n, m):
             hi = min(lo + m, n)
-            simulation.impulse_responses(K[lo:hi], S, q, H, [out[lo:hi]])
+            simulation.impulse_responses(self.layout, sol.K[lo:hi], sol.coefs[lo:hi], H, [out[lo:hi]])
         return out
 
     def variable_irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
