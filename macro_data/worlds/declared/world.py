@@ -22,7 +22,7 @@ from macro_data.errors import WorldError
 from macro_data.worlds.base import CornerRule, LastFew, Observable, Priors, Simulation, SliceRule, World
 from macro_data.worlds.declared import simulation
 from macro_data.worlds.declared.model_file import ModelFile, read_model_file
-from macro_data.worlds.declared.solver import Policy, solve_lre
+from macro_data.worlds.declared.solver import NON_FINITE, Policy, solve_lre
 from macro_data.worlds.declared.system import CURRENT, LinearSystem
 
 # Split regions (the built-ins' rule): fixed thresholds, each region ~2.5 % of the prior mass.
@@ -57,6 +57,41 @@ def corner_tail_mass(slice_parameter: str, slice_side: str, corner: tuple[str, s
     if sides[corner.index(slice_parameter)] == slice_side:
         return 0.5 * (s + math.sqrt(s * s + 4.0 * c))
     return math.sqrt(c)
+
+
+def simulation_layout(system: LinearSystem) -> tuple[simulation.Layout, list[tuple[int, int, int]]]:
+    """The model's :class:`.simulation.Layout` and, per observable-term coefficient column, its
+    ``(observable, matrix, variable)`` in the observation matrices.
+
+    State: the variables the equations or observables lag, core ones first (dense rows), then the
+    exogenous ones, each with its structural support (lagged variables and shocks of its own and
+    upstream blocks). Extra rows: the other variables the observables read at ``t``.
+    """
+    st = system.structure
+    exogenous = set(st.exogenous)
+    lagged = sorted(set(st.lag) | set(system.observed_lags))
+    core = [v for v in lagged if v not in exogenous]
+    exo = [v for v in lagged if v in exogenous]
+    state = tuple(core + exo)
+    ns, S = len(state), len(system.shocks)
+    support = st.exogenous_support()
+    supports = []
+    for v in exo:
+        variables, shocks = support[v]
+        cols = sorted(state.index(u) for u in variables if u in state)
+        supports.append(tuple(cols + [ns + j for j in (range(S) if shocks is None else sorted(shocks))]))
+    current = {e.col for e in system.observation_entries if e.matrix == CURRENT}
+    extra = tuple(sorted(current - set(state)))
+    rows = state + extra
+    terms: list[list[tuple[int, int, int]]] = [[] for _ in range(system.n_observables)]
+    entries = []
+    for e in system.observation_entries:  # in the order written: a fixed summation order
+        kind, position = (simulation.CURRENT, rows.index(e.col)) if e.matrix == CURRENT else \
+            (simulation.LAGGED, state.index(e.col))
+        terms[e.row].append((kind, position, len(entries)))
+        entries.append((e.row, e.matrix, e.col))
+    layout = simulation.Layout(state, extra, len(core), tuple(supports), tuple(tuple(t) for t in terms), S)
+    return layout, entries
 
 
 @dataclass
@@ -104,7 +139,7 @@ class DeclaredWorld(World):
         self.equations = model.equations
         self.system = LinearSystem(model.variables, model.shocks, self.parameter_names, model.forms,
                                    [o.form for o in model.observables])
-        self.layout = self._layout()
+        self.layout, self._term_entries = simulation_layout(self.system)
         self.state = self.layout.state
         self.model_text = model.text
         self.model_sha256 = model.sha256
@@ -116,34 +151,6 @@ class DeclaredWorld(World):
         self.slice_rule, self.corner_rule, self._corner_signs = self._split_rules(model)
         self.design_notes = self._notes(model)
         self._solutions = LastFew(size=3)
-
-    def _layout(self) -> simulation.Layout:
-        """The simulation layout: core state rows first (dense), then the exogenous state rows with
-        their structural supports; the observables' terms (:mod:`.simulation`)."""
-        st, system = self.system.structure, self.system
-        exogenous = set(st.exogenous)
-        state_vars = sorted(set(st.lag) | set(system.observed_lags))
-        state = tuple([v for v in state_vars if v not in exogenous] + [v for v in state_vars if v in exogenous])
-        ns, S = len(state), len(self.shocks)
-        support = st.exogenous_support()
-        supports = []
-        for v in state[len(state) - sum(v in exogenous for v in state):]:
-            lagged, shocks = support[v]
-            cols = sorted(state.index(u) for u in lagged if u in state)
-            cols += [ns + j for j in (range(S) if shocks is None else sorted(shocks))]
-            supports.append(tuple(cols))
-        current = [e.col for e in system.observation_entries if e.matrix == CURRENT]
-        extra = tuple(sorted({v for v in current if v not in state}))
-        rows = state + extra
-        terms: list[list[tuple[int, int, int]]] = [[] for _ in range(system.n_observables)]
-        self._term_entries = []  # (observable, matrix, variable) of each coefficient column
-        for e in system.observation_entries:
-            kind, position = (simulation.CURRENT, rows.index(e.col)) if e.matrix == CURRENT else \
-                (simulation.LAGGED, state.index(e.col))
-            terms[e.row].append((kind, position, len(self._term_entries)))
-            self._term_entries.append((e.row, e.matrix, e.col))
-        return simulation.Layout(state, extra, len(state) - len(supports), tuple(supports),
-                                 tuple(tuple(t) for t in terms), S)
 
     # ---- identity and description ---------------------------------------------------------
     @property
@@ -225,6 +232,8 @@ class DeclaredWorld(World):
             G0, G1 = self.system.observation(th)
             G = (None, G0, G1)
             coefs = np.stack([G[matrix][:, r, v] for r, matrix, v in self._term_entries], axis=1)
+            bad = policy.valid & ~np.isfinite(coefs).all(axis=1)  # e.g. an observable's log of a negative
+            policy.valid[bad], policy.problem[bad] = False, NON_FINITE
             with np.errstate(all="ignore"):
                 K, coefs = simulation.state_space(self.layout, policy.P, policy.Q, policy.lagged, coefs)
             K[~policy.valid] = np.nan
@@ -333,4 +342,4 @@ def load_world_file(path: str | Path) -> DeclaredWorld:
 
 
 __all__ = ["CORNER_MASS", "DeclaredWorld", "SLICE_MASS", "Solved", "corner_tail_mass", "load_world_file",
-           "tail_threshold"]
+           "simulation_layout", "tail_threshold"]

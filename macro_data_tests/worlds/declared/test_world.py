@@ -240,3 +240,20 @@ def test_variable_irfs_and_policy(worlds):
     # monetary shock: v[h] = sigma_m rho_m^h
     sigma_m, rho_m = theta[0, w.index("sigma_m")], theta[0, w.index("rho_m")]
     np.testing.assert_allclose(z[0, 0, :, 3], sigma_m * rho_m ** np.arange(6), rtol=1e-13)
+
+
+def test_non_finite_coefficients_make_a_draw_invalid(tmp_path):
+    text = WIDE.format(name="wide_sqrt", side="high", corner="rho, sd", sides="high, low").replace(
+        "expr: 100*(x - x(-1))", "expr: 100*sqrt(rho - 0.3)*(x - x(-1))").replace(
+        "v = rho*v(-1)", "v = log(rho + 0.5)*v(-1)")
+    path = tmp_path / "wide_sqrt.yaml"
+    path.write_text(text)
+    w = load_world_file(path)
+    theta = np.array([[0.95, 0.2, 1.5, 0.5, 0.005],    # fine
+                      [0.95, 0.2, 1.5, 0.1, 0.005]])   # sqrt(-0.2) in an observable
+    assert w.is_valid(theta).tolist() == [True, False]
+    with pytest.raises(WorldError, match="draw 1 has no valid solution \\(a coefficient is not finite"):
+        w.simulate(theta, np.zeros((2, 3, 2)))
+    # an equation coefficient: log(rho + 0.5) is fine on [0, 0.9]; outside the domain it is not
+    A, B, C, D = w.system.matrices(np.array([[0.95, 0.2, 1.5, -0.6, 0.005]]))
+    assert not np.isfinite(C).all()
