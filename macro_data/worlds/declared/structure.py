@@ -72,20 +72,18 @@ class Structure:
                 out[v] = (frozenset(reach & lag), shocks)
         return out
 
-    def support(self, matrix: int, columns: Sequence[int], by: str, rows: Sequence[int] | None = None) -> list[list[int]]:
-        """Structural support of ``M[rows][:, columns]`` (``M`` = A, B, C for ``matrix`` 0, 1, 2;
-        ``rows`` default all): per column the positions of its non-zero rows (``by="column"``),
-        or per row the positions of its non-zero columns (``by="row"``)."""
-        rows = list(range(self.n)) if rows is None else list(rows)
-        rpos = {r: i for i, r in enumerate(rows)}
+    def support(self, matrix: int, columns: Sequence[int], by: str) -> list[list[int]]:
+        """Structural support of ``M[:, columns]`` (``M`` = A, B, C for ``matrix`` 0, 1, 2): per column
+        its non-zero rows (``by="column"``), or per row the positions of its non-zero columns
+        (``by="row"``)."""
         cpos = {v: j for j, v in enumerate(columns)}
         if self.nonzeros is None:
-            entries = [(i, j) for i in range(len(rows)) for j in range(len(cpos))]
+            entries = [(r, j) for r in range(self.n) for j in range(len(cpos))]
         else:
-            entries = [(rpos[r], cpos[v]) for r, v in self.nonzeros[matrix] if r in rpos and v in cpos]
+            entries = [(r, cpos[v]) for r, v in self.nonzeros[matrix] if v in cpos]
         if by == "column":
-            return [sorted(i for i, j in entries if j == c) for c in range(len(cpos))]
-        return [sorted(j for i, j in entries if i == r) for r in range(len(rows))]
+            return [sorted(r for r, j in entries if j == c) for c in range(len(cpos))]
+        return [sorted(j for r, j in entries if r == row) for row in range(self.n)]
 
     def restricted(self, variables: Sequence[int], equations: Sequence[int]) -> "Structure":
         """The structure of the subsystem ``equations`` x ``variables`` (renumbered in the given order)."""
