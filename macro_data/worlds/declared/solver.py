@@ -154,6 +154,20 @@ def _inv(M: np.ndarray) -> np.ndarray:
         return X
 
 
+def _eigvals(M: np.ndarray) -> np.ndarray:
+    """Eigenvalues per draw; NaN for a draw whose QR algorithm fails (numpy would raise for all)."""
+    try:
+        return np.linalg.eigvals(M)
+    except np.linalg.LinAlgError:
+        out = np.full(M.shape[:2], np.nan, dtype=complex)
+        for d in range(M.shape[0]):  # only after a failure: find the draw(s) at fault
+            try:
+                out[d] = np.linalg.eigvals(M[d])
+            except np.linalg.LinAlgError:
+                pass
+        return out
+
+
 def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Batched ``a @ b`` in a fixed summation order (:func:`bmatmul`), also for empty inner dimensions."""
     if a.shape[-1] == 0 or 0 in a.shape or 0 in b.shape:
@@ -295,7 +309,7 @@ def _exogenous(b: _Batch, st: Structure, X: list[int], EX: list[int], XL: list[i
         if not cols:
             continue
         block = b["Phi"][:, cols][:, :, cols]
-        mod = np.abs(block[:, 0, 0]) if len(cols) == 1 else np.abs(np.linalg.eigvals(block))
+        mod = np.abs(block[:, 0, 0]) if len(cols) == 1 else np.abs(_eigvals(block))
         mod = mod.reshape(b.size, -1)
         unstable += np.sum(mod >= 1.0, axis=1)
         margin_ok &= np.all(mod < 1.0 - UNIT_ROOT_TOL, axis=1)

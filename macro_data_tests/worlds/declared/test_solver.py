@@ -66,8 +66,7 @@ def test_rank_condition_failure():
 def test_non_finite_and_singular_static_block():
     A, B, C, D, st = cagan(np.array([0.5, 0.5]), np.array([0.5, np.nan]), np.ones(2))
     assert solve_lre(A, B, C, D, st).problem.tolist() == [OK, NON_FINITE]
-    # a static variable s with s = 0*s + x: its coefficient block is zero.
-    n = 2
+    # a static variable s whose own coefficient is zero in draw 1: its coefficient block is singular.
     A, B, C, D = np.zeros((2, 3, 3)), np.zeros((2, 3, 3)), np.zeros((2, 3, 3)), np.ones((2, 3, 1))
     B[:, 0, 0] = 1.0
     C[:, 0, 0] = -0.5  # x = 0.5 x(-1) + e
@@ -77,7 +76,6 @@ def test_non_finite_and_singular_static_block():
     B[:, 2, 0] = -1.0
     pol = solve_lre(A, B, C, D, Structure(3, lead=(1,), lag=(0,)))
     assert pol.problem.tolist() == [OK, STATIC_SINGULAR]
-    del n
 
 
 def random_models(rng, k, singular_lead_rows=False):
@@ -198,7 +196,6 @@ def exogenous_models(rng, k):
     A, C = np.zeros((k, n, n)), np.zeros((k, n, n))
     B = np.zeros((k, n, n))
     D = np.zeros((k, n, S))
-    core = [0, 1, 2, 3, 4]
     B[:, :5, :5] = rng.standard_normal((k, 5, 5)) + 3.0 * np.eye(5)
     A[:, :5][:, :, [1, 2, 4]] = rng.standard_normal((k, 5, 3))
     C[:, :5][:, :, [3, 4]] = 0.6 * rng.standard_normal((k, 5, 2))
@@ -218,7 +215,6 @@ def exogenous_models(rng, k):
     C[:, 8, 5] = -rng.standard_normal(k)
     B[:, 8, 5] = -rng.standard_normal(k)
     B[:, 9, 6], B[:, 9, 8] = -rng.standard_normal(k), -rng.standard_normal(k)
-    del core
     return A, B, C, D
 
 
