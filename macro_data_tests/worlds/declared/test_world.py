@@ -257,3 +257,48 @@ def test_non_finite_coefficients_make_a_draw_invalid(tmp_path):
     # an equation coefficient: log(rho + 0.5) is fine on [0, 0.9]; outside the domain it is not
     A, B, C, D = w.system.matrices(np.array([[0.95, 0.2, 1.5, -0.6, 0.005]]))
     assert not np.isfinite(C).all()
+
+
+@pytest.mark.parametrize("path", [ROOT / "benchmarks" / "models" / "nk_large20.yaml",
+                                  ROOT / "datasets" / "worlds" / "rbc_iac.yaml"])
+def test_structured_kernels_equal_the_plain_recursion(path):
+    """simulate/irfs (structured layout, exogenous supports, term-wise observables) against the
+    plain recursion z[t] = P z_L[t-1] + Q eps[t], y[t] = G0 z[t] + G1 z[t-1] on every variable."""
+    w = load_world_file(path)
+    T, H = 25, 12
+    d = draw_range(w, 17, 0, 64, T)
+    pol = w.policy(d.theta)
+    G0, G1 = w.system.observation(d.theta)
+    L = list(pol.lagged)
+    eps = d.shocks.astype(np.float64)
+    n = len(w.system.variables)
+    z_prev = np.zeros((64, n))
+    y = np.empty((64, T, G0.shape[1]))
+    for t in range(T):
+        z = np.einsum("knl,kl->kn", pol.P, z_prev[:, L]) + np.einsum("kns,ks->kn", pol.Q, eps[:, t])
+        y[:, t] = np.einsum("kqn,kn->kq", G0, z) + np.einsum("kqn,kn->kq", G1, z_prev)
+        z_prev = z
+    sim = w.simulate(d.theta, d.shocks)
+    got = np.concatenate([sim.trajectories, sim.extras], axis=2)
+    scale = np.abs(y).max(axis=1, keepdims=True)
+    assert np.max(np.abs(got - y) / scale) < 1e-12
+    z = w.variable_irfs(d.theta, H)  # (k, S, H+1, n)
+    z_lag = np.concatenate([np.zeros_like(z[:, :, :1]), z[:, :, :-1]], axis=2)
+    ref = np.einsum("kqn,kshn->kshq", G0, z) + np.einsum("kqn,kshn->kshq", G1, z_lag)
+    irfs = w.irfs_all(d.theta, H)
+    scale = np.abs(ref).max(axis=2, keepdims=True) + 1e-300
+    assert np.max(np.abs(irfs - ref) / scale) < 1e-12
+
+
+def test_twenty_variable_model_matches_the_qz_reference():
+    from macro_data_tests.worlds.declared.klein_reference import klein
+
+    w = load_world_file(ROOT / "benchmarks" / "models" / "nk_large20.yaml")
+    theta = draw_range(w, 5, 0, 8, 1).theta
+    pol = w.policy(theta)
+    A, B, C, D = w.system.matrices(theta)
+    for d in range(theta.shape[0]):
+        (F, Q), _ = klein(A[d], B[d], C[d], D[d])
+        scale = max(np.abs(F).max(), np.abs(Q).max())
+        assert np.abs(pol.P[d] - F[:, list(pol.lagged)]).max() < 1e-9 * scale
+        assert np.abs(pol.Q[d] - Q).max() < 1e-9 * scale
