@@ -18,7 +18,8 @@ variable, the observables and the held-out split regions. Loading it:
    and in the canonical units; split parameters declared and distinct);
 4. parses every equation and observable (:mod:`.expressions`): linear in variables and shocks,
    no constant terms (the steady state is zero), leads and lags of one period, observables of
-   current and lagged variables only.
+   current and lagged variables only; and checks that the equations can determine every
+   variable (:func:`.structure.analyze`: otherwise they are *structurally singular*).
 
 Every problem raises :class:`macro_data.errors.WorldFileError` naming the file, the 1-based line
 and column in the file, and the problem. For an expression the column points into the equation
@@ -41,10 +42,10 @@ from macro_data import schemas
 from macro_data.config_yaml import StrictSafeLoader
 from macro_data.errors import WorldFileError
 from macro_data.worlds.base import CANONICAL_OBSERVABLES, Parameter
-from macro_data.worlds.declared.structure import StructurallySingular, analyze
 from macro_data.worlds.declared.expressions import (FUNCTIONS, NUMBER_PATTERN, ExpressionError, LinearForm, Number,
                                                     Symbols, equation_form, linearize, parameters_in,
                                                     parse_expression)
+from macro_data.worlds.declared.structure import StructurallySingular, analyze
 
 MAX_FILE_BYTES = 1_000_000
 NUMBER = re.compile(r"[-+]?" + NUMBER_PATTERN + r"\Z")
