@@ -58,6 +58,9 @@ class ExpressionError(ValueError):
         self.message = message
         self.position = position
 
+    def __reduce__(self):  # picklable (also as the context of another error) despite the custom signature
+        return (type(self), (self.message, self.position))
+
 
 # ---------------------------------------------------------------------------------------------
 # Tokens

@@ -106,6 +106,9 @@ class StructurallySingular(ValueError):
         self.equations, self.variables = equations, variables
         super().__init__(f"structurally singular: equations {equations} involve only the variables {variables}")
 
+    def __reduce__(self):  # picklable despite the custom signature
+        return (type(self), (self.equations, self.variables))
+
 
 def _matching(n: int, incidence: list[set[int]]) -> list[int]:
     """``var_of_eq`` of a perfect matching of equations to variables (Kuhn's augmenting paths).

@@ -245,9 +245,18 @@ def test_file_name_must_end_in_yaml(tmp_path):
         read_model_file(path)
 
 
-def test_error_is_picklable(tmp_path):
+def test_errors_are_picklable(tmp_path):
     import pickle
+
+    from macro_data.worlds.declared.expressions import ExpressionError
+    from macro_data.worlds.declared.structure import StructurallySingular
 
     err = load_error(tmp_path, TOY.replace("kappa*x\n", "kappa*x*pi\n"))
     again = pickle.loads(pickle.dumps(err))
     assert str(again) == str(err) and again.line == err.line
+    # also the errors that can travel as its context (some libraries pickle the whole chain)
+    assert isinstance(err.__context__, ExpressionError)
+    for e in (err.__context__, StructurallySingular([0, 1], [2])):
+        copy = pickle.loads(pickle.dumps(e))
+        assert type(copy) is type(e) and str(copy) == str(e)
+    assert pickle.loads(pickle.dumps(err.__context__)).position == err.__context__.position
