@@ -297,7 +297,7 @@ class DeclaredWorld(World):
         n, S = theta.shape[0], len(self.shocks)
         q = 3 + (len(self.extras) if extras else 0)
         out = np.empty((n, S, H + 1, q), dtype=dtype)
-        m = simulation.chunk_size(self.layout.dense, len(self.state), S)
+        m = simulation.chunk_size(self.layout.dense, len(self.state))
         for lo in range(0, n, m):
             hi = min(lo + m, n)
             simulation.impulse_responses(self.layout, sol.K[lo:hi], sol.coefs[lo:hi], H, [out[lo:hi]])
