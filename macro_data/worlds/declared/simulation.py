@@ -8,13 +8,14 @@ needed at ``t + 1`` (those the equations lag, and those the observables lag)::
 
 ``Ks`` the policy rows of the state variables and ``Ke`` those of the other variables the
 observables read at ``t`` (the *extra* rows). Each observable is then the short sum of its own
-terms, ``coefficient x (s[t] or e[t] or s[t-1])`` entry, in the order of :attr:`Layout.terms`.
+terms, ``coefficient x (s[t] or e[t] or s[t-1])``, in the order of :attr:`Layout.terms`.
 IRFs are the same recursion from ``s[-1] = 0`` with a unit innovation at ``h = 0``, so the
 convolution identity ``traj[t] = sum_h sum_j irfs[j, h] eps[t-h, j]`` holds to rounding.
 
 The work follows the model's structure (:class:`Layout`): the state rows of the core (the
 forward-looking part) use every column; the rows of exogenous variables (shock processes) only
-their structural support, a few columns; observables only their own terms. Layout: sample axis
+their structural support, a few columns; observables only their own terms; and an IRF experiment
+skips the exogenous states its shock cannot move (:func:`experiment_groups`). Layout: sample axis
 last, matrix products summed by a fixed halving tree (:func:`sum_columns`) or term by term in a
 fixed order, element-wise numpy only, so every sample's numbers are the same whatever the batch
 or chunk it is computed in (the reproducibility contract of the bank).
