@@ -227,7 +227,8 @@ def impulse_responses(layout: Layout, K: np.ndarray, coefs: np.ndarray, H: int, 
     ne = len(layout.extra)
     Ks = np.ascontiguousarray(np.moveaxis(K, 0, -1))  # (rows, cols, m)
     c = np.ascontiguousarray(coefs.T)
-    states = np.zeros((H + 1, S, ns, m))  # states[h] = s[h] for each experiment
+    buffer = np.zeros((H + 2, S, ns, m))  # buffer[h + 1] = s[h] for each experiment; buffer[0] = s[-1] = 0
+    states, lagged_states = buffer[1:], buffer[:-1]  # s[h] and s[h-1], without a copy
     states[0] = np.moveaxis(Ks[:ns, ns:], 1, 0)  # s[0] = Qs
     extra = np.empty((H + 1, S, ne, m))  # the extra rows at h, per experiment
     if ne:
@@ -271,8 +272,6 @@ def impulse_responses(layout: Layout, K: np.ndarray, coefs: np.ndarray, H: int, 
                 extra[1:, shocks] = part
             else:
                 extra[1:, shocks] = 0.0
-    lagged_states = np.zeros((H + 1, S, ns, m))
-    lagged_states[1:] = states[:H]
     width = sum(out.shape[3] for out in outputs)
     Y = np.empty((H + 1, S, width, m))
     flat = Y.reshape((H + 1) * S, width, m)

@@ -150,7 +150,8 @@ class DeclaredWorld(World):
         self.code_digest = digest.hexdigest()
         self.slice_rule, self.corner_rule, self._corner_signs = self._split_rules(model)
         self.design_notes = self._notes(model)
-        self._solutions = LastFew(size=3)
+        # validation of a batch's candidates, then simulate and irfs of the accepted draws: two entries
+        self._solutions = LastFew(size=2)
 
     # ---- identity and description ---------------------------------------------------------
     @property
