@@ -192,16 +192,21 @@ class Source:
 # ---------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------
-def _read(path: Path) -> tuple[bytes, str]:
+def _read(path: Path) -> bytes:
     try:
         size = path.stat().st_size
     except OSError as exc:
         raise WorldFileError(path, f"cannot read ({exc.strerror})") from None
     if size > MAX_FILE_BYTES:
         raise WorldFileError(path, f"{size} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
-    data = path.read_bytes()
+    return path.read_bytes()
+
+
+def _decode(path: Path, data: bytes) -> str:
+    if len(data) > MAX_FILE_BYTES:
+        raise WorldFileError(path, f"{len(data)} bytes is larger than the {MAX_FILE_BYTES}-byte limit")
     try:
-        return data, data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WorldFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
@@ -434,7 +439,14 @@ def read_model_file(path: str | Path, builtin_ids: tuple[str, ...] = ()) -> Mode
         Naming the file, the line and column, and the problem.
     """
     path = Path(path)
-    data, text = _read(path)
+    return parse_model_file(path, _read(path), builtin_ids)
+
+
+def parse_model_file(path: str | Path, data: bytes, builtin_ids: tuple[str, ...] = ()) -> ModelFile:
+    """:func:`read_model_file` of the given bytes (``path`` names the file in messages and must
+    still end in ``<world>.yaml``)."""
+    path = Path(path)
+    text = _decode(path, data)
     document, root = _parse_yaml(path, text)
     src = Source(path, text, root)
     if not isinstance(document, dict):
@@ -481,4 +493,4 @@ def read_model_file(path: str | Path, builtin_ids: tuple[str, ...] = ()) -> Mode
         forms=forms, observables=observables, splits=splits, notes=tuple(document.get("notes", ())))
 
 
-__all__ = ["ModelFile", "ModelFileLoader", "ObservableSpec", "SplitSpec", "read_model_file"]
+__all__ = ["ModelFile", "ModelFileLoader", "ObservableSpec", "SplitSpec", "parse_model_file", "read_model_file"]

@@ -21,7 +21,7 @@ import numpy as np
 from macro_data.errors import WorldError
 from macro_data.worlds.base import CornerRule, LastFew, Observable, Priors, Simulation, SliceRule, World
 from macro_data.worlds.declared import simulation
-from macro_data.worlds.declared.model_file import ModelFile, read_model_file
+from macro_data.worlds.declared.model_file import ModelFile, parse_model_file, read_model_file
 from macro_data.worlds.declared.solver import NON_FINITE, Policy, solve_lre
 from macro_data.worlds.declared.system import CURRENT, LinearSystem
 
@@ -152,6 +152,11 @@ class DeclaredWorld(World):
         self.design_notes = self._notes(model)
         # validation of a batch's candidates, then simulate and irfs of the accepted draws: two entries
         self._solutions = LastFew(size=2)
+
+    def __reduce__(self):
+        """Pickled as its file name and text (rebuilt by parsing them again): the compiled
+        coefficients and the cache's lock are not picklable themselves."""
+        return (_rebuild, (str(self.model.path), self.model_text.encode("utf-8")))
 
     # ---- identity and description ---------------------------------------------------------
     @property
@@ -317,6 +322,12 @@ class DeclaredWorld(World):
         th = np.asarray(theta, dtype=np.float64)
         a, b = self.model.splits.corner_parameters
         return self._corner_signs[0] * th[:, self.index(a)], self._corner_signs[1] * th[:, self.index(b)]
+
+
+def _rebuild(path: str, data: bytes) -> DeclaredWorld:
+    from macro_data.worlds import WORLD_IDS
+
+    return DeclaredWorld(parse_model_file(path, data, builtin_ids=WORLD_IDS))
 
 
 def load_world_file(path: str | Path) -> DeclaredWorld:

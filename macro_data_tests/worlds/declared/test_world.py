@@ -306,3 +306,14 @@ def test_twenty_variable_model_matches_the_qz_reference():
         scale = max(np.abs(F).max(), np.abs(Q).max())
         assert np.abs(pol.P[d] - F[:, list(pol.lagged)]).max() < 1e-9 * scale
         assert np.abs(pol.Q[d] - Q).max() < 1e-9 * scale
+
+
+def test_a_world_pickles_as_its_file(worlds):
+    import pickle
+
+    w = worlds["nk_habit"]
+    again = pickle.loads(pickle.dumps(w))
+    assert isinstance(again, DeclaredWorld) and again is not w
+    assert (again.name, again.model_sha256, again.code_digest) == (w.name, w.model_sha256, w.code_digest)
+    d = draw_range(w, 3, 0, 50, 12)
+    np.testing.assert_array_equal(again.simulate(d.theta, d.shocks).trajectories, w.simulate(d.theta, d.shocks).trajectories)
