@@ -1,4 +1,4 @@
 """Asset group names, in one place."""
 
-WORLDS = "worlds"  # per-world stages: draws, arrays, splits
+WORLDS = "worlds"  # per-world stages: draws, arrays, splits, train-split statistics
 DATASET = "dataset"  # all-worlds stages: manifest, validation report

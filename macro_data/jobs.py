@@ -7,7 +7,7 @@ from macro_data import groups
 build_world_job = dg.define_asset_job(
     "build_world",
     selection=dg.AssetSelection.groups(groups.WORLDS),
-    description="Draws, arrays and splits of one world (one run per world partition).",
+    description="Draws, arrays, splits and train-split statistics of one world (one run per world partition).",
 )
 
 build_dataset_job = dg.define_asset_job(

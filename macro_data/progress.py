@@ -1,7 +1,8 @@
-"""Progress reporting without Dagster: listeners receive ``(label, done, total, rate, eta)``.
+"""Progress reporting without Dagster: one :class:`Tracker` per stage, and listeners.
 
-Stages report through :class:`macro_data.pipeline.common.Progress`, which logs to the run log
-and notifies the listeners registered here; the command line registers a terminal bar.
+A stage reports through a :class:`Tracker`, which logs to the run log (every 2 s) and notifies the
+listeners registered here with ``(label, done, total, rate, eta)``; the command line registers a
+terminal bar (:class:`TerminalBar`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,33 @@ def remove_listener(fn: Listener) -> None:
 def notify(label: str, done: int, total: int, rate: float, eta: float) -> None:
     for fn in list(_listeners):
         fn(label, done, total, rate, eta)
+
+
+class Tracker:
+    """Progress of one stage: samples done, rate, ETA, to the run log and to the listeners.
+
+    ``done`` starts at ``already`` (samples reused or resumed, not computed now); the rate counts
+    only the samples computed by this run.
+    """
+
+    def __init__(self, total: int, label: str, log: Callable[[str], None] | None, already: int = 0):
+        self.total, self.label, self.log, self.already = total, label, log, already
+        self.t0 = time.perf_counter()
+        self._last = 0.0
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        elapsed = now - self.t0
+        rate = (done - self.already) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else 0.0
+        notify(self.label, done, self.total, rate, eta)
+        if self.log is None or (done < self.total and now - self._last < 2.0):
+            return
+        self._last = now
+        self.log(
+            f"{self.label}: {done}/{self.total} samples ({100 * done / self.total:.0f}%), "
+            f"{rate:,.0f} samples/s, ETA {eta:.0f} s"
+        )
 
 
 class TerminalBar:

@@ -26,8 +26,10 @@ from macro_data.errors import MacroDataError, RecipeError
 from macro_data.hashing import canonical_json
 from macro_data.worlds import WORLD_IDS, get_world
 
-DEFAULT_CHUNK_SAMPLES = 1000
+# A multiple of the 256-sample seeding block and hash segment: regions, growth and resume align on chunks.
+DEFAULT_CHUNK_SAMPLES = 1024
 DEFAULT_CLEVEL = 3
+DEFAULT_LICENSE = "CC-BY-4.0"  # not written into the document, so recipes without it keep their hash
 MAX_RECIPE_BYTES = 1_000_000  # a recipe is a few hundred bytes; refuse anything absurd before parsing
 MAX_NESTING = 32  # a recipe nests 5 levels; deeper documents are refused before recursive validation
 MAX_CHUNK_BYTES = 1 << 30  # decoded bytes of one stored chunk (float32)
@@ -59,6 +61,20 @@ class Recipe:
     document: dict[str, Any]
     source: str
     sha256: str
+
+    @property
+    def extends(self) -> tuple[str, str] | None:
+        """``(name, version)`` of the dataset this one grows from (``extends: name@version``), if any."""
+        value = self.document.get("extends")
+        return tuple(value.split("@", 1)) if value else None  # type: ignore[return-value]
+
+    @property
+    def license(self) -> str:
+        return self.document.get("license") or DEFAULT_LICENSE
+
+    @property
+    def citation(self) -> str | None:
+        return self.document.get("citation")
 
     @property
     def world_ids(self) -> list[str]:
@@ -168,7 +184,9 @@ def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
     if errors:
         lines = [f"field {schemas.location(e)}: {e.message} (rule: {e.validator})" for e in errors[:10]]
         raise RecipeError(f"recipe {source} does not match schemas/recipe.schema.json:\n  " + "\n  ".join(lines))
-    for key in ("name", "version"):  # the schema's search lets "name\n" through; a folder name must match whole
+    for key in ("name", "version", "extends"):  # the schema's search lets "name\n" through: match whole
+        if key not in document:
+            continue
         pattern = schemas.load("recipe")["properties"][key]["pattern"]
         if not re.fullmatch(pattern, document[key]):
             raise RecipeError(

@@ -21,15 +21,24 @@ def write_recipe(folder: Path, n: int = 300, worlds=WORLD_IDS, **changes) -> Pat
     return path
 
 
-def run_config(recipe: Path, root: Path) -> dict:
-    return {"resources": {"recipe": {"config": {"recipe": str(recipe)}}, "storage": {"config": {"root": str(root)}}}}
+def run_config(recipe: Path, root: Path, **storage) -> dict:
+    """Run config of the build jobs; ``storage``: further storage resource settings (force, replace)."""
+    return {
+        "resources": {
+            "recipe": {"config": {"recipe": str(recipe)}},
+            "storage": {"config": {"root": str(root), **storage}},
+        }
+    }
 
 
-def build_world(instance, recipe: Path, root: Path, world: str, raise_on_error: bool = True):
+def build_world(instance, recipe: Path, root: Path, world: str, raise_on_error: bool = True, **storage):
     from macro_data import defs
 
     return defs.resolve_job_def("build_world").execute_in_process(
-        instance=instance, partition_key=world, run_config=run_config(recipe, root), raise_on_error=raise_on_error
+        instance=instance,
+        partition_key=world,
+        run_config=run_config(recipe, root, **storage),
+        raise_on_error=raise_on_error,
     )
 
 

@@ -25,6 +25,15 @@ def test_worlds_benchmark_runs():
     assert [line.split()[0] for line in out.splitlines()[2:4]] == ["nk", "zlb"], out
 
 
+def test_worlds_benchmark_runs_declared_worlds():
+    model = BENCH.parent / "datasets" / "worlds" / "nk_habit.yaml"
+    out = _run(
+        "worlds.py", "--n", "300", "--T", "20", "--H", "4", "--worlds", "--world-files", str(model), "--repeats", "2"
+    )
+    row = out.splitlines()[2].split()
+    assert row[:3] == ["nk_habit", "(6", "var)"] and row[4] == "10,000", out
+
+
 def test_build_benchmark_runs():
     out = _run("build.py", "--sizes", "1500", "3000", "--repeats", "2")
     rows = [line.split() for line in out.splitlines() if line.strip().startswith(("1500", "3000"))]

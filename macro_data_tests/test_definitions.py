@@ -50,6 +50,6 @@ def test_world_assets_have_six_partitions():
     import macro_data
 
     graph = macro_data.defs.resolve_asset_graph()
-    for name in ("world_draws", "world_arrays", "world_splits"):
+    for name in ("world_draws", "world_arrays", "world_splits", "world_stats"):
         keys = graph.get(dg.AssetKey(name)).partitions_def.get_partition_keys()
         assert list(keys) == ["lss", "var", "nk", "rbc", "switching", "zlb"]

@@ -27,13 +27,13 @@ def test_shipped_recipes(name, n):
     r = load_recipe(name)
     assert r.world_ids == ["lss", "var", "nk", "rbc", "switching", "zlb"]
     assert {w.n_samples for w in r.worlds.values()} == {n}
-    assert (r.seed, r.T, r.H, r.chunk_samples) == (42, 200, 40, 1000)
+    assert (r.seed, r.T, r.H, r.chunk_samples) == (42, 200, 40, 1024)
 
 
 def test_hash_is_canonical_and_defaults_are_filled(tmp_path):
     a = parse_recipe(GOOD)
-    b = parse_recipe({**GOOD, "storage": {"chunk_samples": 1000, "clevel": 3}})
-    assert a.sha256 == b.sha256 and a.document["storage"] == {"chunk_samples": 1000, "clevel": 3}
+    b = parse_recipe({**GOOD, "storage": {"chunk_samples": 1024, "clevel": 3}})
+    assert a.sha256 == b.sha256 and a.document["storage"] == {"chunk_samples": 1024, "clevel": 3}
     assert parse_recipe({**GOOD, "seed": 2}).sha256 != a.sha256
     assert a.worlds["nk"].priors["phi_pi"] == (1.2, 3.0)
     assert a.worlds["nk"].priors["beta"] == (0.985, 0.995)

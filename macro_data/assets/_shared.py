@@ -17,8 +17,17 @@ from macro_data.versioning import code_version
 KINDS = {"python", "numpy", "zarr"}
 
 
-def run_info(context: dg.AssetExecutionContext, code_version: str, compute: ComputeResource) -> RunInfo:
-    return RunInfo(run_id=context.run.run_id, code_version=code_version, log=context.log.info, compute=compute.config())
+def run_info(
+    context: dg.AssetExecutionContext, code_version: str, compute: ComputeResource, storage: DatasetRootResource
+) -> RunInfo:
+    return RunInfo(
+        run_id=context.run.run_id,
+        code_version=code_version,
+        log=context.log.info,
+        compute=compute.config(),
+        force=storage.force,
+        replace=storage.replace,
+    )
 
 
 def load_recipe_for(context: dg.AssetExecutionContext, recipe: RecipeResource) -> Recipe:
@@ -53,6 +62,9 @@ def stage_metadata(result: StageResult, recipe: Recipe) -> dict:
         "compression_ratio": round(result.nbytes / result.stored_bytes, 3) if result.stored_bytes else 0.0,
         "arrays": dg.MetadataValue.md(arrays_table(result)),
         "data_version": result.data_version,
+        "up_to_date": result.up_to_date,
+        "reused_samples": result.reused_samples,
+        "resumed_samples": result.resumed_samples,
     }
     for name, a in result.arrays.items():
         meta[f"shape/{name}"] = str(list(a.shape))
@@ -69,10 +81,12 @@ def materialize_result(result: StageResult, recipe: Recipe, extra: dict | None =
     )
 
 
-def run_stage(context, fn, recipe: Recipe, root, code_version: str, compute: ComputeResource) -> StageResult:
+def run_stage(
+    context, fn, recipe: Recipe, storage: DatasetRootResource, code_version: str, compute: ComputeResource
+) -> StageResult:
     """Run a plain-Python stage, turning its errors into a Dagster failure that says what and where."""
     try:
-        return fn(recipe, context.partition_key, root, run_info(context, code_version, compute))
+        return fn(recipe, context.partition_key, storage.path(), run_info(context, code_version, compute, storage))
     except MacroDataError as exc:
         raise dg.Failure(description=f"{fn.__name__} for world {context.partition_key!r}: {exc}") from exc
 
@@ -108,7 +122,9 @@ def world_stage_asset(
         compute: ComputeResource,
     ):
         loaded = load_recipe_for(context, recipe)
-        result = run_stage(context, build, loaded, storage.path(), version, compute)
+        result = run_stage(context, build, loaded, storage, version, compute)
+        if result.up_to_date:
+            context.log.info(f"{stage} of world {context.partition_key!r} is up to date: nothing recomputed or written")
         return materialize_result(result, loaded, extra_metadata(result) if extra_metadata else None)
 
     return world_stage

@@ -63,7 +63,15 @@ def worlds_table(doc: dict) -> str:
 def dataset_manifest(context: dg.AssetExecutionContext, recipe: RecipeResource, storage: DatasetRootResource):
     try:
         loaded = recipe.load()
-        path, doc, seconds = build_manifest(loaded, storage.path(), context.run.run_id, EXPECTED_CODE_VERSIONS)
+        result = build_manifest(
+            loaded,
+            storage.path(),
+            context.run.run_id,
+            EXPECTED_CODE_VERSIONS,
+            replace=storage.replace,
+            force=storage.force,
+        )
+        path, doc, seconds = result.location, result.document, result.seconds
     except MacroDataError as exc:
         raise dg.Failure(description=f"dataset_manifest refused: {exc}") from exc
     content = hashlib.sha256(locations.read_bytes(path)).hexdigest()
@@ -86,6 +94,10 @@ def dataset_manifest(context: dg.AssetExecutionContext, recipe: RecipeResource, 
             "n_samples_total": sum(e["n_samples"] for e in doc["worlds"].values()),
             "git_commit": doc["package"]["git_commit"],
             "manifest_sha256": content,
+            "dataset_card": dg.MetadataValue.url(result.card)
+            if locations.is_remote(result.card)
+            else dg.MetadataValue.path(result.card),
+            "up_to_date": result.up_to_date,
             "wall_time_s": round(seconds, 3),
         },
         data_version=dg.DataVersion(described),

@@ -19,7 +19,16 @@ from macro_data.resources.storage import DatasetRootResource
 from macro_data.storage import locations
 from macro_data.validation import html as html_report
 from macro_data.validation.dataset import validate_dataset
-from macro_data.validation.report import all_checks, build_report, summary_markdown, write_report
+from macro_data.validation.report import (
+    REPORT_HTML,
+    REPORT_JSON,
+    all_checks,
+    build_report,
+    headline,
+    published_report,
+    summary_markdown,
+    write_report,
+)
 from macro_data.versioning import code_version
 
 CODE_VERSION = code_version("validation_report")
@@ -54,10 +63,17 @@ def validation_report_asset(real_data: dg.AssetKey | None = None) -> dg.AssetsDe
         try:
             loaded = recipe.load()
             dataset_dir = loaded.dataset_dir(storage.path())
-            v = validate_dataset(dataset_dir, external_root=storage.path(), log=context.log.info)
-            doc = build_report(v, run_id=context.run.run_id, code_version=CODE_VERSION)
-            page = html_report.render(doc, dataset_dir, v.manifest, v.real)
-            json_path, html_path = write_report(dataset_dir, doc, page)
+            doc = None if storage.force else published_report(dataset_dir, CODE_VERSION)
+            up_to_date = doc is not None
+            if doc is None:
+                v = validate_dataset(dataset_dir, external_root=storage.path(), log=context.log.info)
+                doc = build_report(v, run_id=context.run.run_id, code_version=CODE_VERSION)
+                page = html_report.render(doc, dataset_dir, v.manifest, v.real)
+                json_path, html_path = write_report(dataset_dir, doc, page)
+            else:
+                context.log.info("validation report is up to date for the current manifest: nothing rewritten")
+                json_path = locations.join(dataset_dir, REPORT_JSON)
+                html_path = locations.join(dataset_dir, REPORT_HTML)
         except MacroDataError as exc:
             raise dg.Failure(description=f"validation_report: {exc}") from exc
         # data version: what the report concludes about which data (not when or how fast)
@@ -71,6 +87,8 @@ def validation_report_asset(real_data: dg.AssetKey | None = None) -> dg.AssetsDe
                 "html": _link(html_path),
                 "json": _link(json_path),
                 "status": doc["status"],
+                "headline": headline(doc),
+                "up_to_date": up_to_date,
                 "score": dg.MetadataValue.int(doc["score"]["value"]),
                 "summary": dg.MetadataValue.md(summary_markdown(doc)),
                 "checks": s["checks"],

@@ -3,6 +3,7 @@
 from macro_data.assets._shared import world_stage_asset
 from macro_data.pipeline.world_draws import STAGE, build_world_draws
 from macro_data.versioning import code_version
+from macro_data.worlds.sampling import seeding_description
 
 CODE_VERSION = code_version(STAGE)
 
@@ -17,7 +18,7 @@ world_draws = world_stage_asset(
         "written to `<root>/<recipe>/<version>/<world>.zarr`."
     ),
     extra_metadata=lambda result: {
-        "seeding_algorithm": result.stats["seeding"]["algorithm"],
-        "seeding_block_size": result.stats["seeding"]["block_size"],
+        "seeding_algorithm": seeding_description()["algorithm"],
+        "seeding_block_size": seeding_description()["block_size"],
     },
 )

@@ -6,7 +6,7 @@ from macro_data.assets._shared import world_stage_asset
 from macro_data.assets.world_arrays import world_arrays
 from macro_data.assets.world_splits import world_splits
 from macro_data.pipeline.common import StageResult
-from macro_data.pipeline.world_stats import STAGE, build_world_stats
+from macro_data.pipeline.world_stats import STAGE, STATS_KEY, build_world_stats
 from macro_data.versioning import code_version
 
 CODE_VERSION = code_version(STAGE)
@@ -19,7 +19,7 @@ def moments_table(summary: dict, array: str, label: str) -> str:
 
 
 def stats_metadata(result: StageResult) -> dict:
-    stats = result.stats["stats"]
+    stats = result.stats[STATS_KEY]
     summary = stats["summary"]
     irf_rows = ["| shock | observable | mean h=0 | sd h=0 | max sd |", "|---|---|---|---|---|"]
     for shock, obs in summary["irfs"].items():

@@ -11,7 +11,12 @@ import importlib
 import sys
 
 # Modules that add subcommands; each has register(subparsers).
-COMMAND_MODULES = ("macro_data.cli.build", "macro_data.cli.external", "macro_data.cli.validate")
+COMMAND_MODULES = (
+    "macro_data.cli.build",
+    "macro_data.cli.catalog",
+    "macro_data.cli.external",
+    "macro_data.cli.validate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,6 +57,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"\nreport: {written[1]}\n        {written[0]}")
     if doc["summary"]["fail"]:
         return 1
-    if args.strict and doc["status"] != "pass":
+    if args.strict and (doc["status"] != "pass" or doc["summary"]["skipped"]):
         return 1
     return 0

@@ -1,1 +1,1 @@
-"""The stages as plain functions (draws, arrays, splits, manifest); no Dagster import here."""
+"""The stages as plain functions (draws, arrays, splits, stats, manifest); no Dagster import here."""

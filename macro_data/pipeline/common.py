@@ -6,18 +6,17 @@ import contextlib
 import datetime as dt
 import hashlib
 import math
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import zarr
 
-from macro_data import environment, progress
-from macro_data.compute import ComputeConfig, run_regions
+from macro_data import environment
+from macro_data.compute import ComputeConfig
 from macro_data.errors import StorageError
 from macro_data.recipes import Recipe
-from macro_data.storage.arrays import HASH_ALGORITHM, HASH_SEGMENT, ArraySummary, summarize
-from macro_data.storage.locations import group_location, join, stored_bytes
+from macro_data.storage.arrays import HASH_ALGORITHM, HASH_SEGMENT, ArraySummary
 from macro_data.worlds import World
 from macro_data.worlds.sampling import BLOCK_SIZE
 
@@ -27,21 +26,35 @@ BATCH_SAMPLES = 2048  # samples computed per step inside a region: bounds memory
 
 @dataclass
 class RunInfo:
-    """Who is writing and how: filled by the Dagster layer (run id, code version, compute) or by plain callers."""
+    """Who is writing and how: filled by the Dagster layer or by plain callers.
+
+    ``code_version``: ``None`` means the stage's own (:func:`macro_data.versioning.code_version`).
+    ``force``: rebuild even if the published stage is up to date. ``replace``: rebuild a published
+    version from another recipe, in its replacement area (:mod:`macro_data.pipeline.release`).
+    """
 
     run_id: str = "local"
-    code_version: str = "unknown"
+    code_version: str | None = None
     log: Callable[[str], None] | None = None
     compute: ComputeConfig = field(default_factory=ComputeConfig)
+    force: bool = False
+    replace: bool = False
 
 
-def plan_regions(n: int, chunk_samples: int, target: int = 16384) -> list[tuple[int, int]]:
-    """Disjoint ``[start, stop)`` regions covering ``0..n``, each starting on a storage chunk, a seeding
-    block and a hash segment (all 256), so regions can be computed and written independently; about
-    ``target`` samples each (a multiple of ``lcm(chunk, 256)``)."""
-    unit = math.lcm(int(chunk_samples), BLOCK_SIZE, HASH_SEGMENT)
+def region_unit(chunk_samples: int) -> int:
+    """The alignment of regions and reused prefixes: a storage chunk, a seeding block and a hash segment."""
+    return math.lcm(int(chunk_samples), BLOCK_SIZE, HASH_SEGMENT)
+
+
+def plan_regions(n: int, chunk_samples: int, target: int = 16384, start: int = 0) -> list[tuple[int, int]]:
+    """Disjoint ``[start, stop)`` regions covering ``start..n``, each starting on a storage chunk, a seeding
+    block and a hash segment (``start`` must be such a boundary), so regions can be computed and written
+    independently; about ``target`` samples each (a multiple of ``lcm(chunk, 256)``)."""
+    unit = region_unit(chunk_samples)
+    if start % unit:
+        raise ValueError(f"regions must start on a multiple of {unit}; got {start}")
     size = unit * max(1, -(-int(target) // unit))
-    return [(a, min(a + size, n)) for a in range(0, n, size)]
+    return [(a, min(a + size, n)) for a in range(start, n, size)]
 
 
 @dataclass(frozen=True)
@@ -69,37 +82,7 @@ class RegionResult:
     start: int
     stop: int
     digests: dict[str, list[bytes]]  # per array, hash-segment digests of the region
-    stats: dict = field(default_factory=dict)  # additive counts
-
-
-def compute_regions(
-    fn, stage: str, recipe: Recipe, world_id: str, staging: zarr.Group, run: RunInfo, inputs: zarr.Group | None = None
-) -> tuple[dict[str, list[bytes]], dict]:
-    """Run ``fn`` over the world's regions per ``run.compute``; returns digests per array (in sample
-    order) and the summed stats. Progress goes to the run log and the progress listeners."""
-    n = recipe.world(world_id).n_samples
-    location = group_location(staging)
-    in_location = group_location(inputs) if inputs is not None else None
-    jobs = [
-        RegionJob(stage, recipe, world_id, location, a, b, in_location)
-        for a, b in plan_regions(n, recipe.chunk_samples, run.compute.region_samples)
-    ]
-    tracker = Progress(n, f"{world_id} {stage.removeprefix('world_')}", run.log)
-    done = [0]
-
-    def on_done(job: RegionJob, _result) -> None:
-        done[0] += job.stop - job.start
-        tracker.update(done[0])
-
-    results = run_regions(fn, jobs, run.compute, on_done)
-    digests: dict[str, list[bytes]] = {}
-    stats: dict = {}
-    for r in results:
-        for name, d in r.digests.items():
-            digests.setdefault(name, []).extend(d)
-        for k, v in r.stats.items():
-            stats[k] = stats.get(k, 0) + v
-    return digests, stats
+    counts: dict[str, np.ndarray] = field(default_factory=dict)  # additive counts, one per hash segment
 
 
 @dataclass
@@ -113,6 +96,9 @@ class StageResult:
     data_version: str
     seconds: float
     stats: dict = field(default_factory=dict)
+    up_to_date: bool = False  # nothing was computed or written: the published stage already matched
+    reused_samples: int = 0  # leading samples taken from another version (growth) without recomputing
+    resumed_samples: int = 0  # samples completed by an interrupted run of this stage and kept
 
     @property
     def stored_bytes(self) -> int:
@@ -161,12 +147,6 @@ def provenance(stage: str, world: World, recipe: Recipe, run: RunInfo, version: 
     }
 
 
-def summarize_staged(staged: zarr.Group, names: list[str], digests: dict[str, list[bytes]]) -> dict[str, ArraySummary]:
-    """Content hashes into the staged arrays' attributes, with sizes on disk."""
-    base = group_location(staged)
-    return {n: summarize(staged[n], digests[n], stored_bytes(join(base, n))) for n in names}
-
-
 def group_attributes(world: World, recipe: Recipe) -> dict:
     """Self-description of a world group: the world's parameters, shocks, observables and units."""
     return {
@@ -182,29 +162,6 @@ def stamp(group: zarr.Group, names: list[str], prov: dict) -> None:
 
 def read_provenance(array: zarr.Array) -> dict:
     return dict(array.attrs.get(PROVENANCE_ATTR) or {})
-
-
-class Progress:
-    """Per-step progress: samples done, rate, ETA — to the run log (every 2 s) and to listeners."""
-
-    def __init__(self, total: int, label: str, log: Callable[[str], None] | None):
-        self.total, self.label, self.log = total, label, log
-        self.t0 = time.perf_counter()
-        self._last = 0.0
-
-    def update(self, done: int) -> None:
-        now = time.perf_counter()
-        elapsed = now - self.t0
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 else 0.0
-        progress.notify(self.label, done, self.total, rate, eta)
-        if self.log is None or (done < self.total and now - self._last < 2.0):
-            return
-        self._last = now
-        self.log(
-            f"{self.label}: {done}/{self.total} samples ({100 * done / self.total:.0f}%), "
-            f"{rate:,.0f} samples/s, ETA {eta:.0f} s"
-        )
 
 
 def snapshot_inputs(store, staged: zarr.Group, names: list[str], what: str) -> zarr.Group:

@@ -11,10 +11,12 @@ published now. It is validated against ``schemas/manifest.schema.json`` and writ
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import subprocess
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -22,12 +24,13 @@ import zarr
 
 from macro_data import environment, paths, schemas, splits
 from macro_data.errors import ManifestError
-from macro_data.pipeline import world_arrays, world_draws, world_splits, world_stats
+from macro_data.pipeline import card, release, world_arrays, world_draws, world_splits, world_stats
 from macro_data.pipeline.common import read_provenance
 from macro_data.recipes import Recipe
 from macro_data.storage import locations
 from macro_data.storage.arrays import HASH_ALGORITHM, HASH_DESCRIPTION
 from macro_data.storage.publish import world_store
+from macro_data.versioning import code_version
 from macro_data.worlds import get_world
 from macro_data.worlds.sampling import seeding_description
 
@@ -146,7 +149,8 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
         "stats": {**draw_stats, **prov[world_arrays.STAGE].get("stats", {})},
         "provenance": {
             stage: {
-                k: p.get(k) for k in ("run_id", "code_version", "data_version", "written_at", "upstream", "environment")
+                k: p.get(k)
+                for k in ("run_id", "code_version", "data_version", "written_at", "upstream", "environment", "build")
             }
             for stage, p in prov.items()
         },
@@ -157,10 +161,17 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
 
 
 def build_manifest_document(
-    recipe: Recipe, root: str | Path, run_id: str = "local", code_versions: Mapping[str, str] | None = None
+    recipe: Recipe,
+    root: str | Path,
+    run_id: str = "local",
+    code_versions: Mapping[str, str] | None = None,
+    dataset_dir: str | None = None,
 ) -> dict:
-    """The manifest as a dict; :class:`ManifestError` unless every world is complete and consistent."""
-    dataset_dir = recipe.dataset_dir(root)
+    """The manifest as a dict; :class:`ManifestError` unless every world is complete and consistent.
+
+    ``dataset_dir``: where the worlds are (default: the version folder under ``root``)."""
+    dataset_dir = dataset_dir or recipe.dataset_dir(root)
+    code_versions = current_code_versions() if code_versions is None else code_versions
     worlds = {w: _world_entry(recipe, w, dataset_dir, code_versions) for w in recipe.world_ids}
     return {
         "schema_version": SCHEMA_VERSION,
@@ -208,18 +219,97 @@ def validate_manifest(document: dict) -> None:
         raise ManifestError("manifest does not match schemas/manifest.schema.json:\n  " + "\n  ".join(lines))
 
 
+def current_code_versions() -> dict[str, str]:
+    """The code versions this code gives the world stages and the manifest."""
+    return {stage: code_version(stage) for stage in (*STAGES, world_stats.STAGE, "dataset_manifest")}
+
+
+# Fields of a manifest that change on every build without describing other data.
+VOLATILE = (("dataset", "created_at"), ("provenance", "dataset_manifest", "run_id"), ("environment",))
+
+
+def _without_volatile(doc: dict) -> dict:
+    doc = json.loads(json.dumps(doc))
+    for path in VOLATILE:
+        node = doc
+        for key in path[:-1]:
+            node = node.get(key, {})
+        node.pop(path[-1], None)
+    return doc
+
+
+def published_manifest(recipe: Recipe, root: str | Path, replace: bool = False) -> dict | None:
+    """The published manifest (and card) of the version if they describe exactly what the stores hold
+    now, built by the current code; else ``None``. Reads, never writes."""
+    target = release.target(recipe, root, replace)
+    location = locations.join(target.dataset_dir, MANIFEST_NAME)
+    if not (locations.exists(location) and locations.exists(locations.join(target.dataset_dir, card.CARD_NAME))):
+        return None
+    try:
+        old = json.loads(locations.read_bytes(location))
+        doc = build_manifest_document(recipe, root, dataset_dir=target.dataset_dir)
+    except (ManifestError, ValueError, OSError):
+        return None
+    return old if _without_volatile(old) == _without_volatile(doc) else None
+
+
+@dataclass
+class ManifestResult:
+    location: str
+    document: dict
+    seconds: float
+    up_to_date: bool = False  # the published manifest already described exactly this data: nothing written
+    card: str | None = None  # location of the dataset card
+
+
 def build_manifest(
-    recipe: Recipe, root: str | Path, run_id: str = "local", code_versions: Mapping[str, str] | None = None
-) -> tuple[str, dict, float]:
-    """Build, validate and publish ``manifest.json`` (written last, atomically); ``(location, document, seconds)``."""
+    recipe: Recipe,
+    root: str | Path,
+    run_id: str = "local",
+    code_versions: Mapping[str, str] | None = None,
+    *,
+    replace: bool = False,
+    force: bool = False,
+) -> ManifestResult:
+    """Build, validate and publish ``manifest.json`` (written last, atomically) and the dataset card.
+
+    Refuses (:class:`macro_data.pipeline.release.ReleaseError`) a recipe other than the version's;
+    writes nothing when the published manifest already describes the same data (unless ``force``);
+    with ``replace``, publishes the replacement built beside the version by swapping it in.
+    """
     t0 = time.perf_counter()
-    doc = build_manifest_document(recipe, root, run_id, code_versions)
+    target = release.target(recipe, root, replace)
+    release.claim(recipe, target)
+    dataset = target.dataset_dir
+    doc = build_manifest_document(recipe, root, run_id, code_versions, dataset_dir=dataset)
     validate_manifest(doc)
-    dataset = recipe.dataset_dir(root)
     location = locations.join(dataset, MANIFEST_NAME)
+    card_location = locations.join(dataset, card.CARD_NAME)
+    if not force and locations.exists(location) and locations.exists(card_location):
+        try:
+            old = json.loads(locations.read_bytes(location))
+        except ValueError:
+            old = None
+        if old is not None and _without_volatile(old) == _without_volatile(doc):
+            final = locations.join(target.final_dir, MANIFEST_NAME)
+            release.promote(target)
+            return ManifestResult(
+                final,
+                old,
+                time.perf_counter() - t0,
+                up_to_date=True,
+                card=locations.join(target.final_dir, card.CARD_NAME),
+            )
+    raw = (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode()
+    tmp_dir = None if locations.is_remote(dataset) else locations.join(dataset, ".staging")
+    locations.write_bytes_atomic(location, raw, tmp_dir=tmp_dir)
     locations.write_bytes_atomic(
-        location,
-        (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode(),
-        tmp_dir=None if locations.is_remote(dataset) else locations.join(dataset, ".staging"),
+        card_location, card.render(doc, hashlib.sha256(raw).hexdigest()).encode(), tmp_dir=tmp_dir
     )
-    return location, doc, time.perf_counter() - t0
+    release.promote(target)
+    return ManifestResult(
+        locations.join(target.final_dir, MANIFEST_NAME),
+        doc,
+        time.perf_counter() - t0,
+        card=locations.join(target.final_dir, card.CARD_NAME),
+    )

@@ -12,34 +12,18 @@ once, without float64 copies of a batch where the world's kernels allow), then w
 from __future__ import annotations
 
 import functools
-import time
 from pathlib import Path
 
 import numpy as np
 import zarr
 
-from macro_data.errors import StorageError
-from macro_data.pipeline.common import (
-    BATCH_SAMPLES,
-    RegionJob,
-    RegionResult,
-    RunInfo,
-    StageResult,
-    check_inputs,
-    compute_regions,
-    data_version,
-    group_attributes,
-    os_errors_as_storage_errors,
-    provenance,
-    snapshot_inputs,
-    stamp,
-    summarize_staged,
-)
+from macro_data.pipeline.common import BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult
+from macro_data.pipeline.stage import StageOutcome, StageSpec, run_stage
 from macro_data.recipes import Recipe
+from macro_data.storage import segments
 from macro_data.storage.arrays import create_array, read_ahead, read_rows, region_writers, write_small_array
 from macro_data.storage.locations import open_group
-from macro_data.storage.publish import world_store
-from macro_data.worlds import get_world
+from macro_data.worlds import World, get_world
 
 STAGE = "world_arrays"
 
@@ -146,7 +130,7 @@ def simulate_region(job: RegionJob) -> RegionResult:
     g = open_group(job.staging, mode="r+")
     drawn = [m.name for m in world.metadata_fields if m.stage == "draws"]
     simulated = [m.name for m in world.metadata_fields if m.stage == "simulation"]
-    stats: dict = {}
+    counts: dict[str, list[np.ndarray]] = {}
     theta_region = inputs["theta"][job.start : job.stop]  # one read: a few bytes per sample
     readers = {k: read_rows(inputs[k]) for k in ["shocks", *drawn]}
 
@@ -155,67 +139,41 @@ def simulate_region(job: RegionJob) -> RegionResult:
         return theta, readers["shocks"](lo, hi), {k: readers[k](lo, hi) for k in drawn}
 
     with region_writers(g, data_arrays(job.world_id), job.start, job.stop) as writers:
-        for theta, shocks, drawn_metadata in read_ahead(
-            functools.partial(load, lo, hi) for lo, hi in job.batches(BATCH_SAMPLES)
+        for (lo, _), (theta, shocks, drawn_metadata) in zip(
+            job.batches(BATCH_SAMPLES),
+            read_ahead(functools.partial(load, lo, hi) for lo, hi in job.batches(BATCH_SAMPLES)),
         ):
             sim = world.simulate(theta, shocks, drawn_metadata, dtype=np.float32)
             writers["trajectories"].append(sim.trajectories)
             writers["irfs"].append(world.irfs(theta, job.recipe.H, dtype=np.float32))
             if world.extras:
                 writers["extras"].append(sim.extras)
-            for name in simulated:  # e.g. zlb binding: per-sample fraction of periods, and samples ever binding
+            for name in simulated:  # e.g. zlb binding: periods at the bound, and samples that ever reach it
                 values = sim.metadata[name]
                 writers[name].append(values)
-                stats[f"{name}_fraction_sum"] = stats.get(f"{name}_fraction_sum", 0.0) + float(
-                    values.mean(axis=1).sum()
-                )
-                stats[f"{name}_any_count"] = stats.get(f"{name}_any_count", 0) + int(values.any(axis=1).sum())
+                counts.setdefault(f"{name}_periods", []).append(segments.per_segment(values.sum(axis=1), lo))
+                counts.setdefault(f"{name}_samples", []).append(segments.per_segment(values.any(axis=1), lo))
         digests = {name: w.close() for name, w in writers.items()}
-    return RegionResult(job.start, job.stop, digests, stats)
+    return RegionResult(job.start, job.stop, digests, {k: np.concatenate(v) for k, v in counts.items()})
+
+
+def finish(g: zarr.Group, recipe: Recipe, world: World, counts: dict[str, int]) -> StageOutcome:
+    n, T = recipe.world(world.name).n_samples, recipe.T
+    stats: dict = {"n_samples": n}
+    for m in world.metadata_fields:
+        if m.stage == "simulation":
+            stats[f"{m.name}_mean_fraction"] = counts.get(f"{m.name}_periods", 0) / (n * T)
+            stats[f"{m.name}_any_share"] = counts.get(f"{m.name}_samples", 0) / n
+    return StageOutcome(stats=stats)
+
+
+def input_arrays(world_id: str) -> list[str]:
+    return ["theta", "shocks", *[m.name for m in get_world(world_id).metadata_fields if m.stage == "draws"]]
+
+
+SPEC = StageSpec(STAGE, data_arrays, output_arrays, create_outputs, simulate_region, finish, inputs=input_arrays)
 
 
 def build_world_arrays(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:
-    run = run or RunInfo()
-    t0 = time.perf_counter()
-    world = get_world(world_id)
-    n, T = recipe.world(world_id).n_samples, recipe.T
-    store = world_store(recipe.dataset_dir(root), world_id)
-    attrs = group_attributes(world, recipe)
-    drawn = [m.name for m in world.metadata_fields if m.stage == "draws"]
-    with os_errors_as_storage_errors(STAGE, world_id, store.location), store.staging(STAGE, attrs) as g:
-        inputs = snapshot_inputs(store, g, ["theta", "shocks", *drawn], STAGE)
-        upstream = check_inputs(inputs, ["theta"], recipe, world, STAGE)
-        if inputs["theta"].shape[0] != n or inputs["shocks"].shape[1] != T:
-            raise StorageError(
-                f"world {world_id!r}: stored draws have shape {inputs['shocks'].shape}, "
-                f"recipe asks for {n} samples of T={T}"
-            )
-        create_outputs(g, recipe, world_id)
-        digests, counts = compute_regions(simulate_region, STAGE, recipe, world_id, g, run, inputs)
-        summaries = summarize_staged(g, data_arrays(world_id), digests)
-        version = data_version(summaries)
-        stats: dict = {"n_samples": n}
-        for m in world.metadata_fields:
-            if m.stage == "simulation":
-                stats[f"{m.name}_mean_fraction"] = counts.get(f"{m.name}_fraction_sum", 0.0) / n
-                stats[f"{m.name}_any_share"] = counts.get(f"{m.name}_any_count", 0) / n
-        prov = provenance(
-            STAGE,
-            world,
-            recipe,
-            run,
-            version,
-            upstream={"world_draws": {"data_version": upstream.get("data_version"), "run_id": upstream.get("run_id")}},
-        )
-        prov["stats"] = stats
-        stamp(g, output_arrays(world_id), prov)
-        store.publish(g, output_arrays(world_id), attrs)
-    return StageResult(
-        STAGE,
-        world_id,
-        store.location,
-        summaries,
-        version,
-        time.perf_counter() - t0,
-        {**stats, "compute": run.compute.describe()},
-    )
+    """Simulate every sample of ``world_id`` from its published draws and publish the results."""
+    return run_stage(SPEC, recipe, world_id, root, run)

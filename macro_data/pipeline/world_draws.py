@@ -8,32 +8,19 @@ does not depend on the batch or chunk size, nor on where regions are computed.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import zarr
 
-from macro_data.pipeline.common import (
-    BATCH_SAMPLES,
-    RegionJob,
-    RegionResult,
-    RunInfo,
-    StageResult,
-    compute_regions,
-    data_version,
-    group_attributes,
-    os_errors_as_storage_errors,
-    provenance,
-    stamp,
-    summarize_staged,
-)
+from macro_data.pipeline.common import BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult
+from macro_data.pipeline.stage import StageOutcome, StageSpec, run_stage
 from macro_data.recipes import Recipe
+from macro_data.storage import segments
 from macro_data.storage.arrays import create_array, region_writers, write_small_array
 from macro_data.storage.locations import open_group
-from macro_data.storage.publish import world_store
-from macro_data.worlds import get_world
-from macro_data.worlds.sampling import BLOCK_SIZE, draw_range, seeding_description
+from macro_data.worlds import World, get_world
+from macro_data.worlds.sampling import BLOCK_SIZE, draw_range
 
 STAGE = "world_draws"
 BATCH = (BATCH_SAMPLES // BLOCK_SIZE) * BLOCK_SIZE
@@ -108,7 +95,7 @@ def draw_region(job: RegionJob) -> RegionResult:
     world = get_world(job.world_id)
     plan = job.recipe.world(job.world_id)
     g = open_group(job.staging, mode="r+")
-    rejections = 0
+    rejections = []
     with region_writers(g, data_arrays(job.world_id), job.start, job.stop) as writers:
         for lo, hi in job.batches(BATCH):
             d = draw_range(world, job.recipe.seed, lo, hi, job.recipe.T, plan.priors)
@@ -116,35 +103,21 @@ def draw_region(job: RegionJob) -> RegionResult:
             writers["shocks"].append(d.shocks)
             for name, values in d.metadata.items():
                 writers[name].append(values)
-            rejections += int(d.rejections.sum())
+            rejections.append(segments.per_segment(d.rejections, lo))
         digests = {name: w.close() for name, w in writers.items()}
-    return RegionResult(job.start, job.stop, digests, {"n_rejected": rejections})
+    return RegionResult(job.start, job.stop, digests, {"n_rejected": np.concatenate(rejections)})
+
+
+def finish(g: zarr.Group, recipe: Recipe, world: World, counts: dict[str, int]) -> StageOutcome:
+    n = recipe.world(world.name).n_samples
+    rejections = counts.get("n_rejected", 0)
+    draw_stats = {"n_samples": n, "n_rejected": rejections, "rejection_rate": rejections / (rejections + n)}
+    return StageOutcome(stats=draw_stats)
+
+
+SPEC = StageSpec(STAGE, data_arrays, output_arrays, create_outputs, draw_region, finish)
 
 
 def build_world_draws(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:
-    run = run or RunInfo()
-    t0 = time.perf_counter()
-    world = get_world(world_id)
-    n = recipe.world(world_id).n_samples
-    store = world_store(recipe.dataset_dir(root), world_id)
-    attrs = group_attributes(world, recipe)
-    with os_errors_as_storage_errors(STAGE, world_id, store.location), store.staging(STAGE, attrs) as g:
-        create_outputs(g, recipe, world_id)
-        digests, counts = compute_regions(draw_region, STAGE, recipe, world_id, g, run)
-        summaries = summarize_staged(g, data_arrays(world_id), digests)
-        version = data_version(summaries)
-        rejections = int(counts.get("n_rejected", 0))
-        draw_stats = {"n_samples": n, "n_rejected": rejections, "rejection_rate": rejections / (rejections + n)}
-        prov = provenance(STAGE, world, recipe, run, version, upstream={})
-        prov["stats"] = draw_stats
-        stamp(g, output_arrays(world_id), prov)
-        store.publish(g, output_arrays(world_id), attrs)
-    return StageResult(
-        STAGE,
-        world_id,
-        store.location,
-        summaries,
-        version,
-        time.perf_counter() - t0,
-        {**draw_stats, "seeding": seeding_description(), "compute": run.compute.describe()},
-    )
+    """Draw every sample of ``world_id`` and publish the draws (see :mod:`macro_data.pipeline.stage`)."""
+    return run_stage(SPEC, recipe, world_id, root, run)

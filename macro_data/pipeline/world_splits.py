@@ -6,40 +6,43 @@ and in the manifest.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
+import zarr
 
 from macro_data import splits
-from macro_data.pipeline.common import (
-    RegionJob,
-    RegionResult,
-    RunInfo,
-    StageResult,
-    check_inputs,
-    compute_regions,
-    data_version,
-    group_attributes,
-    os_errors_as_storage_errors,
-    provenance,
-    snapshot_inputs,
-    stamp,
-    summarize_staged,
-)
+from macro_data.pipeline.common import RegionJob, RegionResult, RunInfo, StageResult
+from macro_data.pipeline.stage import StageOutcome, StageSpec, run_stage
 from macro_data.recipes import Recipe
 from macro_data.storage.arrays import create_array, iter_rows, region_writers
 from macro_data.storage.locations import open_group
-from macro_data.storage.publish import world_store
-from macro_data.worlds import get_world
+from macro_data.worlds import World, get_world
 from macro_data.worlds.sampling import split_uniforms
 
 STAGE = "world_splits"
 LABEL_ROWS = 1 << 20  # labels tallied per read: 1 MiB of int8
 
 
+def data_arrays(world_id: str) -> list[str]:
+    return ["split"]
+
+
 def output_arrays(world_id: str) -> list[str]:
     return ["split"]
+
+
+def create_outputs(g: zarr.Group, recipe: Recipe, world_id: str) -> None:
+    create_array(
+        g,
+        "split",
+        (recipe.world(world_id).n_samples,),
+        np.int8,
+        ("sample",),
+        recipe.chunk_samples,
+        recipe.clevel,
+        {"description": "split label of each sample", "labels": dict(splits.LABELS), "algorithm": splits.ALGORITHM},
+    )
 
 
 def split_region(job: RegionJob) -> RegionResult:
@@ -52,50 +55,26 @@ def split_region(job: RegionJob) -> RegionResult:
         return RegionResult(job.start, job.stop, {"split": writers["split"].close()})
 
 
+def finish(g: zarr.Group, recipe: Recipe, world: World, counts: dict[str, int]) -> StageOutcome:
+    tally = splits.SplitTally()  # labels are 1 byte per sample: tally them here, in order
+    for start, labels in iter_rows(g["split"], LABEL_ROWS):
+        tally.add(start, labels)
+    summary = tally.summary(world, recipe.seed)
+    return StageOutcome(stats={"n_samples": recipe.world(world.name).n_samples}, provenance={"splits": summary})
+
+
+SPEC = StageSpec(
+    STAGE,
+    data_arrays,
+    output_arrays,
+    create_outputs,
+    split_region,
+    finish,
+    inputs=lambda w: ["theta"],
+    provenance_keys=("splits",),
+)
+
+
 def build_world_splits(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:
-    run = run or RunInfo()
-    t0 = time.perf_counter()
-    world = get_world(world_id)
-    n = recipe.world(world_id).n_samples
-    store = world_store(recipe.dataset_dir(root), world_id)
-    attrs = group_attributes(world, recipe)
-    with os_errors_as_storage_errors(STAGE, world_id, store.location), store.staging(STAGE, attrs) as g:
-        inputs = snapshot_inputs(store, g, ["theta"], STAGE)
-        upstream = check_inputs(inputs, ["theta"], recipe, world, STAGE)
-        create_array(
-            g,
-            "split",
-            (n,),
-            np.int8,
-            ("sample",),
-            recipe.chunk_samples,
-            recipe.clevel,
-            {"description": "split label of each sample", "labels": dict(splits.LABELS), "algorithm": splits.ALGORITHM},
-        )
-        digests, _ = compute_regions(split_region, STAGE, recipe, world_id, g, run, inputs)
-        tally = splits.SplitTally()  # labels are 1 byte per sample: tally them here, in order
-        for start, labels in iter_rows(g["split"], LABEL_ROWS):
-            tally.add(start, labels)
-        summaries = summarize_staged(g, ["split"], digests)
-        version = data_version(summaries)
-        summary = tally.summary(world, recipe.seed)
-        prov = provenance(
-            STAGE,
-            world,
-            recipe,
-            run,
-            version,
-            upstream={"world_draws": {"data_version": upstream.get("data_version"), "run_id": upstream.get("run_id")}},
-        )
-        prov["splits"] = summary
-        stamp(g, ["split"], prov)
-        store.publish(g, output_arrays(world_id), attrs)
-    return StageResult(
-        STAGE,
-        world_id,
-        store.location,
-        summaries,
-        version,
-        time.perf_counter() - t0,
-        {"n_samples": n, "splits": summary, "compute": run.compute.describe()},
-    )
+    """Label every sample of ``world_id`` from its published draws and publish the labels."""
+    return run_stage(SPEC, recipe, world_id, root, run)

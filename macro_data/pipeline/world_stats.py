@@ -11,9 +11,11 @@ deviation (``ddof = 1``) of
 They are accumulated in float64 (Chan et al.'s pairwise update, slab by slab: memory bounded by
 one slab whatever the number of samples) and written as float32 arrays
 ``moments_<array> (moment, ...)`` with ``moment = (mean, sd)`` (coordinate array ``moment``), each
-with its content hash, published atomically into the world's store like any stage. The manifest
-lists them under ``worlds.<w>.train_stats`` with their hashes, a hash over all of them (``sha256``)
-and a readable summary; the reader standardizes theta (``normalize="stats"``) and the outputs
+with its content hash, published atomically into the world's store through the stage template
+(:mod:`macro_data.pipeline.stage`: release claim, up-to-date skip while the draws, arrays and
+splits it was computed from are the published ones, private staging; one pass instead of regions).
+The manifest lists them under ``worlds.<w>.train_stats`` with their hashes, a hash over all of them
+(``sha256``) and a readable summary; the reader standardizes theta (``normalize="stats"``) and the outputs
 (``normalize_outputs=True``) with them. The blocking asset check ``world_stats /
 matches_recomputation`` recomputes them independently (:mod:`macro_data.validation.train_stats`).
 """
@@ -21,7 +23,7 @@ matches_recomputation`` recomputes them independently (:mod:`macro_data.validati
 from __future__ import annotations
 
 import functools
-import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -29,23 +31,11 @@ import zarr
 
 from macro_data import splits
 from macro_data.errors import ManifestError, StorageError
-from macro_data.pipeline.common import (
-    RunInfo,
-    StageResult,
-    data_version,
-    group_attributes,
-    os_errors_as_storage_errors,
-    provenance,
-    read_provenance,
-    snapshot_inputs,
-    stamp,
-    summarize_staged,
-)
+from macro_data.pipeline.common import RunInfo, StageResult, read_provenance
+from macro_data.pipeline.stage import Reduction, StageOutcome, StageSpec, run_stage
 from macro_data.recipes import Recipe
-from macro_data.storage import locations
 from macro_data.storage.arrays import RegionWriter, create_array, read_ahead, read_rows, write_small_array
-from macro_data.storage.publish import world_store
-from macro_data.worlds import get_world
+from macro_data.worlds import World, get_world
 
 STAGE = "world_stats"
 STATS_KEY = "train_stats"  # the manifest field, per world
@@ -61,7 +51,8 @@ POOLED = {  # array -> the leading axes pooled (after the sample axis, how many 
     "extras": ("sample", "time"),
     "irfs": ("sample",),
 }
-UPSTREAM = ("world_draws", "world_arrays", "world_splits")
+# The stages the moments are computed from, each with one of its published arrays among the inputs.
+UPSTREAM = {"world_draws": "theta", "world_arrays": "irfs", "world_splits": "split"}
 DEFINITION = (
     "mean and standard deviation (ddof = 1) over the train split, accumulated in float64 and stored as "
     "float32: theta per parameter; shocks, trajectories and extras per variable, pooled over samples and "
@@ -173,112 +164,81 @@ def _dims(array: str) -> tuple[str, ...]:
     }[array]
 
 
-def build_world_stats(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:
-    run = run or RunInfo()
-    t0 = time.perf_counter()
-    world = get_world(world_id)
-    arrays = source_arrays(world_id)
-    store = world_store(recipe.dataset_dir(root), world_id)
-    attrs = group_attributes(world, recipe)
-    with os_errors_as_storage_errors(STAGE, world_id, store.location), store.staging(STAGE, attrs) as g:
-        inputs = _inputs(store, g, [*arrays, "split"])
-        upstream = _check_upstream(inputs, arrays, recipe, world_id)
-        acc, n_train = compute_moments(inputs, arrays, splits.LABELS[SPLIT])
-        if n_train <= DDOF:
-            raise StorageError(
-                f"world {world_id!r}: the {SPLIT} split has {n_train} samples; at least {DDOF + 1} are needed "
-                f"for its standard deviations"
-            )
-        digests = {}
-        for a in arrays:
-            values = np.stack([acc[a].mean, acc[a].sd()]).astype(np.float32)
-            name = stored_name(a)
-            create_array(
-                g,
-                name,
-                values.shape,
-                np.float32,
-                ("moment", *_dims(a)),
-                values.shape[0],
-                recipe.clevel,
-                {
-                    "description": f"mean and sd of {a} over the {SPLIT} split (moment: mean, sd)",
-                    "array": a,
-                    "split": SPLIT,
-                    "ddof": DDOF,
-                    "pooled_over": list(POOLED[a]),
-                    "count": int(acc[a].count),
-                    "n_samples": n_train,
-                },
-            )
-            writer = RegionWriter(g[name])
-            writer.append(values)
-            digests[name] = writer.close()
-        write_small_array(
-            g, "moment", np.array(MOMENTS), ("moment",), recipe.clevel, {"description": "statistic of each row"}
-        )
-        names = data_arrays(world_id)
-        summaries = summarize_staged(g, names, digests)
-        version = data_version(summaries)
-        prov = provenance(STAGE, world, recipe, run, version, upstream=upstream)
-        prov["stats"] = {
-            "split": SPLIT,
-            "n_samples": n_train,
-            "ddof": DDOF,
-            "arrays": {a: {"count": int(acc[a].count), "pooled_over": list(POOLED[a])} for a in arrays},
-            "summary": _summary(world, acc),
-        }
-        stamp(g, output_arrays(world_id), prov)
-        store.publish(g, output_arrays(world_id), attrs)
-    return StageResult(
-        STAGE,
-        world_id,
-        store.location,
-        summaries,
-        version,
-        time.perf_counter() - t0,
-        {"n_samples": recipe.world(world_id).n_samples, "n_train": n_train, "stats": prov["stats"]},
+def create_outputs(g: zarr.Group, recipe: Recipe, world_id: str) -> None:
+    """The coordinate array; the moment arrays are written by :func:`reduce` once their counts are known."""
+    write_small_array(
+        g, "moment", np.array(MOMENTS), ("moment",), recipe.clevel, {"description": "statistic of each row"}
     )
 
 
-def _inputs(store, staged: zarr.Group, names: list[str]) -> dict[str, zarr.Array]:
-    """The published input arrays, frozen for this stage: hard-linked into the staging area on a local
-    disk; on object storage, where published versions are immutable and each stage has its own version
-    group, the current version of each."""
-    if not locations.is_remote(store.location):
-        group = snapshot_inputs(store, staged, names, STAGE)
-        return {n: group[n] for n in names}
-    missing = [n for n in names if n not in store.array_names()]
-    if missing:
+def reduce(inputs: Mapping[str, zarr.Array], g: zarr.Group, recipe: Recipe, world: World) -> Reduction:
+    """The moments of the world's arrays over its train split, written into the staged group."""
+    arrays = source_arrays(world.name)
+    acc, n_train = compute_moments(inputs, arrays, splits.LABELS[SPLIT])
+    if n_train <= DDOF:
         raise StorageError(
-            f"world {store.world_id!r}: {STAGE} needs arrays {', '.join(missing)}, not published under "
-            f"{store.location}; materialize world_draws, world_arrays and world_splits for this world first"
+            f"world {world.name!r}: the {SPLIT} split has {n_train} samples; at least {DDOF + 1} are needed "
+            f"for its standard deviations"
         )
-    return {n: store.open_array(n) for n in names}
-
-
-def _check_upstream(inputs: dict[str, zarr.Array], arrays: list[str], recipe: Recipe, world_id: str) -> dict:
-    """The inputs come from this recipe and from the published draws; their provenance (for ``upstream``)."""
-    by_stage = {
-        "world_draws": read_provenance(inputs["theta"]),
-        "world_arrays": read_provenance(inputs["irfs"]),
-        "world_splits": read_provenance(inputs["split"]),
+    digests = {}
+    for a in arrays:
+        values = np.stack([acc[a].mean, acc[a].sd()]).astype(np.float32)
+        name = stored_name(a)
+        create_array(
+            g,
+            name,
+            values.shape,
+            np.float32,
+            ("moment", *_dims(a)),
+            values.shape[0],
+            recipe.clevel,
+            {
+                "description": f"mean and sd of {a} over the {SPLIT} split (moment: mean, sd)",
+                "array": a,
+                "split": SPLIT,
+                "ddof": DDOF,
+                "pooled_over": list(POOLED[a]),
+                "count": int(acc[a].count),
+                "n_samples": n_train,
+            },
+        )
+        writer = RegionWriter(g[name])
+        writer.append(values)
+        digests[name] = writer.close()
+    record = {
+        "split": SPLIT,
+        "n_samples": n_train,
+        "ddof": DDOF,
+        "arrays": {a: {"count": int(acc[a].count), "pooled_over": list(POOLED[a])} for a in arrays},
+        "summary": _summary(world, acc),
     }
-    for stage, prov in by_stage.items():
-        if prov.get("recipe_sha256") != recipe.sha256:
-            raise StorageError(
-                f"world {world_id!r}: {STAGE} found {stage} outputs made from recipe sha256 "
-                f"{prov.get('recipe_sha256')!r}, but the recipe is {recipe.sha256!r}; materialize {stage} first"
-            )
-    draws = by_stage["world_draws"].get("data_version")
-    for stage in ("world_arrays", "world_splits"):
-        used = ((by_stage[stage].get("upstream") or {}).get("world_draws") or {}).get("data_version")
-        if used != draws:
-            raise StorageError(
-                f"world {world_id!r}: the published {stage} outputs were computed from draws {used!r}, the "
-                f"published draws are {draws!r}; materialize {stage} for this world first"
-            )
-    return {s: {"data_version": p.get("data_version"), "run_id": p.get("run_id")} for s, p in by_stage.items()}
+    n = recipe.world(world.name).n_samples
+    return Reduction(digests, StageOutcome(stats={"n_samples": n, "n_train": n_train}, provenance={STATS_KEY: record}))
+
+
+def input_arrays(world_id: str) -> list[str]:
+    return [*source_arrays(world_id), "split"]
+
+
+def upstream_arrays(world_id: str) -> dict[str, str]:
+    return dict(UPSTREAM)
+
+
+SPEC = StageSpec(
+    STAGE,
+    data_arrays,
+    output_arrays,
+    create_outputs,
+    inputs=input_arrays,
+    provenance_keys=(STATS_KEY,),
+    upstream=upstream_arrays,
+    reduce=reduce,
+)
+
+
+def build_world_stats(recipe: Recipe, world_id: str, root: str | Path, run: RunInfo | None = None) -> StageResult:
+    """Compute the train-split moments of ``world_id`` from its published arrays and publish them."""
+    return run_stage(SPEC, recipe, world_id, root, run)
 
 
 def manifest_entry(store, recipe: Recipe, world_id: str, published: dict, code_version: str | None) -> tuple | None:
@@ -323,7 +283,7 @@ def manifest_entry(store, recipe: Recipe, world_id: str, published: dict, code_v
                 f"world {world_id!r}: {STAGE} was computed from {stage} outputs {used!r}, the published ones "
                 f"are {published[stage].get('data_version')!r}" + again
             )
-    record = prov.get("stats") or {}
+    record = prov.get(STATS_KEY) or {}
     arrays = {}
     for a in source_arrays(world_id):
         z = opened[stored_name(a)]

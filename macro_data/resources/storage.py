@@ -11,10 +11,21 @@ from macro_data import paths
 class DatasetRootResource(dg.ConfigurableResource):
     """The output root; datasets go to ``<root>/<recipe name>/<version>/``.
 
-    Unset means ``$MACRO_DATA_ROOT`` at run time, else ``datasets/build`` under the project.
+    Unset means ``$MACRO_DATA_ROOT`` at run time, else ``./datasets/build``. ``replace`` and
+    ``force`` are the build policies of :mod:`macro_data.pipeline.release` and
+    :mod:`macro_data.pipeline.stage`.
     """
 
     root: str | None = Field(default=None, description="Output root folder for generated datasets.")
+    replace: bool = Field(
+        default=False,
+        description="Rebuild a published version from a different recipe (built beside it, swapped in by the "
+        "manifest once complete). Without it, a recipe other than the version's is refused.",
+    )
+    force: bool = Field(
+        default=False,
+        description="Rebuild stages (and the manifest and report) even when what is published is up to date.",
+    )
 
     def path(self) -> str:
         """The root as a string: a local path or an object-storage URL such as ``s3://bucket/prefix``.

@@ -34,7 +34,7 @@ import shutil
 import socket
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -68,13 +68,15 @@ def _owner_tag(label: str) -> str:
     return f"{label}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def _pid_alive(tag: str) -> bool:
-    """Whether the process that owns a staging entry (by its tag) still runs on this host."""
-    parts = tag.rsplit("-", 3)
-    if len(parts) != 4 or parts[1] != socket.gethostname():
+def owner_alive(tag: str) -> bool:
+    """Whether the process that owns an entry tagged ``<label>-<host>-<pid>-<id>`` still runs on this
+    host (host names may contain dashes too)."""
+    marker = f"-{socket.gethostname()}-"
+    at = tag.rfind(marker)
+    if at < 0:
         return True  # another host's (or unknown) entry: leave it alone
     try:
-        os.kill(int(parts[2]), 0)
+        os.kill(int(tag[at + len(marker) :].split("-", 1)[0]), 0)
     except (ValueError, ProcessLookupError):
         return False
     except PermissionError:
@@ -150,13 +152,25 @@ class WorldStore:
         return file_lock(self.lock_path, timeout=LOCK_TIMEOUT_S)
 
     @contextlib.contextmanager
-    def staging(self, label: str, group_attributes: dict) -> Iterator[zarr.Group]:
-        """A private Zarr group to write new arrays into; removed afterwards whatever happens."""
+    def staging(
+        self, label: str, group_attributes: dict, adopt: Callable[[Path], bool] | None = None
+    ) -> Iterator[zarr.Group]:
+        """A private Zarr group to write new arrays into; removed afterwards whatever happens.
+
+        ``adopt(folder)``: a staging area that a dead process of this host left for the same label
+        is taken over (renamed to this process's tag, so two resuming processes never share one)
+        when ``adopt`` accepts it, instead of starting empty. Other debris of dead processes is
+        removed.
+        """
         path = self.staging_dir / _owner_tag(f"stage.{label}")
         try:
             self.staging_dir.mkdir(parents=True, exist_ok=True)
+            adopted = self._adopt(label, path, adopt) if adopt is not None else False
             self.clean_debris()
-            group = zarr.open_group(str(path), mode="w", attributes=group_attributes)
+            if adopted:
+                group = zarr.open_group(str(path), mode="r+")
+            else:
+                group = zarr.open_group(str(path), mode="w", attributes=group_attributes)
         except OSError as exc:
             raise StorageError(
                 f"world {self.world_id!r}: cannot create the staging area {path} "
@@ -166,6 +180,16 @@ class WorldStore:
             yield group
         finally:
             shutil.rmtree(path, ignore_errors=True)
+
+    def _adopt(self, label: str, path: Path, accept: Callable[[Path], bool]) -> bool:
+        for p in sorted(self.staging_dir.iterdir()):
+            if p.name.startswith(f"stage.{label}-") and p.is_dir() and not owner_alive(p.name) and accept(p):
+                try:
+                    os.rename(p, path)  # atomic: of two processes resuming at once, one wins
+                except OSError:
+                    continue
+                return True
+        return False
 
     def publish(self, staged: zarr.Group, arrays: list[str], group_attributes: dict) -> None:
         """Replace ``arrays`` in the published group by the staged ones, atomically.
@@ -224,7 +248,7 @@ class WorldStore:
         if not self.staging_dir.is_dir():
             return
         for p in self.staging_dir.iterdir():
-            if not _pid_alive(p.name):
+            if not owner_alive(p.name):
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
@@ -320,8 +344,11 @@ class ObjectWorldStore:
         )
 
     @contextlib.contextmanager
-    def staging(self, label: str, group_attributes: dict) -> Iterator[zarr.Group]:
-        """A fresh, not yet referenced version group; removed if the stage fails before publishing."""
+    def staging(
+        self, label: str, group_attributes: dict, adopt: Callable[[Path], bool] | None = None
+    ) -> Iterator[zarr.Group]:
+        """A fresh, not yet referenced version group; removed if the stage fails before publishing.
+        (Object storage does not resume interrupted stages: ``adopt`` is ignored.)"""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         loc = locations.join(self.base, label, f"v-{stamp}-{uuid.uuid4().hex[:8]}.zarr")
         group = locations.open_group(loc, mode="w", attributes=group_attributes)

@@ -30,7 +30,7 @@ from matplotlib.ticker import MaxNLocator
 
 from macro_data import splits
 from macro_data.validation.realism import RealData, world_moments
-from macro_data.validation.report import STATUS_WORD, all_checks, not_passed
+from macro_data.validation.report import STATUS_WORD, all_checks, headline, not_passed
 from macro_data.validation.results import GROUPS
 from macro_data.validation.spec import spec_from_manifest
 from macro_data.worlds import WORLD_IDS
@@ -368,6 +368,7 @@ def render(doc: dict, dataset_dir: str | Path, manifest: dict, real: RealData | 
 <title>Validation report: {_text(d["name"])} {_text(d["version"])}</title><style>{CSS}</style></head>
 <body>
 <h1>Validation report: {_text(d["name"])} {_text(d["version"])} {_badge(doc["status"])}</h1>
+<p><strong>{_text(headline(doc))}</strong></p>
 <p class="muted">{len(doc["worlds"])} worlds, T = {_text(d["T"])}, H = {_text(d["H"])}; samples
 {_text(", ".join(f"{w} {n}" for w, n in d["n_samples"].items()))}. Validated {_text(doc["created_at"])} in
 {doc["seconds"]:.1f} s. Manifest sha256 <code>{_text(d["manifest_sha256"][:16])}...</code></p>

@@ -10,6 +10,7 @@ atomically (temporary file, fsync, rename), like the manifest.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def build_report(v: Validation, run_id: str = "local", code_version: str = "unkn
             "code_version": code_version,
             "run_id": run_id,
         },
-        "status": worst(r.status for r in v.results),
+        "status": overall(r.status for r in v.results),
         "score": score(v.results),
         "summary": _summary(v.results),
         "inputs": {
@@ -131,11 +132,32 @@ def not_passed(doc: dict) -> list[dict]:
     )
 
 
+def overall(statuses) -> str:
+    """The dataset's verdict: ``fail``, ``warn`` or ``pass``. A skipped check (a comparison that could
+    not run, e.g. without external data) does not stop the rest from passing; :func:`headline` says
+    how many were skipped."""
+    worst_seen = worst(statuses)
+    return "pass" if worst_seen == "skipped" else worst_seen
+
+
+def headline(doc: dict) -> str:
+    """``PASSED``, ``PASSED (6 checks skipped)``, ``WARNINGS (2)`` or ``FAILED (3)``, with the skip count."""
+    s = doc["summary"]
+    skipped = f"{s['skipped']} check{'s' if s['skipped'] != 1 else ''} skipped" if s["skipped"] else ""
+    if doc["status"] == "fail":
+        word = f"FAILED ({s['fail']} failed" + (f", {skipped})" if skipped else ")")
+    elif doc["status"] == "warn":
+        word = f"WARNINGS ({s['warn']} warnings" + (f", {skipped})" if skipped else ")")
+    else:
+        word = "PASSED" + (f" ({skipped})" if skipped else "")
+    return word
+
+
 def summary_markdown(doc: dict) -> str:
     """Markdown for the Dagster UI: the status table and every check that did not pass."""
     groups = list(GROUPS)
     lines = [
-        f"**{STATUS_WORD[doc['status']]}**, score **{doc['score']['value']}/100** "
+        f"**{headline(doc)}**, score **{doc['score']['value']}/100** "
         f"({doc['summary']['pass']} passed, {doc['summary']['warn']} warnings, {doc['summary']['fail']} failed, "
         f"{doc['summary']['skipped']} skipped)",
         "",
@@ -163,7 +185,7 @@ def summary_text(doc: dict, verbose: bool = False) -> str:
     groups = list(GROUPS)
     width = max([len(w) for w in doc["worlds"]] + [9])
     out = [
-        f"dataset {d['name']} {d['version']}: {STATUS_WORD[doc['status']]}, score {doc['score']['value']}/100 "
+        f"dataset {d['name']} {d['version']}: {headline(doc)}, score {doc['score']['value']}/100 "
         f"({doc['summary']['checks']} checks: {doc['summary']['pass']} passed, {doc['summary']['warn']} warnings, "
         f"{doc['summary']['fail']} failed, {doc['summary']['skipped']} skipped; {doc['seconds']:.1f} s)",
         "",
@@ -197,3 +219,20 @@ def write_report(dataset_dir: str | Path, doc: dict, html: str) -> tuple[str, st
     locations.write_bytes_atomic(html_path, html.encode("utf-8"))
     locations.write_bytes_atomic(json_path, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode("utf-8"))
     return json_path, html_path
+
+
+def published_report(dataset_dir: str | Path, code_version: str) -> dict | None:
+    """The report already published for the dataset's current manifest by this validator version
+    (nothing to redo), or ``None``."""
+    json_path, html_path = locations.join(dataset_dir, REPORT_JSON), locations.join(dataset_dir, REPORT_HTML)
+    manifest_path = locations.join(dataset_dir, "manifest.json")
+    try:
+        if not (locations.exists(json_path) and locations.exists(html_path) and locations.exists(manifest_path)):
+            return None
+        doc = json.loads(locations.read_bytes(json_path))
+        manifest_sha = hashlib.sha256(locations.read_bytes(manifest_path)).hexdigest()
+        if doc["dataset"]["manifest_sha256"] == manifest_sha and doc["validator"]["code_version"] == code_version:
+            return doc
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None

@@ -152,7 +152,9 @@ def expected_arrays(world: World, n: int, T: int, H: int) -> dict[str, ArraySpec
     return out
 
 
-def spec_from_recipe(recipe: Recipe, world_id: str, root: str | Path) -> WorldSpec:
+def spec_from_recipe(recipe: Recipe, world_id: str, root: str | Path, dataset_dir: str | None = None) -> WorldSpec:
+    """``dataset_dir``: where the world's store is (default: the version folder under ``root``; a
+    replacement build passes its own area)."""
     plan = recipe.world(world_id)
     return WorldSpec(
         world_id,
@@ -161,7 +163,7 @@ def spec_from_recipe(recipe: Recipe, world_id: str, root: str | Path) -> WorldSp
         recipe.H,
         recipe.seed,
         dict(plan.priors),
-        recipe.dataset_dir(root),
+        dataset_dir or recipe.dataset_dir(root),
         recipe.sha256,
     )
 

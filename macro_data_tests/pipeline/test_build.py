@@ -140,7 +140,9 @@ def test_manifest_refuses_worlds_from_another_recipe(tmp_path, instance):
     text = " ".join(
         str(e.step_failure_data.user_failure_data.description) for e in result.all_events if e.is_step_failure
     )
-    assert "not the current recipe" in text
+    # refused by the version's recorded recipe, naming the field that differs, before anything is written
+    assert "tiny@0.1.0" in text and "built from another recipe (fields that differ: seed: 7 -> 8)" in text
+    assert not (root / "tiny" / "0.1.0" / "manifest.json").exists()
 
 
 def test_world_outside_recipe_fails_clearly(tmp_path, instance):

@@ -15,10 +15,10 @@ import zarr
 from macro_data import splits
 from macro_data.assets.world_stats import world_stats as world_stats_asset
 from macro_data.checks import asset_checks
-from macro_data.errors import ManifestError
+from macro_data.errors import ManifestError, StorageError
 from macro_data.partitions import world_partitions
-from macro_data.pipeline import world_arrays, world_draws, world_splits, world_stats
-from macro_data.pipeline.common import data_version
+from macro_data.pipeline import release, world_arrays, world_draws, world_splits, world_stats
+from macro_data.pipeline.common import RunInfo, data_version
 from macro_data.pipeline.manifest import build_manifest
 from macro_data.recipes import load_recipe
 from macro_data.resources.compute import ComputeResource
@@ -145,7 +145,7 @@ def test_blocking_check_stops_downstream_when_the_stats_are_wrong(tmp_path, inst
         instance=instance,
         resources={
             "recipe": RecipeResource(recipe=str(recipe)),
-            "storage": DatasetRootResource(root=str(root)),
+            "storage": DatasetRootResource(root=str(root), force=True),  # else it is up to date: skipped
             "compute": ComputeResource(),
         },
         raise_on_error=False,
@@ -170,21 +170,69 @@ def _plain_build(folder, recipe_path, stats=True):
     return recipe
 
 
-def test_manifest_refuses_stale_stats_and_omits_absent_ones(tmp_path):
+def test_stats_follow_their_inputs_and_stale_ones_are_refused(tmp_path, monkeypatch):
     recipe_path = write_recipe(tmp_path / "a", n=256, worlds=("rbc",), name="stale")
     root = tmp_path / "root"
     recipe = _plain_build(root, recipe_path)
-    _, doc, _ = build_manifest(recipe, root)
-    assert doc["worlds"]["rbc"]["train_stats"]["n_samples"] > 100
-    # the draws (and arrays, splits) rebuilt from a changed recipe, the statistics not
-    changed = write_recipe(tmp_path / "b", n=256, worlds=("rbc",), name="stale", seed=8)
-    recipe2 = _plain_build(root, changed, stats=False)
+    doc = build_manifest(recipe, root).document
+    stats = doc["worlds"]["rbc"]["train_stats"]
+    assert stats["n_samples"] > 100
+    store = root / "stale" / "0.1.0" / "rbc.zarr"
+    before = {p: p.stat().st_mtime_ns for p in store.glob("moments_*/**/*") if p.is_file()}
+    # the stage template: up to date while its recipe, code and the draws, arrays and splits it was computed
+    # from are the published ones; nothing is rewritten
+    again = world_stats.build_world_stats(recipe, "rbc", root)
+    assert again.up_to_date and again.data_version == stats["sha256"] and again.stats["n_train"] == stats["n_samples"]
+    assert {p: p.stat().st_mtime_ns for p in store.glob("moments_*/**/*") if p.is_file()} == before
+    # the splits rebuilt by other code (other labels), the statistics not: the manifest refuses them
+    real = splits.assign
+    monkeypatch.setattr(splits, "assign", lambda world, theta, u: np.roll(real(world, theta, u), 1))
+    world_splits.build_world_splits(recipe, "rbc", root, RunInfo(force=True))
+    with pytest.raises(ManifestError, match="world_stats was computed from world_splits outputs"):
+        build_manifest(recipe, root)
+    redone = world_stats.build_world_stats(recipe, "rbc", root)  # not up to date any more: recomputed
+    assert not redone.up_to_date and redone.data_version != stats["sha256"]
+    assert build_manifest(recipe, root).document["worlds"]["rbc"]["train_stats"]["sha256"] == redone.data_version
+    # statistics written by another code version of the stage are refused too, and then recomputed
+    world_stats.build_world_stats(recipe, "rbc", root, RunInfo(code_version="world_stats-000000000000"))
     with pytest.raises(ManifestError, match="re-materialize world_stats for partition 'rbc'"):
-        build_manifest(recipe2, root)
-    world_stats.build_world_stats(recipe2, "rbc", root)
-    _, doc2, _ = build_manifest(recipe2, root)
-    assert doc2["worlds"]["rbc"]["train_stats"]["sha256"] != doc["worlds"]["rbc"]["train_stats"]["sha256"]
+        build_manifest(recipe, root)
+    assert not world_stats.build_world_stats(recipe, "rbc", root).up_to_date
+    build_manifest(recipe, root)
     # a dataset built without the stage has no train_stats (the field is optional)
     recipe3 = _plain_build(tmp_path / "root3", write_recipe(tmp_path / "c", n=256, worlds=("nk",)), stats=False)
-    _, doc3, _ = build_manifest(recipe3, tmp_path / "root3")
+    doc3 = build_manifest(recipe3, tmp_path / "root3").document
     assert "train_stats" not in doc3["worlds"]["nk"] and "world_stats" not in doc3["worlds"]["nk"]["provenance"]
+
+
+def test_stats_need_the_published_arrays(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, n=256, worlds=("rbc",), name="early"))
+    world_draws.build_world_draws(recipe, "rbc", tmp_path / "root")
+    with pytest.raises(
+        StorageError,
+        match="world_stats needs arrays trajectories, irfs, extras, split, not published .*materialize the stages",
+    ):
+        world_stats.build_world_stats(recipe, "rbc", tmp_path / "root")
+
+
+def test_stats_follow_the_release_rules(tmp_path):
+    root = tmp_path / "root"
+    build_manifest(_plain_build(root, write_recipe(tmp_path / "a", n=256, worlds=("rbc",), name="rel", seed=7)), root)
+    dataset = root / "rel" / "0.1.0"
+    published = zarr.open_array(str(dataset / "rbc.zarr" / "moments_irfs"), mode="r").attrs["sha256"]
+    other = load_recipe(write_recipe(tmp_path / "b", n=256, worlds=("rbc",), name="rel", seed=8))
+    with pytest.raises(release.ReleaseError, match="seed: 7 -> 8"):  # a published version never changes
+        world_stats.build_world_stats(other, "rbc", root)
+    replace = RunInfo(replace=True)  # built beside the version, swapped in with the manifest
+    for fn in (
+        world_draws.build_world_draws,
+        world_arrays.build_world_arrays,
+        world_splits.build_world_splits,
+        world_stats.build_world_stats,
+    ):
+        fn(other, "rbc", root, replace)
+    assert zarr.open_array(str(dataset / "rbc.zarr" / "moments_irfs"), mode="r").attrs["sha256"] == published
+    assert (root / "rel" / ".replace" / "0.1.0" / "rbc.zarr" / "moments_irfs").is_dir()
+    doc = build_manifest(other, root, replace=True).document
+    swapped = zarr.open_array(str(dataset / "rbc.zarr" / "moments_irfs"), mode="r").attrs["sha256"]
+    assert swapped != published and doc["worlds"]["rbc"]["train_stats"]["arrays"]["irfs"]["sha256"] == swapped

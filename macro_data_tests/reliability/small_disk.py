@@ -19,7 +19,7 @@ import pytest
 CHILD = textwrap.dedent("""
     import json, shutil, subprocess, sys
     from pathlib import Path
-    src, mount, free, stage, recipe_path, world = sys.argv[1:7]
+    src, mount, free, stage, recipe_path, world, force = sys.argv[1:8]
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", mount], check=True)
     root = Path(mount) / "root"
     if Path(src).exists():
@@ -28,13 +28,14 @@ CHILD = textwrap.dedent("""
     subprocess.run(["mount", "-o", f"remount,size={size}", mount], check=True)
     from macro_data.errors import MacroDataError
     from macro_data.pipeline import world_arrays, world_draws
+    from macro_data.pipeline.common import RunInfo
     from macro_data.recipes import load_recipe
     from macro_data.storage.arrays import content_hash
     import zarr
     fn = {"world_draws": world_draws.build_world_draws, "world_arrays": world_arrays.build_world_arrays}[stage]
     out = {"root": str(root)}
     try:
-        fn(load_recipe(recipe_path), world, root)
+        fn(load_recipe(recipe_path), world, root, RunInfo(force=force == "force"))
         out["error"] = None
     except MacroDataError as exc:
         out["error"] = str(exc)
@@ -70,8 +71,11 @@ def namespaces_available() -> str | None:
     )
 
 
-def run_stage_on_small_disk(tmp_path: Path, root: Path, free_bytes: int, stage: str, recipe: Path, world: str) -> dict:
-    """Copy ``root`` onto a tmpfs with ``free_bytes`` left, run ``stage`` there; what the child saw."""
+def run_stage_on_small_disk(
+    tmp_path: Path, root: Path, free_bytes: int, stage: str, recipe: Path, world: str, force: bool = False
+) -> dict:
+    """Copy ``root`` onto a tmpfs with ``free_bytes`` left, run ``stage`` there (``force``: even if the
+    published stage is up to date); what the child saw."""
     why = namespaces_available()
     if why:
         pytest.skip(f"a real full disk needs a private tmpfs: {why}")
@@ -93,6 +97,7 @@ def run_stage_on_small_disk(tmp_path: Path, root: Path, free_bytes: int, stage: 
             stage,
             str(recipe),
             world,
+            "force" if force else "no-force",
         ],
         capture_output=True,
         text=True,

@@ -27,13 +27,17 @@ CONCURRENT_TRIALS = 10
 RACER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
+    from macro_data.errors import MacroDataError
     from macro_data.recipes import load_recipe
     from macro_data.pipeline import world_draws, world_arrays, world_splits
     recipe, root, go = load_recipe(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     while not go.exists():
         time.sleep(0.001)
-    for fn in (world_draws.build_world_draws, world_arrays.build_world_arrays, world_splits.build_world_splits):
-        fn(recipe, "nk", root)
+    try:
+        for fn in (world_draws.build_world_draws, world_arrays.build_world_arrays, world_splits.build_world_splits):
+            fn(recipe, "nk", root)
+    except MacroDataError as exc:
+        sys.exit(f"{type(exc).__name__}: {exc}")
 """)
 
 
@@ -85,9 +89,11 @@ def test_two_runs_of_the_same_partition_leave_one_intact_version_per_stage(tmp_p
         codes = [p.wait(timeout=120) for p in procs]
         errors = [p.stderr.read() for p in procs]
         ds = root / "tiny" / "0.1.0"
-        # each run either succeeded or failed cleanly with our error (e.g. its inputs were replaced under it)
-        for code, err in zip(codes, errors):
-            assert code == 0 or "StorageError" in err or "MacroDataError" in err, err[-2000:]
+        # two recipes for one version: the first to record its recipe builds, the other is refused with
+        # the release error (naming the field that differs) before it writes anything
+        assert sorted(codes) == [0, 1], (codes, [e[-2000:] for e in errors])
+        loser = errors[codes.index(1)]
+        assert "ReleaseError" in loser and "fields that differ: seed:" in loser, loser[-2000:]
         got = {
             stage: _hashes(ds, names)
             for stage, names in (
@@ -104,28 +110,29 @@ def test_two_runs_of_the_same_partition_leave_one_intact_version_per_stage(tmp_p
             g[n].attrs["macro_data"]["upstream"]["world_draws"]["data_version"] == draws_version
             for n in ("trajectories", "split")
         )
-        outcomes.append((tuple(codes), consistent))
-        # a stage computed from the other run's draws is recorded as such, and the manifest would refuse it
-    print(f"concurrent trials (exit codes, stages consistent): {outcomes}")
+        assert consistent
+        winner = codes.index(0)
+        assert all(got[stage] == refs[winner][stage] for stage in got)
+        outcomes.append(tuple(codes))
+    print(f"concurrent trials (exit codes of the runs of recipes A and B): {outcomes}")
 
 
 @pytest.mark.parametrize("fraction", [0.02, 0.5, 0.95])
 @pytest.mark.parametrize("stage", ["world_draws", "world_arrays"])
 def test_disk_full_part_way_keeps_previous_version_and_names_the_path(tmp_path, recipes, fraction, stage):
+    """A forced rebuild of a published stage runs out of disk: the published arrays stay whole."""
     paths, refs = recipes
     owned = world_draws.output_arrays(WORLD) if stage == "world_draws" else world_arrays.output_arrays(WORLD)
-    ref = paths[1].parent.parent / "ref1" / "tiny" / "0.1.0" / f"{WORLD}.zarr"
+    ref = paths[0].parent.parent / "ref0" / "tiny" / "0.1.0" / f"{WORLD}.zarr"
     total = sum(stored_bytes(str(ref / n)) for n in owned)
     free = int(fraction * total)  # the disk fills this far into the stage's writes
-    a, b = load_recipe(paths[0]), load_recipe(paths[1])
+    a = load_recipe(paths[0])
     root = tmp_path / "root"
     for fn in (world_draws.build_world_draws, world_arrays.build_world_arrays):
         fn(a, WORLD, root)
-    if stage == "world_arrays":
-        world_draws.build_world_draws(b, WORLD, root)
     names = ["trajectories", "irfs"] if stage == "world_arrays" else ["theta", "shocks"]
     before = _hashes(root / "tiny" / "0.1.0", names)
-    seen = run_stage_on_small_disk(tmp_path, root, free, stage, paths[1], WORLD)
+    seen = run_stage_on_small_disk(tmp_path, root, free, stage, paths[0], WORLD, force=True)
     assert seen["error"] is not None, "the stage succeeded on a full disk"
     assert "No space left on device" in seen["error"] and seen["dataset"] in seen["error"], seen["error"]
     assert {n: seen["hashes"][n] for n in names} == before

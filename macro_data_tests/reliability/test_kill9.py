@@ -1,11 +1,18 @@
 """kill -9 at seeded points of every stage: the previous good version survives, readers never see
 debris, and re-running gives exactly what an uninterrupted run gives.
 
-Each trial starts from a copy of a good dataset built from recipe A and rebuilds one stage of
-world nk from recipe B (another seed, so every array changes), killing the process at a seeded
-point (see ``victim.POINTS``). Afterwards the stage's arrays must be entirely A's (old, intact) or
-entirely B's (new, complete) — never a mix or a partial array — then a clean re-run must reproduce
-B's hashes and leave no staging debris.
+Each trial starts from a copy of a good dataset built from recipe A and kills a rebuild of one
+stage of world nk at a seeded point (see ``victim.POINTS``), in one of two ways, alternating:
+
+* **replace**: the stage is rebuilt from recipe B (another seed, so every array changes) with
+  ``replace``, so it writes into the version's replacement area. The published version must stay
+  entirely A's; in the replacement area the stage's arrays are absent or entirely B's, never a
+  mix or a partial array; a clean re-run (and, for the manifest, the swap) must give B's hashes.
+* **in place**: the stage is rebuilt from recipe A with ``force``: the published arrays must
+  hash to A's after the kill (a partial or mixed publish would not) and after a re-run.
+
+Every trial also leaves no staging debris once re-run. A separate test kills multi-region stages
+part-way and checks that the next run resumes from the last completed region, hash-identical.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from pathlib import Path
 import pytest
 import zarr
 
+from macro_data.compute import ComputeConfig
 from macro_data.pipeline import manifest, world_arrays, world_draws, world_splits
+from macro_data.pipeline.common import RunInfo
 from macro_data.recipes import load_recipe
 from macro_data.storage.arrays import content_hash
 from macro_data_tests.conftest import write_recipe
@@ -70,6 +79,10 @@ def _build(recipe, root, stages=("world_draws", "world_arrays", "world_splits"),
         manifest.build_manifest(recipe, root)
 
 
+def _replacement(root: Path) -> Path:
+    return root / "tiny" / ".replace" / "0.1.0"
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("kill9")
@@ -79,16 +92,19 @@ def setup(tmp_path_factory):
     a, b = load_recipe(path_a), load_recipe(path_b)
     _build(a, base / "templateA")
     _build(b, base / "refB")
-    # Starting points: B's draws over A's dataset (for killing B's arrays/splits), all of B's stages over
-    # A's manifest (for killing B's manifest).
+    replace = RunInfo(replace=True)
+    # Starting points: B's draws being built as A's replacement (for killing B's arrays/splits), all of
+    # B's stages built as the replacement (for killing B's manifest and the swap).
     shutil.copytree(base / "templateA", base / "templateA_drawsB")
-    _build(b, base / "templateA_drawsB", stages=("world_draws",), with_manifest=False)
+    world_draws.build_world_draws(b, WORLD, base / "templateA_drawsB", replace)
     shutil.copytree(base / "templateA", base / "templateA_stagesB")
-    _build(b, base / "templateA_stagesB", with_manifest=False)
+    for s in STAGE_FNS.values():
+        s(b, WORLD, base / "templateA_stagesB", replace)
     ds = lambda root: root / "tiny" / "0.1.0"  # noqa: E731
     return {
         "a": a,
         "b": b,
+        "path_a": path_a,
         "path_b": path_b,
         "base": base,
         "ds": ds,
@@ -121,7 +137,7 @@ def _trial(server, spec: dict) -> dict:
 
 def _reader_view_is_clean(dataset: Path) -> None:
     visible = {p.name for p in dataset.iterdir() if not p.name.startswith(".")}
-    assert visible <= {"manifest.json", f"{WORLD}.zarr"}, visible
+    assert visible <= {"manifest.json", "recipe.json", "README.md", f"{WORLD}.zarr"}, visible
     group = {p.name for p in (dataset / f"{WORLD}.zarr").iterdir()}
     expected = {n for names in STAGE_ARRAYS.values() for n in names} | {"zarr.json"}
     assert group <= expected, group - expected
@@ -140,39 +156,92 @@ def test_kill9_trials(setup, server, tmp_path, stage):
     for trial in range(TRIALS_PER_STAGE):
         point = rng.choice(POINTS[stage])
         k = rng.randint(1, MAX_K[point])
+        replacing = trial % 2 == 0
         root = tmp_path / f"t{trial}"
-        shutil.copytree(setup["base"] / template, root)
+        shutil.copytree(setup["base"] / (template if replacing else "templateA"), root)
         dataset = setup["ds"](root)
-        result = _trial(
-            server,
-            {"stage": stage, "world": WORLD, "recipe": str(setup["path_b"]), "root": str(root), "point": point, "k": k},
-        )
+        recipe_path, recipe = (setup["path_b"], setup["b"]) if replacing else (setup["path_a"], setup["a"])
+        spec = {"stage": stage, "world": WORLD, "recipe": str(recipe_path), "root": str(root), "point": point, "k": k}
+        result = _trial(server, {**spec, "replace": replacing, "force": not replacing})
         assert result in ({"signal": 9}, {"exit": 0}), (point, k, result)
         outcomes["killed" if result.get("signal") == 9 else "finished"] += 1
         _reader_view_is_clean(dataset)
         if stage == "dataset_manifest":
             text = (dataset / "manifest.json").read_text()
-            doc = json.loads(text)  # always a whole, parseable manifest: the old one or the new one
-            assert (
-                text == setup["manifest_old"]
-                or doc["worlds"][WORLD]["arrays"] == setup["manifest_new_hashes"]
-                or {k2: v["sha256"] for k2, v in doc["worlds"][WORLD]["arrays"].items()}
-                == {k2: v["sha256"] for k2, v in setup["manifest_new_hashes"].items()}
-            )
-            manifest.build_manifest(setup["b"], root)
+            json.loads(text)  # always a whole, parseable manifest
+            swapped = replacing and not _replacement(root).exists()
+            if replacing and not swapped:
+                assert text == setup["manifest_old"], f"the published manifest changed before the swap ({point} #{k})"
+            manifest.build_manifest(recipe, root, replace=replacing)
             got = {
                 k2: v["sha256"]
                 for k2, v in json.loads((dataset / "manifest.json").read_text())["worlds"][WORLD]["arrays"].items()
             }
-            assert got == {k2: v["sha256"] for k2, v in setup["manifest_new_hashes"].items()}
+            want = (
+                setup["manifest_new_hashes"]
+                if replacing
+                else json.loads(setup["manifest_old"])["worlds"][WORLD]["arrays"]
+            )
+            assert got == {k2: v["sha256"] for k2, v in want.items()}
+        elif replacing:
+            assert _stage_hashes(dataset, stage) == setup["old"][stage], f"published version touched ({point} #{k})"
+            shadow = _replacement(root)
+            present = (shadow / f"{WORLD}.zarr").is_dir() and set(STAGE_ARRAYS[stage]) <= {
+                p.name for p in (shadow / f"{WORLD}.zarr").iterdir()
+            }
+            if present:
+                assert _stage_hashes(shadow, stage) == setup["new"][stage], f"mixed or partial after {point} #{k}"
+            STAGE_FNS[stage](recipe, WORLD, root, RunInfo(replace=True))  # re-run, uninterrupted
+            assert _stage_hashes(shadow, stage) == setup["new"][stage]
+            assert _stage_hashes(dataset, stage) == setup["old"][stage]
         else:
-            after = _stage_hashes(dataset, stage)
-            assert after in (setup["old"][stage], setup["new"][stage]), f"mixed or partial after {point} #{k}"
-            STAGE_FNS[stage](setup["b"], WORLD, root)  # re-run, uninterrupted
-            assert _stage_hashes(dataset, stage) == setup["new"][stage]
-        staging = dataset / ".staging" / WORLD
-        leftovers = [p.name for p in staging.iterdir()] if staging.exists() else []
-        assert leftovers == [], leftovers
+            assert _stage_hashes(dataset, stage) == setup["old"][stage], f"mixed or partial after {point} #{k}"
+            STAGE_FNS[stage](recipe, WORLD, root, RunInfo(force=True))
+            assert _stage_hashes(dataset, stage) == setup["old"][stage]
+        for folder in (dataset, _replacement(root)):
+            staging = folder / ".staging" / WORLD
+            leftovers = [p.name for p in staging.iterdir()] if staging.exists() else []
+            assert leftovers == [], leftovers
         shutil.rmtree(root)
     assert outcomes["killed"] >= TRIALS_PER_STAGE // 2, outcomes  # most trials really were killed
     print(f"{stage}: {outcomes}")
+
+
+RESUME_TRIALS = 6
+
+
+@pytest.mark.parametrize("stage", ["world_draws", "world_arrays"])
+def test_a_killed_stage_resumes_from_its_last_completed_region(setup, server, tmp_path, stage):
+    """Multi-region stages killed after k completed regions: the next run keeps those regions and
+    computes only the rest; the result is hash-identical to an uninterrupted run."""
+    kw = dict(n=4096, worlds=(WORLD,), T=12, H=3, storage={"chunk_samples": 128, "clevel": 1})
+    path = write_recipe(tmp_path / "r", seed=11, **kw)
+    recipe = load_recipe(path)
+    reference = tmp_path / "reference"
+    _build(recipe, reference, with_manifest=False)
+    want = _stage_hashes(setup["ds"](reference), stage)
+    compute = ComputeConfig(region_samples=512)  # 8 regions
+    rng = random.Random(f"resume-{stage}")
+    resumed = []
+    for trial in range(RESUME_TRIALS):
+        root = tmp_path / f"t{trial}"
+        if stage == "world_arrays":
+            world_draws.build_world_draws(recipe, WORLD, root)
+        k = rng.randint(1, 7)
+        spec = {
+            "stage": stage,
+            "world": WORLD,
+            "recipe": str(path),
+            "root": str(root),
+            "point": "region-done",
+            "k": k,
+            "region_samples": 512,
+        }
+        assert _trial(server, spec) == {"signal": 9}
+        result = STAGE_FNS[stage](recipe, WORLD, root, RunInfo(compute=compute))
+        assert result.resumed_samples == 512 * k, (k, result.resumed_samples)  # every completed region kept
+        assert _stage_hashes(setup["ds"](root), stage) == want
+        assert [p.name for p in (setup["ds"](root) / ".staging" / WORLD).iterdir()] == []
+        resumed.append(result.resumed_samples)
+        shutil.rmtree(root)
+    print(f"{stage}: resumed samples per trial {resumed}")

@@ -1,6 +1,7 @@
 """Trial server for kill -9 fault injection (run as ``python -m macro_data_tests.reliability.victim``).
 
-Reads one JSON trial per line on stdin: ``{"stage", "recipe", "root", "point", "k"}``. For each it
+Reads one JSON trial per line on stdin: ``{"stage", "recipe", "root", "point", "k"}`` and optionally
+``"replace"``, ``"force"`` (the build policies) and ``"region_samples"``. For each it
 forks a child that arms a fault at ``point`` — the ``k``-th call of one function sends SIGKILL to
 the child itself — and runs the stage. The parent answers one JSON line per trial:
 ``{"signal": 9}`` if the child was killed, ``{"exit": 0}`` if it finished before the k-th call.
@@ -16,7 +17,8 @@ import os
 import signal
 import sys
 
-from macro_data.pipeline import common, manifest, world_arrays, world_draws, world_splits
+from macro_data.compute import ComputeConfig
+from macro_data.pipeline import common, manifest, stage, world_arrays, world_draws, world_splits
 from macro_data.recipes import load_recipe
 from macro_data.storage import arrays, locations, publish
 
@@ -49,7 +51,8 @@ POINTS = {
     "simulating": (world_arrays.get_world("nk").__class__, "simulate", False),  # during simulation (nk)
     "chunk-write": (arrays.RegionWriter, "_write", False),  # between chunk writes of the staging arrays
     "mid-chunk-write": (arrays.RegionWriter, "_write", True),  # right after a chunk write
-    "stamp": (common, "stamp", False),  # staging complete, before publish
+    "stamp": (stage, "stamp", False),  # staging complete, before publish
+    "region-done": (stage.Journal, "append", True),  # a region recorded as complete (resume point)
     "before-exchange": (publish, "exchange", False),  # new group assembled, not swapped in
     "after-exchange": (publish, "exchange", True),  # swapped in, old group not yet removed
     "manifest-replace": (locations.os, "replace", False),  # manifest temp file written, not renamed
@@ -61,10 +64,13 @@ def run_trial(trial: dict) -> None:
     owner, name, after = POINTS[trial["point"]]
     _kill_on_call(owner, name, int(trial["k"]), after)
     recipe = load_recipe(trial["recipe"])
+    replace, force = bool(trial.get("replace")), bool(trial.get("force"))
     if trial["stage"] == "dataset_manifest":
-        manifest.build_manifest(recipe, trial["root"])
+        manifest.build_manifest(recipe, trial["root"], replace=replace, force=force)
     else:
-        STAGES[trial["stage"]](recipe, trial["world"], trial["root"])
+        compute = ComputeConfig(region_samples=int(trial.get("region_samples", ComputeConfig.region_samples)))
+        run = common.RunInfo(replace=replace, force=force, compute=compute)
+        STAGES[trial["stage"]](recipe, trial["world"], trial["root"], run)
 
 
 def main() -> int:

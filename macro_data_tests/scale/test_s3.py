@@ -85,7 +85,7 @@ def test_failed_stage_on_object_storage_keeps_the_published_version(built, insta
 
 def test_republish_switches_pointer_and_keeps_one_previous_version(built, instance):
     recipe, s3, _, remote = built
-    build_world(instance, recipe, s3, "nk")  # same content, new version
+    build_world(instance, recipe, s3, "nk", force=True)  # same content, new version
     store = world_store(f"{s3}/tiny/0.1.0", "nk")
     assert store.relative_path("theta") != remote["worlds"]["nk"]["arrays"]["theta"]["path"]
     assert content_hash(store.open_array("theta")) == remote["worlds"]["nk"]["arrays"]["theta"]["sha256"]

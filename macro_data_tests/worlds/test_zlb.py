@@ -308,3 +308,124 @@ def test_rejected_draws_explode_at_the_bound_and_valid_draws_do_not():
     assert d.rejections.sum() > 0.3 * 768  # the rule bites under the uniform prior (about 57 % of proposals)
     y = np.abs(WORLD.simulate(d.theta, d.shocks, {}).trajectories)
     assert y.max() < 1e3, y.max()
+
+
+# ------------------------------------------------------------------------------------------------
+# The fast paths of simulate_occbin against the general ones (bit for bit)
+# ------------------------------------------------------------------------------------------------
+def _bits(a):
+    return np.ascontiguousarray(a, dtype=np.float64).view(np.int64)
+
+
+def test_numpy_sums_of_8_or_more_terms_ignore_trailing_zero_terms():
+    # simulate_occbin solves guesses of buckets >= 8 on a longer bucket: their sums then run over
+    # extra zero terms (of either sign), which must leave numpy's sums unchanged, sign of zero included.
+    rng = np.random.default_rng(5)
+    for k in (1, 3, 200):
+        for s in (8, 16, 32, 64, 128):
+            for W in (16, 32, 64, 128, 256):
+                if W <= s:
+                    continue
+                a = rng.normal(size=(k, s, s)) * 10.0 ** rng.integers(-9, 9, size=(k, s, s))
+                a[rng.random(a.shape) < 0.3] = 0.0
+                a[rng.random(a.shape) < 0.1] = -0.0
+                last = np.where(rng.random((k, s, W - s)) < 0.5, 0.0, -0.0)
+                rows = np.where(rng.random((k, W - s, s)) < 0.5, 0.0, -0.0)
+                assert np.array_equal(_bits(a.sum(axis=2)), _bits(np.concatenate([a, last], axis=2).sum(axis=2)))
+                assert np.array_equal(_bits(a.sum(axis=1)), _bits(np.concatenate([a, rows], axis=1).sum(axis=1)))
+
+
+def _chunk_and_states(n=60, seed=21):
+    d = draw_range(WORLD, seed, 0, n, 1, narrow(r_ss=(0.5, 1.0)))
+    th = d.theta
+    sol = nk_solve(th)
+    ch = zlb._Chunk(sol, th[:, R_SS].copy())
+    rng = np.random.default_rng(seed)
+    k0 = np.stack([-0.004 * rng.random(n), -0.004 * rng.random(n), -0.02 * rng.random(n), 0.002 * rng.normal(size=n)])
+    x, pi = nk_jumps(sol, *k0)
+    sh = nk_taylor(sol, k0[0], x, pi, k0[1])
+    return ch, np.arange(n), k0, (x, pi, sh), rng
+
+
+@pytest.mark.parametrize("s, W", [(8, 16), (8, 32), (16, 32), (32, 64), (64, 256)])
+def test_spells_solved_on_a_longer_bucket_are_unchanged(s, W):
+    ch, rows, k0, z0, rng = _chunk_and_states()
+    ib, p = ch.ib[rows], ch.sol.p[rows]
+    # spells from now, [0, e]
+    e = rng.integers(0, s, rows.size)
+    on, delta = zlb._from_now_delta(ch, rows, k0, z0[2], e, s, ib, p)
+    onW, deltaW = zlb._from_now_delta(ch, rows, k0, z0[2], e, W, ib, p)
+    assert np.array_equal(_bits(delta), _bits(deltaW[:, :s])) and not onW[:, s:].any()
+    for a, b in zip(zlb._jump_corrections(ch, rows, z0, delta, s), zlb._jump_corrections(ch, rows, z0, deltaW, W)):
+        assert np.array_equal(_bits(a), _bits(b))
+    # spells starting later, [f, l]
+    f = rng.integers(1, s, rows.size)
+    l = np.minimum(f + rng.integers(0, s, rows.size), s - 1)
+    d, i, part = zlb._later_core(ch, rows, k0, z0[2], f, l, s, ib, p)
+    dW, iW, partW = zlb._later_core(ch, rows, k0, z0[2], f, l, W, ib, p)
+    assert np.array_equal(_bits(d), _bits(dW[:, :s]))
+    assert np.array_equal(_bits(i), _bits(iW[:, :s]))
+    assert np.array_equal(part, partW[:, :s])
+
+
+@pytest.mark.parametrize("s", [4, 8, 16])
+def test_later_spell_solve_equals_the_general_guess_solve(s):
+    ch, rows, k0, z0, rng = _chunk_and_states(seed=22)
+    f = rng.integers(1, s, rows.size)
+    l = np.minimum(f + rng.integers(0, s, rows.size), s - 1)
+    S = (np.arange(s) >= f[:, None]) & (np.arange(s) <= l[:, None])
+    new, x0, pi0, i0, sh0 = zlb._solve_guess(ch, rows, k0, z0, S, s)
+    delta, i, part = zlb._later_core(ch, rows, k0, z0[2], f, l, s, ch.ib[rows], ch.sol.p[rows])
+    assert np.array_equal(part, new[:, :s])
+    x, pi = zlb._jump_corrections(ch, rows, z0, delta, s)
+    for a, b in ((x, x0), (pi, pi0), (i[:, 0], i0), (i[:, 0] - delta[:, 0], sh0)):
+        assert np.array_equal(_bits(a), _bits(b))
+
+
+def _violations_by_brute_force(ch, rows, K, first_rate):
+    """The violation patterns with every rate computed wherever the bound over the whole horizon
+    (and over h >= NEAR for those horizons) allows one, all loadings by the recursion."""
+    eye = np.eye(4)[:, :, None] * np.ones(rows.size)
+    C = np.stack([zlb._rates(ch, rows, eye[c], 0, zlb.LOOKAHEAD) for c in range(4)], axis=1)  # (h, 4, k)
+    ib = ch.ib[rows]
+    need = (zlb._lower_bound(K, C.min(axis=0), C.max(axis=0)) < ib) | (first_rate < ib)
+    far = zlb._lower_bound(K, C[zlb.NEAR :].min(axis=0), C[zlb.NEAR :].max(axis=0)) < ib
+    rates = zlb._rates(ch, rows, K, 0, zlb.LOOKAHEAD)
+    rates[0] = np.where(np.isnan(first_rate), rates[0], first_rate)
+    V = (rates < ib).T & need[:, None]
+    V[:, zlb.NEAR :] &= far[:, None]
+    return V
+
+
+def test_violation_checks_equal_the_exact_rates():
+    ch, rows, k0, z0, rng = _chunk_and_states(n=400, seed=23)
+    # states around the bound: scaled nk states and states starting at the bound
+    for scale in (0.3, 1.0, 3.0):
+        K = k0 * scale
+        K[0] = np.where(rng.random(rows.size) < 0.5, ch.ib[rows], K[0])
+        first_rate = np.where(rng.random(rows.size) < 0.5, np.nan, z0[2] * scale)
+        viol = zlb._violations(ch, rows, K, first_rate)
+        want = _violations_by_brute_force(ch, rows, K, first_rate)
+        hit = np.flatnonzero(want.any(axis=1))
+        assert hit.size > 20
+        np.testing.assert_array_equal(viol.hit, hit)
+        np.testing.assert_array_equal(viol.dense(), want[hit])
+        np.testing.assert_array_equal(viol.first, np.argmax(want[hit], axis=1))
+        np.testing.assert_array_equal(viol.last, zlb.LOOKAHEAD - 1 - np.argmax(want[hit][:, ::-1], axis=1))
+        np.testing.assert_array_equal(viol.count, want[hit].sum(axis=1))
+
+
+def test_results_do_not_depend_on_the_chunking(monkeypatch):
+    # Chunks of different sizes take different paths (whole-array or gathered nk steps, other
+    # groups of guesses, deferred groups) for the same draws.
+    d = draw_range(WORLD, 24, 0, 300, 60, narrow(r_ss=(0.5, 1.5)))
+    ref = WORLD.simulate(d.theta, d.shocks)
+    irf = WORLD.irfs(d.theta, 12)
+    assert ref.metadata["binding"].mean() > 0.2
+    monkeypatch.setattr(zlb, "ZLB_CHUNK", 37)
+    zlb.CHUNKS.items = []
+    got = WORLD.simulate(d.theta, d.shocks)
+    np.testing.assert_array_equal(got.trajectories, ref.trajectories)
+    np.testing.assert_array_equal(got.extras, ref.extras)
+    np.testing.assert_array_equal(got.metadata["binding"], ref.metadata["binding"])
+    np.testing.assert_array_equal(WORLD.irfs(d.theta, 12), irf)
