@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,18 +139,27 @@ class ChunkCache:
         self.nbytes = 0
 
 
-def _chunk_groups(index: np.ndarray, chunk_rows: int, cached: Callable[[int], bool]) -> list[tuple[int, np.ndarray]]:
-    """``(chunk, positions in index)`` per chunk the rows fall in; chunks already cached first (so
-    loading the others can only evict chunks this gather is done with)."""
+FEW_CHUNKS = 8  # up to this span of chunks, rows are grouped by one comparison per chunk, else by a sort
+
+
+def chunk_groups(index: np.ndarray, chunk_rows: int) -> list[tuple[int, np.ndarray | None]]:
+    """``(chunk, positions in index)`` per chunk the rows ``index`` fall in (``None``: all of them).
+
+    Arrays of one world share their chunk rows, so a batch computes this once per world and reuses it
+    for every array (:func:`gather`'s ``groups``)."""
+    if not index.size:
+        return []
     chunk_of = index // chunk_rows
-    first = chunk_of[0]
-    if (chunk_of == first).all():
-        return [(int(first), np.arange(index.size))]
+    lo, hi = int(chunk_of.min()), int(chunk_of.max())
+    if lo == hi:
+        return [(lo, None)]
+    if hi - lo < FEW_CHUNKS:
+        groups = [(c, np.flatnonzero(chunk_of == c)) for c in range(lo, hi + 1)]
+        return [(c, g) for c, g in groups if g.size]
     order = np.argsort(chunk_of, kind="stable")
-    cuts = np.flatnonzero(np.diff(chunk_of[order])) + 1
-    groups = [(int(chunk_of[g[0]]), g) for g in np.split(order, cuts)]
-    groups.sort(key=lambda cg: (not cached(cg[0]), cg[0]))
-    return groups
+    ordered = chunk_of[order]
+    cuts = [0, *(np.flatnonzero(ordered[1:] != ordered[:-1]) + 1).tolist(), order.size]
+    return [(int(ordered[a]), order[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
 
 
 def gather(
@@ -160,21 +169,38 @@ def gather(
     t0: np.ndarray | None = None,
     length: int | None = None,
     out: np.ndarray | None = None,
+    groups: list[tuple[int, np.ndarray | None]] | None = None,
 ) -> np.ndarray:
     """Rows ``index`` of ``arr``; with ``t0`` and ``length``, periods ``t0 .. t0 + length - 1`` of each
-    (axis 1, every ``t0 >= 0`` and ``t0 + length <= T``). Written into ``out`` when given."""
+    (axis 1, every ``t0 >= 0`` and ``t0 + length <= T``). Written into ``out`` when given; ``groups``:
+    :func:`chunk_groups` of ``index`` for ``arr``'s chunk rows, if already known.
+
+    Chunks already cached are visited first, so loading the others can only evict chunks this gather
+    is done with."""
     windowed = t0 is not None
     shape = (index.size, length, *arr.shape[2:]) if windowed else (index.size, *arr.shape[1:])
     if out is None:
         out = np.empty(shape, dtype=arr.dtype)
     if not index.size:
         return out
+    if groups is None:
+        groups = chunk_groups(index, arr.chunk_rows)
+    if len(groups) > 1:
+        groups = sorted(groups, key=lambda cg: ((arr.world, arr.name, cg[0]) not in cache, cg[0]))
     offsets = np.arange(length) if windowed else None
-    for c, g in _chunk_groups(index, arr.chunk_rows, lambda c: (arr.world, arr.name, c) in cache):
+    for c, g in groups:
         block = cache.get(arr, c)
-        rows = index[g] - c * arr.chunk_rows
+        base = c * arr.chunk_rows
+        rows = (index if g is None else index[g]) - base
         if windowed:
-            out[g] = block[rows[:, None], t0[g][:, None] + offsets[None, :]]
+            t = t0 if g is None else t0[g]
+            values = block[rows[:, None], t[:, None] + offsets[None, :]]
+            if g is None:
+                out[...] = values
+            else:
+                out[g] = values
+        elif g is None:
+            np.take(block, rows, axis=0, out=out, mode="clip")  # rows are in range: no buffered copy
         else:
             out[g] = block[rows]
     return out
@@ -290,21 +316,24 @@ class MixedBatcher:
             st = start[g] if start is not None else None
             S, P = int(self.n_shocks[w]), int(self.n_params[w])
             onorm = self.output_norm.get(name)
-            split[g] = gather(cache, data.arrays["split"], idx)
-            block = gather(cache, data.arrays["irfs"], idx)
+            arrays = data.arrays
+            # the chunk groups of these rows, computed once for every array with the same chunk rows
+            groups = chunk_groups(idx, arrays["irfs"].chunk_rows)
+            shared = {a: groups if arrays[a].chunk_rows == arrays["irfs"].chunk_rows else None for a in self.arrays()}
+            split[g] = gather(cache, arrays["split"], idx, groups=shared["split"])
+            block = gather(cache, arrays["irfs"], idx, groups=groups)
             irf[g, :S] = onorm.normalize_irf(block) if onorm is not None else block
             if theta is not None:
-                t = gather(cache, data.arrays["theta"], idx)
+                t = gather(cache, arrays["theta"], idx, groups=shared["theta"])
                 norm = self.theta_norm.get(name)
                 theta[g, :P] = norm.normalize(t) if norm is not None else t
             if eps is not None:
-                shocks = data.arrays["shocks"]
-                e = gather(cache, shocks, idx, st, L) if st is not None else gather(cache, shocks, idx)
+                e = gather(cache, arrays["shocks"], idx, st, L if st is not None else None, groups=shared["shocks"])
                 eps[g, :, :S] = onorm.normalize_eps(e) if onorm is not None else e
             if hist is not None:
                 t0 = st - k if st is not None else np.zeros(idx.size, dtype=np.int64)
                 valid = (t0[:, None] + np.arange(k)[None, :]) >= 0
-                h = gather(cache, data.arrays["trajectories"], idx, np.maximum(t0, 0), k)
+                h = gather(cache, arrays["trajectories"], idx, np.maximum(t0, 0), k, groups=shared["trajectories"])
                 if not valid.all():  # front padding: shift each row so its last period is the most recent
                     h = self._front_pad(h, t0, k)
                 if onorm is not None:

@@ -118,3 +118,18 @@ def test_bad_indices_and_views(ds):
         mdr.MapDataset(ds.training_view("train"))
     with pytest.raises(mdr.ReadArgumentError, match="epoch must be an integer >= 0; got -1"):
         mds.set_epoch(-1)
+
+
+@pytest.mark.parametrize("span", [1, 3, 40])
+def test_chunk_groups_partition_the_rows(span):
+    from macro_data.read.batches import chunk_groups
+
+    rng = np.random.default_rng(span)
+    for _ in range(20):
+        index = rng.integers(500, 500 + span * 100, size=int(rng.integers(1, 300)))
+        groups = chunk_groups(index, 100)
+        positions = np.concatenate([np.arange(index.size) if g is None else g for _, g in groups])
+        assert sorted(positions.tolist()) == list(range(index.size))  # every row once
+        for c, g in groups:
+            assert (index[slice(None) if g is None else g] // 100 == c).all()
+        assert [c for c, _ in groups] == sorted({int(c) for c in index // 100})
