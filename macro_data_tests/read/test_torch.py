@@ -15,7 +15,11 @@ import pytest
 
 import macro_data.read as mdr
 
-torch = pytest.importorskip("torch")  # CI installs the CPU build: these run there
+torch = pytest.importorskip(
+    "torch",
+    reason="torch is not installed: CI installs its CPU build on Python 3.11 only (the reader without torch is "
+    "tested in test_imports.py)",
+)
 ROOT = Path(__file__).resolve().parents[2]
 
 
