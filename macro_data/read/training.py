@@ -147,6 +147,14 @@ def _pair_arg(name: str, value, what: str) -> tuple[int, int]:
     return k, n
 
 
+def _opened(dataset: DatasetCore, world, argument: str) -> None:
+    """A :class:`ReadArgumentError` naming ``argument`` unless ``world`` is an opened world of ``dataset``."""
+    try:
+        dataset[world]
+    except ReadArgumentError as exc:
+        raise ReadArgumentError(f"{argument}: {exc}") from None
+
+
 class _Gatherer:
     """Gathers one-world batch rows from one world's arrays through a small LRU cache of decoded chunks."""
 
@@ -323,11 +331,10 @@ class TrainingView:
             worlds = names_arg("worlds", worlds)
         excluded = names_arg("exclude_worlds", exclude_worlds) if exclude_worlds is not None else []
         for w in excluded:
-            if w not in dataset:
-                dataset[w]  # unknown or unopened world -> ReadArgumentError naming the opened ones
+            _opened(dataset, w, "exclude_worlds")
         if isinstance(mixing, Mapping):
             for w in mixing:
-                dataset[w]  # unknown or unopened world -> ReadArgumentError
+                _opened(dataset, w, "mixing")
             weights = {}
             for w, v in mixing.items():
                 if (
@@ -354,7 +361,7 @@ class TrainingView:
             )
         names = list(dataset.worlds if worlds is None else worlds)
         for w in names:
-            dataset[w]
+            _opened(dataset, w, "worlds")
         if len(set(names)) != len(names):
             raise ReadArgumentError(f"worlds: repeated world in {names}")
         chosen = [w for w in names if w not in excluded]

@@ -397,8 +397,11 @@ def test_bad_arguments_name_the_argument_and_the_allowed_values(ds, read_dataset
         (dict(batches="mixed", regime="C", history=0), "history must be a positive integer; got 0"),
         (dict(batches="mixed", regime="A", history=4), "regime 'A' has no observed history"),
         (dict(batches="mixed", seq_len=40), r"seq_len must be <= T = 32 \(trajectory length\); got 40"),
-        (dict(batches="mixed", worlds=["nk", "var"]), "unknown world 'var'; opened worlds: lss, nk, rbc"),
-        (dict(batches="mixed", exclude_worlds=["zlb"]), "unknown world 'zlb'; opened worlds: lss, nk, rbc"),
+        (dict(batches="mixed", worlds=["nk", "var"]), "worlds: unknown world 'var'; opened worlds: lss, nk, rbc"),
+        (
+            dict(batches="mixed", exclude_worlds=["zlb"]),
+            "exclude_worlds: unknown world 'zlb'; opened worlds: lss, nk, rbc",
+        ),
         (
             dict(batches="mixed", exclude_worlds=["lss", "nk", "rbc"]),
             r"no world selected after exclude_worlds=\['lss', 'nk', 'rbc'\].*the dataset's worlds: lss, nk, rbc",

@@ -229,7 +229,7 @@ def test_bad_arguments_name_the_argument_and_value(ds):
         (dict(seq_len=8, stride=0), "stride must be a positive integer; got 0"),
         (dict(seq_len=8, stride=-1), "stride must be a positive integer; got -1"),
         (dict(stride=2), "stride=2 given without seq_len"),
-        (dict(worlds=["nk", "var"]), "unknown world 'var'"),
+        (dict(worlds=["nk", "var"]), "worlds: unknown world 'var'"),
         (dict(mixing="random"), "mixing must be one of proportional, uniform or a mapping"),
         (dict(mixing={"nk": -1}), "weight of world 'nk' must be a finite number >= 0; got -1"),
         (dict(mixing={"nk": 0.0}, worlds=["nk"]), "sum to 0.0"),
