@@ -15,6 +15,7 @@ from macro_data_tests.conftest import write_recipe
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
+pytestmark = pytest.mark.slow  # two builds, one through the S3 server (every object a request): about 40 s
 WORLDS = ("nk", "rbc")
 
 
