@@ -51,3 +51,9 @@ def test_scale_benchmark_runs(extra):
 def test_split_calibration_runs():
     out = _run("calibrate_splits.py", "nk", "--n", "2048")
     assert "slice" in out.lower(), out
+
+
+def test_read_benchmark_runs():
+    out = _run("read.py", "--sizes", "2500", "--map-items", "2500", "--small-cache", "16")
+    assert "mixed view, regime A" in out and "map-style, 1024 MiB" in out and "map-style, 16 MiB" in out, out
+    assert "slowest mixed view" in out and "peak RSS by size" in out, out
