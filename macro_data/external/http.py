@@ -30,7 +30,6 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import http.client
-import ipaddress
 import os
 import random
 import time
@@ -38,13 +37,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 import urllib3
 
 from macro_data.external.errors import DownloadError
-from macro_data.external.registry import allowed_http_hosts, url_problem
+from macro_data.external.urls import allowed_http_hosts, proxies, url_problem
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 RETRY_STATUSES = frozenset({408, 425, 429})
@@ -174,20 +173,6 @@ def parse_retry_after(value: str | None) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def _is_loopback(url: str) -> bool:
-    try:
-        host = urlsplit(url).hostname or ""
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _proxies(url: str) -> dict:
-    if _is_loopback(url):
-        return {}
-    return requests.utils.get_environ_proxies(url)
 
 
 def _verify_setting() -> str | bool:
@@ -368,7 +353,7 @@ def _run(
             allow_redirects=False,
             headers=headers,
             timeout=(min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining)),
-            proxies=_proxies(current),
+            proxies=proxies(current),
             verify=_verify_setting(),
         )
         try:
