@@ -56,7 +56,7 @@ from macro_data.external.registry import (
     read_registry_document,
 )
 from macro_data.external.tabular import TableReport, check_table
-from macro_data.files import atomic_write
+from macro_data.files import atomic_file, atomic_write
 
 Printer = Callable[[str], None]
 
@@ -404,13 +404,13 @@ def _publish(entry: Entry, cache: Cache, file: Path, members_tmp: Path | None) -
         if not cache.check_file(final, entry.sha256, entry.size).ok:
             if final.exists():
                 cache.quarantine(final, entry.sha256)
-            part = cache.new_part_path(entry.sha256, entry.filename)
-            shutil.copyfile(file, part)
-            check = cache.check_file(part, entry.sha256, entry.size)
-            if not check.ok:
-                part.unlink(missing_ok=True)
-                raise VerificationError(f"external dataset {entry.name!r}: copy into the cache failed: {check.reason}")
-            cache.publish(part, final)
+            with atomic_file(final) as part:
+                shutil.copyfile(file, part)
+                check = cache.check_file(part, entry.sha256, entry.size)
+                if not check.ok:
+                    raise VerificationError(
+                        f"external dataset {entry.name!r}: copy into the cache failed: {check.reason}"
+                    )
         if members_tmp is not None and entry.is_archive:
             dest = cache.members_dir(entry)
             if dest.exists():
@@ -573,8 +573,7 @@ def _side_load(entry: Entry, cache: Cache, src: Path) -> TableReport | None:
     assert entry.sha256 is not None and entry.size is not None
     final = cache.object_path(entry)
     with locks.hold(cache.locks_dir, entry.sha256, what=f"external dataset {entry.name!r}"):
-        part = cache.new_part_path(entry.sha256, entry.filename)
-        try:
+        with atomic_file(final) as part:
             shutil.copyfile(src, part)
             check = cache.check_file(part, entry.sha256, entry.size)
             if not check.ok:
@@ -606,9 +605,6 @@ def _side_load(entry: Entry, cache: Cache, src: Path) -> TableReport | None:
                 raise SchemaCheckError(f"register {entry.name}: schema check failed: {'; '.join(bad)}")
             if final.exists() and not cache.check_file(final, entry.sha256, entry.size).ok:
                 cache.quarantine(final, entry.sha256)
-            cache.publish(part, final)
-        finally:
-            part.unlink(missing_ok=True)
     return next(iter(tables.values()), None)
 
 

@@ -16,10 +16,11 @@ otherwise fails listing the missing entries with their hashes and where to side-
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from macro_data.external.errors import DownloadError, ExternalDataError, Offline
 from macro_data.external.http import Attempt, HttpPolicy, Transfer, download
 from macro_data.external.registry import Entry, Registry
 from macro_data.external.tabular import TableReport, check_table
+from macro_data.files import atomic_file
 
 OFFLINE_ENV = "MACRO_DATA_OFFLINE"
 _TRUE = {"1", "true", "yes", "on"}
@@ -126,6 +128,22 @@ def _ensure_members(
     )
 
 
+@contextlib.contextmanager
+def _new_object(entry: Entry, cache: Cache) -> Iterator[Path]:
+    """A temporary file that becomes the entry's cache file (see :func:`macro_data.files.atomic_file`).
+
+    When the block fails, members extracted from it are removed too, unless a verified file holds them.
+    """
+    final = cache.object_path(entry)
+    try:
+        with atomic_file(final) as part:
+            yield part
+    except BaseException:
+        if entry.is_archive and not final.exists():
+            shutil.rmtree(cache.members_dir(entry), ignore_errors=True)
+        raise
+
+
 def fetch_entry(
     entry: Entry,
     *,
@@ -167,10 +185,11 @@ def fetch_entry(
                         f"the cache ({check.reason}): {_side_load_hint(entry, cache)}"
                     )
                 cache.remove_stale_parts(entry.sha256)
-                part = cache.new_part_path(entry.sha256, entry.filename)
-                transfer = download(entry.name, entry.urls, part, sha256=entry.sha256, size=entry.size, policy=policy)
-                attempts = transfer.attempts
-                try:
+                with _new_object(entry, cache) as part:
+                    transfer = download(
+                        entry.name, entry.urls, part, sha256=entry.sha256, size=entry.size, policy=policy
+                    )
+                    attempts = transfer.attempts
                     members = []
                     if entry.is_archive:
                         members = archives.extract_members(
@@ -183,12 +202,6 @@ def fetch_entry(
                         )
                     tables = _tables(entry, part, cache.members_dir(entry) if entry.is_archive else None)
                     _raise_on_tables(entry, tables, f"downloaded from {transfer.final_url}")
-                    cache.publish(part, final)
-                except BaseException:
-                    part.unlink(missing_ok=True)
-                    if entry.is_archive and not final.exists():
-                        shutil.rmtree(cache.members_dir(entry), ignore_errors=True)
-                    raise
                 outcome = "downloaded"
         result = FetchResult(
             name=entry.name,

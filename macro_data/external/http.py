@@ -7,11 +7,13 @@ For one entry, :func:`download` tries each URL (primary, then mirrors) in order:
   ``decode_content=False``: the bytes hashed are the bytes the server sent, so a server that labels
   a ``.gz`` file ``Content-Encoding: gzip`` cannot turn it into different (decoded) bytes.
 - Redirects (301/302/303/307/308) are followed by hand, at most ``max_redirects`` hops; each hop is
-  re-validated like a registry URL (https only, loopback http only when allowed, never ``file://``
-  or another scheme, no credentials) and a hop back to an URL already visited is a loop.
+  checked against the URL policy of :mod:`.urls` before it is followed (https only, loopback http
+  only when allowed, never ``file://`` or another scheme, no credentials) and a hop back to an URL
+  already visited is a loop.
 - A declared ``Content-Length`` different from the registry size is refused before the body is
   read; the read aborts as soon as more than ``size`` bytes arrive; the body goes into the caller's
-  ``.part`` file in the cache directory while being hashed, and is fsynced. Any failure deletes it.
+  ``.part`` file while being hashed (the caller publishes it with
+  :func:`macro_data.files.atomic_file`, which fsyncs it). Any failure deletes it.
 - Connection errors, timeouts, truncated bodies and HTTP 408/425/429/5xx are retried on the same
   URL up to ``attempts_per_url`` times with exponential backoff and jitter
   (``d = min(cap, base * 2**(k-1))``, sleep ``d/2 + U(0, d/2)``), or the server's ``Retry-After``
@@ -463,6 +465,4 @@ def _stream(
                 raise _Abort(
                     f"total deadline of {policy.deadline:g} s reached while reading ({a.bytes} bytes so far)", False
                 )
-        f.flush()
-        os.fsync(f.fileno())
     return h.hexdigest()
