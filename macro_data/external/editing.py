@@ -252,10 +252,10 @@ def pin(
             try:
                 t = download(name, [url], part, sha256=None, size=None, policy=policy)
             except DownloadError as exc:
-                mirrors.append(MirrorResult(i, url, False, attempts=getattr(exc, "attempts", []), error=str(exc)))
+                mirrors.append(MirrorResult(i, url, False, attempts=exc.attempts, error=str(exc)))
                 continue
             parts.append(part)
-            mirrors.append(MirrorResult(i, url, True, t.sha256, t.size, t.final_url, t.attempts))
+            mirrors.append(MirrorResult(i, url, True, t.sha256, t.size, t.delivered.final_url, t.attempts))
             chosen = chosen or part
         for m in mirrors:
             say(

@@ -37,7 +37,13 @@ _TRUE = {"1", "true", "yes", "on"}
 
 
 def offline_from_env() -> bool:
+    """True when ``$MACRO_DATA_OFFLINE`` is 1, true, yes or on (any case)."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in _TRUE
+
+
+def _delivered(attribute: str, doc: str) -> property:
+    """A :class:`FetchResult` attribute read from the attempt that delivered the bytes (None for a cache hit)."""
+    return property(lambda self: getattr(self.transfer.delivered, attribute) if self.transfer else None, doc=doc)
 
 
 @dataclass
@@ -50,20 +56,30 @@ class FetchResult:
     path: Path
     sha256: str
     size: int
-    url: str | None = None
-    final_url: str | None = None
-    mirror_index: int | None = None
-    redirects: list[str] = field(default_factory=list)
-    http_status: int | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    attempts: list[Attempt] = field(default_factory=list)
+    transfer: Transfer | None = None  # the download; None for a cache hit
     members: list[archives.MemberReport] = field(default_factory=list)
     members_dir: Path | None = None
     tables: dict[str, TableReport] = field(default_factory=dict)
     quarantined: list[str] = field(default_factory=list)
     seconds: float = 0.0
     record: dict = field(default_factory=dict)
+
+    url = _delivered("url", "The registry URL (primary or mirror) that delivered the bytes.")
+    final_url = _delivered("final_url", "The URL that answered, after redirects.")
+    mirror_index = _delivered("mirror_index", "The position of ``url`` in the entry's URLs.")
+    http_status = _delivered("status", "The HTTP status of the answer (200).")
+    etag = _delivered("etag", "The answer's ETag header.")
+    last_modified = _delivered("last_modified", "The answer's Last-Modified header.")
+
+    @property
+    def redirects(self) -> list[str]:
+        """The redirect hops followed from ``url`` (empty for a cache hit)."""
+        return self.transfer.delivered.redirects if self.transfer else []
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        """Every request of the download, failed ones included (empty for a cache hit)."""
+        return self.transfer.attempts if self.transfer else []
 
     @property
     def table(self) -> TableReport | None:
@@ -159,7 +175,6 @@ def fetch_entry(
     offline = offline_from_env() if offline is None else offline
     t0 = time.monotonic()
     transfer: Transfer | None = None
-    attempts: list[Attempt] = []
     try:
         entry.require_pinned()
         assert entry.sha256 is not None and entry.size is not None
@@ -189,7 +204,6 @@ def fetch_entry(
                     transfer = download(
                         entry.name, entry.urls, part, sha256=entry.sha256, size=entry.size, policy=policy
                     )
-                    attempts = transfer.attempts
                     members = []
                     if entry.is_archive:
                         members = archives.extract_members(
@@ -201,7 +215,7 @@ def fetch_entry(
                             max_total_bytes=policy.max_extracted_bytes,
                         )
                     tables = _tables(entry, part, cache.members_dir(entry) if entry.is_archive else None)
-                    _raise_on_tables(entry, tables, f"downloaded from {transfer.final_url}")
+                    _raise_on_tables(entry, tables, f"downloaded from {transfer.delivered.final_url}")
                 outcome = "downloaded"
         result = FetchResult(
             name=entry.name,
@@ -210,16 +224,13 @@ def fetch_entry(
             path=final,
             sha256=entry.sha256,
             size=entry.size,
+            transfer=transfer,
             members=members,
             members_dir=cache.members_dir(entry) if entry.is_archive else None,
             tables=tables,
             quarantined=quarantined,
             seconds=time.monotonic() - t0,
         )
-        if transfer is not None:
-            result.url, result.final_url, result.mirror_index = transfer.url, transfer.final_url, transfer.mirror_index
-            result.redirects, result.http_status = transfer.redirects, transfer.status
-            result.etag, result.last_modified, result.attempts = transfer.etag, transfer.last_modified, attempts
         result.record = provenance.append(cache.provenance_path, _record(entry, result, run_id))
         return result
     except ExternalDataError as exc:
@@ -234,7 +245,7 @@ def fetch_entry(
                 "size": entry.size,
                 "error_type": type(exc).__name__,
                 "error": str(exc),
-                "attempts": [a.to_dict() for a in getattr(exc, "attempts", attempts)],
+                "attempts": [a.to_dict() for a in getattr(exc, "attempts", transfer.attempts if transfer else [])],
                 "run_id": run_id,
                 "duration_s": round(time.monotonic() - t0, 6),
             },

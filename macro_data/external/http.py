@@ -23,8 +23,12 @@ For one entry, :func:`download` tries each URL (primary, then mirrors) in order:
   attempt (URL, redirect chain, outcome, duration), with expected and actual sha256 and size.
 
 ``requests`` runs with ``trust_env=False`` (no ``~/.netrc`` credentials are ever sent to a
-mirror); proxies and the CA bundle are still taken from the usual environment variables, and
-loopback hosts never go through a proxy.
+mirror); proxies (:func:`.urls.proxies`) and the CA bundle are still taken from the usual
+environment variables.
+
+A successful download is a :class:`Transfer`: the list of its attempts, the last of which delivered
+the bytes; what was fetched from where (URL, redirects, status, headers, hash) is read from that
+attempt, not copied.
 """
 
 from __future__ import annotations
@@ -111,6 +115,11 @@ class Attempt:
     retry_after_s: float | None = None
     slept_s: float = 0.0
 
+    @property
+    def final_url(self) -> str:
+        """The URL that answered: the last redirect hop, or the URL itself."""
+        return self.redirects[-1] if self.redirects else self.url
+
     def line(self) -> str:
         chain = "".join(f" -> {u}" for u in self.redirects)
         return (
@@ -122,22 +131,24 @@ class Attempt:
         return asdict(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Transfer:
-    """A successful download: what was fetched from where, with every attempt on the way."""
+    """A successful download: every attempt in order, the last of which delivered the bytes."""
 
-    url: str
-    final_url: str
-    mirror_index: int
-    redirects: list[str]
-    status: int
-    etag: str | None
-    last_modified: str | None
-    content_type: str | None
-    content_encoding: str | None
-    sha256: str
-    size: int
     attempts: list[Attempt]
+
+    @property
+    def delivered(self) -> Attempt:
+        """The attempt that delivered the bytes: its URL, redirects, status, headers and hash."""
+        return self.attempts[-1]
+
+    @property
+    def sha256(self) -> str:
+        return self.delivered.sha256 or ""
+
+    @property
+    def size(self) -> int:
+        return self.delivered.bytes
 
 
 class _Abort(Exception):
@@ -182,16 +193,10 @@ def _verify_setting() -> str | bool:
 
 
 def new_session() -> requests.Session:
+    """A ``requests`` session that never reads ``~/.netrc`` (its credentials would go to every mirror)."""
     session = requests.Session()
     session.trust_env = False  # no ~/.netrc credentials for mirrors; proxies/CA handled explicitly
     return session
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
 
 
 def _looks_like_html(part: Path, content_type: str | None) -> bool:
@@ -230,10 +235,33 @@ def download(
     policy: HttpPolicy,
     session: requests.Session | None = None,
 ) -> Transfer:
-    """Fetch the first URL that delivers the expected bytes into ``part`` (left in place on success).
+    """Download the first of ``urls`` that delivers the expected bytes into ``part`` (see the module docstring).
 
-    ``sha256``/``size`` None is the pin mode: any body up to ``policy.max_pin_bytes`` is accepted and
-    its hash reported. Raises :class:`DownloadError` (with ``part`` deleted) when every URL failed.
+    Parameters
+    ----------
+    name
+        The registry entry, for messages.
+    urls
+        The URLs to try, in order (primary, then mirrors).
+    part
+        The file to write (created or replaced); left in place on success, deleted on failure.
+    sha256, size
+        The pinned hash and size. Both None is the pin mode: any body up to ``policy.max_pin_bytes``
+        is accepted and its hash reported.
+    policy
+        Timeouts, retries, size limits and the hosts where plain http is allowed.
+    session
+        A session to reuse; default: a new one from :func:`new_session`, closed at the end.
+
+    Returns
+    -------
+    Transfer
+        Every attempt; the last one delivered the bytes now in ``part``.
+
+    Raises
+    ------
+    DownloadError
+        When no URL delivered them; its message and ``attempts`` list every attempt.
     """
     start = time.monotonic()
     deadline = start + policy.deadline
@@ -252,20 +280,7 @@ def download(
                 a = _attempt(session, url, mi, k, part, sha256, size, policy, deadline)
                 attempts.append(a)
                 if a.ok:
-                    return Transfer(
-                        url=url,
-                        final_url=a.redirects[-1] if a.redirects else url,
-                        mirror_index=mi,
-                        redirects=list(a.redirects),
-                        status=a.status or 200,
-                        etag=a.etag,
-                        last_modified=a.last_modified,
-                        content_type=a.content_type,
-                        content_encoding=a.content_encoding,
-                        sha256=a.sha256 or "",
-                        size=a.bytes,
-                        attempts=attempts,
-                    )
+                    return Transfer(attempts)
                 if not a.retryable or k == policy.attempts_per_url:
                     break
                 delay = _delay(a, k, policy, rng)
@@ -279,12 +294,10 @@ def download(
     finally:
         if own:
             session.close()
-    _unlink(part)
+    part.unlink(missing_ok=True)
     if note is None and skipped_wait:
         note = f"retries were cut short by the total deadline of {policy.deadline:g} s"
-    error = DownloadError(format_failure(name, attempts, sha256, size, note))
-    error.attempts = attempts  # type: ignore[attr-defined]  (kept for provenance)
-    raise error
+    raise DownloadError(format_failure(name, attempts, sha256, size, note), attempts)
 
 
 def _attempt(
@@ -329,7 +342,7 @@ def _attempt(
     finally:
         a.duration_s = time.monotonic() - t0
         if not a.ok:
-            _unlink(part)
+            part.unlink(missing_ok=True)
     return a
 
 
