@@ -26,7 +26,13 @@ from pathlib import Path
 
 from macro_data.external import archives, locks, provenance
 from macro_data.external.cache import Cache
-from macro_data.external.errors import DownloadError, ExternalDataError, OfflineError, SchemaCheckError
+from macro_data.external.errors import (
+    DownloadError,
+    ExternalDataError,
+    OfflineError,
+    SchemaCheckError,
+    VerificationError,
+)
 from macro_data.external.http import Attempt, HttpPolicy, Transfer, download
 from macro_data.external.registry import Entry, Registry
 from macro_data.external.tabular import TableReport, check_table
@@ -107,17 +113,13 @@ def offline_error(entries: list[Entry], cache: Cache) -> OfflineError:
     )
 
 
-def _tables(entry: Entry, file_path: Path, members_dir: Path | None) -> dict[str, TableReport]:
+def _checked_tables(entry: Entry, cache: Cache, file: Path, where: str) -> dict[str, TableReport]:
+    """The schema checks of a verified file (a CSV, or an archive's CSV members); raises when one fails."""
     if entry.is_csv:
-        return {entry.filename: check_table(file_path, entry.format, entry.csv, entry.columns)}
-    out = {}
-    for m in entry.members:
-        if m.is_csv and members_dir is not None:
-            out[m.path] = check_table(members_dir / m.path, "csv", m.csv, m.columns)
-    return out
-
-
-def _raise_on_tables(entry: Entry, tables: dict[str, TableReport], where: str) -> None:
+        tables = {entry.filename: check_table(file, entry.format, entry.csv, entry.columns)}
+    else:
+        members_dir = cache.members_dir(entry)
+        tables = {m.path: check_table(members_dir / m.path, "csv", m.csv, m.columns) for m in entry.members if m.is_csv}
     bad = {k: t for k, t in tables.items() if not t.ok}
     if bad:
         detail = "; ".join(f"{k}: {'; '.join(t.problems)}" for k, t in bad.items())
@@ -125,6 +127,7 @@ def _raise_on_tables(entry: Entry, tables: dict[str, TableReport], where: str) -
             f"external dataset {entry.name!r}: schema check failed after the sha256 matched ({where}): {detail}. "
             f"The file is the pinned one, so the registry's columns/csv options for this entry are wrong"
         )
+    return tables
 
 
 def _ensure_members(
@@ -139,8 +142,20 @@ def _ensure_members(
         if problem is None:
             return [archives.MemberReport(m.path, m.sha256 or "", m.size or 0) for m in entry.members]
         quarantined.append(str(cache.quarantine(dest, entry.sha256 or "")))
+    return _extract(entry, cache, archive_path, policy)
+
+
+def _extract(entry: Entry, cache: Cache, archive_path: Path, policy: HttpPolicy) -> list[archives.MemberReport]:
+    """Extract and verify an archive's members into the cache (replacing any there); nothing for a CSV."""
+    if not entry.is_archive:
+        return []
     return archives.extract_members(
-        entry.name, archive_path, entry.format, entry.members, dest, max_total_bytes=policy.max_extracted_bytes
+        entry.name,
+        archive_path,
+        entry.format,
+        entry.members,
+        cache.members_dir(entry),
+        max_total_bytes=policy.max_extracted_bytes,
     )
 
 
@@ -169,7 +184,34 @@ def fetch_entry(
     run_id: str | None = None,
     lock_timeout: float = locks.DEFAULT_LOCK_TIMEOUT_S,
 ) -> FetchResult:
-    """Return the verified local copy of ``entry``, downloading it if needed (see the module doc)."""
+    """The verified local copy of ``entry``, downloaded if needed (see the module docstring).
+
+    Parameters
+    ----------
+    entry
+        A pinned registry entry.
+    root
+        The data root holding ``external/`` (default ``$MACRO_DATA_ROOT``).
+    policy
+        Timeouts, retries and limits of the download (default :meth:`HttpPolicy.from_env`).
+    offline
+        Serve verified cache hits only; default ``$MACRO_DATA_OFFLINE``.
+    run_id
+        Recorded in the provenance line.
+    lock_timeout
+        Seconds to wait for another process fetching the same file.
+
+    Returns
+    -------
+    FetchResult
+        The file's path, members and tables, and how it was obtained (also appended to provenance).
+
+    Raises
+    ------
+    ExternalDataError
+        :class:`UnpinnedError`, :class:`OfflineError`, :class:`DownloadError`, :class:`ArchiveError`,
+        :class:`SchemaCheckError` or :class:`LockTimeoutError`; a provenance line records it.
+    """
     cache = Cache(root)
     policy = policy or HttpPolicy.from_env()
     offline = offline_from_env() if offline is None else offline
@@ -187,8 +229,7 @@ def fetch_entry(
             if check.ok:
                 outcome = "waited" if waited else "hit"
                 members = _ensure_members(entry, cache, final, policy, quarantined)
-                tables = _tables(entry, final, cache.members_dir(entry) if entry.is_archive else None)
-                _raise_on_tables(entry, tables, f"cached file {final}")
+                tables = _checked_tables(entry, cache, final, f"cached file {final}")
             else:
                 if check.exists:
                     quarantined.append(str(cache.quarantine(final, entry.sha256)))
@@ -204,18 +245,8 @@ def fetch_entry(
                     transfer = download(
                         entry.name, entry.urls, part, sha256=entry.sha256, size=entry.size, policy=policy
                     )
-                    members = []
-                    if entry.is_archive:
-                        members = archives.extract_members(
-                            entry.name,
-                            part,
-                            entry.format,
-                            entry.members,
-                            cache.members_dir(entry),
-                            max_total_bytes=policy.max_extracted_bytes,
-                        )
-                    tables = _tables(entry, part, cache.members_dir(entry) if entry.is_archive else None)
-                    _raise_on_tables(entry, tables, f"downloaded from {transfer.delivered.final_url}")
+                    members = _extract(entry, cache, part, policy)
+                    tables = _checked_tables(entry, cache, part, f"downloaded from {transfer.delivered.final_url}")
                 outcome = "downloaded"
         result = FetchResult(
             name=entry.name,
@@ -251,6 +282,63 @@ def fetch_entry(
             },
         )
         raise
+
+
+def store_file(
+    entry: Entry, src: Path, *, root: str | os.PathLike | None = None, policy: HttpPolicy | None = None
+) -> dict[str, TableReport]:
+    """Put a local file holding ``entry``'s pinned bytes into the cache, as a download would be.
+
+    Used by ``pin`` (the file downloaded for review) and ``register`` (a file side-loaded by hand).
+    Under the object's lock the file is copied into place (unless an intact copy is there already),
+    the copy re-hashed, an archive's members extracted and verified and the tables checked; a
+    corrupt file in the cache is quarantined first. Provenance is the caller's to record.
+
+    Parameters
+    ----------
+    entry
+        A pinned registry entry.
+    src
+        The local file.
+    root
+        The data root holding ``external/`` (default ``$MACRO_DATA_ROOT``).
+    policy
+        Its ``max_extracted_bytes`` caps an archive's extraction (default :class:`HttpPolicy`).
+
+    Returns
+    -------
+    dict
+        The schema check of each table (the CSV, or an archive's CSV members), by file name.
+
+    Raises
+    ------
+    VerificationError
+        When the copy in the cache does not have the pinned sha256 and size.
+    ArchiveError, SchemaCheckError
+        When an archive member or a table does not match the registry.
+    """
+    entry.require_pinned()
+    assert entry.sha256 is not None and entry.size is not None
+    cache = Cache(root)
+    policy = policy or HttpPolicy()
+    with locks.hold(cache.locks_dir, entry.sha256, what=f"external dataset {entry.name!r}"):
+        final = cache.object_path(entry)
+        check = cache.check_file(final, entry.sha256, entry.size)
+        if check.ok:
+            _ensure_members(entry, cache, final, policy, [])
+            return _checked_tables(entry, cache, final, f"cached file {final}")
+        if check.exists:
+            cache.quarantine(final, entry.sha256)
+        with _new_object(entry, cache) as part:
+            shutil.copyfile(src, part)
+            copied = cache.check_file(part, entry.sha256, entry.size)
+            if not copied.ok:
+                raise VerificationError(
+                    f"external dataset {entry.name!r}: the copy of {src} in the cache does not match the registry "
+                    f"({copied.reason}); nothing was stored"
+                )
+            _extract(entry, cache, part, policy)
+            return _checked_tables(entry, cache, part, f"copied from {src}")
 
 
 def _record(entry: Entry, r: FetchResult, run_id: str | None) -> dict:
@@ -407,5 +495,6 @@ __all__ = [
     "fetch_entry",
     "fetch_many",
     "offline_from_env",
+    "store_file",
     "verify_cache",
 ]
