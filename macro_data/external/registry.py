@@ -245,6 +245,8 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return f"invalid name {error.instance!r} (want [a-z0-9_]+)"
     if error.validator == "enum" and field_name == "format":
         return f"unknown format {error.instance!r} (known: {', '.join(FORMATS)})"
+    if error.validator == "minItems" and error.validator_value == 1:  # worded so by jsonschema >= 4.21 only
+        return f"{error.instance!r} should be non-empty"
     if error.validator == "minimum" and field_name == "size":
         return f"size {error.instance!r} must be > 0"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
