@@ -27,7 +27,7 @@ def test_shipped_recipes(name, n):
     r = load_recipe(name)
     assert r.world_ids == ["lss", "var", "nk", "rbc", "switching", "zlb"]
     assert {w.n_samples for w in r.worlds.values()} == {n}
-    assert (r.seed, r.T, r.H, r.chunk_samples) == (42, 200, 40, 1000)
+    assert (r.seed, r.T, r.H, r.chunk_samples) == (42, 200, 40, 1024)
 
 
 def test_hash_is_canonical_and_defaults_are_filled(tmp_path):
