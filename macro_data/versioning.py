@@ -30,6 +30,7 @@ ASSET_SOURCES: dict[str, tuple[str, ...]] = {
     "validation_report": ("validation/*.py", "data/schemas/validation_report.schema.json"),
     "external_dataset": (
         "external/registry.py",
+        "external/urls.py",
         "external/http.py",
         "external/cache.py",
         "external/archives.py",

@@ -8,8 +8,8 @@ import pytest
 
 from macro_data import paths
 from macro_data.errors import RecipeError
-from macro_data.external.editing import pin
 from macro_data.external.errors import RegistryError
+from macro_data.external.pinning import pin
 from macro_data.recipes import load_recipe, resolve_recipe_path
 
 
