@@ -1,9 +1,10 @@
 """Local files written whole or not at all: the one atomic-write helper, and fsync.
 
 Every file the package publishes on a local disk (chunks, manifests, reports, registry edits,
-provenance summaries) is written by :func:`atomic_write`: a temporary file beside the target (or
-in ``tmp_dir`` on the same file system), renamed over it once complete, so a reader or a crash
-sees the old content or the new, never a part.
+provenance summaries, downloaded reference data) is written by :func:`atomic_write`, or by
+:func:`atomic_file` when it is streamed rather than held in memory: a temporary file beside the
+target (or in ``tmp_dir`` on the same file system), renamed over it once complete, so a reader or
+a crash sees the old content or the new, never a part.
 
 * Temporary names are unique per process *and* thread (pid, thread id, random suffix), so
   concurrent writers of one target never share a temporary file.
@@ -21,9 +22,11 @@ take each other's locks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import filelock
@@ -58,9 +61,56 @@ def atomic_write(
 ) -> None:
     """Write ``data`` to ``path`` atomically (see the module docstring for names, modes and ``durable``).
 
-    ``make_parents=False``: the folders must exist already (for a writer that must never recreate
-    a folder someone removed). An ``OSError`` names the target file even where the OS names none
-    (a full disk, for instance).
+    Parameters
+    ----------
+    path
+        The file to write; an existing file is replaced.
+    data
+        Its new content.
+    tmp_dir, durable, mode, make_parents
+        As for :func:`atomic_file`.
+    """
+    with atomic_file(path, tmp_dir=tmp_dir, durable=durable, mode=mode, make_parents=make_parents) as tmp:
+        with _naming(path):
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(
+    path: str | os.PathLike,
+    *,
+    tmp_dir: str | os.PathLike | None = None,
+    durable: bool = True,
+    mode: int | None = None,
+    make_parents: bool = True,
+) -> Iterator[Path]:
+    """A temporary file that becomes ``path`` when the ``with`` block ends without an exception.
+
+    The block creates and writes the temporary file itself, in any way and of any size (a download
+    streamed to disk, a copy); :func:`atomic_write` is this with the bytes in memory. When the block
+    raises, the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path
+        The file to publish; an existing file is replaced.
+    tmp_dir
+        Folder for the temporary file (default: beside ``path``); it must be on the same file system.
+    durable
+        fsync the file before the rename and the folder after it.
+    mode
+        Permission bits of the published file; default: what the umask gives a new file.
+    make_parents
+        Create missing folders of ``path`` (and ``tmp_dir``); with False they must exist already
+        (for a writer that must never recreate a folder someone removed).
+
+    Yields
+    ------
+    Path
+        The temporary file's path (a fresh name, not created yet). An ``OSError`` while publishing
+        names ``path`` where the OS names no file (a failed fsync, for instance).
     """
     path = Path(path)
     if make_parents:
@@ -69,20 +119,27 @@ def atomic_write(
             Path(tmp_dir).mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path, tmp_dir)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        yield tmp
+        with _naming(path):
             if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-        if durable:
-            fsync_path(path.parent)
-    except BaseException as exc:
+                fsync_path(tmp)
+            if mode is not None:
+                os.chmod(tmp, mode)
+            os.replace(tmp, path)
+            if durable:
+                fsync_path(path.parent)
+    except BaseException:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:  # a failed write() names no file
+        raise
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An ``OSError`` that names no file (a failed write() or fsync(): a full disk) names ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 

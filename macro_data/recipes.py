@@ -24,7 +24,7 @@ from typing import Any
 from macro_data import config_yaml, paths, schemas
 from macro_data.errors import MacroDataError, RecipeError
 from macro_data.hashing import canonical_json
-from macro_data.worlds import WORLD_IDS, get_world
+from macro_data.worlds import get_world, world_ids
 
 # A multiple of the 256-sample seeding block and hash segment: regions, growth and resume align on chunks.
 DEFAULT_CHUNK_SAMPLES = 1024
@@ -79,7 +79,7 @@ class Recipe:
     @property
     def world_ids(self) -> list[str]:
         """Worlds of the recipe in the package's display order."""
-        return [w for w in WORLD_IDS if w in self.worlds]
+        return [w for w in world_ids() if w in self.worlds] + sorted(set(self.worlds) - set(world_ids()))
 
     def world(self, world_id: str) -> WorldPlan:
         if world_id not in self.worlds:
@@ -202,7 +202,11 @@ def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
             k: {"low": float(v["low"]), "high": float(v["high"])} for k, v in (spec.get("priors") or {}).items()
         }
         try:
-            priors = get_world(world_id).resolve_priors(overrides)
+            world = get_world(world_id)
+        except MacroDataError as exc:
+            raise RecipeError(f"recipe {source}: field worlds/{world_id}: {exc}") from None
+        try:
+            priors = world.resolve_priors(overrides)
         except MacroDataError as exc:
             raise RecipeError(f"recipe {source}: field worlds/{world_id}/priors: {exc}") from None
         worlds[world_id] = WorldPlan(world_id, int(spec["n_samples"]), priors, overrides)

@@ -13,7 +13,7 @@ from functools import cache
 
 from macro_data import paths
 
-_WORLD_STAGE = ("worlds/*.py", "storage/*.py", "files.py", "pipeline/common.py")
+_WORLD_STAGE = ("worlds/*.py", "storage/*.py", "files.py", "pipeline/common.py", "pipeline/stage.py")
 
 # Files (relative to the package folder) each asset's output depends on; globs allowed.
 ASSET_SOURCES: dict[str, tuple[str, ...]] = {
@@ -32,6 +32,7 @@ ASSET_SOURCES: dict[str, tuple[str, ...]] = {
     "validation_report": ("validation/*.py", "data/schemas/validation_report.schema.json"),
     "external_dataset": (
         "external/registry.py",
+        "external/urls.py",
         "external/http.py",
         "external/cache.py",
         "external/archives.py",
@@ -51,3 +52,23 @@ def code_version(asset: str) -> str:
     for f in files:
         h.update(f.relative_to(paths.PACKAGE_DIR).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return f"{asset}-{h.hexdigest()[:12]}"
+
+
+def for_world(version: str, world) -> str:
+    """A world stage's code version for one world: ``version`` itself for a built-in world, and
+    ``<version>+<the world's own code version>`` for a world that has one (a model file's changes
+    with the file's bytes and the declared-world compiler), so editing a model file makes only that
+    world's stages out of date."""
+    own = getattr(world, "code_version", None)
+    return f"{version}+{own}" if isinstance(own, str) and own else version
+
+
+def catalog_version(version: str, worlds) -> str:
+    """The Dagster code version of a world stage asset: ``version`` plus a digest of the catalog's
+    own world code versions (model files), so that editing a model file shows the stage as changed
+    in the UI. Dagster keeps one code version per asset, not per partition; the stages themselves
+    compare :func:`for_world` versions, so re-materializing an unaffected world is a no-op."""
+    own = sorted(f"{w.name}:{w.code_version}" for w in worlds if isinstance(getattr(w, "code_version", None), str))
+    if not own:
+        return version
+    return f"{version}+worlds-{hashlib.sha256(chr(0).join(own).encode()).hexdigest()[:12]}"

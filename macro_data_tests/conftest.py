@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -9,6 +10,30 @@ import pytest
 import yaml
 
 from macro_data.worlds import WORLD_IDS
+
+# `python -m pytest` is the fast default: tests marked slow (whole builds through subprocesses, the
+# wheel, browsers, databases, fault injection) are deselected unless MACRO_DATA_TESTS=all or an
+# explicit -m expression asks for them. CI runs them all.
+RUN_ALL = "MACRO_DATA_TESTS"
+
+
+def _run_slow(config) -> bool:
+    return os.environ.get(RUN_ALL) == "all" or bool(config.getoption("markexpr"))
+
+
+def pytest_report_header(config):
+    if not _run_slow(config):
+        return f"slow tests deselected (run everything with {RUN_ALL}=all)"
+
+
+def pytest_collection_modifyitems(config, items):
+    if _run_slow(config):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
 
 TINY = {"name": "tiny", "version": "0.1.0", "seed": 7, "T": 24, "H": 8, "storage": {"chunk_samples": 100, "clevel": 1}}
 

@@ -63,6 +63,7 @@ def test_recipe_sensor_records_then_requests_on_change(recipe_env, tmp_path):
     assert "worlds/nk/n_samples" in broken.skip_message
 
 
+@pytest.mark.slow
 def test_dataset_assets_wait_for_every_world_partition(tmp_path):
     from macro_data import defs
     from macro_data.worlds import WORLD_IDS

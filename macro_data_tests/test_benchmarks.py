@@ -34,6 +34,7 @@ def test_worlds_benchmark_runs_declared_worlds():
     assert row[:3] == ["nk_habit", "(6", "var)"] and row[4] == "10,000", out
 
 
+@pytest.mark.slow
 def test_build_benchmark_runs():
     out = _run("build.py", "--sizes", "1500", "3000", "--repeats", "2")
     rows = [line.split() for line in out.splitlines() if line.strip().startswith(("1500", "3000"))]

@@ -46,10 +46,12 @@ def test_definitions_load_and_match_snapshot():
     assert current == json.loads(SNAPSHOT.read_text()), "graph changed: regenerate and review the snapshot"
 
 
-def test_world_assets_have_six_partitions():
+def test_world_partitions_follow_the_catalog():
     import macro_data
+    from macro_data.worlds import world_ids
 
     graph = macro_data.defs.resolve_asset_graph()
     for name in ("world_draws", "world_arrays", "world_splits", "world_stats"):
         keys = graph.get(dg.AssetKey(name)).partitions_def.get_partition_keys()
-        assert list(keys) == ["lss", "var", "nk", "rbc", "switching", "zlb"]
+        assert list(keys) == list(world_ids())
+        assert list(keys)[:6] == ["lss", "var", "nk", "rbc", "switching", "zlb"] and "nk_habit" in keys

@@ -8,8 +8,8 @@ import pytest
 
 from macro_data import paths
 from macro_data.errors import RecipeError
-from macro_data.external.editing import pin
 from macro_data.external.errors import RegistryError
+from macro_data.external.pinning import pin
 from macro_data.recipes import load_recipe, resolve_recipe_path
 
 
@@ -44,7 +44,7 @@ def test_defaults_are_relative_to_the_working_directory(tmp_path, monkeypatch):
     mine.write_text(paths.packaged("recipes/default.yaml").read_text().replace("seed: 42", "seed: 43"))
     assert resolve_recipe_path("default") == mine and load_recipe("default").seed == 43
     with pytest.raises(
-        RecipeError, match=r"recipe 'nope': not found in .* nor among the shipped recipes \(default, paper"
+        RecipeError, match=r"recipe 'nope': not found in .* nor among the shipped recipes \(declared, default, paper"
     ):
         resolve_recipe_path("nope")
 

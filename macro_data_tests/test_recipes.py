@@ -48,7 +48,7 @@ def test_hash_is_canonical_and_defaults_are_filled(tmp_path):
         ({"name": "Has Space"}, "name", "pattern"),
         ({"version": "1.0"}, "version", "pattern"),
         ({"seed": -5}, "seed", "minimum"),
-        ({"worlds": {"dsge": {"n_samples": 5}}}, "worlds", "enum"),
+        ({"worlds": {"Not-An-Id": {"n_samples": 5}}}, "worlds", "pattern"),
         ({"worlds": {"nk": {"n_samples": 0}}}, "worlds/nk/n_samples", "minimum"),
         ({"worlds": {"nk": {"n_samples": 10**12}}}, "worlds/nk/n_samples", "maximum"),
         ({"worlds": {}}, "worlds", "minProperties"),
@@ -62,6 +62,15 @@ def test_schema_violations_name_field_and_rule(tmp_path, change, field, rule):
         load_recipe(path)
     text = str(err.value)
     assert str(path) in text and f"field {field}" in text and f"rule: {rule}" in text
+
+
+def test_unknown_world_names_the_field_and_the_known_worlds(tmp_path):
+    path = _write(tmp_path, {**GOOD, "worlds": {"dsge": {"n_samples": 5}}})
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    text = str(err.value)
+    assert str(path) in text and "field worlds/dsge: unknown world 'dsge'" in text
+    assert "lss, var, nk, rbc, switching, zlb, nk_habit, rbc_iac" in text
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ from macro_data.recipes import Recipe
 from macro_data.resources.compute import ComputeResource
 from macro_data.resources.recipe import RecipeResource
 from macro_data.resources.storage import DatasetRootResource
-from macro_data.versioning import code_version
+from macro_data.versioning import catalog_version, code_version
+from macro_data.worlds.catalog import catalog
 
 KINDS = {"python", "numpy", "zarr"}
 
@@ -104,6 +105,7 @@ def world_stage_asset(
     pipeline function) with the compute resource, and reports the result as materialization metadata
     (plus ``extra_metadata(result)``), with the stage's data version."""
     version = code_version(stage)
+    shown = catalog_version(version, catalog().worlds.values())
 
     @dg.asset(
         name=stage,
@@ -112,7 +114,7 @@ def world_stage_asset(
         group_name=groups.WORLDS,
         kinds=KINDS,
         tags={"stage": tag},
-        code_version=version,
+        code_version=shown,
         description=description,
     )
     def world_stage(

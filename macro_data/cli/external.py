@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from macro_data.external import editing, provenance
+from macro_data.external import pinning, provenance, registering
+from macro_data.external.cache import Cache
 from macro_data.external.errors import ExternalDataError
 from macro_data.external.fetch import combined_offline_error, fetch_many, offline_from_env, verify_cache
 from macro_data.external.http import HttpPolicy
@@ -182,7 +183,7 @@ def _cmd_fetch(args) -> int:
 
 
 def _cmd_pin(args) -> int:
-    editing.pin(
+    pinning.pin(
         args.name,
         registry_path=args.registry,
         root=args.root,
@@ -196,7 +197,7 @@ def _cmd_pin(args) -> int:
 
 
 def _cmd_register(args) -> int:
-    editing.register(
+    registering.register(
         args.name,
         args.path,
         registry_path=args.registry,
@@ -214,8 +215,6 @@ def _cmd_register(args) -> int:
 
 
 def _cmd_provenance(args) -> int:
-    from macro_data.external.cache import Cache
-
     registry = load_registry(args.registry)
     records = provenance.read(Cache(args.root).provenance_path)
     text = provenance.export(registry, records, args.names, args.fmt)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from macro_data.external.errors import ArchiveError
+from macro_data.external.hashes import file_sha256
 from macro_data.external.registry import Member, member_path_problem
 
 MAX_ARCHIVE_ENTRIES = 200_000
@@ -285,8 +286,6 @@ def _extract_zip(name: str, archive: Path, listed: dict[str, Member], tmp: Path,
 
 def verify_members(members: Sequence[Member], dest: Path) -> str | None:
     """Re-verify extracted members in ``dest``; the first problem, or None when all are intact."""
-    from macro_data.external.hashes import file_sha256
-
     for m in members:
         p = dest / m.path
         if p.is_symlink() or not p.is_file():

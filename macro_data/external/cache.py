@@ -10,8 +10,8 @@ Layout under ``<root>/external/`` (``root`` = ``$MACRO_DATA_ROOT``, default ``da
     provenance.jsonl                     append-only provenance (see :mod:`.provenance`)
 
 A cache hit is always re-hashed before use; a file whose size or hash is wrong is moved to
-``quarantine/`` and fetched again. Publication is fsync + atomic rename, so readers see either no
-file or a complete verified one.
+``quarantine/`` and fetched again. Files are published with :func:`macro_data.files.atomic_file`
+(fsync and atomic rename), so readers see either no file or a complete verified one.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from macro_data import paths
 from macro_data.external.errors import ExternalDataError
 from macro_data.external.hashes import file_sha256
 from macro_data.external.registry import Entry
-from macro_data.files import fsync_path
+from macro_data.files import temp_path
 
 
 @dataclass(frozen=True)
@@ -90,17 +89,15 @@ class Cache:
     def members_dir(self, entry: Entry) -> Path:
         return self.object_dir(entry.sha256 or "unpinned") / "members"
 
-    def new_part_path(self, sha256: str, filename: str) -> Path:
-        d = self.object_dir(sha256)
-        d.mkdir(parents=True, exist_ok=True)
-        return d / f".{filename}.{uuid.uuid4().hex[:12]}.part"
-
     def new_work_path(self, label: str) -> Path:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        return self.work_dir / f".{label}.{uuid.uuid4().hex[:12]}.part"
+        return temp_path(self.work_dir / label)
 
     def remove_stale_parts(self, sha256: str) -> list[Path]:
-        """Delete ``.part`` files left by crashed downloads (call only while holding the object's lock)."""
+        """Delete the temporary files of :func:`~macro_data.files.atomic_file` left by crashed downloads.
+
+        Call it only while holding the object's lock (a writer holds it while its file is in progress).
+        """
         removed = []
         d = self.object_dir(sha256)
         if d.is_dir():
@@ -127,15 +124,6 @@ class Cache:
                 path, True, False, actual, n, reason=f"sha256 mismatch: expected {sha256}, actual {actual}"
             )
         return FileCheck(path, True, True, actual, n)
-
-    def publish(self, part: Path, final: Path) -> Path:
-        """fsync'ed ``part`` -> ``final`` by atomic rename (same directory)."""
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with open(part, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(part, final)
-        fsync_path(final.parent)
-        return final
 
     def quarantine(self, path: Path, sha256: str) -> Path:
         """Move a file or folder that failed verification out of the way (kept for inspection)."""

@@ -18,7 +18,11 @@ class UnpinnedError(RegistryError):
 
 
 class DownloadError(ExternalDataError):
-    """No mirror delivered the pinned bytes. The message lists every attempt."""
+    """No mirror delivered the pinned bytes. The message lists every attempt; ``attempts`` holds them."""
+
+    def __init__(self, message: str, attempts: list | None = None):
+        super().__init__(message)
+        self.attempts = attempts or []  # the http.Attempt records, for provenance
 
 
 class ArchiveError(ExternalDataError):

@@ -16,26 +16,40 @@ otherwise fails listing the missing entries with their hashes and where to side-
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from macro_data.external import archives, locks, provenance
 from macro_data.external.cache import Cache
-from macro_data.external.errors import DownloadError, ExternalDataError, OfflineError, SchemaCheckError
+from macro_data.external.errors import (
+    DownloadError,
+    ExternalDataError,
+    OfflineError,
+    SchemaCheckError,
+    VerificationError,
+)
 from macro_data.external.http import Attempt, HttpPolicy, Transfer, download
 from macro_data.external.registry import Entry, Registry
 from macro_data.external.tabular import TableReport, check_table
+from macro_data.files import atomic_file
 
 OFFLINE_ENV = "MACRO_DATA_OFFLINE"
 _TRUE = {"1", "true", "yes", "on"}
 
 
 def offline_from_env() -> bool:
+    """True when ``$MACRO_DATA_OFFLINE`` is 1, true, yes or on (any case)."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in _TRUE
+
+
+def _delivered(attribute: str, doc: str) -> property:
+    """A :class:`FetchResult` attribute read from the attempt that delivered the bytes (None for a cache hit)."""
+    return property(lambda self: getattr(self.transfer.delivered, attribute) if self.transfer else None, doc=doc)
 
 
 @dataclass
@@ -48,20 +62,30 @@ class FetchResult:
     path: Path
     sha256: str
     size: int
-    url: str | None = None
-    final_url: str | None = None
-    mirror_index: int | None = None
-    redirects: list[str] = field(default_factory=list)
-    http_status: int | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    attempts: list[Attempt] = field(default_factory=list)
+    transfer: Transfer | None = None  # the download; None for a cache hit
     members: list[archives.MemberReport] = field(default_factory=list)
     members_dir: Path | None = None
     tables: dict[str, TableReport] = field(default_factory=dict)
     quarantined: list[str] = field(default_factory=list)
     seconds: float = 0.0
     record: dict = field(default_factory=dict)
+
+    url = _delivered("url", "The registry URL (primary or mirror) that delivered the bytes.")
+    final_url = _delivered("final_url", "The URL that answered, after redirects.")
+    mirror_index = _delivered("mirror_index", "The position of ``url`` in the entry's URLs.")
+    http_status = _delivered("status", "The HTTP status of the answer (200).")
+    etag = _delivered("etag", "The answer's ETag header.")
+    last_modified = _delivered("last_modified", "The answer's Last-Modified header.")
+
+    @property
+    def redirects(self) -> list[str]:
+        """The redirect hops followed from ``url`` (empty for a cache hit)."""
+        return self.transfer.delivered.redirects if self.transfer else []
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        """Every request of the download, failed ones included (empty for a cache hit)."""
+        return self.transfer.attempts if self.transfer else []
 
     @property
     def table(self) -> TableReport | None:
@@ -89,17 +113,13 @@ def offline_error(entries: list[Entry], cache: Cache) -> OfflineError:
     )
 
 
-def _tables(entry: Entry, file_path: Path, members_dir: Path | None) -> dict[str, TableReport]:
+def _checked_tables(entry: Entry, cache: Cache, file: Path, where: str) -> dict[str, TableReport]:
+    """The schema checks of a verified file (a CSV, or an archive's CSV members); raises when one fails."""
     if entry.is_csv:
-        return {entry.filename: check_table(file_path, entry.format, entry.csv, entry.columns)}
-    out = {}
-    for m in entry.members:
-        if m.is_csv and members_dir is not None:
-            out[m.path] = check_table(members_dir / m.path, "csv", m.csv, m.columns)
-    return out
-
-
-def _raise_on_tables(entry: Entry, tables: dict[str, TableReport], where: str) -> None:
+        tables = {entry.filename: check_table(file, entry.format, entry.csv, entry.columns)}
+    else:
+        members_dir = cache.members_dir(entry)
+        tables = {m.path: check_table(members_dir / m.path, "csv", m.csv, m.columns) for m in entry.members if m.is_csv}
     bad = {k: t for k, t in tables.items() if not t.ok}
     if bad:
         detail = "; ".join(f"{k}: {'; '.join(t.problems)}" for k, t in bad.items())
@@ -107,6 +127,7 @@ def _raise_on_tables(entry: Entry, tables: dict[str, TableReport], where: str) -
             f"external dataset {entry.name!r}: schema check failed after the sha256 matched ({where}): {detail}. "
             f"The file is the pinned one, so the registry's columns/csv options for this entry are wrong"
         )
+    return tables
 
 
 def _ensure_members(
@@ -121,9 +142,37 @@ def _ensure_members(
         if problem is None:
             return [archives.MemberReport(m.path, m.sha256 or "", m.size or 0) for m in entry.members]
         quarantined.append(str(cache.quarantine(dest, entry.sha256 or "")))
+    return _extract(entry, cache, archive_path, policy)
+
+
+def _extract(entry: Entry, cache: Cache, archive_path: Path, policy: HttpPolicy) -> list[archives.MemberReport]:
+    """Extract and verify an archive's members into the cache (replacing any there); nothing for a CSV."""
+    if not entry.is_archive:
+        return []
     return archives.extract_members(
-        entry.name, archive_path, entry.format, entry.members, dest, max_total_bytes=policy.max_extracted_bytes
+        entry.name,
+        archive_path,
+        entry.format,
+        entry.members,
+        cache.members_dir(entry),
+        max_total_bytes=policy.max_extracted_bytes,
     )
+
+
+@contextlib.contextmanager
+def _new_object(entry: Entry, cache: Cache) -> Iterator[Path]:
+    """A temporary file that becomes the entry's cache file (see :func:`macro_data.files.atomic_file`).
+
+    When the block fails, members extracted from it are removed too, unless a verified file holds them.
+    """
+    final = cache.object_path(entry)
+    try:
+        with atomic_file(final) as part:
+            yield part
+    except BaseException:
+        if entry.is_archive and not final.exists():
+            shutil.rmtree(cache.members_dir(entry), ignore_errors=True)
+        raise
 
 
 def fetch_entry(
@@ -135,13 +184,39 @@ def fetch_entry(
     run_id: str | None = None,
     lock_timeout: float = locks.DEFAULT_LOCK_TIMEOUT_S,
 ) -> FetchResult:
-    """Return the verified local copy of ``entry``, downloading it if needed (see the module doc)."""
+    """The verified local copy of ``entry``, downloaded if needed (see the module docstring).
+
+    Parameters
+    ----------
+    entry
+        A pinned registry entry.
+    root
+        The data root holding ``external/`` (default ``$MACRO_DATA_ROOT``).
+    policy
+        Timeouts, retries and limits of the download (default :meth:`HttpPolicy.from_env`).
+    offline
+        Serve verified cache hits only; default ``$MACRO_DATA_OFFLINE``.
+    run_id
+        Recorded in the provenance line.
+    lock_timeout
+        Seconds to wait for another process fetching the same file.
+
+    Returns
+    -------
+    FetchResult
+        The file's path, members and tables, and how it was obtained (also appended to provenance).
+
+    Raises
+    ------
+    ExternalDataError
+        :class:`UnpinnedError`, :class:`OfflineError`, :class:`DownloadError`, :class:`ArchiveError`,
+        :class:`SchemaCheckError` or :class:`LockTimeoutError`; a provenance line records it.
+    """
     cache = Cache(root)
     policy = policy or HttpPolicy.from_env()
     offline = offline_from_env() if offline is None else offline
     t0 = time.monotonic()
     transfer: Transfer | None = None
-    attempts: list[Attempt] = []
     try:
         entry.require_pinned()
         assert entry.sha256 is not None and entry.size is not None
@@ -154,8 +229,7 @@ def fetch_entry(
             if check.ok:
                 outcome = "waited" if waited else "hit"
                 members = _ensure_members(entry, cache, final, policy, quarantined)
-                tables = _tables(entry, final, cache.members_dir(entry) if entry.is_archive else None)
-                _raise_on_tables(entry, tables, f"cached file {final}")
+                tables = _checked_tables(entry, cache, final, f"cached file {final}")
             else:
                 if check.exists:
                     quarantined.append(str(cache.quarantine(final, entry.sha256)))
@@ -167,28 +241,12 @@ def fetch_entry(
                         f"the cache ({check.reason}): {_side_load_hint(entry, cache)}"
                     )
                 cache.remove_stale_parts(entry.sha256)
-                part = cache.new_part_path(entry.sha256, entry.filename)
-                transfer = download(entry.name, entry.urls, part, sha256=entry.sha256, size=entry.size, policy=policy)
-                attempts = transfer.attempts
-                try:
-                    members = []
-                    if entry.is_archive:
-                        members = archives.extract_members(
-                            entry.name,
-                            part,
-                            entry.format,
-                            entry.members,
-                            cache.members_dir(entry),
-                            max_total_bytes=policy.max_extracted_bytes,
-                        )
-                    tables = _tables(entry, part, cache.members_dir(entry) if entry.is_archive else None)
-                    _raise_on_tables(entry, tables, f"downloaded from {transfer.final_url}")
-                    cache.publish(part, final)
-                except BaseException:
-                    part.unlink(missing_ok=True)
-                    if entry.is_archive and not final.exists():
-                        shutil.rmtree(cache.members_dir(entry), ignore_errors=True)
-                    raise
+                with _new_object(entry, cache) as part:
+                    transfer = download(
+                        entry.name, entry.urls, part, sha256=entry.sha256, size=entry.size, policy=policy
+                    )
+                    members = _extract(entry, cache, part, policy)
+                    tables = _checked_tables(entry, cache, part, f"downloaded from {transfer.delivered.final_url}")
                 outcome = "downloaded"
         result = FetchResult(
             name=entry.name,
@@ -197,16 +255,13 @@ def fetch_entry(
             path=final,
             sha256=entry.sha256,
             size=entry.size,
+            transfer=transfer,
             members=members,
             members_dir=cache.members_dir(entry) if entry.is_archive else None,
             tables=tables,
             quarantined=quarantined,
             seconds=time.monotonic() - t0,
         )
-        if transfer is not None:
-            result.url, result.final_url, result.mirror_index = transfer.url, transfer.final_url, transfer.mirror_index
-            result.redirects, result.http_status = transfer.redirects, transfer.status
-            result.etag, result.last_modified, result.attempts = transfer.etag, transfer.last_modified, attempts
         result.record = provenance.append(cache.provenance_path, _record(entry, result, run_id))
         return result
     except ExternalDataError as exc:
@@ -221,12 +276,69 @@ def fetch_entry(
                 "size": entry.size,
                 "error_type": type(exc).__name__,
                 "error": str(exc),
-                "attempts": [a.to_dict() for a in getattr(exc, "attempts", attempts)],
+                "attempts": [a.to_dict() for a in getattr(exc, "attempts", transfer.attempts if transfer else [])],
                 "run_id": run_id,
                 "duration_s": round(time.monotonic() - t0, 6),
             },
         )
         raise
+
+
+def store_file(
+    entry: Entry, src: Path, *, root: str | os.PathLike | None = None, policy: HttpPolicy | None = None
+) -> dict[str, TableReport]:
+    """Put a local file holding ``entry``'s pinned bytes into the cache, as a download would be.
+
+    Used by ``pin`` (the file downloaded for review) and ``register`` (a file side-loaded by hand).
+    Under the object's lock the file is copied into place (unless an intact copy is there already),
+    the copy re-hashed, an archive's members extracted and verified and the tables checked; a
+    corrupt file in the cache is quarantined first. Provenance is the caller's to record.
+
+    Parameters
+    ----------
+    entry
+        A pinned registry entry.
+    src
+        The local file.
+    root
+        The data root holding ``external/`` (default ``$MACRO_DATA_ROOT``).
+    policy
+        Its ``max_extracted_bytes`` caps an archive's extraction (default :class:`HttpPolicy`).
+
+    Returns
+    -------
+    dict
+        The schema check of each table (the CSV, or an archive's CSV members), by file name.
+
+    Raises
+    ------
+    VerificationError
+        When the copy in the cache does not have the pinned sha256 and size.
+    ArchiveError, SchemaCheckError
+        When an archive member or a table does not match the registry.
+    """
+    entry.require_pinned()
+    assert entry.sha256 is not None and entry.size is not None
+    cache = Cache(root)
+    policy = policy or HttpPolicy()
+    with locks.hold(cache.locks_dir, entry.sha256, what=f"external dataset {entry.name!r}"):
+        final = cache.object_path(entry)
+        check = cache.check_file(final, entry.sha256, entry.size)
+        if check.ok:
+            _ensure_members(entry, cache, final, policy, [])
+            return _checked_tables(entry, cache, final, f"cached file {final}")
+        if check.exists:
+            cache.quarantine(final, entry.sha256)
+        with _new_object(entry, cache) as part:
+            shutil.copyfile(src, part)
+            copied = cache.check_file(part, entry.sha256, entry.size)
+            if not copied.ok:
+                raise VerificationError(
+                    f"external dataset {entry.name!r}: the copy of {src} in the cache does not match the registry "
+                    f"({copied.reason}); nothing was stored"
+                )
+            _extract(entry, cache, part, policy)
+            return _checked_tables(entry, cache, part, f"copied from {src}")
 
 
 def _record(entry: Entry, r: FetchResult, run_id: str | None) -> dict:
@@ -383,5 +495,6 @@ __all__ = [
     "fetch_entry",
     "fetch_many",
     "offline_from_env",
+    "store_file",
     "verify_cache",
 ]

@@ -7,11 +7,13 @@ For one entry, :func:`download` tries each URL (primary, then mirrors) in order:
   ``decode_content=False``: the bytes hashed are the bytes the server sent, so a server that labels
   a ``.gz`` file ``Content-Encoding: gzip`` cannot turn it into different (decoded) bytes.
 - Redirects (301/302/303/307/308) are followed by hand, at most ``max_redirects`` hops; each hop is
-  re-validated like a registry URL (https only, loopback http only when allowed, never ``file://``
-  or another scheme, no credentials) and a hop back to an URL already visited is a loop.
+  checked against the URL policy of :mod:`.urls` before it is followed (https only, loopback http
+  only when allowed, never ``file://`` or another scheme, no credentials) and a hop back to an URL
+  already visited is a loop.
 - A declared ``Content-Length`` different from the registry size is refused before the body is
   read; the read aborts as soon as more than ``size`` bytes arrive; the body goes into the caller's
-  ``.part`` file in the cache directory while being hashed, and is fsynced. Any failure deletes it.
+  ``.part`` file while being hashed (the caller publishes it with
+  :func:`macro_data.files.atomic_file`, which fsyncs it). Any failure deletes it.
 - Connection errors, timeouts, truncated bodies and HTTP 408/425/429/5xx are retried on the same
   URL up to ``attempts_per_url`` times with exponential backoff and jitter
   (``d = min(cap, base * 2**(k-1))``, sleep ``d/2 + U(0, d/2)``), or the server's ``Retry-After``
@@ -21,8 +23,12 @@ For one entry, :func:`download` tries each URL (primary, then mirrors) in order:
   attempt (URL, redirect chain, outcome, duration), with expected and actual sha256 and size.
 
 ``requests`` runs with ``trust_env=False`` (no ``~/.netrc`` credentials are ever sent to a
-mirror); proxies and the CA bundle are still taken from the usual environment variables, and
-loopback hosts never go through a proxy.
+mirror); proxies (:func:`.urls.proxies`) and the CA bundle are still taken from the usual
+environment variables.
+
+A successful download is a :class:`Transfer`: the list of its attempts, the last of which delivered
+the bytes; what was fetched from where (URL, redirects, status, headers, hash) is read from that
+attempt, not copied.
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import http.client
-import ipaddress
 import os
 import random
 import time
@@ -38,13 +43,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 import urllib3
 
 from macro_data.external.errors import DownloadError
-from macro_data.external.registry import allowed_http_hosts, url_problem
+from macro_data.external.urls import allowed_http_hosts, proxies, url_problem
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 RETRY_STATUSES = frozenset({408, 425, 429})
@@ -110,6 +115,11 @@ class Attempt:
     retry_after_s: float | None = None
     slept_s: float = 0.0
 
+    @property
+    def final_url(self) -> str:
+        """The URL that answered: the last redirect hop, or the URL itself."""
+        return self.redirects[-1] if self.redirects else self.url
+
     def line(self) -> str:
         chain = "".join(f" -> {u}" for u in self.redirects)
         return (
@@ -121,22 +131,24 @@ class Attempt:
         return asdict(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Transfer:
-    """A successful download: what was fetched from where, with every attempt on the way."""
+    """A successful download: every attempt in order, the last of which delivered the bytes."""
 
-    url: str
-    final_url: str
-    mirror_index: int
-    redirects: list[str]
-    status: int
-    etag: str | None
-    last_modified: str | None
-    content_type: str | None
-    content_encoding: str | None
-    sha256: str
-    size: int
     attempts: list[Attempt]
+
+    @property
+    def delivered(self) -> Attempt:
+        """The attempt that delivered the bytes: its URL, redirects, status, headers and hash."""
+        return self.attempts[-1]
+
+    @property
+    def sha256(self) -> str:
+        return self.delivered.sha256 or ""
+
+    @property
+    def size(self) -> int:
+        return self.delivered.bytes
 
 
 class _Abort(Exception):
@@ -176,35 +188,15 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _is_loopback(url: str) -> bool:
-    try:
-        host = urlsplit(url).hostname or ""
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _proxies(url: str) -> dict:
-    if _is_loopback(url):
-        return {}
-    return requests.utils.get_environ_proxies(url)
-
-
 def _verify_setting() -> str | bool:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
 def new_session() -> requests.Session:
+    """A ``requests`` session that never reads ``~/.netrc`` (its credentials would go to every mirror)."""
     session = requests.Session()
     session.trust_env = False  # no ~/.netrc credentials for mirrors; proxies/CA handled explicitly
     return session
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
 
 
 def _looks_like_html(part: Path, content_type: str | None) -> bool:
@@ -243,10 +235,33 @@ def download(
     policy: HttpPolicy,
     session: requests.Session | None = None,
 ) -> Transfer:
-    """Fetch the first URL that delivers the expected bytes into ``part`` (left in place on success).
+    """Download the first of ``urls`` that delivers the expected bytes into ``part`` (see the module docstring).
 
-    ``sha256``/``size`` None is the pin mode: any body up to ``policy.max_pin_bytes`` is accepted and
-    its hash reported. Raises :class:`DownloadError` (with ``part`` deleted) when every URL failed.
+    Parameters
+    ----------
+    name
+        The registry entry, for messages.
+    urls
+        The URLs to try, in order (primary, then mirrors).
+    part
+        The file to write (created or replaced); left in place on success, deleted on failure.
+    sha256, size
+        The pinned hash and size. Both None is the pin mode: any body up to ``policy.max_pin_bytes``
+        is accepted and its hash reported.
+    policy
+        Timeouts, retries, size limits and the hosts where plain http is allowed.
+    session
+        A session to reuse; default: a new one from :func:`new_session`, closed at the end.
+
+    Returns
+    -------
+    Transfer
+        Every attempt; the last one delivered the bytes now in ``part``.
+
+    Raises
+    ------
+    DownloadError
+        When no URL delivered them; its message and ``attempts`` list every attempt.
     """
     start = time.monotonic()
     deadline = start + policy.deadline
@@ -265,20 +280,7 @@ def download(
                 a = _attempt(session, url, mi, k, part, sha256, size, policy, deadline)
                 attempts.append(a)
                 if a.ok:
-                    return Transfer(
-                        url=url,
-                        final_url=a.redirects[-1] if a.redirects else url,
-                        mirror_index=mi,
-                        redirects=list(a.redirects),
-                        status=a.status or 200,
-                        etag=a.etag,
-                        last_modified=a.last_modified,
-                        content_type=a.content_type,
-                        content_encoding=a.content_encoding,
-                        sha256=a.sha256 or "",
-                        size=a.bytes,
-                        attempts=attempts,
-                    )
+                    return Transfer(attempts)
                 if not a.retryable or k == policy.attempts_per_url:
                     break
                 delay = _delay(a, k, policy, rng)
@@ -292,12 +294,10 @@ def download(
     finally:
         if own:
             session.close()
-    _unlink(part)
+    part.unlink(missing_ok=True)
     if note is None and skipped_wait:
         note = f"retries were cut short by the total deadline of {policy.deadline:g} s"
-    error = DownloadError(format_failure(name, attempts, sha256, size, note))
-    error.attempts = attempts  # type: ignore[attr-defined]  (kept for provenance)
-    raise error
+    raise DownloadError(format_failure(name, attempts, sha256, size, note), attempts)
 
 
 def _attempt(
@@ -342,7 +342,7 @@ def _attempt(
     finally:
         a.duration_s = time.monotonic() - t0
         if not a.ok:
-            _unlink(part)
+            part.unlink(missing_ok=True)
     return a
 
 
@@ -368,7 +368,7 @@ def _run(
             allow_redirects=False,
             headers=headers,
             timeout=(min(policy.connect_timeout, remaining), min(policy.read_timeout, remaining)),
-            proxies=_proxies(current),
+            proxies=proxies(current),
             verify=_verify_setting(),
         )
         try:
@@ -478,6 +478,4 @@ def _stream(
                 raise _Abort(
                     f"total deadline of {policy.deadline:g} s reached while reading ({a.bytes} bytes so far)", False
                 )
-        f.flush()
-        os.fsync(f.fileno())
     return h.hexdigest()

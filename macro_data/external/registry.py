@@ -3,9 +3,8 @@
 The file is checked against ``schemas/external_registry.schema.json`` and then against rules a
 schema cannot express. Every problem is reported at once, each naming the entry and the field:
 
-- URLs: ``https`` only; plain ``http`` only to loopback IP addresses named in
-  ``MACRO_DATA_ALLOW_HTTP_HOSTS`` (for tests); no credentials in URLs; no moving targets
-  (``current.csv``, FRED's live series endpoints): a pinned hash needs bytes that never change.
+- URLs follow the URL policy of :mod:`.urls`: ``https`` only (plain ``http`` only to loopback
+  addresses, for tests), no credentials, no moving targets such as ``current.csv``.
 - names unique; sha256 64 lowercase hex digits; size > 0; known format; filename safe (one plain
   path component) and ending with the format's suffix.
 - archives list their members as relative POSIX paths without ``..``, backslashes or drive
@@ -24,7 +23,6 @@ are refused.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import math
 import os
@@ -33,12 +31,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import jsonschema
 
 from macro_data import config_yaml, paths, schemas
 from macro_data.external.errors import RegistryError, UnpinnedError
+from macro_data.external.urls import allowed_http_hosts, url_problem
 
 FORMATS = ("csv", "csv.gz", "csv.bz2", "zip", "tar.gz")
 ARCHIVE_FORMATS = ("zip", "tar.gz")
@@ -53,14 +51,9 @@ FORMAT_SUFFIXES = {
 MAX_REGISTRY_BYTES = 2_000_000
 MAX_NESTING = 32  # an entry nests 5 levels (datasets/[i]/members/<path>/csv)
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
-ALLOW_HTTP_ENV = "MACRO_DATA_ALLOW_HTTP_HOSTS"
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
 FILENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
-# Files that change under a fixed URL: a pinned hash would break on the next release.
-_MOVING_TARGET_FILES = {"current.csv"}
-_LIVE_HOSTS = {"api.stlouisfed.org"}
-_LIVE_PATH_PARTS = ("fredgraph",)
 
 
 @dataclass(frozen=True)
@@ -171,88 +164,6 @@ def entry_hash(document: dict) -> str:
     return hashlib.sha256(canonical_json(document)).hexdigest()
 
 
-# ---------------------------------------------------------------- http hosts and URLs
-
-
-def allowed_http_hosts(value: str | Iterable[str] | None = None) -> frozenset[str]:
-    """Hosts where plain http is allowed: loopback IP literals only (``$MACRO_DATA_ALLOW_HTTP_HOSTS``).
-
-    ``value`` None reads the environment variable (comma-separated). Anything that is not a
-    loopback address (127.0.0.0/8, ::1) is refused with an error, not ignored.
-    """
-    if value is None:
-        value = os.environ.get(ALLOW_HTTP_ENV, "")
-    if not isinstance(value, str) and not (isinstance(value, Iterable) and not isinstance(value, (bytes, dict))):
-        raise RegistryError(
-            f"{ALLOW_HTTP_ENV}: expected a comma-separated string or a list of loopback IP addresses; got {value!r}"
-        )
-    items = value.split(",") if isinstance(value, str) else list(value)
-    hosts = set()
-    for raw in items:
-        raw = str(raw)
-        host = raw.strip().lower()
-        if not host:
-            continue
-        literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-        try:
-            ok = ipaddress.ip_address(literal).is_loopback
-        except ValueError:
-            ok = False
-        if not ok:
-            raise RegistryError(
-                f"{ALLOW_HTTP_ENV}: {raw.strip()!r} is not a loopback IP address; plain http is "
-                f"allowed only to loopback addresses (127.0.0.0/8, ::1), for tests"
-            )
-        hosts.add(str(ipaddress.ip_address(literal)))
-    return frozenset(hosts)
-
-
-def _host_of(parts) -> str | None:
-    try:
-        host = parts.hostname
-    except ValueError:
-        return None
-    if host is None:
-        return None
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return host.lower()
-
-
-def url_problem(url: str, allow_http: frozenset[str], *, hop: bool = False) -> str | None:
-    """Why ``url`` may not be requested, or None. ``hop`` skips the moving-target rule (redirects)."""
-    if not isinstance(url, str) or not url:
-        return "empty URL"
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        return f"URL {url!r} contains white space or control characters"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError as exc:
-        return f"malformed URL {url!r} ({exc})"
-    scheme = parts.scheme.lower()
-    host = _host_of(parts)
-    if scheme == "https":
-        pass
-    elif scheme == "http":
-        if host not in allow_http:
-            return f"non-https URL {url!r}: plain http is allowed only to loopback addresses named in {ALLOW_HTTP_ENV}"
-    else:
-        return f"URL {url!r} has scheme {scheme or '(none)'!r}; only https is allowed"
-    if not host:
-        return f"URL {url!r} has no host"
-    if parts.username is not None or parts.password is not None:
-        return f"URL {url!r} carries credentials; they would end up in logs and provenance"
-    if not hop:
-        last = parts.path.rsplit("/", 1)[-1].lower()
-        if last in _MOVING_TARGET_FILES:
-            return f"URL {url!r} is a moving target ({last}); use a dated vintage file"
-        if host in _LIVE_HOSTS or any(p in parts.path.lower() for p in _LIVE_PATH_PARTS):
-            return f"URL {url!r} is a live series endpoint whose content changes; use a dated vintage file"
-    return None
-
-
 # ---------------------------------------------------------------- member paths and filenames
 
 
@@ -334,6 +245,8 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return f"invalid name {error.instance!r} (want [a-z0-9_]+)"
     if error.validator == "enum" and field_name == "format":
         return f"unknown format {error.instance!r} (known: {', '.join(FORMATS)})"
+    if error.validator == "minItems" and error.validator_value == 1:  # worded so by jsonschema >= 4.21 only
+        return f"{error.instance!r} should be non-empty"
     if error.validator == "minimum" and field_name == "size":
         return f"size {error.instance!r} must be > 0"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):

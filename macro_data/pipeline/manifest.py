@@ -30,7 +30,7 @@ from macro_data.recipes import Recipe
 from macro_data.storage import locations
 from macro_data.storage.arrays import HASH_ALGORITHM, HASH_DESCRIPTION
 from macro_data.storage.publish import world_store
-from macro_data.versioning import code_version
+from macro_data.versioning import code_version, for_world
 from macro_data.worlds import get_world
 from macro_data.worlds.sampling import seeding_description
 
@@ -96,11 +96,12 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
                     f"{p.get('recipe_sha256')!r}, not the current recipe {recipe.sha256!r} "
                     f"({recipe.source}); re-materialize {stage} for partition {world_id!r}"
                 )
-            if code_versions and p.get("code_version") != code_versions.get(stage):
+            current = for_world(code_versions[stage], world) if code_versions else None
+            if current and p.get("code_version") != current:
                 raise ManifestError(
                     f"world {world_id!r}: array {name!r} was written by code version "
                     f"{p.get('code_version')!r} of {stage}, the current one is "
-                    f"{code_versions.get(stage)!r}; re-materialize {stage} for partition {world_id!r}"
+                    f"{current!r}; re-materialize {stage} for partition {world_id!r}"
                 )
             if name in DATA_ARRAYS:
                 a = array(name)
@@ -137,7 +138,9 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
     desc = world.describe()
     draw_stats = prov[world_draws.STAGE].get("stats", {})
     # Optional: the train-split statistics (datasets built before them, or without them, have none).
-    stats = world_stats.manifest_entry(store, recipe, world_id, prov, (code_versions or {}).get(world_stats.STAGE))
+    stats_code = (code_versions or {}).get(world_stats.STAGE)
+    stats_code = for_world(stats_code, world) if stats_code else None
+    stats = world_stats.manifest_entry(store, recipe, world_id, prov, stats_code)
     entry = {
         **desc,
         "n_samples": n,

@@ -69,7 +69,7 @@ from macro_data.storage import locations, segments
 from macro_data.storage.arrays import ArraySummary, storage_dtype, summarize
 from macro_data.storage.chunks import ChunkIO
 from macro_data.storage.publish import world_store
-from macro_data.versioning import code_version
+from macro_data.versioning import code_version, for_world
 from macro_data.worlds import World, get_world
 
 JOURNAL = "regions.jsonl"
@@ -416,9 +416,9 @@ def run_stage(
 ) -> StageResult:
     """Run one world stage (see the module docstring); returns what is published afterwards."""
     run = run or RunInfo()
-    code = run.code_version or code_version(spec.name)
     t0 = time.perf_counter()
     world = get_world(world_id)
+    code = for_world(run.code_version or code_version(spec.name), world)
     n = recipe.world(world_id).n_samples
     root = str(root)
     target = release.target(recipe, root, run.replace)

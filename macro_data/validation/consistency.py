@@ -41,7 +41,7 @@ from macro_data.recipes import parse_recipe
 from macro_data.storage.publish import world_store
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import STAGE_MODULES, WorldSpec
-from macro_data.worlds import WORLD_IDS
+from macro_data.worlds import world_ids
 from macro_data.worlds.sampling import split_uniforms
 
 READ_ROWS = 4096
@@ -458,11 +458,11 @@ def check_manifest_dataset(manifest: dict, dataset_dir: str | Path) -> CheckResu
                 listed = {k: [v.get("low"), v.get("high")] for k, v in manifest["worlds"][w].get("priors", {}).items()}
                 if resolved != listed:
                     problems.add(f"world {w!r}: the manifest's priors differ from the recipe's")
-    unknown = sorted(set(manifest.get("worlds", {})) - set(WORLD_IDS))
+    unknown = sorted(set(manifest.get("worlds", {})) - set(world_ids()))
     if unknown:
         problems.add(f"the manifest lists unknown worlds {unknown}")
     for w in manifest.get("worlds", {}):
-        if w in WORLD_IDS and not world_store(dataset_dir, w).exists():
+        if w in world_ids() and not world_store(dataset_dir, w).exists():
             problems.add(f"world {w!r} is listed but its store is missing ({world_store(dataset_dir, w).location})")
     figures["worlds"] = sorted(manifest.get("worlds", {}))
     figures["data_arrays_known"] = list(DATA_ARRAYS)

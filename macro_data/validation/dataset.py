@@ -23,14 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from macro_data.errors import ManifestError
+from macro_data.errors import ManifestError, WorldError
 from macro_data.pipeline.manifest import MANIFEST_NAME
 from macro_data.storage import locations
 from macro_data.validation import consistency, identities, integrity, realism, reproducibility, statistics, train_stats
 from macro_data.validation.realism import RealData
 from macro_data.validation.results import CheckResult, failed, guarded
 from macro_data.validation.spec import WorldSpec, spec_from_manifest
-from macro_data.worlds import WORLD_IDS
+from macro_data.worlds import world_ids
 
 REPORT_JSON = "validation_report.json"
 REPORT_HTML = "validation_report.html"
@@ -133,13 +133,18 @@ def validate_dataset(
     subsets: dict[str, list[int]] = {}
     for w in manifest["worlds"]:
         t = time.perf_counter()
-        if w not in WORLD_IDS:
+        if w not in world_ids():
             results.append(
-                failed("consistency.manifest", "consistency", w, f"unknown world {w!r} (known: {', '.join(WORLD_IDS)})")
+                failed(
+                    "consistency.manifest", "consistency", w, f"unknown world {w!r} (known: {', '.join(world_ids())})"
+                )
             )
             continue
         try:
             spec = spec_from_manifest(manifest, w, dataset_dir)
+        except WorldError as exc:  # a model file that no longer loads
+            results.append(failed("consistency.manifest", "consistency", w, f"world {w!r} cannot be loaded: {exc}"))
+            continue
         except (KeyError, TypeError, ValueError) as exc:
             results.append(
                 failed(

@@ -33,7 +33,7 @@ from macro_data.validation.realism import RealData, world_moments
 from macro_data.validation.report import STATUS_WORD, all_checks, headline, not_passed
 from macro_data.validation.results import GROUPS
 from macro_data.validation.spec import spec_from_manifest
-from macro_data.worlds import WORLD_IDS
+from macro_data.worlds import world_ids
 
 PLOT_SAMPLE = 2000
 N_PATHS = 8
@@ -315,7 +315,7 @@ def render(doc: dict, dataset_dir: str | Path, manifest: dict, real: RealData | 
     ext = doc["inputs"]["external_data"]
     for w in doc["worlds"]:
         anchor = f'<h3 id="world-{_text(w)}">{_text(w)}</h3>'
-        if w not in WORLD_IDS:
+        if w not in world_ids():
             params.append(anchor + "<p>unknown world: nothing to plot</p>")
             continue
         try:

@@ -1,24 +1,34 @@
-"""The simulator bank: six worlds (lss, var, nk, rbc, switching, zlb). No Dagster import here.
+"""The simulator bank: the six built-in worlds plus the catalog's (model files, registered worlds).
+No Dagster import here.
 
-``get_world(name)`` returns the world instance; ``WORLD_IDS`` lists them in a fixed order that
-is only a display order (streams are keyed by name, never by position).
+``get_world(name)`` returns the world instance; ``world_ids()`` lists every world of the catalog
+(built-ins first); ``WORLD_IDS`` lists the six built-ins. The order is only a display order:
+streams are keyed by name, never by position. See :mod:`macro_data.worlds.catalog`.
 """
 
 from __future__ import annotations
 
-import importlib
-
-from macro_data.errors import WorldError
 from macro_data.worlds.base import World
+from macro_data.worlds.catalog import BUILTIN_IDS, catalog
 
-WORLD_IDS: tuple[str, ...] = ("lss", "var", "nk", "rbc", "switching", "zlb")
+WORLD_IDS: tuple[str, ...] = BUILTIN_IDS
 
 
 def get_world(name: str) -> World:
-    """The world called ``name``; :class:`WorldError` for an unknown name."""
-    if name not in WORLD_IDS:
-        raise WorldError(f"unknown world {name!r}; known worlds: {', '.join(WORLD_IDS)}")
-    return importlib.import_module(f"macro_data.worlds.{name}").WORLD
+    """The world called ``name``.
+
+    Raises
+    ------
+    WorldError
+        For an unknown name (the message lists the known worlds), or the error of a broken model
+        file (file, line, column, problem).
+    """
+    return catalog().get(name)
 
 
-__all__ = ["WORLD_IDS", "World", "get_world"]
+def world_ids() -> tuple[str, ...]:
+    """Every world id of the catalog, broken model files included, built-ins first."""
+    return catalog().ids
+
+
+__all__ = ["WORLD_IDS", "World", "get_world", "world_ids"]

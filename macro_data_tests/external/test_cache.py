@@ -22,6 +22,7 @@ from macro_data.external.errors import DownloadError, LockTimeoutError, OfflineE
 from macro_data.external.fetch import combined_offline_error, fetch_entry, fetch_many, verify_cache
 from macro_data.external.http import HttpPolicy
 from macro_data.external.registry import load_registry
+from macro_data.files import temp_path
 
 from .conftest import MACRODATA_SHA256, MACRODATA_SIZE, PAYLOAD, macro_entry, part_files
 
@@ -49,7 +50,8 @@ def test_corrupted_cache_file_is_quarantined_and_fetched_again(env, make_registr
 
 def test_stale_part_files_are_removed_under_the_lock(env, make_registry, server, policy):
     e = _entry(make_registry, [server.url("/ok/macrodata.csv")])
-    stale = Cache().new_part_path(MACRODATA_SHA256, "macrodata.csv")
+    stale = temp_path(Cache().object_path(e))  # the name a crashed download leaves behind
+    stale.parent.mkdir(parents=True)
     stale.write_bytes(b"half a download")
     fetch_entry(e, policy=policy)
     assert part_files(env["root"]) == []

@@ -179,6 +179,7 @@ def test_prefix_stability(tmp_path, instance):
         np.testing.assert_array_equal(a[name][:], b[name][:3000], err_msg=name)
 
 
+@pytest.mark.slow
 def test_cli_materialize_with_multiprocess_executor_matches(tmp_path, tiny_dataset):
     """`dagster asset materialize` as CI runs it (subprocess, default multiprocess executor)."""
     recipe, _, dataset_dir = tiny_dataset

@@ -15,6 +15,7 @@ from macro_data_tests.conftest import build_dataset, build_world, write_recipe
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
 WORLDS = ("nk", "switching")
+pytestmark = pytest.mark.slow  # a build onto object storage through Dagster: minutes
 
 
 @pytest.fixture(scope="module")

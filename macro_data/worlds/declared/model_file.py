@@ -55,10 +55,10 @@ from macro_data.worlds.declared.expressions import (
     parse_expression,
 )
 from macro_data.worlds.declared.structure import StructurallySingular, analyze
+from macro_data.worlds.ids import WORLD_ID
 
 MAX_FILE_BYTES = 1_000_000
 NUMBER = re.compile(r"[-+]?" + NUMBER_PATTERN + r"\Z")
-WORLD_ID = re.compile(r"[a-z][a-z0-9_]*")
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 SCHEMA = "world"
 _NUMBER_TAG = "tag:macro-data.invalid,2026:number"
@@ -514,7 +514,7 @@ def parse_model_file(path: str | Path, data: bytes, builtin_ids: tuple[str, ...]
 
     world = document["world"]
     if not WORLD_ID.fullmatch(world):
-        raise src.error(f"world id {world!r} must match [a-z][a-z0-9_]*", ("world",))
+        raise src.error(f"world id {world!r} must match [a-z][a-z0-9_]* (at most 64 characters)", ("world",))
     if world != path.stem or path.suffix != ".yaml":
         raise src.error(
             f"world {world!r} must equal the file name without .yaml; the file is {path.name!r} "

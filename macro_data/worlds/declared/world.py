@@ -24,6 +24,7 @@ from macro_data.worlds.declared import simulation
 from macro_data.worlds.declared.model_file import ModelFile, parse_model_file, read_model_file
 from macro_data.worlds.declared.solver import NON_FINITE, Policy, solve_lre
 from macro_data.worlds.declared.system import CURRENT, LinearSystem
+from macro_data.worlds.ids import BUILTIN_IDS
 
 # Split regions (the built-ins' rule): fixed thresholds, each region ~2.5 % of the prior mass.
 SLICE_MASS = 0.025
@@ -342,9 +343,7 @@ class DeclaredWorld(World):
 
 
 def _rebuild(path: str, data: bytes) -> DeclaredWorld:
-    from macro_data.worlds import WORLD_IDS
-
-    return DeclaredWorld(parse_model_file(path, data, builtin_ids=WORLD_IDS))
+    return DeclaredWorld(parse_model_file(path, data, builtin_ids=BUILTIN_IDS))
 
 
 def load_world_file(path: str | Path) -> DeclaredWorld:
@@ -365,9 +364,7 @@ def load_world_file(path: str | Path) -> DeclaredWorld:
     WorldFileError
         Naming the file, the line and column, and the problem.
     """
-    from macro_data.worlds import WORLD_IDS
-
-    return DeclaredWorld(read_model_file(path, builtin_ids=WORLD_IDS))
+    return DeclaredWorld(read_model_file(path, builtin_ids=BUILTIN_IDS))
 
 
 __all__ = [
