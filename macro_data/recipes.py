@@ -8,7 +8,7 @@ most :data:`MAX_NESTING` levels deep. Loading a recipe to build it (:func:`load_
 checks resource limits before anything is allocated (:func:`check_resources`): one storage chunk of
 any array at most :data:`MAX_CHUNK_BYTES` decoded (Blosc refuses buffers over 2 GiB) and one
 compute step (the float64 inputs and outputs of one batch of samples, see
-:data:`macro_data.pipeline.common.BATCH_SAMPLES`) at most :data:`MAX_STEP_BYTES`. Errors name the
+:data:`macro_data.worlds.sampling.BATCH_SAMPLES`) at most :data:`MAX_STEP_BYTES`. Errors name the
 file, the field and the rule.
 """
 
@@ -137,8 +137,7 @@ def check_resources(recipe: Recipe) -> Recipe:
     allocated): one storage chunk over :data:`MAX_CHUNK_BYTES` decoded, or one compute step over
     :data:`MAX_STEP_BYTES`. :func:`load_recipe` (what every build uses) applies it; :func:`parse_recipe`
     does not, so the recipe recorded in an existing manifest is still read whatever its size."""
-    from macro_data.pipeline.common import BATCH_SAMPLES
-    from macro_data.worlds.sampling import BLOCK_SIZE
+    from macro_data.worlds.sampling import BATCH_SAMPLES, BLOCK_SIZE
 
     T, H, chunk = recipe.T, recipe.H, recipe.chunk_samples
     out = []

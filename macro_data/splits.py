@@ -1,6 +1,6 @@
 """Train/val/test and extrapolation splits, per world, deterministic given the seed.
 
-Algorithm ``heldout-regions-then-uniform/v1`` (``shared/spec/worlds.md``, "Splits"):
+Algorithm ``heldout-regions-then-uniform/v1`` (``docs/worlds.md``, "Splits"):
 
 1. ``test_extrapolation_slice``: every draw whose slice statistic is beyond the world's fixed
    threshold (:attr:`World.slice_rule`).

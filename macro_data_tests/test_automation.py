@@ -66,9 +66,10 @@ def test_recipe_sensor_records_then_requests_on_change(recipe_env, tmp_path):
 @pytest.mark.slow
 def test_dataset_assets_wait_for_every_world_partition(tmp_path):
     from macro_data import defs
-    from macro_data.worlds import WORLD_IDS
+    from macro_data.worlds import world_ids
 
-    recipe = write_recipe(tmp_path, n=32, T=6, H=2)
+    WORLD_IDS = world_ids()  # every partition of the catalog, model-file worlds included
+    recipe = write_recipe(tmp_path, n=32, T=6, H=2, worlds=WORLD_IDS)
     root = tmp_path / "root"
     selection = dg.AssetSelection.groups("dataset")
     with dg.instance_for_test() as instance:

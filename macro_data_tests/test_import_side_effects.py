@@ -44,6 +44,7 @@ DEPENDENCIES = [
     "requests",
     "urllib3",
     "yaml",
+    "ruamel.yaml",
     "filelock",
     "matplotlib",
     "matplotlib.figure",

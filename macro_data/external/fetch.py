@@ -24,7 +24,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from macro_data.external import archives, locks, provenance
+import macro_data.external.archives as archives
+import macro_data.external.locks as locks
+import macro_data.external.provenance as provenance
 from macro_data.external.cache import Cache
 from macro_data.external.errors import (
     DownloadError,

@@ -21,7 +21,6 @@ from macro_data.worlds import World
 from macro_data.worlds.sampling import BLOCK_SIZE
 
 PROVENANCE_ATTR = "macro_data"  # attribute key holding an array's provenance
-BATCH_SAMPLES = 2048  # samples computed per step inside a region: bounds memory whatever the dataset size
 
 
 @dataclass

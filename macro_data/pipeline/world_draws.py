@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from macro_data.pipeline.common import BATCH_SAMPLES, RegionJob, RegionResult, RunInfo, StageResult
+from macro_data.pipeline.common import RegionJob, RegionResult, RunInfo, StageResult
 from macro_data.pipeline.stage import StageOutcome, StageSpec, run_stage
 from macro_data.recipes import Recipe
 from macro_data.storage import segments
 from macro_data.storage.arrays import create_array, region_writers, write_small_array
 from macro_data.storage.locations import open_group
 from macro_data.worlds import World, get_world
-from macro_data.worlds.sampling import BLOCK_SIZE, draw_range
+from macro_data.worlds.sampling import BATCH_SAMPLES, BLOCK_SIZE, draw_range
 
 STAGE = "world_draws"
 BATCH = (BATCH_SAMPLES // BLOCK_SIZE) * BLOCK_SIZE

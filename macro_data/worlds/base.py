@@ -194,7 +194,7 @@ class LastFew:
 class World(ABC):
     """A simulator world. Subclasses set the class attributes and implement the abstract methods.
 
-    Conventions (see ``shared/spec/worlds.md``): the state before ``t = 0`` is the steady state;
+    Conventions (see ``docs/worlds.md``): the state before ``t = 0`` is the steady state;
     ``y[0..T-1]`` is driven by ``eps[0..T-1]``; the model receives ``sigma_j * eps[t, j]``.
     IRFs: ``irfs[j, h] = y_shocked[h] - y_baseline[h]`` for a ``+1 sd`` innovation ``j`` at ``h = 0``.
     """

@@ -1,4 +1,4 @@
-"""nk: the three-equation New Keynesian model (``shared/spec/worlds.md``, section "nk").
+"""nk: the three-equation New Keynesian model (``docs/worlds.md``, section "nk").
 
 Variables are quarterly fractions, deviations from the zero-inflation steady state::
 

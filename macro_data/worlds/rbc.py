@@ -1,4 +1,4 @@
-"""rbc: the log-linearized real business cycle model (``shared/spec/worlds.md``, section "rbc").
+"""rbc: the log-linearized real business cycle model (``docs/worlds.md``, section "rbc").
 
 Household utility ``E sum beta^t b[t] (C^(1-gamma)/(1-gamma) - chi N^(1+1/nu)/(1+1/nu))``,
 technology ``Y = A K^alpha N^(1-alpha)``, ``K' = (1-delta) K + I``, ``Y = C + I``.

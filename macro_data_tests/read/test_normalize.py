@@ -24,7 +24,7 @@ def test_uniform_moments_closed_form():
 
 def test_rbc_prior_z_scores(ds):
     norm = ds["rbc"].normalizer()
-    # rbc spec bounds (shared/spec/worlds.md), written out independently of the code
+    # rbc spec bounds (docs/worlds.md), written out independently of the code
     spec = {
         "beta": (0.985, 0.995),
         "alpha": (0.25, 0.40),

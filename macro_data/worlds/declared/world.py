@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+import macro_data.worlds.declared.simulation as simulation
 from macro_data.errors import WorldError
 from macro_data.worlds.base import CornerRule, LastFew, Observable, Priors, Simulation, SliceRule, World
-from macro_data.worlds.declared import simulation
 from macro_data.worlds.declared.model_file import ModelFile, parse_model_file, read_model_file
 from macro_data.worlds.declared.solver import NON_FINITE, Policy, solve_lre
 from macro_data.worlds.declared.system import CURRENT, LinearSystem
