@@ -77,14 +77,18 @@ def up_to_date_worlds(recipe, worlds: list[str], dataset_dir: str) -> list[str]:
     """Worlds whose stages are all published for this recipe and this code: nothing to run."""
     from macro_data.pipeline import stage, world_arrays, world_draws, world_splits, world_stats
     from macro_data.storage.publish import world_store
-    from macro_data.versioning import code_version
+    from macro_data.versioning import code_version, for_world
+    from macro_data.worlds import get_world
 
     specs = (world_draws.SPEC, world_arrays.SPEC, world_splits.SPEC, world_stats.SPEC)
     return [
         w
         for w in worlds
         if all(
-            stage.published_state(s, recipe, w, world_store(dataset_dir, w), code_version(s.name)) is not None
+            stage.published_state(
+                s, recipe, w, world_store(dataset_dir, w), for_world(code_version(s.name), get_world(w))
+            )
+            is not None
             for s in specs
         )
     ]
