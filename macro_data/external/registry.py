@@ -23,7 +23,6 @@ are refused.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import re
@@ -37,6 +36,7 @@ import jsonschema
 from macro_data import config_yaml, paths, schemas
 from macro_data.external.errors import RegistryError, UnpinnedError
 from macro_data.external.urls import allowed_http_hosts, url_problem
+from macro_data.hashing import canonical_json
 
 FORMATS = ("csv", "csv.gz", "csv.bz2", "zip", "tar.gz")
 ARCHIVE_FORMATS = ("zip", "tar.gz")
@@ -153,11 +153,6 @@ class Registry:
     def select(self, names: Iterable[str] | None) -> list[Entry]:
         names = list(names or [])
         return [self.get(n) for n in names] if names else list(self.entries.values())
-
-
-def canonical_json(doc: Any) -> bytes:
-    """Bytes that are hashed: sorted keys, no insignificant white space, UTF-8."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def entry_hash(document: dict) -> str:

@@ -30,7 +30,8 @@ from typing import Any
 
 from macro_data.errors import MacroDataError
 from macro_data.files import file_lock, fsync_path
-from macro_data.recipes import Recipe, canonical_json
+from macro_data.hashing import canonical_json
+from macro_data.recipes import Recipe
 from macro_data.storage import locations
 
 RECIPE_FILE = "recipe.json"
