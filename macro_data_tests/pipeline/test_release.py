@@ -135,6 +135,7 @@ def test_a_rerun_of_the_same_recipe_is_up_to_date_and_writes_nothing(tmp_path, r
     assert hashes(dataset, "nk") == published  # the same numbers
 
 
+@pytest.mark.slow
 def test_the_command_line_skips_what_is_up_to_date(tmp_path, recipes, capsys, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     root = tmp_path / "root"
@@ -264,6 +265,7 @@ def test_an_unwritable_root_is_a_clear_error(tmp_path, recipes):
         world_draws.build_world_draws(load_recipe(recipes["a"]), "nk", root)
 
 
+@pytest.mark.slow
 def test_the_dataset_job_through_dagster_reports_up_to_date(tmp_path, recipes, instance):
     root = tmp_path / "root"
     for w in ("nk", "switching"):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import zarr
 
 import macro_data.read as mdr
 from macro_data.worlds import WORLD_IDS, get_world
+
+pytestmark = pytest.mark.slow  # reads a dataset of every world built through Dagster
 
 
 def test_every_world_reads_verifies_and_mixes(tiny_dataset):

@@ -21,6 +21,8 @@ from macro_data.validation.reproducibility import subset_indices
 from macro_data.validation.spec import spec_from_manifest
 from macro_data.worlds import get_world
 
+pytestmark = pytest.mark.slow  # a built dataset damaged many ways and validated each time
+
 
 def validate(dataset_dir, world):
     manifest, _ = read_manifest(dataset_dir)
