@@ -427,7 +427,7 @@ def run_stage(
     if not run.force:
         done = published_state(spec, recipe, world_id, store, code)
         if done is not None:
-            store.clean_debris()  # what killed runs of this stage left is removed; published data is untouched
+            store.clean_debris(spec.name)  # what killed runs of this stage left; other stages' areas stay resumable
             done.seconds = time.perf_counter() - t0
             return done
     if spec.reduce is not None:

@@ -166,7 +166,7 @@ class WorldStore:
         try:
             self.staging_dir.mkdir(parents=True, exist_ok=True)
             adopted = self._adopt(label, path, adopt) if adopt is not None else False
-            self.clean_debris()
+            self.clean_debris(label)
             if adopted:
                 group = zarr.open_group(str(path), mode="r+")
             else:
@@ -243,13 +243,20 @@ class WorldStore:
                 f"failed ({exc}); the previously published version is unchanged"
             ) from exc
 
-    def clean_debris(self) -> None:
-        """Remove staging entries left by processes that died (kill -9) on this host."""
+    def clean_debris(self, label: str | None = None) -> None:
+        """Remove staging entries left by processes that died (kill -9) on this host.
+
+        A dead stage's staging area is what that stage resumes from, so with ``label`` (the stage
+        cleaning up) the staging areas of the *other* stages are kept for them; each stage removes
+        its own when it runs (after trying to adopt them)."""
         if not self.staging_dir.is_dir():
             return
         for p in self.staging_dir.iterdir():
-            if not owner_alive(p.name):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            if owner_alive(p.name):
+                continue
+            if label is not None and p.name.startswith("stage.") and not p.name.startswith(f"stage.{label}-"):
+                continue
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 def consolidate(path: Path | str) -> None:
@@ -399,5 +406,5 @@ class ObjectWorldStore:
         for v in old:
             fs.rm(posixpath.join(path, v), recursive=True)
 
-    def clean_debris(self) -> None:
+    def clean_debris(self, label: str | None = None) -> None:
         """Nothing to clean: unreferenced versions are removed by the stage or by later publishes."""
