@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+import zarr
 
+import macro_data.read as mdr
 from macro_data.pipeline import world_arrays, world_draws, world_splits, world_stats
 from macro_data.pipeline.manifest import build_manifest
 from macro_data.recipes import load_recipe
@@ -76,3 +78,19 @@ def dataset_copy(read_dataset, tmp_path) -> Path:
     dst = tmp_path / "copy"
     shutil.copytree(read_dataset, dst)
     return dst
+
+
+@pytest.fixture(scope="module")
+def ds(stats_dataset):
+    """The dataset with stored statistics, opened (test modules with another dataset define their own)."""
+    return mdr.open_dataset(stats_dataset)
+
+
+@pytest.fixture(scope="module")
+def ref(stats_dataset):
+    """Every array of every world of ``stats_dataset`` read directly with zarr: the reference."""
+    return {
+        (w, a): zarr.open_array(str(stats_dataset / f"{w}.zarr" / a), mode="r")[...]
+        for w in READ_WORLDS
+        for a in ("theta", "shocks", "trajectories", "irfs", "split")
+    }

@@ -7,26 +7,11 @@ import json
 
 import numpy as np
 import pytest
-import zarr
 
 import macro_data.read as mdr
 
 WORLDS = ("lss", "nk", "rbc")
 LABELS = {"train": 0, "val": 1, "test_interpolation": 2, "test_extrapolation_slice": 3, "test_extrapolation_corner": 4}
-
-
-@pytest.fixture(scope="module")
-def ds(stats_dataset):
-    return mdr.open_dataset(stats_dataset)
-
-
-@pytest.fixture(scope="module")
-def ref(stats_dataset):
-    return {
-        (w, a): zarr.open_array(str(stats_dataset / f"{w}.zarr" / a), mode="r")[...]
-        for w in WORLDS
-        for a in ("theta", "irfs", "split")
-    }
 
 
 def _metrics(pred: np.ndarray, truth: np.ndarray) -> dict:

@@ -5,25 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import zarr
 
 import macro_data.read as mdr
 
 WORLDS = ("lss", "nk", "rbc")
-
-
-@pytest.fixture(scope="module")
-def ds(stats_dataset):
-    return mdr.open_dataset(stats_dataset)
-
-
-@pytest.fixture(scope="module")
-def ref(stats_dataset):
-    return {
-        (w, a): zarr.open_array(str(stats_dataset / f"{w}.zarr" / a), mode="r")[...]
-        for w in WORLDS
-        for a in ("theta", "shocks", "trajectories", "irfs", "split")
-    }
 
 
 def _items(ref, split_label=0):

@@ -10,7 +10,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-import zarr
 
 import macro_data.read as mdr
 from macro_data_tests.read.conftest import build_plain
@@ -18,21 +17,6 @@ from macro_data_tests.read.conftest import build_plain
 WORLDS = ("lss", "nk", "rbc")  # the fixtures' worlds, in the manifest's order
 K = 5  # history length used below
 POOL = {"theta": 1, "shocks": 2, "trajectories": 2, "irfs": 1}
-
-
-@pytest.fixture(scope="module")
-def ds(stats_dataset):
-    return mdr.open_dataset(stats_dataset)
-
-
-@pytest.fixture(scope="module")
-def ref(stats_dataset):
-    """Every array of every world read directly with zarr: the reference."""
-    return {
-        (w, a): zarr.open_array(str(stats_dataset / f"{w}.zarr" / a), mode="r")[...]
-        for w in WORLDS
-        for a in ("theta", "shocks", "trajectories", "irfs", "split")
-    }
 
 
 def _train(ref, w):
