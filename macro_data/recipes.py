@@ -34,21 +34,75 @@ MAX_RECIPE_BYTES = 1_000_000  # a recipe is a few hundred bytes; refuse anything
 MAX_NESTING = 32  # a recipe nests 5 levels; deeper documents are refused before recursive validation
 MAX_CHUNK_BYTES = 1 << 30  # decoded bytes of one stored chunk (float32)
 MAX_STEP_BYTES = 8 << 30  # float64 inputs and outputs of one compute step of a world
+# Settings of WORLD_SETTINGS whose non-default values the builders implement.
+SUPPORTED_SETTINGS: frozenset[str] = frozenset()
+
+
+# Generator settings a recipe may give at its top level (every world) and inside a world's entry (that
+# world, overriding), with the value that leaves the dataset as it was before the key existed. Defaults
+# are not written into the recipe document, so recipes without these keys keep their hash.
+WORLD_SETTINGS: dict[str, Any] = {"design": "random", "burn_in": 0, "noise": {}, "irfs": {"states": 0}}
 
 
 @dataclass(frozen=True)
 class WorldPlan:
-    """One world of a recipe: sample count and resolved prior bounds."""
+    """One world of a recipe: sample count, resolved prior bounds and generator settings.
+
+    ``design``, ``burn_in``, ``noise`` and ``irf_states`` are resolved from the recipe: the world's own
+    entry, else the recipe's top level, else :data:`WORLD_SETTINGS`.
+    """
 
     world_id: str
     n_samples: int
     priors: dict[str, tuple[float, float]]
     prior_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
+    design: str = "random"
+    burn_in: int = 0
+    noise: dict[str, float] = field(default_factory=dict)
+    irf_states: int = 0
+
+
+def resolve_settings(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with the generator settings resolved into each world's entry, non-default values only.
+
+    The recipe hash is taken of this form: where a setting is written (top level or world entry) or
+    whether a default is written explicitly changes nothing, and recipes older than the settings keep
+    their hash.
+    """
+    doc = {k: v for k, v in document.items() if k not in WORLD_SETTINGS}
+    doc["worlds"] = {}
+    for world_id, spec in document["worlds"].items():
+        entry = {k: v for k, v in spec.items() if k not in WORLD_SETTINGS}
+        for key, value in world_settings(document, world_id).items():
+            default = WORLD_SETTINGS[key]
+            if isinstance(default, dict) and key == "irfs":
+                value = {k: v for k, v in value.items() if v != default[k]}
+                if value:
+                    entry[key] = value
+            elif value != default:
+                entry[key] = value
+        doc["worlds"][world_id] = entry
+    return doc
+
+
+def world_settings(document: dict[str, Any], world_id: str) -> dict[str, Any]:
+    """The generator settings of one world: its entry's keys over the top level's over the defaults.
+    ``irfs`` merges key by key (a world may set ``irfs.states`` alone)."""
+    entry = document["worlds"][world_id]
+    out: dict[str, Any] = {}
+    for key, default in WORLD_SETTINGS.items():
+        if isinstance(default, dict) and key == "irfs":
+            out[key] = {**default, **(document.get(key) or {}), **(entry.get(key) or {})}
+        else:
+            out[key] = entry.get(key, document.get(key, default))
+    return out
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """A validated recipe. ``document`` is the recipe as written plus defaults; ``sha256`` hashes it."""
+    """A validated recipe. ``document`` is the recipe as written plus storage defaults, with the generator
+    settings (:data:`WORLD_SETTINGS`) resolved into each world's entry (non-default values only);
+    ``sha256`` hashes it."""
 
     name: str
     version: str
@@ -194,7 +248,7 @@ def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
     storage = dict(document.get("storage") or {})
     storage.setdefault("chunk_samples", DEFAULT_CHUNK_SAMPLES)
     storage.setdefault("clevel", DEFAULT_CLEVEL)
-    doc = {**document, "storage": storage}
+    doc = {**resolve_settings(document), "storage": storage}
     worlds: dict[str, WorldPlan] = {}
     for world_id, spec in document["worlds"].items():
         overrides = {
@@ -208,7 +262,27 @@ def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
             priors = world.resolve_priors(overrides)
         except MacroDataError as exc:
             raise RecipeError(f"recipe {source}: field worlds/{world_id}/priors: {exc}") from None
-        worlds[world_id] = WorldPlan(world_id, int(spec["n_samples"]), priors, overrides)
+        settings = world_settings(document, world_id)
+        worlds[world_id] = WorldPlan(
+            world_id,
+            int(spec["n_samples"]),
+            priors,
+            overrides,
+            design=settings["design"],
+            burn_in=int(settings["burn_in"]),
+            noise={k: float(v) for k, v in settings["noise"].items()},
+            irf_states=int(settings["irfs"]["states"]),
+        )
+        unsupported = [
+            f"{k} = {settings[k]!r}"
+            for k in ("design", "burn_in", "noise", "irfs")
+            if settings[k] != WORLD_SETTINGS[k] and k not in SUPPORTED_SETTINGS
+        ]
+        if unsupported:
+            raise RecipeError(
+                f"recipe {source}: field worlds/{world_id}: {', '.join(unsupported)} is not supported by this "
+                f"version of macro_data (rule: supported settings)"
+            )
     try:
         digest = hashlib.sha256(canonical_json(doc)).hexdigest()
     except ValueError as exc:  # NaN/inf that slipped through as YAML .nan/.inf

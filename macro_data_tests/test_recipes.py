@@ -39,6 +39,36 @@ def test_hash_is_canonical_and_defaults_are_filled(tmp_path):
     assert a.worlds["nk"].priors["beta"] == (0.985, 0.995)
 
 
+def test_world_settings_top_level_then_world_entry_then_defaults():
+    from macro_data.recipes import resolve_settings, world_settings
+
+    doc = {
+        **GOOD,
+        "burn_in": 50,
+        "irfs": {"states": 2},
+        "worlds": {"nk": {"n_samples": 5, "burn_in": 10}, "lss": {"n_samples": 5, "irfs": {"states": 0}}},
+    }
+    assert world_settings(doc, "nk") == {"design": "random", "burn_in": 10, "noise": {}, "irfs": {"states": 2}}
+    assert world_settings(doc, "lss") == {"design": "random", "burn_in": 50, "noise": {}, "irfs": {"states": 0}}
+    plain = parse_recipe(GOOD).worlds["nk"]
+    assert (plain.design, plain.burn_in, plain.noise, plain.irf_states) == ("random", 0, {}, 0)
+    # the hash follows the resolved settings: explicit defaults change nothing (old recipes keep their
+    # hash), and a top-level key equals the same key in every world's entry
+    explicit = {**GOOD, "design": "random", "worlds": {"nk": {**GOOD["worlds"]["nk"], "irfs": {"states": 0}}}}
+    assert parse_recipe(explicit).sha256 == parse_recipe(GOOD).sha256
+    assert parse_recipe(explicit).document == parse_recipe(GOOD).document
+    top = {**doc, "worlds": {"nk": {"n_samples": 5}}}
+    inside = {**GOOD, "worlds": {"nk": {"n_samples": 5, "burn_in": 50, "irfs": {"states": 2}}}}
+    assert (
+        resolve_settings(top)
+        == resolve_settings(inside)
+        == {
+            **GOOD,
+            "worlds": {"nk": {"n_samples": 5, "burn_in": 50, "irfs": {"states": 2}}},
+        }
+    )
+
+
 @pytest.mark.parametrize(
     "change,field,rule",
     [
@@ -54,6 +84,11 @@ def test_hash_is_canonical_and_defaults_are_filled(tmp_path):
         ({"worlds": {}}, "worlds", "minProperties"),
         ({"storage": {"chunk_samples": 0}}, "storage/chunk_samples", "minimum"),
         ({"extra_key": 1}, "(top level)", "additionalProperties"),
+        ({"design": "grid"}, "design", "enum"),
+        ({"burn_in": -1}, "burn_in", "minimum"),
+        ({"noise": {"gdp": 0.1}}, "noise", "additionalProperties"),
+        ({"worlds": {"nk": {"n_samples": 5, "noise": {"rate": -0.1}}}}, "worlds/nk/noise/rate", "minimum"),
+        ({"worlds": {"nk": {"n_samples": 5, "irfs": {"states": 1001}}}}, "worlds/nk/irfs/states", "maximum"),
     ],
 )
 def test_schema_violations_name_field_and_rule(tmp_path, change, field, rule):
