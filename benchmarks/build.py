@@ -59,12 +59,12 @@ def directory_bytes(path: Path) -> int:
 def run_asset(recipe: Path, world: str, root: Path) -> dict:
     import dagster as dg
 
-    from macro_data.assets.world_arrays import world_arrays
-    from macro_data.assets.world_draws import world_draws
-    from macro_data.assets.world_splits import world_splits
-    from macro_data.resources.compute import ComputeResource
-    from macro_data.resources.recipe import RecipeResource
-    from macro_data.resources.storage import DatasetRootResource
+    from macro_data.orchestration.assets.world_arrays import world_arrays
+    from macro_data.orchestration.assets.world_draws import world_draws
+    from macro_data.orchestration.assets.world_splits import world_splits
+    from macro_data.orchestration.resources.compute import ComputeResource
+    from macro_data.orchestration.resources.recipe import RecipeResource
+    from macro_data.orchestration.resources.storage import DatasetRootResource
 
     with dg.instance_for_test() as instance:  # infrastructure, like the raw run's imports: not timed
         t0 = time.perf_counter()

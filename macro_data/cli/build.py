@@ -139,7 +139,7 @@ def _build(args: argparse.Namespace) -> int:
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     import dagster as dg
 
-    from macro_data.definitions import defs
+    from macro_data.orchestration.definitions import defs
 
     recipe_arg = str(Path(args.recipe).resolve()) if args.recipe and Path(args.recipe).is_file() else args.recipe
     config = run_config(recipe_arg, root, quiet=not args.verbose, replace=args.replace, force=args.force)

@@ -15,6 +15,6 @@
 
 Error-level groups (integrity, consistency, reproducibility, identities) decide whether the data
 may be used; warning-level groups (statistics, realism) flag data that is intact but looks odd.
-The Dagster asset checks (:mod:`macro_data.checks`), the ``validation_report`` asset and
+The Dagster asset checks (:mod:`macro_data.orchestration.checks`), the ``validation_report`` asset and
 ``macro-data validate`` are thin layers over these modules.
 """

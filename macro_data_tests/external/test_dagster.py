@@ -8,10 +8,10 @@ import os
 import dagster as dg
 import pytest
 
-from macro_data.assets import external as ext_assets
-from macro_data.assets.external import GROUP, build_external_assets
 from macro_data.external.real_data import summarize
-from macro_data.resources.external import ExternalDataResource
+from macro_data.orchestration.assets import external as ext_assets
+from macro_data.orchestration.assets.external import GROUP, build_external_assets
+from macro_data.orchestration.resources.external import ExternalDataResource
 
 from .conftest import MACRODATA_SHA256, MACRODATA_SIZE, macro_entry, macrodata_path
 

@@ -13,17 +13,17 @@ import pytest
 import zarr
 
 from macro_data import splits
-from macro_data.assets.world_stats import world_stats as world_stats_asset
-from macro_data.checks import asset_checks
 from macro_data.errors import ManifestError, StorageError
-from macro_data.partitions import world_partitions
+from macro_data.orchestration.assets.world_stats import world_stats as world_stats_asset
+from macro_data.orchestration.checks import asset_checks
+from macro_data.orchestration.partitions import world_partitions
+from macro_data.orchestration.resources.compute import ComputeResource
+from macro_data.orchestration.resources.recipe import RecipeResource
+from macro_data.orchestration.resources.storage import DatasetRootResource
 from macro_data.pipeline import release, world_arrays, world_draws, world_splits, world_stats
 from macro_data.pipeline.common import RunInfo, data_version
 from macro_data.pipeline.manifest import build_manifest
 from macro_data.recipes import load_recipe
-from macro_data.resources.compute import ComputeResource
-from macro_data.resources.recipe import RecipeResource
-from macro_data.resources.storage import DatasetRootResource
 from macro_data.storage.arrays import ArraySummary, content_hash
 from macro_data.validation.spec import spec_from_manifest
 from macro_data.validation.train_stats import check_train_stats

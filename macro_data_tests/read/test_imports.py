@@ -22,7 +22,7 @@ BUILD_SIDE = (
     "macro_data.compute",
     "macro_data.recipes",
     "macro_data.validation",
-    "macro_data.definitions",
+    "macro_data.orchestration.definitions",
 )
 
 

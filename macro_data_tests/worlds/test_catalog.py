@@ -165,7 +165,7 @@ def test_the_code_location_loads_with_a_broken_file_and_partitions_follow_the_ca
         """
         import json, sys
         import dagster as dg
-        from macro_data.definitions import defs
+        from macro_data.orchestration.definitions import defs
         keys = defs.resolve_assets_def("world_draws").partitions_def.get_partition_keys()
         with dg.instance_for_test() as instance:
             result = defs.resolve_job_def("build_world").execute_in_process(

@@ -27,7 +27,7 @@ from macro_data.external import real_data
 from macro_data.external.fetch import FetchResult
 from macro_data.external.registry import Entry, load_registry
 from macro_data.files import atomic_write
-from macro_data.resources.external import ExternalDataResource
+from macro_data.orchestration.resources.external import ExternalDataResource
 from macro_data.versioning import code_version
 
 GROUP = "external"

@@ -4,14 +4,14 @@ from collections.abc import Callable, Sequence
 
 import dagster as dg
 
-from macro_data import groups
 from macro_data.errors import MacroDataError
-from macro_data.partitions import world_partitions
+from macro_data.orchestration import groups
+from macro_data.orchestration.partitions import world_partitions
+from macro_data.orchestration.resources.compute import ComputeResource
+from macro_data.orchestration.resources.recipe import RecipeResource
+from macro_data.orchestration.resources.storage import DatasetRootResource
 from macro_data.pipeline.common import RunInfo, StageResult
 from macro_data.recipes import Recipe
-from macro_data.resources.compute import ComputeResource
-from macro_data.resources.recipe import RecipeResource
-from macro_data.resources.storage import DatasetRootResource
 from macro_data.versioning import catalog_version, code_version
 from macro_data.worlds.catalog import catalog
 

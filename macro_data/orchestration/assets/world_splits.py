@@ -3,8 +3,8 @@
 import dagster as dg
 
 from macro_data import splits
-from macro_data.assets._shared import world_stage_asset
-from macro_data.assets.world_draws import world_draws
+from macro_data.orchestration.assets._shared import world_stage_asset
+from macro_data.orchestration.assets.world_draws import world_draws
 from macro_data.pipeline.common import StageResult
 from macro_data.pipeline.world_splits import STAGE, build_world_splits
 from macro_data.versioning import code_version

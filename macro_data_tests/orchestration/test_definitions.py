@@ -2,7 +2,7 @@
 
 Any change to asset keys, partitions, checks, groups or jobs changes
 ``snapshots/definitions.json``; regenerate it with ``MACRO_DATA_UPDATE_SNAPSHOTS=1 pytest
-macro_data_tests/test_definitions.py`` and review the diff.
+macro_data_tests/orchestration/test_definitions.py`` and review the diff.
 """
 
 import json

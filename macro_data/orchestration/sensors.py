@@ -13,12 +13,12 @@ import json
 
 import dagster as dg
 
-from macro_data.assets import external
 from macro_data.errors import MacroDataError
 from macro_data.external.registry import load_registry
-from macro_data.jobs import build_world_job, fetch_external_job
+from macro_data.orchestration.assets import external
+from macro_data.orchestration.jobs import build_world_job, fetch_external_job
+from macro_data.orchestration.schedules import world_run_requests
 from macro_data.recipes import load_recipe, resolve_recipe_path
-from macro_data.schedules import world_run_requests
 
 
 @dg.sensor(

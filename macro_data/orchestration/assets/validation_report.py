@@ -3,7 +3,7 @@
 Writes ``validation_report.json`` (validated against ``schemas/validation_report.schema.json``)
 and the self-contained ``validation_report.html`` next to ``manifest.json``, both atomically. The
 report is written even when checks fail (it says what failed and where); the blocking
-``validation_report / passed`` check in :mod:`macro_data.checks` then fails the run.
+``validation_report / passed`` check in :mod:`macro_data.orchestration.checks` then fails the run.
 """
 
 import hashlib
@@ -11,11 +11,11 @@ import json
 
 import dagster as dg
 
-from macro_data import groups
-from macro_data.assets.dataset_manifest import dataset_manifest
 from macro_data.errors import MacroDataError
-from macro_data.resources.recipe import RecipeResource
-from macro_data.resources.storage import DatasetRootResource
+from macro_data.orchestration import groups
+from macro_data.orchestration.assets.dataset_manifest import dataset_manifest
+from macro_data.orchestration.resources.recipe import RecipeResource
+from macro_data.orchestration.resources.storage import DatasetRootResource
 from macro_data.storage import locations
 from macro_data.validation import html as html_report
 from macro_data.validation.dataset import validate_dataset

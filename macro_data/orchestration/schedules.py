@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from macro_data.errors import MacroDataError
-from macro_data.jobs import build_world_job
+from macro_data.orchestration.jobs import build_world_job
 from macro_data.recipes import load_recipe, resolve_recipe_path
 
 BACKFILL_CRON = "0 3 * * 0"  # Sundays 03:00 UTC

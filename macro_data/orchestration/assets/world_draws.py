@@ -1,6 +1,6 @@
 """Asset ``world_draws``: parameter draws, innovations and other random inputs of each sample."""
 
-from macro_data.assets._shared import world_stage_asset
+from macro_data.orchestration.assets._shared import world_stage_asset
 from macro_data.pipeline.world_draws import STAGE, build_world_draws
 from macro_data.versioning import code_version
 from macro_data.worlds.sampling import seeding_description

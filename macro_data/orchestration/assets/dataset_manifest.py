@@ -4,19 +4,19 @@ import hashlib
 
 import dagster as dg
 
-from macro_data import groups
-from macro_data.assets.world_arrays import CODE_VERSION as ARRAYS_VERSION
-from macro_data.assets.world_arrays import world_arrays
-from macro_data.assets.world_draws import CODE_VERSION as DRAWS_VERSION
-from macro_data.assets.world_draws import world_draws
-from macro_data.assets.world_splits import CODE_VERSION as SPLITS_VERSION
-from macro_data.assets.world_splits import world_splits
-from macro_data.assets.world_stats import CODE_VERSION as STATS_VERSION
-from macro_data.assets.world_stats import world_stats
 from macro_data.errors import MacroDataError
+from macro_data.orchestration import groups
+from macro_data.orchestration.assets.world_arrays import CODE_VERSION as ARRAYS_VERSION
+from macro_data.orchestration.assets.world_arrays import world_arrays
+from macro_data.orchestration.assets.world_draws import CODE_VERSION as DRAWS_VERSION
+from macro_data.orchestration.assets.world_draws import world_draws
+from macro_data.orchestration.assets.world_splits import CODE_VERSION as SPLITS_VERSION
+from macro_data.orchestration.assets.world_splits import world_splits
+from macro_data.orchestration.assets.world_stats import CODE_VERSION as STATS_VERSION
+from macro_data.orchestration.assets.world_stats import world_stats
+from macro_data.orchestration.resources.recipe import RecipeResource
+from macro_data.orchestration.resources.storage import DatasetRootResource
 from macro_data.pipeline.manifest import build_manifest
-from macro_data.resources.recipe import RecipeResource
-from macro_data.resources.storage import DatasetRootResource
 from macro_data.storage import locations
 from macro_data.versioning import code_version
 

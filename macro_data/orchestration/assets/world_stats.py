@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from macro_data.assets._shared import world_stage_asset
-from macro_data.assets.world_arrays import world_arrays
-from macro_data.assets.world_splits import world_splits
+from macro_data.orchestration.assets._shared import world_stage_asset
+from macro_data.orchestration.assets.world_arrays import world_arrays
+from macro_data.orchestration.assets.world_splits import world_splits
 from macro_data.pipeline.common import StageResult
 from macro_data.pipeline.world_stats import STAGE, STATS_KEY, build_world_stats
 from macro_data.versioning import code_version

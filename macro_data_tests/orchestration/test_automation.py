@@ -22,7 +22,7 @@ def recipe_env(tmp_path, monkeypatch):
 
 def test_schedule_requests_one_valid_run_per_recipe_world(recipe_env):
     from macro_data import defs
-    from macro_data.schedules import weekly_world_backfill
+    from macro_data.orchestration.schedules import weekly_world_backfill
 
     ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 29, 3, tzinfo=dt.UTC))
     requests = weekly_world_backfill(ctx)
@@ -36,7 +36,7 @@ def test_schedule_requests_one_valid_run_per_recipe_world(recipe_env):
 
 
 def test_schedule_skips_with_reason_on_a_bad_recipe(tmp_path, monkeypatch):
-    from macro_data.schedules import weekly_world_backfill
+    from macro_data.orchestration.schedules import weekly_world_backfill
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nversion: 1.0.0\nseed: 1\nT: 0\nH: 1\nworlds: {nk: {n_samples: 1}}\n")
@@ -46,7 +46,7 @@ def test_schedule_skips_with_reason_on_a_bad_recipe(tmp_path, monkeypatch):
 
 
 def test_recipe_sensor_records_then_requests_on_change(recipe_env, tmp_path):
-    from macro_data.sensors import recipe_change_sensor
+    from macro_data.orchestration.sensors import recipe_change_sensor
 
     first = recipe_change_sensor(dg.build_sensor_context())
     assert not first.run_requests and "recorded recipe tiny" in first.skip_reason.skip_message
@@ -94,7 +94,7 @@ def test_dataset_assets_wait_for_every_world_partition(tmp_path):
 
 def test_registry_sensor_requests_changed_pinned_entries(tmp_path, monkeypatch):
     from macro_data import paths
-    from macro_data.sensors import registry_change_sensor
+    from macro_data.orchestration.sensors import registry_change_sensor
 
     registry = tmp_path / "external.yaml"
     registry.write_text(paths.packaged("external.yaml").read_text())

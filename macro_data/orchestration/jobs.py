@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from macro_data import groups
+from macro_data.orchestration import groups
 
 build_world_job = dg.define_asset_job(
     "build_world",

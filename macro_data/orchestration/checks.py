@@ -32,7 +32,7 @@ external data), ``world_splits / split_fractions`` (fractions near their targets
 
 Checks on partitioned assets are partitioned the same way (one result per world). Dagster marks
 ``partitions_def`` on asset checks as a preview feature in the pinned 1.13 line; the preview
-warning is silenced where the checks are defined, as in :mod:`macro_data.assets.external`.
+warning is silenced where the checks are defined, as in :mod:`macro_data.orchestration.assets.external`.
 """
 
 import json
@@ -40,17 +40,17 @@ import warnings
 
 import dagster as dg
 
-from macro_data.assets.dataset_manifest import dataset_manifest
-from macro_data.assets.validation_report import validation_report
-from macro_data.assets.world_arrays import world_arrays
-from macro_data.assets.world_draws import world_draws
-from macro_data.assets.world_splits import world_splits
-from macro_data.assets.world_stats import world_stats
 from macro_data.errors import MacroDataError
-from macro_data.partitions import world_partitions
+from macro_data.orchestration.assets.dataset_manifest import dataset_manifest
+from macro_data.orchestration.assets.validation_report import validation_report
+from macro_data.orchestration.assets.world_arrays import world_arrays
+from macro_data.orchestration.assets.world_draws import world_draws
+from macro_data.orchestration.assets.world_splits import world_splits
+from macro_data.orchestration.assets.world_stats import world_stats
+from macro_data.orchestration.partitions import world_partitions
+from macro_data.orchestration.resources.recipe import RecipeResource
+from macro_data.orchestration.resources.storage import DatasetRootResource
 from macro_data.pipeline import release
-from macro_data.resources.recipe import RecipeResource
-from macro_data.resources.storage import DatasetRootResource
 from macro_data.validation import consistency, identities, integrity, realism, reproducibility, statistics, train_stats
 from macro_data.validation.dataset import read_manifest
 from macro_data.validation.results import CheckResult, guarded, jsonable

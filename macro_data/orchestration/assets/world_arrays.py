@@ -1,7 +1,7 @@
 """Asset ``world_arrays``: trajectories, IRFs, extras and simulated metadata from the stored draws."""
 
-from macro_data.assets._shared import world_stage_asset
-from macro_data.assets.world_draws import world_draws
+from macro_data.orchestration.assets._shared import world_stage_asset
+from macro_data.orchestration.assets.world_draws import world_draws
 from macro_data.pipeline.world_arrays import STAGE, build_world_arrays
 from macro_data.versioning import code_version
 
