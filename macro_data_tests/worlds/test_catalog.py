@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,22 @@ def test_worlds_registered_through_entry_points(tmp_path):
     doc = json.loads(out.stdout.strip().splitlines()[-1])
     assert "plugin_lss" in doc["ids"] and doc["source"] == "entry point"
     assert "names a world called 'plugin_lss'" in doc["wrong"]
+
+
+def test_a_distribution_installed_or_removed_while_running_is_seen(tmp_path, monkeypatch):
+    """The entry-point scan is cached per sys.path state: installing a distribution (a new dist-info
+    folder changes its folder's mtime) or changing sys.path brings its worlds in or out."""
+    from macro_data.worlds.catalog import catalog
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert "plugin_lss" not in catalog().worlds
+    _distribution(site, {"plugin_lss": "plugin_worlds:make"})
+    os.utime(site, ns=(time.time_ns() + 10**9,) * 2)  # coarse file-system clocks: make the change visible
+    assert catalog().sources["plugin_lss"].kind == "entry point"
+    monkeypatch.undo()
+    assert "plugin_lss" not in catalog().worlds
 
 
 def test_the_code_location_loads_with_a_broken_file_and_partitions_follow_the_catalog(local_worlds, tmp_path):
