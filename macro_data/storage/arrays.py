@@ -96,6 +96,12 @@ def directory_bytes(path: Path) -> int:
     return total
 
 
+# Chunk files named c.<i>.0.0 side by side rather than nested c/<i>/0/0: arrays are chunked along samples
+# only, so nesting made two folders per chunk, and every publish (which hard-links the arrays it keeps into
+# a new group and removes the old one) created, fsynced and removed them all.
+CHUNK_KEY_ENCODING = {"name": "default", "separator": "."}
+
+
 def create_array(
     group: zarr.Group,
     name: str,
@@ -118,6 +124,7 @@ def create_array(
         dimension_names=tuple(dimension_names),
         attributes=attributes or {},
         fill_value=_fill_value(dtype),
+        chunk_key_encoding=CHUNK_KEY_ENCODING,
     )
 
 

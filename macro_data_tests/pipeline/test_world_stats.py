@@ -112,7 +112,7 @@ def test_check_catches_wrong_numbers_and_damaged_chunks(tiny_dataset, tmp_path):
     assert not r.passed and "'moments_irfs'" in r.message and "differ from the recomputation" in r.message
     assert "the manifest lists" in r.message  # and its hash no longer matches the manifest's
     # a flipped byte in a chunk file
-    chunk = copy / "rbc.zarr" / "moments_theta" / "c" / "0" / "0"
+    chunk = copy / "rbc.zarr" / "moments_theta" / "c.0.0"
     raw = bytearray(chunk.read_bytes())
     raw[len(raw) // 2] ^= 0x20
     chunk.write_bytes(bytes(raw))

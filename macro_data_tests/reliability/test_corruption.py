@@ -57,12 +57,12 @@ def _copy(template: Path, dest_root: Path) -> Path:
 
 
 def _chunk_files(dataset: Path) -> dict[str, dict[str, list[Path]]]:
-    """world -> array -> its chunk files (everything below ``<array>/c/``)."""
+    """world -> array -> its chunk files (``<array>/c.<i>...``)."""
     out: dict[str, dict[str, list[Path]]] = {}
     for store in sorted(dataset.glob("*.zarr")):
         arrays = {}
         for arr in sorted(p for p in store.iterdir() if p.is_dir()):
-            files = sorted(p for p in (arr / "c").rglob("*") if p.is_file())
+            files = sorted(p for p in arr.glob("c.*") if p.is_file())
             if files:
                 arrays[arr.name] = files
         out[store.name.removesuffix(".zarr")] = arrays

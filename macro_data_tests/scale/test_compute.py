@@ -134,7 +134,7 @@ def test_killing_a_worker_mid_run_never_publishes_a_partial_world(tmp_path, smal
         thread = threading.Thread(target=build)
         thread.start()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(staging.glob("*/shocks/c/*")):
+        while time.monotonic() < deadline and not any(staging.glob("*/shocks/c.*")):
             time.sleep(0.02)
         os.kill(pids[0], signal.SIGKILL)
         published_early = (root / "tiny" / "0.1.0" / "nk.zarr").exists()

@@ -59,7 +59,7 @@ def test_baseline_error_level_checks_pass(clean_results):
 
 
 def test_flipped_byte_in_a_chunk(dataset_copy):
-    chunk = dataset_copy / "nk.zarr" / "theta" / "c" / "1" / "0"  # samples 100-199 (chunks of 100)
+    chunk = dataset_copy / "nk.zarr" / "theta" / "c.1.0"  # samples 100-199 (chunks of 100)
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x10
     chunk.write_bytes(bytes(data))
@@ -136,14 +136,14 @@ def test_array_truncated(dataset_copy):
 
 
 def test_chunk_file_cut_short(dataset_copy):
-    chunk = dataset_copy / "switching.zarr" / "shocks" / "c" / "2" / "0" / "0"
+    chunk = dataset_copy / "switching.zarr" / "shocks" / "c.2.0.0"
     chunk.write_bytes(chunk.read_bytes()[:-40])
     r = validate(dataset_copy, "switching")
     assert_fails(r, "integrity.draws", "array 'shocks'", "samples 200-299", "does not decode")
 
 
 def test_missing_chunk_is_not_read_as_train(dataset_copy):
-    (dataset_copy / "rbc.zarr" / "split" / "c" / "2").unlink()
+    (dataset_copy / "rbc.zarr" / "split" / "c.2").unlink()
     r = validate(dataset_copy, "rbc")
     assert_fails(r, "integrity.splits", "1 of 3 chunks are missing")
 
@@ -202,7 +202,7 @@ def test_zlb_rate_below_its_bound(dataset_copy):
 
 def test_deleted_chunk_fails_checks_without_crashing_the_validation(dataset_copy):
     """A missing theta chunk reads as NaN; the model code that splits need then cannot run on those rows."""
-    (dataset_copy / "var.zarr" / "theta" / "c" / "0" / "0").unlink()
+    (dataset_copy / "var.zarr" / "theta" / "c.0.0").unlink()
     r = validate(dataset_copy, "var")
     assert_fails(r, "integrity.draws", "array 'theta': 1 of 3 chunks are missing", "non-finite")
     assert_fails(r, "consistency.splits", "100 samples have non-finite parameters")
