@@ -140,16 +140,55 @@ def validate_manifest(document: dict, where: str) -> None:
         )
 
 
-def read_manifest(manifest: Folder) -> dict:
-    """Read and validate ``manifest.json`` (schema ``schemas/manifest.schema.json``)."""
+def parse_manifest(raw: bytes, where: str, check_schema: bool = True) -> dict:
+    """The manifest in ``raw`` (the bytes of a ``manifest.json``), parsed and checked.
+
+    Parameters
+    ----------
+    raw : bytes
+        The file's content.
+    where : str
+        Where it was read from, for error messages.
+    check_schema : bool, default True
+        Validate against ``schemas/manifest.schema.json``. Without it only the shape is checked (a
+        mapping with a ``worlds`` mapping): the validator reads damaged manifests this way and reports
+        their schema errors as a failed check.
+
+    Returns
+    -------
+    dict
+        The manifest. :class:`~macro_data.errors.ManifestError` naming ``where`` if it is not JSON, not
+        a manifest or (with ``check_schema``) does not match the schema.
+    """
     try:
-        doc = json.loads(manifest.read_bytes())
+        doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"manifest {manifest}: not valid JSON ({exc})") from None
+        raise ManifestError(f"manifest {where}: not valid JSON ({exc})") from None
     except RecursionError:
-        raise ManifestError(f"manifest {manifest}: nested too deeply to be a manifest") from None
-    validate_manifest(doc, str(manifest))
+        raise ManifestError(f"manifest {where}: nested too deeply to be a manifest") from None
+    if check_schema:
+        validate_manifest(doc, where)
+    elif not isinstance(doc, dict) or not isinstance(doc.get("worlds"), dict):
+        raise ManifestError(f"manifest {where}: not a macro_data manifest (no 'worlds' mapping)")
     return doc
+
+
+def read_manifest(manifest: Folder, check_schema: bool = True) -> dict:
+    """Read and validate ``manifest.json``, local or on object storage (see :func:`parse_manifest`).
+
+    Parameters
+    ----------
+    manifest : Folder
+        The manifest file (:func:`resolve_manifest`).
+    check_schema : bool, default True
+        Validate against ``schemas/manifest.schema.json`` (else only the shape).
+
+    Returns
+    -------
+    dict
+        The manifest.
+    """
+    return parse_manifest(manifest.read_bytes(), str(manifest), check_schema)
 
 
 def load_manifest(path: str | os.PathLike) -> dict:
