@@ -43,31 +43,10 @@ from macro_data.read.errors import IntegrityError, ReadArgumentError
 from macro_data.read.manifest import MANIFEST_NAME, Folder, recipe_problems
 from macro_data.read.normalize import ParameterNormalizer
 from macro_data.read.stats import STATS_KEY, OutputNormalizer, WorldStats
-from macro_data.storage.chunks import ChunkCodec, direct_chunks_enabled
+from macro_data.storage.chunks import direct_layout
 
 SHOCK_UNIT = "standard deviations"  # shocks are standard-normal innovations (spec, "Conventions")
 MOMENTS = ("mean", "sd")  # labels of the stored statistics' first dimension
-
-
-def _direct_codec(meta: Mapping, shape: tuple[int, ...]) -> tuple[ChunkCodec, str] | None:
-    """``(codec, key separator)`` where whole chunks can be read and decoded directly, else ``None``."""
-    if not direct_chunks_enabled() or meta.get("zarr_format") != 3 or meta.get("node_type") != "array":
-        return None
-    grid = meta.get("chunk_grid") or {}
-    keys = meta.get("chunk_key_encoding") or {}
-    chunk_shape = tuple((grid.get("configuration") or {}).get("chunk_shape") or ())
-    separator = (keys.get("configuration") or {}).get("separator", "/")
-    if (
-        not shape
-        or grid.get("name") != "regular"
-        or len(chunk_shape) != len(shape)
-        or tuple(chunk_shape[1:]) != tuple(shape[1:])
-        or keys.get("name") != "default"
-        or separator not in ("/", ".")
-    ):
-        return None
-    codec = ChunkCodec.from_metadata(dict(meta))
-    return None if codec is None else (codec, separator)
 
 
 def _segments(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -158,7 +137,7 @@ class LazyArray:
         self.n_chunks = -(-self.shape[0] // self.chunk_rows)
         self.coords = {d: coords.get(d) for d in self.dims}
         self.units = dict(units)
-        self._direct = _direct_codec(meta, self.shape)
+        self._direct = direct_layout(meta, self.shape)
         self.chunk_nbytes = int(np.prod(self._chunk_shape)) * self.dtype.itemsize
 
     # ---- description ----------------------------------------------------------------------
@@ -207,7 +186,7 @@ class LazyArray:
         lo, hi = self.chunk_range(c)
         files = self._chunk_folders(c)
         if self._direct is not None:
-            codec, sep = self._direct
+            codec, _, sep = self._direct
             f = self.folder.join(sep.join(["c", str(c), *("0" * (self.ndim - 1))]))
             try:
                 data = f.read_bytes()
