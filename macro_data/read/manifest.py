@@ -31,6 +31,11 @@ class Folder:
     ``path`` is a :class:`pathlib.Path` for a local folder and the URL otherwise. Object storage goes
     through fsspec with the package's storage options (``MACRO_DATA_S3_ENDPOINT``, credentials from
     the usual environment).
+
+    Parameters
+    ----------
+    location : str or os.PathLike
+        A local path or an ``s3://`` URL.
     """
 
     def __init__(self, location: str | os.PathLike, _fs=None, _fs_path: str | None = None):
@@ -96,7 +101,19 @@ class Folder:
 
 
 def resolve_manifest(path: str | os.PathLike) -> Folder:
-    """The ``manifest.json`` of a dataset folder (or the file itself), local or on object storage."""
+    """The ``manifest.json`` of a dataset folder (or the file itself), local or on object storage.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A dataset folder ``<root>/<name>/<version>/``, its ``manifest.json``, or an ``s3://`` URL of either.
+
+    Returns
+    -------
+    Folder
+        The manifest file. :class:`~macro_data.read.errors.DatasetNotFoundError` if there is none (the
+        message says whether world stores are there without a manifest).
+    """
     if not isinstance(path, (str, os.PathLike)):
         raise DatasetNotFoundError(
             f"path must be a dataset folder or its {MANIFEST_NAME} (str, path or s3:// URL); got {path!r}"
@@ -128,7 +145,15 @@ def resolve_manifest(path: str | os.PathLike) -> Folder:
 
 
 def validate_manifest(document: dict, where: str) -> None:
-    """:class:`ManifestError` naming ``where`` unless ``document`` matches the manifest schema."""
+    """:class:`ManifestError` naming ``where`` unless ``document`` matches the manifest schema.
+
+    Parameters
+    ----------
+    document : dict
+        A parsed manifest.
+    where : str
+        Where it was read from, for the message.
+    """
     try:
         errors = schemas.errors("manifest", document)
     except RecursionError:
@@ -214,6 +239,16 @@ def recipe_problems(manifest: dict) -> list[str]:
     to ``recipe_sha256``; T, H, the set of worlds and every world's ``n_samples`` agree; every
     world's ``priors`` are its drawn (uniform or integer) parameters' bounds as the manifest lists
     them, narrowed by the recipe's overrides.
+
+    Parameters
+    ----------
+    manifest : dict
+        A manifest that matches its schema.
+
+    Returns
+    -------
+    list of str
+        One sentence per contradiction.
     """
     recipe = manifest.get("recipe")
     problems = []
