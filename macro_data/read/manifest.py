@@ -51,6 +51,17 @@ class Folder:
             self.path = Path(self.location)
 
     def join(self, *parts: str) -> Folder:
+        """The location ``parts`` below this one.
+
+        Parameters
+        ----------
+        *parts : str
+            Path components.
+
+        Returns
+        -------
+        Folder
+        """
         if not self.remote:
             return Folder(self.path.joinpath(*parts))
         sub = "/".join(p.strip("/") for p in parts if p)
@@ -67,28 +78,56 @@ class Folder:
         return self.path.name if not self.remote else str(self.path).rsplit("/", 1)[-1]
 
     def read_bytes(self) -> bytes:
-        """The file's bytes; ``FileNotFoundError`` if there is no such file."""
+        """The file's bytes; ``FileNotFoundError`` if there is no such file.
+
+        Returns
+        -------
+        bytes
+        """
         if not self.remote:
             return self.path.read_bytes()
         return self._fs.cat_file(self._fs_path)
 
     def is_file(self) -> bool:
+        """Is there a file here?
+
+        Returns
+        -------
+        bool
+        """
         if not self.remote:
             return self.path.is_file()
         return self._fs.isfile(self._fs_path)
 
     def is_dir(self) -> bool:
+        """Is there a folder (or, on object storage, a prefix) here?
+
+        Returns
+        -------
+        bool
+        """
         if not self.remote:
             return self.path.is_dir()
         return self._fs.isdir(self._fs_path)
 
     def has_stores(self) -> bool:
-        """Does the folder hold world stores (``*.zarr``) or world prefixes?"""
+        """Does the folder hold world stores (``*.zarr``) or world prefixes?
+
+        Returns
+        -------
+        bool
+        """
         if not self.remote:
             return any(self.path.glob("*.zarr"))
         return bool(self._fs.glob(f"{self._fs_path}/*/world_*"))
 
     def open_array(self) -> zarr.Array:
+        """The Zarr array stored here, opened read-only.
+
+        Returns
+        -------
+        zarr.Array
+        """
         if not self.remote:
             return zarr.open_array(str(self.path), mode="r")
         return zarr.open_array(self.location, mode="r", storage_options=locations.storage_options(self.location))
