@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -73,6 +75,35 @@ def build_dataset(instance, recipe: Path, root: Path, raise_on_error: bool = Tru
     return defs.resolve_job_def("build_dataset_files").execute_in_process(
         instance=instance, run_config=run_config(recipe, root), raise_on_error=raise_on_error
     )
+
+
+@contextlib.contextmanager
+def s3_server(bucket: str) -> Iterator[str]:
+    """An S3-compatible server (moto) on 127.0.0.1 holding the empty ``bucket``, with the environment
+    (credentials, ``MACRO_DATA_S3_ENDPOINT``) pointing at it while the block runs; yields
+    ``s3://<bucket>/datasets``. Callers skip first when moto or s3fs is missing."""
+    from moto.server import ThreadedMotoServer
+
+    from macro_data.storage import locations
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MACRO_DATA_S3_ENDPOINT": f"http://{host}:{port}",
+    }
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in env.items():
+                mp.setenv(k, v)
+            fs, _ = locations.filesystem(f"s3://{bucket}")
+            fs.mkdir(bucket)
+            yield f"s3://{bucket}/datasets"
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

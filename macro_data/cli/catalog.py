@@ -28,6 +28,13 @@ def _size(n: int) -> str:
 
 
 def register(sub) -> None:
+    """Add this module's sub-commands to the ``macro-data`` parser.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The parser's sub-command set.
+    """
     p = sub.add_parser("list", help="every dataset version under a root, with status, validation and size")
     p.add_argument("--root", help="data root (default: $MACRO_DATA_ROOT or ./datasets/build)")
     p.add_argument("--json", action="store_true", help="one JSON document")

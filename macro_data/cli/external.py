@@ -66,6 +66,13 @@ def _policy(args) -> HttpPolicy:
 
 
 def register(subparsers) -> None:
+    """Add this module's sub-commands to the ``macro-data`` parser.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The parser's sub-command set.
+    """
     p = subparsers.add_parser(
         "fetch",
         help="download and verify external datasets (all by default)",

@@ -18,6 +18,13 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add this module's sub-commands to the ``macro-data`` parser.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The parser's sub-command set.
+    """
     p = sub.add_parser(
         "validate",
         help="validate a dataset folder (the folder holding manifest.json)",
@@ -38,6 +45,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``macro-data validate``: validate the dataset, write the reports, print the summary.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit code: 1 if a check failed (with ``--strict``, also on warnings or skipped checks), else 0.
+    """
     from macro_data.validation import html
     from macro_data.validation.dataset import validate_dataset
     from macro_data.validation.report import build_report, summary_text, validate_report, write_report

@@ -26,7 +26,7 @@ import stat
 import tarfile
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
@@ -212,38 +212,59 @@ def _total_guard(name: str, reports: list[MemberReport], cap: int) -> None:
         )
 
 
+def _too_many(name: str, n: int) -> None:
+    if n > MAX_ARCHIVE_ENTRIES:
+        raise ArchiveError(f"external dataset {name!r}: archive refused: more than {MAX_ARCHIVE_ENTRIES} entries")
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """One entry of an archive, as the extraction needs it (tar and zip alike)."""
+
+    size: int
+    describe: Callable[[], str | None]  # what it is when it is not a regular file
+    open: Callable[[], IO[bytes] | None]
+
+
+def _extract_listed(
+    name: str, listed: dict[str, Member], tmp: Path, cap: int, raw_names: list[str], stored: dict[str, _Stored]
+) -> list[MemberReport]:
+    """Extract the listed members of an archive whose entries are ``raw_names`` (as stored) into ``tmp``."""
+    found = _match(name, listed, raw_names)
+    reports = []
+    for path, raw in found.items():
+        entry, m = stored[raw], listed[path]
+        if (what := entry.describe()) is not None:
+            raise ArchiveError(
+                f"external dataset {name!r}: archive refused: listed member {path!r} is "
+                f"{what}; only regular files are extracted"
+            )
+        if m.size is not None and entry.size != m.size:
+            raise ArchiveError(
+                f"external dataset {name!r}: archive refused: member {path!r} size "
+                f"{entry.size} differs from the registry size {m.size}"
+            )
+        src = entry.open()
+        if src is None:  # pragma: no cover - regular files always have data
+            raise ArchiveError(f"external dataset {name!r}: archive refused: cannot read {path!r}")
+        with src:
+            reports.append(_write_member(tmp, m, src, name))
+        _total_guard(name, reports, cap)
+    return reports
+
+
 def _extract_tar(name: str, archive: Path, listed: dict[str, Member], tmp: Path, cap: int) -> list[MemberReport]:
     try:
         with tarfile.open(archive, mode="r:gz") as tf:
             infos: list[tarfile.TarInfo] = []
-            for ti in tf:
+            for ti in tf:  # counted while reading the index, so a huge one is refused early
                 infos.append(ti)
-                if len(infos) > MAX_ARCHIVE_ENTRIES:
-                    raise ArchiveError(
-                        f"external dataset {name!r}: archive refused: more than {MAX_ARCHIVE_ENTRIES} entries"
-                    )
-            found = _match(name, listed, [ti.name for ti in infos])
-            by_name = {ti.name: ti for ti in infos}
-            reports = []
-            for path, raw in found.items():
-                ti, m = by_name[raw], listed[path]
-                if (what := _describe_tar(ti)) is not None:
-                    raise ArchiveError(
-                        f"external dataset {name!r}: archive refused: listed member {path!r} is "
-                        f"{what}; only regular files are extracted"
-                    )
-                if m.size is not None and ti.size != m.size:
-                    raise ArchiveError(
-                        f"external dataset {name!r}: archive refused: member {path!r} size "
-                        f"{ti.size} differs from the registry size {m.size}"
-                    )
-                src = tf.extractfile(ti)
-                if src is None:  # pragma: no cover - regular files always have data
-                    raise ArchiveError(f"external dataset {name!r}: archive refused: cannot read {path!r}")
-                with src:
-                    reports.append(_write_member(tmp, m, src, name))
-                _total_guard(name, reports, cap)
-            return reports
+                _too_many(name, len(infos))
+            stored = {
+                ti.name: _Stored(ti.size, lambda ti=ti: _describe_tar(ti), lambda ti=ti: tf.extractfile(ti))
+                for ti in infos
+            }
+            return _extract_listed(name, listed, tmp, cap, [ti.name for ti in infos], stored)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ArchiveError(
             f"external dataset {name!r}: archive refused: cannot read or extract the tar.gz ({exc})"
@@ -254,30 +275,13 @@ def _extract_zip(name: str, archive: Path, listed: dict[str, Member], tmp: Path,
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
-            if len(infos) > MAX_ARCHIVE_ENTRIES:
-                raise ArchiveError(
-                    f"external dataset {name!r}: archive refused: more than {MAX_ARCHIVE_ENTRIES} entries"
-                )
+            _too_many(name, len(infos))
             # ZipFile normalises names (backslashes, leading '/'); the raw header name is orig_filename.
-            found = _match(name, listed, [i.orig_filename for i in infos])
-            by_name = {i.orig_filename: i for i in infos}
-            reports = []
-            for path, raw in found.items():
-                info, m = by_name[raw], listed[path]
-                if (what := _describe_zip(info)) is not None:
-                    raise ArchiveError(
-                        f"external dataset {name!r}: archive refused: listed member {path!r} is "
-                        f"{what}; only regular files are extracted"
-                    )
-                if m.size is not None and info.file_size != m.size:
-                    raise ArchiveError(
-                        f"external dataset {name!r}: archive refused: member {path!r} size "
-                        f"{info.file_size} differs from the registry size {m.size}"
-                    )
-                with zf.open(info) as src:
-                    reports.append(_write_member(tmp, m, src, name))
-                _total_guard(name, reports, cap)
-            return reports
+            stored = {
+                i.orig_filename: _Stored(i.file_size, lambda i=i: _describe_zip(i), lambda i=i: zf.open(i))
+                for i in infos
+            }
+            return _extract_listed(name, listed, tmp, cap, [i.orig_filename for i in infos], stored)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
         raise ArchiveError(
             f"external dataset {name!r}: archive refused: cannot read or extract the zip ({exc})"

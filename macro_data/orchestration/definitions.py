@@ -15,7 +15,7 @@ from macro_data.orchestration.resources.compute import ComputeResource
 from macro_data.orchestration.resources.recipe import RecipeResource
 from macro_data.orchestration.resources.storage import DatasetRootResource
 from macro_data.orchestration.schedules import weekly_world_backfill
-from macro_data.orchestration.sensors import recipe_change_sensor, registry_change_sensor
+from macro_data.orchestration.sensors import recipe_change_sensor, registry_change_sensor, registry_partitions_sensor
 
 defs = dg.Definitions(
     assets=[
@@ -30,7 +30,7 @@ defs = dg.Definitions(
     asset_checks=[*checks.asset_checks, *external.asset_checks],
     jobs=[jobs.build_world_job, jobs.build_dataset_job, jobs.fetch_external_job],
     schedules=[weekly_world_backfill],
-    sensors=[recipe_change_sensor, registry_change_sensor],
+    sensors=[recipe_change_sensor, registry_change_sensor, registry_partitions_sensor],
     resources={
         "recipe": RecipeResource(),
         "storage": DatasetRootResource(),

@@ -1,10 +1,15 @@
-"""Sensors: rebuild what a changed recipe or external-data registry affects.
+"""Sensors: rebuild what a changed recipe or external-data registry affects, and keep the
+registry's partitions in step with the file.
 
 The cursor holds the hashes last seen. The first tick only records them; afterwards a changed
 recipe hash requests one run per world of the recipe (tagged with the recipe's name and hash), and
 a changed or added registry entry requests a fetch-and-verify run of that entry. A file that no
 longer loads is reported as a skip reason naming the file and field, and the cursor is kept, so
 fixing the file triggers the runs.
+
+``registry_partitions_sensor`` (running by default) adds a partition of ``external_dataset`` for
+each registry entry and removes those of removed entries, so a registry edit needs no reload of the
+code location; a registry that does not load leaves the partitions as they are.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import dagster as dg
 
 from macro_data.errors import MacroDataError
-from macro_data.external.registry import load_registry
+from macro_data.external.registry import Registry, load_registry
 from macro_data.orchestration.assets import external
 from macro_data.orchestration.jobs import build_world_job, fetch_external_job
 from macro_data.orchestration.schedules import world_run_requests
@@ -45,6 +50,40 @@ def recipe_change_sensor(context: dg.SensorEvaluationContext):
     return dg.SensorResult(run_requests=world_run_requests(str(path), "recipe-change"), cursor=new_cursor)
 
 
+def partition_changes(entries: list[str], partitions: list[str]) -> tuple[list[str], list[str]]:
+    """``(to_add, to_delete)``: the partition keys that make ``partitions`` the registry's ``entries``."""
+    have, want = set(partitions), set(entries)
+    return [n for n in entries if n not in have], [k for k in partitions if k not in want]
+
+
+def _partition_requests(context: dg.SensorEvaluationContext, registry: Registry) -> list:
+    known = context.instance.get_dynamic_partitions(external.EXTERNAL_PARTITIONS.name)
+    add, delete = partition_changes(registry.names, list(known))
+    requests: list = []
+    if add:
+        requests.append(external.EXTERNAL_PARTITIONS.build_add_request(add))
+    if delete:
+        requests.append(external.EXTERNAL_PARTITIONS.build_delete_request(delete))
+    return requests
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Keeps the partitions of external_dataset in step with the external-data registry "
+    "($MACRO_DATA_REGISTRY): one partition per entry, added and removed as the file changes (no reload).",
+)
+def registry_partitions_sensor(context: dg.SensorEvaluationContext):
+    try:
+        registry = load_registry(None)
+    except MacroDataError as exc:
+        return dg.SkipReason(f"registry cannot be loaded, partitions left as they are: {exc}")
+    requests = _partition_requests(context, registry)
+    if not requests:
+        return dg.SkipReason(f"partitions match the registry ({len(registry.names)} entries)")
+    return dg.SensorResult(dynamic_partitions_requests=requests)
+
+
 @dg.sensor(
     jobs=[fetch_external_job],
     minimum_interval_seconds=60,
@@ -61,16 +100,12 @@ def registry_change_sensor(context: dg.SensorEvaluationContext):
     seen = {name: e.entry_sha256 for name, e in registry.entries.items()}
     if cursor is None:
         return dg.SensorResult(skip_reason=f"recorded {len(seen)} registry entries", cursor=json.dumps(seen))
-    asset = next(a for a in external.assets if a.key == dg.AssetKey("external_dataset"))
-    known = set(asset.partitions_def.get_partition_keys())
     requests, notes = [], []
     for name, entry in registry.entries.items():
         if cursor.get(name) == entry.entry_sha256:
             continue
         if not entry.pinned:
             notes.append(f"{name}: changed but unpinned (run `macro-data pin {name}`)")
-        elif name not in known:
-            notes.append(f"{name}: new entry; reload the code location to add its partition")
         else:
             requests.append(
                 dg.RunRequest(
@@ -81,6 +116,11 @@ def registry_change_sensor(context: dg.SensorEvaluationContext):
             )
     for note in notes:
         context.log.info(note)
+    partitions = _partition_requests(context, registry)  # a new entry's partition, before its run
     if not requests:
-        return dg.SensorResult(skip_reason="; ".join(notes) or "registry unchanged", cursor=json.dumps(seen))
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))
+        return dg.SensorResult(
+            skip_reason="; ".join(notes) or "registry unchanged",
+            cursor=json.dumps(seen),
+            dynamic_partitions_requests=partitions,
+        )
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen), dynamic_partitions_requests=partitions)

@@ -1,4 +1,4 @@
-"""What the world stages share: run provenance, stage results, progress, input snapshots."""
+"""What the world stages share: run provenance, stage results, input snapshots (progress: macro_data.progress)."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ from macro_data.pipeline.common import (
 )
 from macro_data.recipes import Recipe
 from macro_data.storage import locations, segments
-from macro_data.storage.arrays import ArraySummary, storage_dtype, summarize
+from macro_data.storage.arrays import ArraySummary, describe, summarize
 from macro_data.storage.chunks import ChunkIO
 from macro_data.storage.publish import world_store
 from macro_data.versioning import code_version, for_world
@@ -237,16 +237,7 @@ def _sync(paths: list[Path]) -> None:
 
 def stored_summary(store, name: str) -> ArraySummary:
     array = store.open_array(name)
-    dtype = storage_dtype(array.dtype)
-    return ArraySummary(
-        array.basename,
-        tuple(array.shape),
-        dtype.name,
-        tuple(array.metadata.dimension_names or ()),
-        str(array.attrs.get("sha256")),
-        int(np.prod(array.shape)) * dtype.itemsize,
-        store.stored_bytes(name),
-    )
+    return describe(array, str(array.attrs.get("sha256")), store.stored_bytes(name))
 
 
 def published_state(spec: StageSpec, recipe: Recipe, world_id: str, store, code: str) -> StageResult | None:

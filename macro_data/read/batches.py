@@ -58,7 +58,17 @@ TARGET_SHOCKS = ("uniform", "first")
 
 
 def world_key(name: str) -> int:
-    """A stable 32-bit number from a world's name (the seeding's world key: never a list position)."""
+    """A stable 32-bit number from a world's name (the seeding's world key: never a list position).
+
+    Parameters
+    ----------
+    name : str
+        The world's id.
+
+    Returns
+    -------
+    int
+    """
     return int.from_bytes(hashlib.sha256(f"macro_data/world/{name}".encode()).digest()[:4], "big")
 
 
@@ -80,6 +90,15 @@ class ChunkCache:
 
     Bounded either per array (``per_array={(world, array): chunks}``: what an iterable view needs,
     its chunk-shuffle buffers) or in total bytes (``max_bytes``: the map-style dataset's cache).
+
+    Parameters
+    ----------
+    max_bytes : int, optional
+        Bound on the decoded bytes kept.
+    per_array : Mapping[tuple of str, int], optional
+        Bound on the chunks kept per ``(world, array)``.
+    stats : ReadStats, optional
+        Where the chunk reads are counted.
     """
 
     def __init__(
@@ -102,6 +121,20 @@ class ChunkCache:
         return key in self._lru
 
     def get(self, arr: LazyArray, c: int) -> np.ndarray:
+        """Chunk ``c`` of ``arr``, decoded once and kept while the bound allows.
+
+        Parameters
+        ----------
+        arr : LazyArray
+            The array.
+        c : int
+            The chunk's index along ``sample``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The decoded chunk (read-only).
+        """
         key = (arr.world, arr.name, c)
         block = self._lru.get(key)
         if block is not None:

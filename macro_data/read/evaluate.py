@@ -102,7 +102,18 @@ class _Errors:
 
 
 def train_mean_irf(world: WorldData) -> np.ndarray:
-    """The world's mean IRF over its train split, ``(S, H + 1, 3)`` float64 (stored statistics if any)."""
+    """The world's mean IRF over its train split, ``(S, H + 1, 3)`` float64 (stored statistics if any).
+
+    Parameters
+    ----------
+    world : WorldData
+        An opened world.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(S, H + 1, 3)``, float64.
+    """
     if world.has_stats:
         return world.stats["irfs"].mean
     idx = world.split_indices("train")

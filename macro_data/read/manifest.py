@@ -31,6 +31,11 @@ class Folder:
     ``path`` is a :class:`pathlib.Path` for a local folder and the URL otherwise. Object storage goes
     through fsspec with the package's storage options (``MACRO_DATA_S3_ENDPOINT``, credentials from
     the usual environment).
+
+    Parameters
+    ----------
+    location : str or os.PathLike
+        A local path or an ``s3://`` URL.
     """
 
     def __init__(self, location: str | os.PathLike, _fs=None, _fs_path: str | None = None):
@@ -46,6 +51,17 @@ class Folder:
             self.path = Path(self.location)
 
     def join(self, *parts: str) -> Folder:
+        """The location ``parts`` below this one.
+
+        Parameters
+        ----------
+        *parts : str
+            Path components.
+
+        Returns
+        -------
+        Folder
+        """
         if not self.remote:
             return Folder(self.path.joinpath(*parts))
         sub = "/".join(p.strip("/") for p in parts if p)
@@ -62,28 +78,56 @@ class Folder:
         return self.path.name if not self.remote else str(self.path).rsplit("/", 1)[-1]
 
     def read_bytes(self) -> bytes:
-        """The file's bytes; ``FileNotFoundError`` if there is no such file."""
+        """The file's bytes; ``FileNotFoundError`` if there is no such file.
+
+        Returns
+        -------
+        bytes
+        """
         if not self.remote:
             return self.path.read_bytes()
         return self._fs.cat_file(self._fs_path)
 
     def is_file(self) -> bool:
+        """Is there a file here?
+
+        Returns
+        -------
+        bool
+        """
         if not self.remote:
             return self.path.is_file()
         return self._fs.isfile(self._fs_path)
 
     def is_dir(self) -> bool:
+        """Is there a folder (or, on object storage, a prefix) here?
+
+        Returns
+        -------
+        bool
+        """
         if not self.remote:
             return self.path.is_dir()
         return self._fs.isdir(self._fs_path)
 
     def has_stores(self) -> bool:
-        """Does the folder hold world stores (``*.zarr``) or world prefixes?"""
+        """Does the folder hold world stores (``*.zarr``) or world prefixes?
+
+        Returns
+        -------
+        bool
+        """
         if not self.remote:
             return any(self.path.glob("*.zarr"))
         return bool(self._fs.glob(f"{self._fs_path}/*/world_*"))
 
     def open_array(self) -> zarr.Array:
+        """The Zarr array stored here, opened read-only.
+
+        Returns
+        -------
+        zarr.Array
+        """
         if not self.remote:
             return zarr.open_array(str(self.path), mode="r")
         return zarr.open_array(self.location, mode="r", storage_options=locations.storage_options(self.location))
@@ -96,7 +140,19 @@ class Folder:
 
 
 def resolve_manifest(path: str | os.PathLike) -> Folder:
-    """The ``manifest.json`` of a dataset folder (or the file itself), local or on object storage."""
+    """The ``manifest.json`` of a dataset folder (or the file itself), local or on object storage.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A dataset folder ``<root>/<name>/<version>/``, its ``manifest.json``, or an ``s3://`` URL of either.
+
+    Returns
+    -------
+    Folder
+        The manifest file. :class:`~macro_data.read.errors.DatasetNotFoundError` if there is none (the
+        message says whether world stores are there without a manifest).
+    """
     if not isinstance(path, (str, os.PathLike)):
         raise DatasetNotFoundError(
             f"path must be a dataset folder or its {MANIFEST_NAME} (str, path or s3:// URL); got {path!r}"
@@ -128,7 +184,15 @@ def resolve_manifest(path: str | os.PathLike) -> Folder:
 
 
 def validate_manifest(document: dict, where: str) -> None:
-    """:class:`ManifestError` naming ``where`` unless ``document`` matches the manifest schema."""
+    """:class:`ManifestError` naming ``where`` unless ``document`` matches the manifest schema.
+
+    Parameters
+    ----------
+    document : dict
+        A parsed manifest.
+    where : str
+        Where it was read from, for the message.
+    """
     try:
         errors = schemas.errors("manifest", document)
     except RecursionError:
@@ -140,16 +204,55 @@ def validate_manifest(document: dict, where: str) -> None:
         )
 
 
-def read_manifest(manifest: Folder) -> dict:
-    """Read and validate ``manifest.json`` (schema ``schemas/manifest.schema.json``)."""
+def parse_manifest(raw: bytes, where: str, check_schema: bool = True) -> dict:
+    """The manifest in ``raw`` (the bytes of a ``manifest.json``), parsed and checked.
+
+    Parameters
+    ----------
+    raw : bytes
+        The file's content.
+    where : str
+        Where it was read from, for error messages.
+    check_schema : bool, default True
+        Validate against ``schemas/manifest.schema.json``. Without it only the shape is checked (a
+        mapping with a ``worlds`` mapping): the validator reads damaged manifests this way and reports
+        their schema errors as a failed check.
+
+    Returns
+    -------
+    dict
+        The manifest. :class:`~macro_data.errors.ManifestError` naming ``where`` if it is not JSON, not
+        a manifest or (with ``check_schema``) does not match the schema.
+    """
     try:
-        doc = json.loads(manifest.read_bytes())
+        doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"manifest {manifest}: not valid JSON ({exc})") from None
+        raise ManifestError(f"manifest {where}: not valid JSON ({exc})") from None
     except RecursionError:
-        raise ManifestError(f"manifest {manifest}: nested too deeply to be a manifest") from None
-    validate_manifest(doc, str(manifest))
+        raise ManifestError(f"manifest {where}: nested too deeply to be a manifest") from None
+    if check_schema:
+        validate_manifest(doc, where)
+    elif not isinstance(doc, dict) or not isinstance(doc.get("worlds"), dict):
+        raise ManifestError(f"manifest {where}: not a macro_data manifest (no 'worlds' mapping)")
     return doc
+
+
+def read_manifest(manifest: Folder, check_schema: bool = True) -> dict:
+    """Read and validate ``manifest.json``, local or on object storage (see :func:`parse_manifest`).
+
+    Parameters
+    ----------
+    manifest : Folder
+        The manifest file (:func:`resolve_manifest`).
+    check_schema : bool, default True
+        Validate against ``schemas/manifest.schema.json`` (else only the shape).
+
+    Returns
+    -------
+    dict
+        The manifest.
+    """
+    return parse_manifest(manifest.read_bytes(), str(manifest), check_schema)
 
 
 def load_manifest(path: str | os.PathLike) -> dict:
@@ -175,6 +278,16 @@ def recipe_problems(manifest: dict) -> list[str]:
     to ``recipe_sha256``; T, H, the set of worlds and every world's ``n_samples`` agree; every
     world's ``priors`` are its drawn (uniform or integer) parameters' bounds as the manifest lists
     them, narrowed by the recipe's overrides.
+
+    Parameters
+    ----------
+    manifest : dict
+        A manifest that matches its schema.
+
+    Returns
+    -------
+    list of str
+        One sentence per contradiction.
     """
     recipe = manifest.get("recipe")
     problems = []

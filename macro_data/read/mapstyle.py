@@ -82,7 +82,13 @@ class MapDataset:
         return self._cache
 
     def set_epoch(self, epoch: int) -> None:
-        """The epoch of the target shocks (as ``DistributedSampler.set_epoch``)."""
+        """The epoch of the target shocks (as ``DistributedSampler.set_epoch``).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch (``>= 0``).
+        """
         self.epoch = int_arg("epoch", epoch, 0)
 
     def __getstate__(self) -> dict:  # DataLoader workers start with an empty cache of their own

@@ -44,12 +44,34 @@ BOUNDS = ("prior", "parameters")
 
 
 def uniform_moments(low: float, high: float) -> tuple[float, float]:
-    """Mean and sd of the continuous uniform distribution on ``[low, high]``."""
+    """Mean and sd of the continuous uniform distribution on ``[low, high]``.
+
+    Parameters
+    ----------
+    low, high : float
+        The bounds.
+
+    Returns
+    -------
+    tuple of float
+        ``(mean, sd)``.
+    """
     return (low + high) / 2.0, (high - low) / math.sqrt(12.0)
 
 
 def discrete_uniform_moments(low: float, high: float) -> tuple[float, float]:
-    """Mean and sd of the uniform distribution on the integers ``ceil(low) .. floor(high)``."""
+    """Mean and sd of the uniform distribution on the integers ``ceil(low) .. floor(high)``.
+
+    Parameters
+    ----------
+    low, high : float
+        The bounds (rounded inwards to integers).
+
+    Returns
+    -------
+    tuple of float
+        ``(mean, sd)``.
+    """
     a, b = math.ceil(low), math.floor(high)
     return (a + b) / 2.0, math.sqrt(((b - a + 1) ** 2 - 1) / 12.0)
 
@@ -70,7 +92,23 @@ class ParameterNormalizer:
     def from_manifest(
         cls, entry: Mapping, bounds: str = "prior", derived: str | Mapping[str, tuple[float, float]] = "identity"
     ) -> ParameterNormalizer:
-        """Build from a manifest world entry (``manifest["worlds"][world]``)."""
+        """Build from a manifest world entry (``manifest["worlds"][world]``).
+
+        Parameters
+        ----------
+        entry : Mapping
+            The world's entry of the manifest.
+        bounds : {"prior", "parameters"}, default "prior"
+            Where the bounds of drawn parameters come from: the recipe's priors, or the world's
+            parameter bounds.
+        derived : "identity" or Mapping[str, tuple of float], default "identity"
+            Derived parameters (no bounds) are left as they are, or standardized with the given
+            ``{name: (mean, sd)}`` (e.g. ``world.theta_moments("train")``).
+
+        Returns
+        -------
+        ParameterNormalizer
+        """
         world = str(entry["name"])
         if bounds not in BOUNDS:
             raise ReadArgumentError(f"bounds: {bounds!r} is not one of {', '.join(BOUNDS)}")
@@ -146,7 +184,19 @@ class ParameterNormalizer:
     def from_stats(cls, entry: Mapping, stats: WorldStats) -> ParameterNormalizer:
         """Standardize every column (derived ones included) with the train-split moments stored with the
         data (:mod:`macro_data.read.stats`): ``z = (theta - mean) / scale``, ``scale = sd`` (1 where
-        ``sd == 0``)."""
+        ``sd == 0``).
+
+        Parameters
+        ----------
+        entry : Mapping
+            The world's entry of the manifest.
+        stats : WorldStats
+            The world's stored statistics.
+
+        Returns
+        -------
+        ParameterNormalizer
+        """
         params = entry["parameters"]
         names = tuple(p["name"] for p in params)
         moments = stats["theta"]
@@ -176,15 +226,43 @@ class ParameterNormalizer:
         return x
 
     def normalize(self, theta: np.ndarray) -> np.ndarray:
-        """``(theta - mean) / sd`` (float64), over the last axis."""
+        """``(theta - mean) / sd`` (float64), over the last axis.
+
+        Parameters
+        ----------
+        theta : numpy.ndarray
+            Parameters, ``(..., P)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The normalized parameters, same shape, float64.
+        """
         return (self._check(theta, "theta") - self.mean) / self.sd
 
     def denormalize(self, z: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`normalize`: ``z * sd + mean`` (float64)."""
+        """Inverse of :meth:`normalize`: ``z * sd + mean`` (float64).
+
+        Parameters
+        ----------
+        z : numpy.ndarray
+            Normalized parameters, ``(..., P)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The parameters, same shape, float64.
+        """
         return self._check(z, "z") * self.sd + self.mean
 
     def as_dict(self) -> dict:
-        """JSON-ready description, to store next to a trained model."""
+        """JSON-ready description, to store next to a trained model.
+
+        Returns
+        -------
+        dict
+            World, rule and, per parameter, name, kind, mean, sd, whether normalized and the source.
+        """
         return {
             "world": self.world,
             "rule": "z = (theta - mean) / sd",

@@ -31,7 +31,18 @@ STATS_KEY = "train_stats"  # the manifest's field, per world
 
 
 def scale_of(sd: np.ndarray) -> np.ndarray:
-    """The divisor of the standardization: ``sd`` where positive, else 1 (a constant column only shifts)."""
+    """The divisor of the standardization: ``sd`` where positive, else 1 (a constant column only shifts).
+
+    Parameters
+    ----------
+    sd : numpy.ndarray
+        Standard deviations.
+
+    Returns
+    -------
+    numpy.ndarray
+        The scale, float64, same shape.
+    """
     sd = np.asarray(sd, dtype=np.float64)
     return np.where(sd > 0, sd, 1.0)
 
@@ -57,6 +68,15 @@ class WorldStats:
 
     ``stats["irfs"].mean`` has shape ``(S, H + 1, 3)``, ``stats["trajectories"].sd`` shape ``(3,)``,
     ``stats["theta"].mean`` shape ``(P,)``; :meth:`as_dict` gives them as JSON.
+
+    Parameters
+    ----------
+    world : str
+        The world's id.
+    entry : Mapping
+        The world's ``train_stats`` entry of the manifest.
+    stored : Mapping[str, numpy.ndarray]
+        Per array, the stored statistics (mean and sd stacked on the first axis).
     """
 
     def __init__(self, world: str, entry: Mapping, stored: Mapping[str, np.ndarray]):
@@ -90,7 +110,12 @@ class WorldStats:
         return f"<WorldStats {self.world}: {self.split} split, {self.n_samples} samples, {list(self.moments)}>"
 
     def as_dict(self) -> dict:
-        """JSON-ready: per array its dimensions, pooling, count, mean and sd (nested lists)."""
+        """JSON-ready: per array its dimensions, pooling, count, mean and sd (nested lists).
+
+        Returns
+        -------
+        dict
+        """
         return {
             "world": self.world,
             "split": self.split,
@@ -118,6 +143,11 @@ class OutputNormalizer:
 
     :meth:`denormalize_irf` is the inverse for IRFs (natural units: those of ``irfs``, see the
     manifest's observables).
+
+    Parameters
+    ----------
+    stats : WorldStats
+        The world's stored train-split statistics.
     """
 
     def __init__(self, stats: WorldStats):
@@ -139,29 +169,92 @@ class OutputNormalizer:
         return x
 
     def normalize_irf(self, irf: np.ndarray) -> np.ndarray:
-        """``(irf - mean) / scale`` over the trailing ``(S, H + 1, 3)`` axes."""
+        """``(irf - mean) / scale`` over the trailing ``(S, H + 1, 3)`` axes.
+
+        Parameters
+        ----------
+        irf : numpy.ndarray
+            IRFs, ``(..., S, H + 1, 3)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Normalized, float32, same shape.
+        """
         x = self._check(irf, self.irf_mean.shape, "irf", self.world)
         return ((x - self.irf_mean) / self.irf_scale).astype(np.float32, copy=False)
 
     def denormalize_irf(self, z: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`normalize_irf`: ``z * scale + mean`` (natural units)."""
+        """Inverse of :meth:`normalize_irf`: ``z * scale + mean`` (natural units).
+
+        Parameters
+        ----------
+        z : numpy.ndarray
+            Normalized IRFs, ``(..., S, H + 1, 3)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            IRFs in natural units, float32, same shape.
+        """
         x = self._check(z, self.irf_mean.shape, "irf", self.world)
         return (x * self.irf_scale + self.irf_mean).astype(np.float32, copy=False)
 
     def normalize_history(self, y: np.ndarray) -> np.ndarray:
+        """``(y - mean) / scale`` per observable.
+
+        Parameters
+        ----------
+        y : numpy.ndarray
+            A history (trajectories), ``(..., 3)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Normalized, float32, same shape.
+        """
         x = self._check(y, self.history_mean.shape, "history", self.world)
         return ((x - self.history_mean) / self.history_scale).astype(np.float32, copy=False)
 
     def denormalize_history(self, z: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`normalize_history`.
+
+        Parameters
+        ----------
+        z : numpy.ndarray
+            A normalized history, ``(..., 3)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The history in natural units, float32, same shape.
+        """
         x = self._check(z, self.history_mean.shape, "history", self.world)
         return (x * self.history_scale + self.history_mean).astype(np.float32, copy=False)
 
     def normalize_eps(self, eps: np.ndarray) -> np.ndarray:
+        """``(eps - mean) / scale`` per shock.
+
+        Parameters
+        ----------
+        eps : numpy.ndarray
+            Innovations (``eps_sequence``), ``(..., S)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Normalized, float32, same shape.
+        """
         x = self._check(eps, self.eps_mean.shape, "eps_sequence", self.world)
         return ((x - self.eps_mean) / self.eps_scale).astype(np.float32, copy=False)
 
     def as_dict(self) -> dict:
-        """JSON-ready description of the map, to store next to a trained model."""
+        """JSON-ready description of the map, to store next to a trained model.
+
+        Returns
+        -------
+        dict
+        """
         return {
             "world": self.world,
             "rule": "z = (x - mean) / scale, scale = sd where sd > 0 else 1; inverse x = z * scale + mean",

@@ -43,31 +43,10 @@ from macro_data.read.errors import IntegrityError, ReadArgumentError
 from macro_data.read.manifest import MANIFEST_NAME, Folder, recipe_problems
 from macro_data.read.normalize import ParameterNormalizer
 from macro_data.read.stats import STATS_KEY, OutputNormalizer, WorldStats
-from macro_data.storage.chunks import ChunkCodec, direct_chunks_enabled
+from macro_data.storage.chunks import direct_layout
 
 SHOCK_UNIT = "standard deviations"  # shocks are standard-normal innovations (spec, "Conventions")
 MOMENTS = ("mean", "sd")  # labels of the stored statistics' first dimension
-
-
-def _direct_codec(meta: Mapping, shape: tuple[int, ...]) -> tuple[ChunkCodec, str] | None:
-    """``(codec, key separator)`` where whole chunks can be read and decoded directly, else ``None``."""
-    if not direct_chunks_enabled() or meta.get("zarr_format") != 3 or meta.get("node_type") != "array":
-        return None
-    grid = meta.get("chunk_grid") or {}
-    keys = meta.get("chunk_key_encoding") or {}
-    chunk_shape = tuple((grid.get("configuration") or {}).get("chunk_shape") or ())
-    separator = (keys.get("configuration") or {}).get("separator", "/")
-    if (
-        not shape
-        or grid.get("name") != "regular"
-        or len(chunk_shape) != len(shape)
-        or tuple(chunk_shape[1:]) != tuple(shape[1:])
-        or keys.get("name") != "default"
-        or separator not in ("/", ".")
-    ):
-        return None
-    codec = ChunkCodec.from_metadata(dict(meta))
-    return None if codec is None else (codec, separator)
 
 
 def _segments(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -94,6 +73,23 @@ class LazyArray:
     ``coords`` maps each dimension name to its labels (``None`` for ``sample``), ``units`` maps
     the labels of the variable dimension (``param``, ``shock``, ``observable``, ``extra``) to their
     units.
+
+    Parameters
+    ----------
+    world : str
+        The world's id.
+    name : str
+        The array's name (``theta``, ``irfs``...).
+    folder : Folder
+        The dataset folder.
+    spec : Mapping
+        The array's entry of the manifest (path, shape, dtype, dimension names, sha256).
+    coords : Mapping[str, tuple or None]
+        Labels per dimension.
+    units : Mapping[str, str]
+        Units per label of the variable dimension.
+    hash_algorithm : str
+        The manifest's content-hash algorithm.
     """
 
     def __init__(
@@ -158,7 +154,7 @@ class LazyArray:
         self.n_chunks = -(-self.shape[0] // self.chunk_rows)
         self.coords = {d: coords.get(d) for d in self.dims}
         self.units = dict(units)
-        self._direct = _direct_codec(meta, self.shape)
+        self._direct = direct_layout(meta, self.shape)
         self.chunk_nbytes = int(np.prod(self._chunk_shape)) * self.dtype.itemsize
 
     # ---- description ----------------------------------------------------------------------
@@ -184,7 +180,17 @@ class LazyArray:
 
     # ---- chunk access -----------------------------------------------------------------------
     def chunk_range(self, c: int) -> tuple[int, int]:
-        """``(first row, end row)`` of sample chunk ``c``."""
+        """``(first row, end row)`` of sample chunk ``c``.
+
+        Parameters
+        ----------
+        c : int
+            The chunk's index along ``sample``.
+
+        Returns
+        -------
+        tuple of int
+        """
         lo = c * self.chunk_rows
         return lo, min(lo + self.chunk_rows, self.shape[0])
 
@@ -193,12 +199,34 @@ class LazyArray:
         return [self.folder.join(enc.encode_chunk_key((c, *rest))) for rest in itertools.product(*self._chunk_grid)]
 
     def chunk_files(self, c: int) -> list:
-        """The file(s) holding sample chunk ``c`` (paths, or URLs on object storage)."""
+        """The file(s) holding sample chunk ``c`` (paths, or URLs on object storage).
+
+        Parameters
+        ----------
+        c : int
+            The chunk's index along ``sample``.
+
+        Returns
+        -------
+        list
+            Paths (local) or URLs (object storage).
+        """
         return [f.path for f in self._chunk_folders(c)]
 
     def read_chunk(self, c: int) -> np.ndarray:
         """Decode sample chunk ``c`` (rows ``c*chunk_rows`` onward; read-only); :class:`IntegrityError` if it
-        is missing or fails its checksum."""
+        is missing or fails its checksum.
+
+        Parameters
+        ----------
+        c : int
+            The chunk's index along ``sample``, ``0 .. n_chunks - 1``.
+
+        Returns
+        -------
+        numpy.ndarray
+            The chunk's rows (the last chunk may be shorter), read-only.
+        """
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < self.n_chunks:
             raise ReadArgumentError(
                 f"world {self.world!r} array {self.name!r}: chunk {c!r} is not an integer in 0..{self.n_chunks - 1}"
@@ -207,7 +235,7 @@ class LazyArray:
         lo, hi = self.chunk_range(c)
         files = self._chunk_folders(c)
         if self._direct is not None:
-            codec, sep = self._direct
+            codec, _, sep = self._direct
             f = self.folder.join(sep.join(["c", str(c), *("0" * (self.ndim - 1))]))
             try:
                 data = f.read_bytes()
@@ -244,13 +272,29 @@ class LazyArray:
         return block
 
     def iter_chunks(self) -> Iterator[tuple[int, np.ndarray]]:
-        """``(first sample, decoded chunk)`` in storage order."""
+        """``(first sample, decoded chunk)`` in storage order.
+
+        Yields
+        ------
+        tuple of (int, numpy.ndarray)
+        """
         for c in range(self.n_chunks):
             yield self.chunk_range(c)[0], self.read_chunk(c)
 
     # ---- reading ----------------------------------------------------------------------------
     def take(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Rows ``indices`` (any order, repeats allowed) along ``sample``, reading each needed chunk once."""
+        """Rows ``indices`` (any order, repeats allowed) along ``sample``, reading each needed chunk once.
+
+        Parameters
+        ----------
+        indices : sequence of int or numpy.ndarray
+            Sample indices (negative ones count from the end) or a boolean mask over all samples.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(len(indices), *shape[1:])``, in the order asked for.
+        """
         try:
             idx = np.asarray(indices)
         except (TypeError, ValueError) as exc:  # ragged or absurdly nested sequences
@@ -329,18 +373,35 @@ class LazyArray:
         return self.take(idx)[(slice(None), *rest)]
 
     def read(self) -> np.ndarray:
-        """The whole array (explicit, since it loads everything into memory)."""
+        """The whole array (explicit, since it loads everything into memory).
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return self[:]
 
     # ---- integrity --------------------------------------------------------------------------
     def compute_sha256(self) -> str:
         """Recompute the content hash (:mod:`macro_data.hashing`) by decoding every chunk; a missing or
-        corrupt chunk raises :class:`IntegrityError` naming its file."""
+        corrupt chunk raises :class:`IntegrityError` naming its file.
+
+        Returns
+        -------
+        str
+            The sha256, hex.
+        """
         dtype = self.dtype.newbyteorder("<") if self.dtype.itemsize > 1 else self.dtype
         return hash_blocks(_segments(block for _, block in self.iter_chunks()), dtype)
 
     def verify(self) -> str:
-        """Recompute the content hash; :class:`IntegrityError` unless it equals the manifest's."""
+        """Recompute the content hash; :class:`IntegrityError` unless it equals the manifest's.
+
+        Returns
+        -------
+        str
+            The sha256, hex (equal to the manifest's).
+        """
         if self.hash_algorithm != HASH_ALGORITHM:
             raise IntegrityError(
                 f"world {self.world!r} array {self.name!r}: cannot verify: the manifest's hash "
@@ -358,7 +419,17 @@ class LazyArray:
 
 
 class WorldData:
-    """One world of a dataset: its description (from the manifest) and its arrays."""
+    """One world of a dataset: its description (from the manifest) and its arrays.
+
+    Parameters
+    ----------
+    dataset : DatasetCore
+        The dataset it belongs to.
+    name : str
+        The world's id.
+    entry : Mapping
+        The world's entry of the manifest.
+    """
 
     def __init__(self, dataset: DatasetCore, name: str, entry: Mapping):
         self.dataset = dataset
@@ -428,7 +499,17 @@ class WorldData:
 
     def array(self, array: str) -> LazyArray:
         """The lazy array ``array`` (e.g. ``"theta"``, ``"irfs"``); :class:`ReadArgumentError` naming the
-        world's arrays otherwise."""
+        world's arrays otherwise.
+
+        Parameters
+        ----------
+        array : str
+            The array's name.
+
+        Returns
+        -------
+        LazyArray
+        """
         if not isinstance(array, str) or array not in self.arrays:
             raise ReadArgumentError(f"world {self.name!r}: unknown array {array!r}; its arrays: {known(self.arrays)}")
         return self.arrays[array]
@@ -445,6 +526,18 @@ class WorldData:
         return {s: int(v["count"]) for s, v in self.entry["splits"].items()}
 
     def check_split(self, split: str) -> str:
+        """``split`` if the dataset has that split, else :class:`ReadArgumentError` naming the splits.
+
+        Parameters
+        ----------
+        split : str
+            A split's name (``train``, ``val``, ``test``...).
+
+        Returns
+        -------
+        str
+            ``split``.
+        """
         if not isinstance(split, str) or split not in self.split_labels:
             raise ReadArgumentError(
                 f"unknown split {split!r}; splits: {known(self.split_labels)} (or None for all samples)"
@@ -534,7 +627,12 @@ class WorldData:
         return self._stats
 
     def stats_normalizer(self) -> ParameterNormalizer:
-        """theta standardized with the stored train-split moments (every column, derived included)."""
+        """theta standardized with the stored train-split moments (every column, derived included).
+
+        Returns
+        -------
+        ParameterNormalizer
+        """
         return ParameterNormalizer.from_stats(self.entry, self.stats)
 
     def theta_moments(self, split: str | Sequence[str] | None = "train") -> dict[str, tuple[float, float]]:
@@ -640,7 +738,17 @@ class WorldData:
 
 class DatasetCore:
     """A published dataset: its manifest and, per world, a :class:`WorldData` (views are added by
-    :class:`macro_data.read.dataset.Dataset`)."""
+    :class:`macro_data.read.dataset.Dataset`).
+
+    Parameters
+    ----------
+    folder : Folder
+        The dataset folder.
+    manifest : dict
+        Its manifest, validated.
+    worlds : sequence of str, optional
+        The worlds to open (default: all).
+    """
 
     def __init__(self, folder: Folder, manifest: dict, worlds: Sequence[str] | None = None):
         self.folder = folder
@@ -749,7 +857,17 @@ class DatasetCore:
         return [(names[v], np.flatnonzero(inverse == k)) for k, v in enumerate(uniq.tolist())]
 
     def output_normalizer(self, world: str) -> OutputNormalizer:
-        """The standardization of ``world``'s outputs by its stored train-split moments."""
+        """The standardization of ``world``'s outputs by its stored train-split moments.
+
+        Parameters
+        ----------
+        world : str
+            The world's id.
+
+        Returns
+        -------
+        OutputNormalizer
+        """
         if world not in self._output_norms:
             self._output_norms[world] = OutputNormalizer(self[world].stats)
         return self._output_norms[world]

@@ -56,7 +56,17 @@ def _tensors(torch, batch: dict) -> dict:
 
 
 def distributed_rank(torch) -> tuple[int, int]:
-    """``(rank, world size)`` of the initialized ``torch.distributed`` process group, else ``(0, 1)``."""
+    """``(rank, world size)`` of the initialized ``torch.distributed`` process group, else ``(0, 1)``.
+
+    Parameters
+    ----------
+    torch : module
+        The imported ``torch`` package.
+
+    Returns
+    -------
+    tuple of int
+    """
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()

@@ -601,7 +601,18 @@ class TrainingView:
         )
 
     def schedule(self, epoch: int = 0) -> tuple[str, ...]:
-        """The world of every one-world batch of ``epoch``, in order (no data is read)."""
+        """The world of every one-world batch of ``epoch``, in order (no data is read).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch (``>= 0``).
+
+        Returns
+        -------
+        tuple of str
+            One world id per batch.
+        """
         epoch = int_arg("epoch", epoch, 0)
         if self.mixed:
             raise ReadArgumentError("schedule() describes one-world batches; a mixed view's plan() gives its items")
@@ -664,7 +675,19 @@ class TrainingView:
         return r * per, (r + 1) * per, k, n
 
     def batches_for(self, shard: tuple[int, int] = (0, 1), ranks: tuple[int, int] = (0, 1)) -> int:
-        """How many batches :meth:`iter` yields per epoch for this shard of this rank."""
+        """How many batches :meth:`iter` yields per epoch for this shard of this rank.
+
+        Parameters
+        ----------
+        shard : tuple of int
+            ``(index, count)`` of the data-loader worker.
+        ranks : tuple of int
+            ``(rank, world size)`` of the distributed process.
+
+        Returns
+        -------
+        int
+        """
         lo, hi, k, n = self._selection(shard, ranks)
         return len(range(lo + k, hi, n))
 
@@ -779,7 +802,17 @@ class TrainingView:
         return self._iter_world(plan, stats)
 
     def chunk_cache(self, stats: ReadStats | None = None) -> ChunkCache:
-        """A cache holding what one iteration over this view needs (see the module docstring)."""
+        """A cache holding what one iteration over this view needs (see the module docstring).
+
+        Parameters
+        ----------
+        stats : ReadStats, optional
+            Where the cache counts its hits, misses and bytes read.
+
+        Returns
+        -------
+        ChunkCache
+        """
         arrays = self.batcher.arrays() if self.mixed else self.arrays
         per_array = {}
         factor = 2 if self.mixed else 1

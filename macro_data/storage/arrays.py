@@ -299,6 +299,11 @@ def summarize(array: zarr.Array, digests: Sequence[bytes], stored_bytes: int) ->
     """Record the content hash in the array's attributes and describe it."""
     digest = combine_digests(digests)
     array.attrs.update({"sha256": digest, "hash_algorithm": HASH_ALGORITHM})
+    return describe(array, digest, stored_bytes)
+
+
+def describe(array: zarr.Array, digest: str, stored_bytes: int) -> ArraySummary:
+    """The :class:`ArraySummary` of ``array`` whose content hash is ``digest``."""
     dtype = storage_dtype(array.dtype)
     return ArraySummary(
         array.basename,
@@ -314,18 +319,9 @@ def summarize(array: zarr.Array, digests: Sequence[bytes], stored_bytes: int) ->
 class ChunkedArrayWriter:
     """A whole array written in one stream: :func:`create_array` + :class:`RegionWriter` over all rows."""
 
-    def __init__(
-        self,
-        group: zarr.Group,
-        name: str,
-        shape: Sequence[int],
-        dtype: Any,
-        dimension_names: Sequence[str],
-        chunk_samples: int,
-        clevel: int,
-        attributes: dict | None = None,
-    ):
-        self.array = create_array(group, name, shape, dtype, dimension_names, chunk_samples, clevel, attributes)
+    def __init__(self, group: zarr.Group, name: str, *args: Any, **kwargs: Any):
+        """The arguments of :func:`create_array`."""
+        self.array = create_array(group, name, *args, **kwargs)
         self.writer = RegionWriter(self.array)
         root = getattr(group.store, "root", None)
         self.path = Path(str(root)) / group.path / name if root is not None else None

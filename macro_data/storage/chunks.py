@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,29 @@ class ChunkCodec:
         return values.reshape(shape)
 
 
+def direct_layout(meta: Mapping, shape: tuple[int, ...]) -> tuple[ChunkCodec, int, str] | None:
+    """``(codec, rows per chunk, chunk key separator)`` of the Zarr v3 array described by ``meta`` (its
+    ``zarr.json``) with ``shape``, where whole chunks can be read and written directly; else ``None``
+    (the direct path is switched off, or the layout or codecs are not the ones handled here)."""
+    if not direct_chunks_enabled() or meta.get("zarr_format") != 3 or meta.get("node_type") != "array":
+        return None
+    grid = meta.get("chunk_grid") or {}
+    keys = meta.get("chunk_key_encoding") or {}
+    chunk_shape = tuple((grid.get("configuration") or {}).get("chunk_shape") or ())
+    separator = (keys.get("configuration") or {}).get("separator", "/")
+    if (
+        not shape
+        or grid.get("name") != "regular"
+        or len(chunk_shape) != len(shape)
+        or tuple(chunk_shape[1:]) != tuple(shape[1:])
+        or keys.get("name") != "default"
+        or separator not in ("/", ".")
+    ):
+        return None
+    codec = ChunkCodec.from_metadata(dict(meta))
+    return None if codec is None else (codec, int(chunk_shape[0]), separator)
+
+
 class ChunkIO:
     """Whole-chunk reads and writes of one local array, bypassing Zarr's event loop."""
 
@@ -146,26 +170,12 @@ class ChunkIO:
             meta = json.loads((folder / "zarr.json").read_bytes())
         except (OSError, ValueError):
             return None
-        if meta.get("zarr_format") != 3 or meta.get("node_type") != "array":
-            return None
         shape = tuple(int(s) for s in meta.get("shape", ()))
-        grid = meta.get("chunk_grid") or {}
-        keys = meta.get("chunk_key_encoding") or {}
-        chunk_shape = tuple((grid.get("configuration") or {}).get("chunk_shape") or ())
-        separator = (keys.get("configuration") or {}).get("separator", "/")
-        if (
-            not shape
-            or grid.get("name") != "regular"
-            or len(chunk_shape) != len(shape)
-            or chunk_shape[1:] != shape[1:]
-            or keys.get("name") != "default"
-            or separator not in ("/", ".")
-        ):
+        layout = direct_layout(meta, shape)
+        if layout is None:
             return None
-        codec = ChunkCodec.from_metadata(meta)
-        if codec is None:
-            return None
-        return cls(array.name, folder, shape, int(chunk_shape[0]), codec, separator)
+        codec, chunk, separator = layout
+        return cls(array.name, folder, shape, chunk, codec, separator)
 
     def path(self, index: int) -> Path:
         """The file of chunk ``index`` (the specification's default chunk key encoding)."""

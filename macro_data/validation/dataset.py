@@ -17,14 +17,13 @@ functions.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from macro_data.errors import ManifestError, WorldError
-from macro_data.pipeline.manifest import MANIFEST_NAME
+from macro_data.read.manifest import MANIFEST_NAME, Folder, parse_manifest
 from macro_data.storage import locations
 from macro_data.validation import consistency, identities, integrity, realism, reproducibility, statistics, train_stats
 from macro_data.validation.realism import RealData
@@ -54,23 +53,21 @@ class Validation:
 
 
 def read_manifest(dataset_dir: str | Path) -> tuple[dict, str]:
-    """``(manifest, its sha256)``; :class:`ManifestError` naming the file when absent or not JSON."""
+    """``(manifest, its sha256)``; :class:`ManifestError` naming the file when absent or not JSON.
+
+    Read with the reader's manifest reader (local or object storage) without the schema check: a
+    manifest that does not match its schema is reported by the dataset-level consistency check.
+    """
     import hashlib
 
-    path = locations.join(dataset_dir, MANIFEST_NAME)
-    if not locations.exists(path):
+    path = Folder(locations.join(dataset_dir, MANIFEST_NAME))
+    if not path.is_file():
         raise ManifestError(
             f"{path} does not exist: PATH must be a dataset folder holding {MANIFEST_NAME} "
             f"(e.g. datasets/build/default/1.0.0)"
         )
-    raw = locations.read_bytes(path)
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{path} is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("worlds"), dict):
-        raise ManifestError(f"{path} is not a macro_data manifest (no 'worlds' mapping)")
-    return doc, hashlib.sha256(raw).hexdigest()
+    raw = path.read_bytes()
+    return parse_manifest(raw, str(path), check_schema=False), hashlib.sha256(raw).hexdigest()
 
 
 def validate_world(spec: WorldSpec, real: RealData | None, real_reason: str) -> list[CheckResult]:

@@ -99,17 +99,18 @@ def test_registry_sensor_requests_changed_pinned_entries(tmp_path, monkeypatch):
     registry = tmp_path / "external.yaml"
     registry.write_text(paths.packaged("external.yaml").read_text())
     monkeypatch.setenv("MACRO_DATA_REGISTRY", str(registry))
-    first = registry_change_sensor(dg.build_sensor_context())
+    instance = dg.DagsterInstance.ephemeral()  # holds the registry's partitions
+    first = registry_change_sensor(dg.build_sensor_context(instance=instance))
     assert "recorded" in first.skip_reason.skip_message
-    same = registry_change_sensor(dg.build_sensor_context(cursor=first.cursor))
+    same = registry_change_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
     assert not same.run_requests
     doc = yaml.safe_load(registry.read_text())
     entry = next(e for e in doc["datasets"] if e["name"] == "us_macro_statsmodels")
     entry["urls"] = list(reversed(entry["urls"]))  # a mirror order change is a change of the entry
     registry.write_text(yaml.safe_dump(doc, sort_keys=False))
-    changed = registry_change_sensor(dg.build_sensor_context(cursor=same.cursor))
+    changed = registry_change_sensor(dg.build_sensor_context(instance=instance, cursor=same.cursor))
     assert [r.partition_key for r in changed.run_requests] == ["us_macro_statsmodels"]
     assert changed.run_requests[0].tags["macro_data/registry_entry"] == "us_macro_statsmodels"
     registry.write_text("version: 1\ndatasets: [{name: BAD NAME}]\n")
-    broken = registry_change_sensor(dg.build_sensor_context(cursor=changed.cursor))
+    broken = registry_change_sensor(dg.build_sensor_context(instance=instance, cursor=changed.cursor))
     assert str(registry) in broken.skip_message

@@ -20,9 +20,13 @@ def describe(defs: dg.Definitions) -> dict:
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
         pdef = node.partitions_def
+        if isinstance(pdef, dg.DynamicPartitionsDefinition):
+            partitions = f"dynamic: {pdef.name}"  # keys live in the instance (added by a sensor)
+        else:
+            partitions = sorted(pdef.get_partition_keys()) if pdef is not None else None
         assets[key.to_user_string()] = {
             "group": node.group_name,
-            "partitions": sorted(pdef.get_partition_keys()) if pdef is not None else None,
+            "partitions": partitions,
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "kinds": sorted(node.kinds),
             "has_description": bool(node.description),

@@ -10,10 +10,9 @@ import macro_data.read as mdr
 from macro_data.pipeline import world_arrays, world_draws, world_splits, world_stats
 from macro_data.pipeline.manifest import build_manifest
 from macro_data.recipes import load_recipe
-from macro_data.storage import locations
-from macro_data_tests.conftest import write_recipe
+from macro_data_tests.conftest import s3_server, write_recipe
 
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
 pytestmark = pytest.mark.slow  # two builds, one through the S3 server (every object a request): about 40 s
 WORLDS = ("nk", "rbc")
@@ -21,22 +20,8 @@ WORLDS = ("nk", "rbc")
 
 @pytest.fixture(scope="module")
 def s3():
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "MACRO_DATA_S3_ENDPOINT": f"http://{host}:{port}",
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        fs, _ = locations.filesystem("s3://macro-data-read")
-        fs.mkdir("macro-data-read")
-        yield "s3://macro-data-read/datasets"
-    server.stop()
+    with s3_server("macro-data-read") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

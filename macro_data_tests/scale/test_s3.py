@@ -10,32 +10,18 @@ import zarr
 from macro_data.storage import locations
 from macro_data.storage.arrays import content_hash
 from macro_data.storage.publish import world_store
-from macro_data_tests.conftest import build_dataset, build_world, write_recipe
+from macro_data_tests.conftest import build_dataset, build_world, s3_server, write_recipe
 
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
 WORLDS = ("nk", "switching")
 pytestmark = pytest.mark.slow  # a build onto object storage through Dagster: minutes
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "MACRO_DATA_S3_ENDPOINT": f"http://{host}:{port}",
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            mp.setenv(k, v)
-        fs, _ = locations.filesystem("s3://macro-data-test")
-        fs.mkdir("macro-data-test")
-        yield "s3://macro-data-test/datasets"
-    server.stop()
+def s3():
+    with s3_server("macro-data-test") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

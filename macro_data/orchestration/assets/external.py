@@ -1,9 +1,13 @@
 """Dagster assets of the external-data layer (group ``external``).
 
-- ``external_dataset``: one partition per registry entry (static partitions generated from the
-  registry when the code location loads). Materializing a partition fetches and verifies the
-  entry (see :mod:`macro_data.external.fetch`); the metadata shows URL, mirror used, sha256, size,
-  rows, columns and path; the data version is the file's sha256.
+- ``external_dataset``: one partition per registry entry. The partitions are dynamic
+  (:data:`EXTERNAL_PARTITIONS`): the registry is not read when the code location loads, so a
+  malformed registry cannot stop it loading; the sensors of :mod:`macro_data.orchestration.sensors` add and remove
+  partitions as entries are added and removed (no reload). Materializing a partition reads the
+  registry, fetches and verifies the entry (see :mod:`macro_data.external.fetch`); a malformed
+  registry fails the run with the registry's error (file, line or entry and field, problem). The
+  metadata shows URL, mirror used, sha256, size, rows, columns and path; the data version is the
+  file's sha256.
 - ``cached_file_verified``: a blocking asset check that re-hashes every cached file of the registry
   (and archive members); in a partition's run that partition's file must be present and intact. A
   corrupt file is quarantined and the check fails. (The check is deliberately not partitioned:
@@ -13,19 +17,19 @@
   moments, written to ``<root>/external/derived/us_macro_moments.json`` for checking simulated worlds
   against reality.
 
-Module-level ``assets``, ``asset_checks`` and ``resources`` are built from the default registry;
-:func:`build_external_assets` builds them for another registry (tests).
+Module-level ``assets``, ``asset_checks`` and ``resources``; the registry file is the resource's
+(``$MACRO_DATA_REGISTRY`` by default).
 """
 
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
 
 from macro_data.external import real_data
+from macro_data.external.errors import RegistryError
 from macro_data.external.fetch import FetchResult
-from macro_data.external.registry import Entry, load_registry
+from macro_data.external.registry import Entry, Registry
 from macro_data.files import atomic_write
 from macro_data.orchestration.resources.external import ExternalDataResource
 from macro_data.versioning import code_version
@@ -33,6 +37,16 @@ from macro_data.versioning import code_version
 GROUP = "external"
 SOURCE_ENTRY = real_data.SOURCE_ENTRY
 MOMENTS_FILE = "us_macro_moments.json"
+EXTERNAL_PARTITIONS = dg.DynamicPartitionsDefinition(name="external_dataset")
+"""One partition per registry entry, kept in step with the registry by the sensors (no code reload)."""
+
+
+def load_registry_or_fail(external_data: ExternalDataResource) -> Registry:
+    """The resource's registry; a registry that does not load fails the step with its error (file, where, what)."""
+    try:
+        return external_data.registry()
+    except RegistryError as exc:
+        raise dg.Failure(description=f"the external-data registry cannot be used: {exc}") from exc
 
 
 # Files whose content decides what each asset publishes (and so its code version).
@@ -87,16 +101,12 @@ def _moments_markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def build_external_assets(
-    registry_path: str | os.PathLike | None = None, allow_http_hosts=None, source_entry: str = SOURCE_ENTRY
-) -> tuple[list, list]:
-    """``(assets, asset_checks)`` for the registry at ``registry_path`` (default: the project's)."""
-    registry = load_registry(registry_path, allow_http_hosts=allow_http_hosts)
-    partitions = dg.StaticPartitionsDefinition(registry.names)
+def build_external_assets(source_entry: str = SOURCE_ENTRY) -> tuple[list, list]:
+    """``(assets, asset_checks)``: ``us_macro_moments`` is computed from the entry ``source_entry``."""
 
     @dg.asset(
         name="external_dataset",
-        partitions_def=partitions,
+        partitions_def=EXTERNAL_PARTITIONS,
         group_name=GROUP,
         kinds={"csv", "http"},
         code_version=code_version("external_dataset"),
@@ -108,8 +118,11 @@ def build_external_assets(
         context: dg.AssetExecutionContext, external_data: ExternalDataResource
     ) -> dg.MaterializeResult:
         name = context.partition_key
+        try:
+            entry = load_registry_or_fail(external_data).get(name)
+        except RegistryError as exc:  # a partition whose entry was removed from the registry
+            raise dg.Failure(description=str(exc)) from exc
         result = external_data.fetch(name, run_id=context.run.run_id)
-        entry = external_data.registry().get(name)
         context.log.info(f"{name}: {result.cache}, sha256 {result.sha256}, {result.size} bytes at {result.path}")
         return dg.MaterializeResult(metadata=_fetch_metadata(entry, result), data_version=dg.DataVersion(result.sha256))
 
@@ -125,6 +138,7 @@ def build_external_assets(
         context: dg.AssetCheckExecutionContext, external_data: ExternalDataResource
     ) -> dg.AssetCheckResult:
         partition = context.run.tags.get("dagster/partition")
+        load_registry_or_fail(external_data)
         statuses = external_data.verify_all(run_id=context.run.run_id)
         by_name = {st.name: st for st in statuses}
         corrupt = [st.name for st in statuses if not st.ok]
@@ -152,54 +166,47 @@ def build_external_assets(
             },
         )
 
-    assets: list = [external_dataset]
-    if source_entry in registry.entries:
-
-        @dg.asset(
-            name="us_macro_moments",
-            group_name=GROUP,
-            kinds={"python", "json"},
-            code_version=code_version("us_macro_moments"),
-            deps=[
-                dg.AssetDep(external_dataset, partition_mapping=dg.SpecificPartitionsPartitionMapping([source_entry]))
-            ],
-            description="US quarterly data 1959Q2-2009Q3 as the canonical observables (output: 100 x log deviation "
-            "of real GDP from its HP trend, lambda 1600; inflation: 400 x dlog CPI; rate: 3-month "
-            "T-bill, annualized; inflation and rate as deviations from their means) with sd and "
-            "first-order autocorrelation per observable, for checking simulated worlds against reality.",
+    @dg.asset(
+        name="us_macro_moments",
+        group_name=GROUP,
+        kinds={"python", "json"},
+        code_version=code_version("us_macro_moments"),
+        deps=[dg.AssetDep(external_dataset, partition_mapping=dg.SpecificPartitionsPartitionMapping([source_entry]))],
+        description="US quarterly data 1959Q2-2009Q3 as the canonical observables (output: 100 x log deviation "
+        "of real GDP from its HP trend, lambda 1600; inflation: 400 x dlog CPI; rate: 3-month "
+        "T-bill, annualized; inflation and rate as deviations from their means) with sd and "
+        "first-order autocorrelation per observable, for checking simulated worlds against reality.",
+    )
+    def us_macro_moments(
+        context: dg.AssetExecutionContext, external_data: ExternalDataResource
+    ) -> dg.MaterializeResult:
+        entry = load_registry_or_fail(external_data).get(source_entry)
+        result = external_data.fetch(source_entry, run_id=context.run.run_id)
+        summary = real_data.summarize(
+            result.path, source_name=source_entry, source_sha256=result.sha256, options=entry.csv
         )
-        def us_macro_moments(
-            context: dg.AssetExecutionContext, external_data: ExternalDataResource
-        ) -> dg.MaterializeResult:
-            result = external_data.fetch(source_entry, run_id=context.run.run_id)
-            entry = external_data.registry().get(source_entry)
-            summary = real_data.summarize(
-                result.path, source_name=source_entry, source_sha256=result.sha256, options=entry.csv
-            )
-            out = external_data.root() / "external" / "derived" / MOMENTS_FILE
-            _atomic_json(out, summary)
-            md = {
-                "path": dg.MetadataValue.path(str(out)),
-                "source_sha256": dg.MetadataValue.text(result.sha256),
-                "sample": dg.MetadataValue.text(
-                    f"{summary['sample']['start']}-{summary['sample']['end']} "
-                    f"({summary['sample']['quarters']} quarters)"
-                ),
-                "output_method": dg.MetadataValue.text(f"{summary['output_method']} (lambda {summary['hp_lambda']})"),
-                "moments": dg.MetadataValue.md(_moments_markdown(summary)),
-                "correlation": dg.MetadataValue.json(summary["moments"]["correlation"]),
-                "levels_mean": dg.MetadataValue.json(summary["levels_mean"]),
-            }
-            for name, m in summary["moments"]["observables"].items():
-                md[f"{name}_sd"] = dg.MetadataValue.float(m["sd"])
-                md[f"{name}_autocorr1"] = dg.MetadataValue.float(m["autocorr1"])
-            return dg.MaterializeResult(metadata=md, data_version=dg.DataVersion(summary["summary_sha256"]))
+        out = external_data.root() / "external" / "derived" / MOMENTS_FILE
+        _atomic_json(out, summary)
+        md = {
+            "path": dg.MetadataValue.path(str(out)),
+            "source_sha256": dg.MetadataValue.text(result.sha256),
+            "sample": dg.MetadataValue.text(
+                f"{summary['sample']['start']}-{summary['sample']['end']} ({summary['sample']['quarters']} quarters)"
+            ),
+            "output_method": dg.MetadataValue.text(f"{summary['output_method']} (lambda {summary['hp_lambda']})"),
+            "moments": dg.MetadataValue.md(_moments_markdown(summary)),
+            "correlation": dg.MetadataValue.json(summary["moments"]["correlation"]),
+            "levels_mean": dg.MetadataValue.json(summary["levels_mean"]),
+        }
+        for name, m in summary["moments"]["observables"].items():
+            md[f"{name}_sd"] = dg.MetadataValue.float(m["sd"])
+            md[f"{name}_autocorr1"] = dg.MetadataValue.float(m["autocorr1"])
+        return dg.MaterializeResult(metadata=md, data_version=dg.DataVersion(summary["summary_sha256"]))
 
-        assets.append(us_macro_moments)
-    return assets, [cached_file_verified]
+    return [external_dataset, us_macro_moments], [cached_file_verified]
 
 
 assets, asset_checks = build_external_assets()
 resources = {"external_data": ExternalDataResource()}
 
-__all__ = ["GROUP", "asset_checks", "assets", "build_external_assets", "resources"]
+__all__ = ["EXTERNAL_PARTITIONS", "GROUP", "asset_checks", "assets", "build_external_assets", "resources"]
