@@ -251,7 +251,22 @@ class _Chunk:
             [self.ib[None], lo, lo_mid, lo_far, hi, hi_mid, hi_far, np.maximum(-lo_mid, hi_mid)]
         ).T.copy()
         self.L = 0
+        self._cuts: dict[tuple[str, int, int], np.ndarray] = {}
         self.tables(KEEP)
+
+    def take(self, name: str, rows: np.ndarray, h0: int, h1: int) -> np.ndarray:
+        """Horizons ``h0 .. h1 - 1`` of the table ``name`` (``Cn``, ``theta``, ``b``, ``binv``, ``ppow``) for
+        the draws ``rows``: the same values as ``table[rows, ..., h0:h1]``. Ranges within :data:`KEEP`
+        are kept as contiguous copies (at most a few MB) and gathered with ``np.take``, several times
+        faster than indexing rows and a range of columns at once (speed only)."""
+        table = getattr(self, name)
+        if h1 > KEEP:
+            return table[rows, h0:h1] if name == "Cn" else table[rows, ..., h0:h1]
+        key = (name, h0, h1)
+        cut = self._cuts.get(key)
+        if cut is None:
+            cut = self._cuts[key] = np.ascontiguousarray(table[:, h0:h1] if name == "Cn" else table[..., h0:h1])
+        return np.take(cut, rows, axis=0)
 
     def tables(self, s: int) -> None:
         """Build ``theta``, ``b``, ``binv``, ``ppow`` up to at least ``s`` horizons."""
@@ -301,6 +316,7 @@ class _Chunk:
         self.theta = np.ascontiguousarray(theta.transpose(2, 1, 0))  # (m, 2, L)
         self.b, self.binv, self.ppow = (np.ascontiguousarray(a.T) for a in (b, binv, ppow))
         self.L = L
+        self._cuts = {}
 
 
 def _loadings_step(c: np.ndarray, out: np.ndarray, R: np.ndarray, p: np.ndarray, rho: np.ndarray) -> None:
@@ -323,7 +339,7 @@ def _rates(ch: _Chunk, rows: np.ndarray, k, h0: int, h1: int) -> np.ndarray:
     """Unconstrained rates ``(h1 - h0, len(rows))`` at horizons ``h0 .. h1 - 1`` from states ``k``
     (four ``(len(rows),)`` arrays), horizon-major."""
     if h1 <= KEEP:
-        C = ch.Cn[rows, h0:h1].transpose(2, 1, 0)
+        C = ch.take("Cn", rows, h0, h1).transpose(2, 1, 0)
     else:
         C = np.empty((h1, 4, rows.size))
         C[0] = ch.R[:, rows]
@@ -339,9 +355,9 @@ def _path_rates(ch: _Chunk, rows: np.ndarray, k, s: int) -> np.ndarray:
     return np.ascontiguousarray(_rates(ch, rows, k, 0, s).T)
 
 
-def _gather(table: np.ndarray, rows: np.ndarray, s: int) -> np.ndarray:
+def _gather(ch: _Chunk, name: str, rows: np.ndarray, s: int) -> np.ndarray:
     """``(k, s)`` C-contiguous: the first ``s`` coefficients of the draws ``rows`` of a table ``(m, L)``."""
-    return table[rows, :s]
+    return ch.take(name, rows, 0, s)
 
 
 _LAGS: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
@@ -360,9 +376,22 @@ def _toeplitz(seq: np.ndarray, s: int, upper: bool) -> np.ndarray:
     return np.where(tri, seq[:, lag], 0.0)
 
 
+def _rowsum(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=-1)``, bit for bit. Below 8 terms numpy adds them one by one onto ``+0.0``
+    (``test_zlb`` checks this); written out as whole-array additions, which for the short rows of
+    the 4-period bucket is several times faster than numpy's reduction over a tiny inner axis."""
+    n = a.shape[-1]
+    if n >= 8:
+        return a.sum(axis=-1)
+    out = a[..., 0] + 0.0
+    for j in range(1, n):
+        out += a[..., j]
+    return out
+
+
 def _tmul(T: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``T @ x`` for ``T (k, s, s)``, ``x (k, s)``, summed in a fixed order per row."""
-    return (T * x[:, None, :]).sum(axis=2)
+    return _rowsum(T * x[:, None, :])
 
 
 class _Violations:
@@ -396,7 +425,7 @@ def _violations(ch: _Chunk, rows: np.ndarray, k, first_rate=None):
     first the next :data:`NEAR` quarters, and the rest of the horizon only if the bound over the
     rest cannot exclude it either.
     """
-    B = ch.bounds[rows].T
+    B = np.take(ch.bounds, rows, axis=0).T
     K = k if isinstance(k, np.ndarray) else np.stack(k)
     ib = B[0]
     # the bounds over all horizons, over [EXACT, NEAR) and over [NEAR, LOOKAHEAD), at once
@@ -468,8 +497,8 @@ def _solve_guess(
     i_unc = _path_rates(ch, rows, k0, s)
     i_unc[:, 0] = z0[2]
     p = ch.sol.p[rows][:, None]
-    Lm = _toeplitz(_gather(ch.ppow, rows, s), s, upper=False)
-    Um = _toeplitz(_gather(ch.b, rows, s), s, upper=True)
+    Lm = _toeplitz(_gather(ch, "ppow", rows, s), s, upper=False)
+    Um = _toeplitz(_gather(ch, "b", rows, s), s, upper=True)
     hh = np.arange(s)[None, :]
     first = np.argmax(S, axis=1)[:, None]
     last = (s - 1 - np.argmax(S[:, ::-1], axis=1))[:, None]
@@ -480,7 +509,7 @@ def _solve_guess(
     q = np.flatnonzero(one)
     if q.size:
         Sq = S[q]
-        Binv = _toeplitz(_gather(ch.binv, rows[q], s), s, upper=True)
+        Binv = _toeplitz(_gather(ch, "binv", rows[q], s), s, upper=True)
 
         def m_inv(y):  # (L_22 U_22)^{-1} y on the spell: L_22^{-1} is bidiagonal.
             w = y.copy()
@@ -492,7 +521,7 @@ def _solve_guess(
         before = hh < fq
         if before.any():
             # rank-one term of the periods before the spell
-            ppq = _gather(ch.ppow, rows[q], s)
+            ppq = _gather(ch, "ppow", rows[q], s)
             a = np.where(Sq, np.take_along_axis(ppq, np.clip(hh - fq, 0, s - 1), axis=1), 0.0)
             wts = np.where(before, np.take_along_axis(ppq, np.clip(fq - hh, 0, s - 1), axis=1), 0.0)  # p^(s0-j)
             w = np.where(Sq, (wts[:, :, None] * Um[q]).sum(axis=1), 0.0)
@@ -521,7 +550,7 @@ def _solve_guess(
 
 def _jump_corrections(ch: _Chunk, rows: np.ndarray, z0, delta: np.ndarray, s: int):
     """Period-0 ``(x, pi)``: the unconstrained values plus the responses to the shocks ``delta (k, s)``."""
-    th = (ch.theta[rows, :, :s] * delta[:, None, :]).sum(axis=2)
+    th = _rowsum(ch.take("theta", rows, 0, s) * delta[:, None, :])
     return z0[0] + th[:, 0], z0[1] + th[:, 1]
 
 
@@ -539,7 +568,7 @@ def _from_now_delta(
     w = ib[:, None] - i_unc
     w[:, 1:] -= p[:, None] * w[:, :-1]
     # rows h > e sum only zero terms, so they are +0.0 like the masked values
-    delta = _tmul(_toeplitz(_gather(ch.binv, rows, s), s, upper=True), np.where(on, w, 0.0))
+    delta = _tmul(_toeplitz(_gather(ch, "binv", rows, s), s, upper=True), np.where(on, w, 0.0))
     if not np.isfinite(delta).all():
         raise FloatingPointError
     return on, delta
@@ -600,10 +629,10 @@ def _later_core(
     p = p[:, None]
     i_unc = _path_rates(ch, rows, k0, s)
     i_unc[:, 0] = shadow
-    ppow = _gather(ch.ppow, rows, s)
+    ppow = _gather(ch, "ppow", rows, s)
     Lm = _toeplitz(ppow, s, upper=False)
-    Um = _toeplitz(_gather(ch.b, rows, s), s, upper=True)
-    Binv = _toeplitz(_gather(ch.binv, rows, s), s, upper=True)
+    Um = _toeplitz(_gather(ch, "b", rows, s), s, upper=True)
+    Binv = _toeplitz(_gather(ch, "binv", rows, s), s, upper=True)
     hh = np.arange(s)[None, :]
     fq = f[:, None]
     S = (hh >= fq) & (hh <= l[:, None])
@@ -754,7 +783,7 @@ def simulate_occbin(
         F = np.flatnonzero(fm)
         if 4 * F.size >= m:
             # most draws take an nk step: computed on whole arrays, kept where the draw is fresh
-            e = eps[np.minimum(t, T - 1) * m + draws]
+            e = np.take(eps, np.minimum(t, T - 1) * m + draws, axis=0)
             vF, rnF, uF = exog_step(sol, v, rn, u, e[:, 0], e[:, 1], e[:, 2])
             x, pi = jumps(sol, il, vF, rnF, uF)
             sh = taylor(sol, il, x, pi, vF)
@@ -767,8 +796,8 @@ def simulate_occbin(
             if q.size:
                 emit(q, x[q], pi[q], sh[q], sh[q], False)
         elif F.size:
-            pr = _Params(ch.par[F])
-            e = eps[t[F] * m + F]
+            pr = _Params(np.take(ch.par, F, axis=0))
+            e = np.take(eps, t[F] * m + F, axis=0)
             ilF, vF, rnF, uF = st[:4, F]
             vF, rnF, uF = exog_step(pr, vF, rnF, uF, e[:, 0], e[:, 1], e[:, 2])
             x, pi = jumps(pr, ilF, vF, rnF, uF)
@@ -815,7 +844,7 @@ def simulate_occbin(
             q = b[sel]
             if q.size:
                 s = int(size[sel].max())
-                Z = st[:, q]
+                Z = np.take(st, q, axis=1)
                 e = last[q]
                 ibq = ch.ib[q]
                 try:
@@ -847,7 +876,7 @@ def simulate_occbin(
             if q.size:
                 sq = size[sel & one & ~now]
                 s = int(sq.max())
-                Z = st[:, q]
+                Z = np.take(st, q, axis=1)
                 try:
                     delta, i, part = _later_core(ch, q, Z[:4], Z[6], first[q], last[q], s, ch.ib[q], ch.sol.p[q])
                 except FloatingPointError:
@@ -887,7 +916,7 @@ def simulate_occbin(
                 # guesses that are not one spell: the dense solve, checked on its own
                 S = np.zeros((q.size, max(G, s)), dtype=bool)
                 S[:, :G] = dense[q]
-                Z = st[:, q]
+                Z = np.take(st, q, axis=1)
                 try:
                     new, x0, pi0, i0, sh0 = _solve_guess(ch, q, Z[:4], Z[4:], S[:, :s], s)
                 except (np.linalg.LinAlgError, FloatingPointError):

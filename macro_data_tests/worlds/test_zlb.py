@@ -335,6 +335,17 @@ def test_numpy_sums_of_8_or_more_terms_ignore_trailing_zero_terms():
                 assert np.array_equal(_bits(a.sum(axis=1)), _bits(np.concatenate([a, rows], axis=1).sum(axis=1)))
 
 
+def test_rowsum_equals_numpy_sums_bit_for_bit():
+    # zlb._rowsum writes out numpy's sums of fewer than 8 terms (added one by one onto +0.0); if a
+    # numpy version changed that order or the sign of zero sums, this test (not the hashes) says so.
+    rng = np.random.default_rng(6)
+    for shape in ((300, 1), (300, 3), (50, 2, 4), (40, 4, 4), (20, 7, 7), (30, 2, 8), (10, 16, 16)):
+        a = rng.normal(size=shape) * 10.0 ** rng.integers(-9, 9, size=shape)
+        a[rng.random(shape) < 0.3] = 0.0
+        a[rng.random(shape) < 0.3] = -0.0
+        assert np.array_equal(_bits(zlb._rowsum(a)), _bits(a.sum(axis=-1)))
+
+
 def _chunk_and_states(n=60, seed=21):
     d = draw_range(WORLD, seed, 0, n, 1, narrow(r_ss=(0.5, 1.0)))
     th = d.theta
