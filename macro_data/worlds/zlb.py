@@ -252,7 +252,17 @@ class _Chunk:
         ).T.copy()
         self.L = 0
         self._cuts: dict[tuple[str, int, int], np.ndarray] = {}
+        # rho_c ** n for n <= KEEP, flat (3, m (KEEP + 1)): computed by the same np.power on contiguous
+        # arrays as the powers it replaces, so a lookup gives the same values (speed only)
+        n = np.tile(np.arange(KEEP + 1), m)
+        self._rho_pow = np.stack([np.power(np.repeat(r, KEEP + 1), n) for r in self.rho])
         self.tables(KEEP)
+
+    def rho_pow(self, rows: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """``(3, k)``: ``rho[:, rows] ** n`` for integers ``0 <= n``, bit for bit."""
+        if n.size and n.max() <= KEEP:
+            return np.take(self._rho_pow, rows * (KEEP + 1) + n, axis=1)
+        return self.rho[:, rows] ** n
 
     def take(self, name: str, rows: np.ndarray, h0: int, h1: int) -> np.ndarray:
         """Horizons ``h0 .. h1 - 1`` of the table ``name`` (``Cn``, ``theta``, ``b``, ``binv``, ``ppow``) for
@@ -576,9 +586,8 @@ def _from_now_delta(
 
 def _spell_end_state(ch: _Chunk, rows: np.ndarray, k0, e: np.ndarray):
     """The state after the spells ``[0, e]``: ``(ib, rho^(e+1) s_0)``."""
-    rho = ch.rho[:, rows]
-    n = e + 1
-    return ch.ib[rows], k0[1] * rho[0] ** n, k0[2] * rho[1] ** n, k0[3] * rho[2] ** n
+    rho_n = ch.rho_pow(rows, e + 1)
+    return ch.ib[rows], k0[1] * rho_n[0], k0[2] * rho_n[1], k0[3] * rho_n[2]
 
 
 def _solve_from_now(
@@ -657,10 +666,22 @@ def _later_core(
     return delta, i, (S & (delta >= -BIND_TOL)) | (~S & (i < ib))
 
 
+_BITS = (np.arange(256)[:, None] >> np.arange(8)) & 1  # the 8 bits of each byte value, lowest first
+# first and last set bit and their count per byte value (-1, -1, 0 for none)
+_ANY = _BITS.any(axis=1)
+_BYTE_BOUNDS = np.stack(
+    [np.where(_ANY, _BITS.argmax(axis=1), -1), np.where(_ANY, 7 - _BITS[:, ::-1].argmax(axis=1), -1), _BITS.sum(axis=1)]
+).astype(np.intp)
+
+
 def _part_bounds(part: np.ndarray):
     """``(first, last, count)`` of the binding periods of ``part (k, s)`` (first, last: -1 if none)."""
-    n = np.count_nonzero(part, axis=1)
     s = part.shape[1]
+    if s <= 8:
+        # one byte per row: a table lookup instead of three reductions over a short axis (speed only)
+        b = _BYTE_BOUNDS[:, np.packbits(part, axis=1, bitorder="little")[:, 0]]
+        return b[0], b[1], b[2]
+    n = np.count_nonzero(part, axis=1)
     return (
         np.where(n > 0, np.argmax(part, axis=1), -1),
         np.where(n > 0, s - 1 - np.argmax(part[:, ::-1], axis=1), -1),
@@ -888,11 +909,7 @@ def simulate_occbin(
                 # continuation from the end of the row's bucket: state (i[s-1], rho^s s_0)
                 k_s = np.empty((4, q.size))
                 k_s[0] = i[np.arange(q.size), sq - 1]
-                for sb in np.unique(sq):
-                    r = np.flatnonzero(sq == sb)
-                    rho = ch.rho[:, q[r]]
-                    for c in range(3):
-                        k_s[c + 1, r] = Z[c + 1, r] * rho[c] ** int(sb)
+                np.multiply(Z[1:4], ch.rho_pow(q, sq), out=k_s[1:])
                 segs.append(
                     (
                         q,

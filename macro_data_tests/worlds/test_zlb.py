@@ -346,6 +346,21 @@ def test_rowsum_equals_numpy_sums_bit_for_bit():
         assert np.array_equal(_bits(zlb._rowsum(a)), _bits(a.sum(axis=-1)))
 
 
+def test_part_bounds_and_rho_powers_equal_the_direct_computations():
+    # both are table lookups standing in for reductions and np.power (speed only)
+    rng = np.random.default_rng(7)
+    for s in range(1, 17):
+        P = rng.random((500, s)) < 0.3
+        n = np.count_nonzero(P, axis=1)
+        want = (np.where(n > 0, P.argmax(axis=1), -1), np.where(n > 0, s - 1 - P[:, ::-1].argmax(axis=1), -1), n)
+        for got, w in zip(zlb._part_bounds(P), want):
+            np.testing.assert_array_equal(got, w)
+    ch, *_ = _chunk_and_states()
+    rows = np.arange(ch.r_ss.size)
+    for n in (rng.integers(0, zlb.KEEP + 1, rows.size), rng.integers(0, 300, rows.size)):
+        assert np.array_equal(_bits(ch.rho_pow(rows, n)), _bits(ch.rho[:, rows] ** n))
+
+
 def _chunk_and_states(n=60, seed=21):
     d = draw_range(WORLD, seed, 0, n, 1, narrow(r_ss=(0.5, 1.0)))
     th = d.theta
