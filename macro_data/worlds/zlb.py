@@ -399,6 +399,20 @@ def _rowsum(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def _upper_tmul(seq: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``_tmul(_toeplitz(seq, s, upper=True), x)`` bit for bit, without forming the matrices when
+    ``s < 8``: row ``h`` adds ``seq[j] x[h + j]`` for ``j = 0, 1, ...`` onto ``+0.0`` in the order of
+    :func:`_rowsum`. Its other terms are zeros of either sign, which leave a sum started at ``+0.0``
+    unchanged; a non-finite ``x`` makes the first row non-finite either way (the caller raises)."""
+    s = x.shape[1]
+    if s >= 8:
+        return _tmul(_toeplitz(seq, s, upper=True), x)
+    out = seq[:, :1] * x + 0.0
+    for j in range(1, s):
+        out[:, : s - j] += seq[:, j : j + 1] * x[:, j:]
+    return out
+
+
 def _tmul(T: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``T @ x`` for ``T (k, s, s)``, ``x (k, s)``, summed in a fixed order per row."""
     return _rowsum(T * x[:, None, :])
@@ -578,7 +592,7 @@ def _from_now_delta(
     w = ib[:, None] - i_unc
     w[:, 1:] -= p[:, None] * w[:, :-1]
     # rows h > e sum only zero terms, so they are +0.0 like the masked values
-    delta = _tmul(_toeplitz(_gather(ch, "binv", rows, s), s, upper=True), np.where(on, w, 0.0))
+    delta = _upper_tmul(_gather(ch, "binv", rows, s), np.where(on, w, 0.0))
     if not np.isfinite(delta).all():
         raise FloatingPointError
     return on, delta

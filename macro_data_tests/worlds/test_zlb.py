@@ -346,6 +346,18 @@ def test_rowsum_equals_numpy_sums_bit_for_bit():
         assert np.array_equal(_bits(zlb._rowsum(a)), _bits(a.sum(axis=-1)))
 
 
+def test_upper_toeplitz_products_without_matrices_equal_the_matrix_products():
+    rng = np.random.default_rng(8)
+    for s in (1, 2, 3, 4, 5, 7, 8, 16):
+        seq = rng.normal(size=(400, s)) * 10.0 ** rng.integers(-9, 9, size=(400, s))
+        x = rng.normal(size=(400, s)) * 10.0 ** rng.integers(-9, 9, size=(400, s))
+        for a in (seq, x):
+            a[rng.random(a.shape) < 0.3] = 0.0
+            a[rng.random(a.shape) < 0.3] = -0.0
+        want = zlb._tmul(zlb._toeplitz(seq, s, upper=True), x)
+        assert np.array_equal(_bits(zlb._upper_tmul(seq, x)), _bits(want))
+
+
 def test_part_bounds_and_rho_powers_equal_the_direct_computations():
     # both are table lookups standing in for reductions and np.power (speed only)
     rng = np.random.default_rng(7)
