@@ -232,6 +232,7 @@ class _Chunk:
             np.maximum(hi, nxt, out=hi)
             c = nxt
         self.Cn = np.ascontiguousarray(near.transpose(2, 0, 1))
+        self.CnT = self.Cn.transpose(0, 2, 1)  # (m, 4, KEEP) view, cut into contiguous ranges by take()
         lo_mid, hi_mid = near[EXACT:NEAR].min(axis=0), near[EXACT:NEAR].max(axis=0)
         self.lo, self.hi = lo, hi
         self.par = np.concatenate(
@@ -362,7 +363,11 @@ def _rates(ch: _Chunk, rows: np.ndarray, k, h0: int, h1: int) -> np.ndarray:
 
 def _path_rates(ch: _Chunk, rows: np.ndarray, k, s: int) -> np.ndarray:
     """Unconstrained rates ``(len(rows), s)`` over the first ``s`` horizons, C-contiguous."""
-    return np.ascontiguousarray(_rates(ch, rows, k, 0, s).T)
+    if s > KEEP:
+        return np.ascontiguousarray(_rates(ch, rows, k, 0, s).T)
+    # the same element-wise sum as _rates, computed draw-major (no transposed copy)
+    C = ch.take("CnT", rows, 0, s)
+    return C[:, 0] * k[0][:, None] + C[:, 1] * k[1][:, None] + C[:, 2] * k[2][:, None] + C[:, 3] * k[3][:, None]
 
 
 def _gather(ch: _Chunk, name: str, rows: np.ndarray, s: int) -> np.ndarray:
