@@ -1041,7 +1041,7 @@ def simulate_occbin(
             carry(done)
 
 
-# per-draw constants of the last chunk (about 75 MB for 4096 draws), shared by simulate and irfs
+# per-draw constants of the last chunk (about 40 MB for 4096 draws), shared by simulate and irfs
 CHUNKS = LastFew(size=1)
 
 
