@@ -266,10 +266,10 @@ class _Chunk:
         return self.rho[:, rows] ** n
 
     def take(self, name: str, rows: np.ndarray, h0: int, h1: int) -> np.ndarray:
-        """Horizons ``h0 .. h1 - 1`` of the table ``name`` (``Cn``, ``theta``, ``b``, ``binv``, ``ppow``) for
-        the draws ``rows``: the same values as ``table[rows, ..., h0:h1]``. Ranges within :data:`KEEP`
-        are kept as contiguous copies (at most a few MB) and gathered with ``np.take``, several times
-        faster than indexing rows and a range of columns at once (speed only)."""
+        """Horizons ``h0 .. h1 - 1`` of the table ``name`` (``Cn``, ``CnT``, ``theta``, ``b``, ``binv``,
+        ``ppow``) for the draws ``rows``: the same values as ``table[rows, ..., h0:h1]``. Ranges within
+        :data:`KEEP` are kept as contiguous copies (about 20 MB for 4096 draws) and gathered with
+        ``np.take``, several times faster than indexing rows and a range of columns at once (speed only)."""
         table = getattr(self, name)
         if h1 > KEEP:
             return table[rows, h0:h1] if name == "Cn" else table[rows, ..., h0:h1]
