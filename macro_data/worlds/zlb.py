@@ -232,6 +232,7 @@ class _Chunk:
             np.maximum(hi, nxt, out=hi)
             c = nxt
         self.Cn = np.ascontiguousarray(near.transpose(2, 0, 1))
+        self.CnT = self.Cn.transpose(0, 2, 1)  # (m, 4, KEEP) view, cut into contiguous ranges by take()
         lo_mid, hi_mid = near[EXACT:NEAR].min(axis=0), near[EXACT:NEAR].max(axis=0)
         self.lo, self.hi = lo, hi
         self.par = np.concatenate(
@@ -251,7 +252,32 @@ class _Chunk:
             [self.ib[None], lo, lo_mid, lo_far, hi, hi_mid, hi_far, np.maximum(-lo_mid, hi_mid)]
         ).T.copy()
         self.L = 0
+        self._cuts: dict[tuple[str, int, int], np.ndarray] = {}
+        # rho_c ** n for n <= KEEP, flat (3, m (KEEP + 1)): computed by the same np.power on contiguous
+        # arrays as the powers it replaces, so a lookup gives the same values (speed only)
+        n = np.tile(np.arange(KEEP + 1), m)
+        self._rho_pow = np.stack([np.power(np.repeat(r, KEEP + 1), n) for r in self.rho])
         self.tables(KEEP)
+
+    def rho_pow(self, rows: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """``(3, k)``: ``rho[:, rows] ** n`` for integers ``0 <= n``, bit for bit."""
+        if n.size and n.max() <= KEEP:
+            return np.take(self._rho_pow, rows * (KEEP + 1) + n, axis=1)
+        return self.rho[:, rows] ** n
+
+    def take(self, name: str, rows: np.ndarray, h0: int, h1: int) -> np.ndarray:
+        """Horizons ``h0 .. h1 - 1`` of the table ``name`` (``Cn``, ``CnT``, ``theta``, ``b``, ``binv``,
+        ``ppow``) for the draws ``rows``: the same values as ``table[rows, ..., h0:h1]``. Ranges within
+        :data:`KEEP` are kept as contiguous copies (about 20 MB for 4096 draws) and gathered with
+        ``np.take``, several times faster than indexing rows and a range of columns at once (speed only)."""
+        table = getattr(self, name)
+        if h1 > KEEP:
+            return table[rows, h0:h1] if name == "Cn" else table[rows, ..., h0:h1]
+        key = (name, h0, h1)
+        cut = self._cuts.get(key)
+        if cut is None:
+            cut = self._cuts[key] = np.ascontiguousarray(table[:, h0:h1] if name == "Cn" else table[..., h0:h1])
+        return np.take(cut, rows, axis=0)
 
     def tables(self, s: int) -> None:
         """Build ``theta``, ``b``, ``binv``, ``ppow`` up to at least ``s`` horizons."""
@@ -301,6 +327,7 @@ class _Chunk:
         self.theta = np.ascontiguousarray(theta.transpose(2, 1, 0))  # (m, 2, L)
         self.b, self.binv, self.ppow = (np.ascontiguousarray(a.T) for a in (b, binv, ppow))
         self.L = L
+        self._cuts = {}
 
 
 def _loadings_step(c: np.ndarray, out: np.ndarray, R: np.ndarray, p: np.ndarray, rho: np.ndarray) -> None:
@@ -323,7 +350,7 @@ def _rates(ch: _Chunk, rows: np.ndarray, k, h0: int, h1: int) -> np.ndarray:
     """Unconstrained rates ``(h1 - h0, len(rows))`` at horizons ``h0 .. h1 - 1`` from states ``k``
     (four ``(len(rows),)`` arrays), horizon-major."""
     if h1 <= KEEP:
-        C = ch.Cn[rows, h0:h1].transpose(2, 1, 0)
+        C = ch.take("Cn", rows, h0, h1).transpose(2, 1, 0)
     else:
         C = np.empty((h1, 4, rows.size))
         C[0] = ch.R[:, rows]
@@ -336,12 +363,16 @@ def _rates(ch: _Chunk, rows: np.ndarray, k, h0: int, h1: int) -> np.ndarray:
 
 def _path_rates(ch: _Chunk, rows: np.ndarray, k, s: int) -> np.ndarray:
     """Unconstrained rates ``(len(rows), s)`` over the first ``s`` horizons, C-contiguous."""
-    return np.ascontiguousarray(_rates(ch, rows, k, 0, s).T)
+    if s > KEEP:
+        return np.ascontiguousarray(_rates(ch, rows, k, 0, s).T)
+    # the same element-wise sum as _rates, computed draw-major (no transposed copy)
+    C = ch.take("CnT", rows, 0, s)
+    return C[:, 0] * k[0][:, None] + C[:, 1] * k[1][:, None] + C[:, 2] * k[2][:, None] + C[:, 3] * k[3][:, None]
 
 
-def _gather(table: np.ndarray, rows: np.ndarray, s: int) -> np.ndarray:
+def _gather(ch: _Chunk, name: str, rows: np.ndarray, s: int) -> np.ndarray:
     """``(k, s)`` C-contiguous: the first ``s`` coefficients of the draws ``rows`` of a table ``(m, L)``."""
-    return table[rows, :s]
+    return ch.take(name, rows, 0, s)
 
 
 _LAGS: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
@@ -360,9 +391,36 @@ def _toeplitz(seq: np.ndarray, s: int, upper: bool) -> np.ndarray:
     return np.where(tri, seq[:, lag], 0.0)
 
 
+def _rowsum(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=-1)``, bit for bit. Below 8 terms numpy adds them one by one onto ``+0.0``
+    (``test_zlb`` checks this); written out as whole-array additions, which for the short rows of
+    the 4-period bucket is several times faster than numpy's reduction over a tiny inner axis."""
+    n = a.shape[-1]
+    if n >= 8:
+        return a.sum(axis=-1)
+    out = a[..., 0] + 0.0
+    for j in range(1, n):
+        out += a[..., j]
+    return out
+
+
+def _upper_tmul(seq: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``_tmul(_toeplitz(seq, s, upper=True), x)`` bit for bit, without forming the matrices when
+    ``s < 8``: row ``h`` adds ``seq[j] x[h + j]`` for ``j = 0, 1, ...`` onto ``+0.0`` in the order of
+    :func:`_rowsum`. Its other terms are zeros of either sign, which leave a sum started at ``+0.0``
+    unchanged; a non-finite ``x`` makes the first row non-finite either way (the caller raises)."""
+    s = x.shape[1]
+    if s >= 8:
+        return _tmul(_toeplitz(seq, s, upper=True), x)
+    out = seq[:, :1] * x + 0.0
+    for j in range(1, s):
+        out[:, : s - j] += seq[:, j : j + 1] * x[:, j:]
+    return out
+
+
 def _tmul(T: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``T @ x`` for ``T (k, s, s)``, ``x (k, s)``, summed in a fixed order per row."""
-    return (T * x[:, None, :]).sum(axis=2)
+    return _rowsum(T * x[:, None, :])
 
 
 class _Violations:
@@ -396,7 +454,7 @@ def _violations(ch: _Chunk, rows: np.ndarray, k, first_rate=None):
     first the next :data:`NEAR` quarters, and the rest of the horizon only if the bound over the
     rest cannot exclude it either.
     """
-    B = ch.bounds[rows].T
+    B = np.take(ch.bounds, rows, axis=0).T
     K = k if isinstance(k, np.ndarray) else np.stack(k)
     ib = B[0]
     # the bounds over all horizons, over [EXACT, NEAR) and over [NEAR, LOOKAHEAD), at once
@@ -468,8 +526,8 @@ def _solve_guess(
     i_unc = _path_rates(ch, rows, k0, s)
     i_unc[:, 0] = z0[2]
     p = ch.sol.p[rows][:, None]
-    Lm = _toeplitz(_gather(ch.ppow, rows, s), s, upper=False)
-    Um = _toeplitz(_gather(ch.b, rows, s), s, upper=True)
+    Lm = _toeplitz(_gather(ch, "ppow", rows, s), s, upper=False)
+    Um = _toeplitz(_gather(ch, "b", rows, s), s, upper=True)
     hh = np.arange(s)[None, :]
     first = np.argmax(S, axis=1)[:, None]
     last = (s - 1 - np.argmax(S[:, ::-1], axis=1))[:, None]
@@ -480,7 +538,7 @@ def _solve_guess(
     q = np.flatnonzero(one)
     if q.size:
         Sq = S[q]
-        Binv = _toeplitz(_gather(ch.binv, rows[q], s), s, upper=True)
+        Binv = _toeplitz(_gather(ch, "binv", rows[q], s), s, upper=True)
 
         def m_inv(y):  # (L_22 U_22)^{-1} y on the spell: L_22^{-1} is bidiagonal.
             w = y.copy()
@@ -492,7 +550,7 @@ def _solve_guess(
         before = hh < fq
         if before.any():
             # rank-one term of the periods before the spell
-            ppq = _gather(ch.ppow, rows[q], s)
+            ppq = _gather(ch, "ppow", rows[q], s)
             a = np.where(Sq, np.take_along_axis(ppq, np.clip(hh - fq, 0, s - 1), axis=1), 0.0)
             wts = np.where(before, np.take_along_axis(ppq, np.clip(fq - hh, 0, s - 1), axis=1), 0.0)  # p^(s0-j)
             w = np.where(Sq, (wts[:, :, None] * Um[q]).sum(axis=1), 0.0)
@@ -521,7 +579,7 @@ def _solve_guess(
 
 def _jump_corrections(ch: _Chunk, rows: np.ndarray, z0, delta: np.ndarray, s: int):
     """Period-0 ``(x, pi)``: the unconstrained values plus the responses to the shocks ``delta (k, s)``."""
-    th = (ch.theta[rows, :, :s] * delta[:, None, :]).sum(axis=2)
+    th = _rowsum(ch.take("theta", rows, 0, s) * delta[:, None, :])
     return z0[0] + th[:, 0], z0[1] + th[:, 1]
 
 
@@ -539,7 +597,7 @@ def _from_now_delta(
     w = ib[:, None] - i_unc
     w[:, 1:] -= p[:, None] * w[:, :-1]
     # rows h > e sum only zero terms, so they are +0.0 like the masked values
-    delta = _tmul(_toeplitz(_gather(ch.binv, rows, s), s, upper=True), np.where(on, w, 0.0))
+    delta = _upper_tmul(_gather(ch, "binv", rows, s), np.where(on, w, 0.0))
     if not np.isfinite(delta).all():
         raise FloatingPointError
     return on, delta
@@ -547,9 +605,8 @@ def _from_now_delta(
 
 def _spell_end_state(ch: _Chunk, rows: np.ndarray, k0, e: np.ndarray):
     """The state after the spells ``[0, e]``: ``(ib, rho^(e+1) s_0)``."""
-    rho = ch.rho[:, rows]
-    n = e + 1
-    return ch.ib[rows], k0[1] * rho[0] ** n, k0[2] * rho[1] ** n, k0[3] * rho[2] ** n
+    rho_n = ch.rho_pow(rows, e + 1)
+    return ch.ib[rows], k0[1] * rho_n[0], k0[2] * rho_n[1], k0[3] * rho_n[2]
 
 
 def _solve_from_now(
@@ -600,10 +657,10 @@ def _later_core(
     p = p[:, None]
     i_unc = _path_rates(ch, rows, k0, s)
     i_unc[:, 0] = shadow
-    ppow = _gather(ch.ppow, rows, s)
+    ppow = _gather(ch, "ppow", rows, s)
     Lm = _toeplitz(ppow, s, upper=False)
-    Um = _toeplitz(_gather(ch.b, rows, s), s, upper=True)
-    Binv = _toeplitz(_gather(ch.binv, rows, s), s, upper=True)
+    Um = _toeplitz(_gather(ch, "b", rows, s), s, upper=True)
+    Binv = _toeplitz(_gather(ch, "binv", rows, s), s, upper=True)
     hh = np.arange(s)[None, :]
     fq = f[:, None]
     S = (hh >= fq) & (hh <= l[:, None])
@@ -628,10 +685,22 @@ def _later_core(
     return delta, i, (S & (delta >= -BIND_TOL)) | (~S & (i < ib))
 
 
+_BITS = (np.arange(256)[:, None] >> np.arange(8)) & 1  # the 8 bits of each byte value, lowest first
+# first and last set bit and their count per byte value (-1, -1, 0 for none)
+_ANY = _BITS.any(axis=1)
+_BYTE_BOUNDS = np.stack(
+    [np.where(_ANY, _BITS.argmax(axis=1), -1), np.where(_ANY, 7 - _BITS[:, ::-1].argmax(axis=1), -1), _BITS.sum(axis=1)]
+).astype(np.intp)
+
+
 def _part_bounds(part: np.ndarray):
     """``(first, last, count)`` of the binding periods of ``part (k, s)`` (first, last: -1 if none)."""
-    n = np.count_nonzero(part, axis=1)
     s = part.shape[1]
+    if s <= 8:
+        # one byte per row: a table lookup instead of three reductions over a short axis (speed only)
+        b = _BYTE_BOUNDS[:, np.packbits(part, axis=1, bitorder="little")[:, 0]]
+        return b[0], b[1], b[2]
+    n = np.count_nonzero(part, axis=1)
     return (
         np.where(n > 0, np.argmax(part, axis=1), -1),
         np.where(n > 0, s - 1 - np.argmax(part[:, ::-1], axis=1), -1),
@@ -754,7 +823,7 @@ def simulate_occbin(
         F = np.flatnonzero(fm)
         if 4 * F.size >= m:
             # most draws take an nk step: computed on whole arrays, kept where the draw is fresh
-            e = eps[np.minimum(t, T - 1) * m + draws]
+            e = np.take(eps, np.minimum(t, T - 1) * m + draws, axis=0)
             vF, rnF, uF = exog_step(sol, v, rn, u, e[:, 0], e[:, 1], e[:, 2])
             x, pi = jumps(sol, il, vF, rnF, uF)
             sh = taylor(sol, il, x, pi, vF)
@@ -767,8 +836,8 @@ def simulate_occbin(
             if q.size:
                 emit(q, x[q], pi[q], sh[q], sh[q], False)
         elif F.size:
-            pr = _Params(ch.par[F])
-            e = eps[t[F] * m + F]
+            pr = _Params(np.take(ch.par, F, axis=0))
+            e = np.take(eps, t[F] * m + F, axis=0)
             ilF, vF, rnF, uF = st[:4, F]
             vF, rnF, uF = exog_step(pr, vF, rnF, uF, e[:, 0], e[:, 1], e[:, 2])
             x, pi = jumps(pr, ilF, vF, rnF, uF)
@@ -815,7 +884,7 @@ def simulate_occbin(
             q = b[sel]
             if q.size:
                 s = int(size[sel].max())
-                Z = st[:, q]
+                Z = np.take(st, q, axis=1)
                 e = last[q]
                 ibq = ch.ib[q]
                 try:
@@ -847,7 +916,7 @@ def simulate_occbin(
             if q.size:
                 sq = size[sel & one & ~now]
                 s = int(sq.max())
-                Z = st[:, q]
+                Z = np.take(st, q, axis=1)
                 try:
                     delta, i, part = _later_core(ch, q, Z[:4], Z[6], first[q], last[q], s, ch.ib[q], ch.sol.p[q])
                 except FloatingPointError:
@@ -859,11 +928,7 @@ def simulate_occbin(
                 # continuation from the end of the row's bucket: state (i[s-1], rho^s s_0)
                 k_s = np.empty((4, q.size))
                 k_s[0] = i[np.arange(q.size), sq - 1]
-                for sb in np.unique(sq):
-                    r = np.flatnonzero(sq == sb)
-                    rho = ch.rho[:, q[r]]
-                    for c in range(3):
-                        k_s[c + 1, r] = Z[c + 1, r] * rho[c] ** int(sb)
+                np.multiply(Z[1:4], ch.rho_pow(q, sq), out=k_s[1:])
                 segs.append(
                     (
                         q,
@@ -887,7 +952,7 @@ def simulate_occbin(
                 # guesses that are not one spell: the dense solve, checked on its own
                 S = np.zeros((q.size, max(G, s)), dtype=bool)
                 S[:, :G] = dense[q]
-                Z = st[:, q]
+                Z = np.take(st, q, axis=1)
                 try:
                     new, x0, pi0, i0, sh0 = _solve_guess(ch, q, Z[:4], Z[4:], S[:, :s], s)
                 except (np.linalg.LinAlgError, FloatingPointError):
@@ -976,7 +1041,7 @@ def simulate_occbin(
             carry(done)
 
 
-# per-draw constants of the last chunk (about 75 MB for 4096 draws), shared by simulate and irfs
+# per-draw constants of the last chunk (about 40 MB for 4096 draws), shared by simulate and irfs
 CHUNKS = LastFew(size=1)
 
 

@@ -335,6 +335,44 @@ def test_numpy_sums_of_8_or_more_terms_ignore_trailing_zero_terms():
                 assert np.array_equal(_bits(a.sum(axis=1)), _bits(np.concatenate([a, rows], axis=1).sum(axis=1)))
 
 
+def test_rowsum_equals_numpy_sums_bit_for_bit():
+    # zlb._rowsum writes out numpy's sums of fewer than 8 terms (added one by one onto +0.0); if a
+    # numpy version changed that order or the sign of zero sums, this test (not the hashes) says so.
+    rng = np.random.default_rng(6)
+    for shape in ((300, 1), (300, 3), (50, 2, 4), (40, 4, 4), (20, 7, 7), (30, 2, 8), (10, 16, 16)):
+        a = rng.normal(size=shape) * 10.0 ** rng.integers(-9, 9, size=shape)
+        a[rng.random(shape) < 0.3] = 0.0
+        a[rng.random(shape) < 0.3] = -0.0
+        assert np.array_equal(_bits(zlb._rowsum(a)), _bits(a.sum(axis=-1)))
+
+
+def test_upper_toeplitz_products_without_matrices_equal_the_matrix_products():
+    rng = np.random.default_rng(8)
+    for s in (1, 2, 3, 4, 5, 7, 8, 16):
+        seq = rng.normal(size=(400, s)) * 10.0 ** rng.integers(-9, 9, size=(400, s))
+        x = rng.normal(size=(400, s)) * 10.0 ** rng.integers(-9, 9, size=(400, s))
+        for a in (seq, x):
+            a[rng.random(a.shape) < 0.3] = 0.0
+            a[rng.random(a.shape) < 0.3] = -0.0
+        want = zlb._tmul(zlb._toeplitz(seq, s, upper=True), x)
+        assert np.array_equal(_bits(zlb._upper_tmul(seq, x)), _bits(want))
+
+
+def test_part_bounds_and_rho_powers_equal_the_direct_computations():
+    # both are table lookups standing in for reductions and np.power (speed only)
+    rng = np.random.default_rng(7)
+    for s in range(1, 17):
+        P = rng.random((500, s)) < 0.3
+        n = np.count_nonzero(P, axis=1)
+        want = (np.where(n > 0, P.argmax(axis=1), -1), np.where(n > 0, s - 1 - P[:, ::-1].argmax(axis=1), -1), n)
+        for got, w in zip(zlb._part_bounds(P), want):
+            np.testing.assert_array_equal(got, w)
+    ch, *_ = _chunk_and_states()
+    rows = np.arange(ch.r_ss.size)
+    for n in (rng.integers(0, zlb.KEEP + 1, rows.size), rng.integers(0, 300, rows.size)):
+        assert np.array_equal(_bits(ch.rho_pow(rows, n)), _bits(ch.rho[:, rows] ** n))
+
+
 def _chunk_and_states(n=60, seed=21):
     d = draw_range(WORLD, seed, 0, n, 1, narrow(r_ss=(0.5, 1.0)))
     th = d.theta
