@@ -146,7 +146,7 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
         "n_samples": n,
         "n_rejected": draw_stats.get("n_rejected"),
         "rejection_rate": draw_stats.get("rejection_rate"),
-        "priors": {k: {"low": lo, "high": hi, "distribution": "uniform"} for k, (lo, hi) in plan.priors.items()},
+        "priors": plan.priors.as_manifest(),
         "arrays": arrays,
         "splits": prov[world_splits.STAGE]["splits"],
         "stats": {**draw_stats, **prov[world_arrays.STAGE].get("stats", {})},

@@ -34,6 +34,7 @@ from macro_data.pipeline import world_arrays, world_draws, world_splits
 from macro_data.recipes import Recipe
 from macro_data.storage.publish import world_store
 from macro_data.worlds import World, get_world
+from macro_data.worlds.priors import PriorSet
 
 STAGE_MODULES = {world_draws.STAGE: world_draws, world_arrays.STAGE: world_arrays, world_splits.STAGE: world_splits}
 STAGE_SHORT = {world_draws.STAGE: "draws", world_arrays.STAGE: "arrays", world_splits.STAGE: "splits"}
@@ -85,7 +86,7 @@ class WorldSpec:
     T: int
     H: int
     seed: int
-    priors: dict[str, tuple[float, float]]
+    priors: PriorSet  # name -> (low, high), with each parameter's family
     dataset_dir: str | Path  # a local folder or an object-storage URL
     recipe_sha256: str
     manifest: dict | None = None
@@ -162,7 +163,7 @@ def spec_from_recipe(recipe: Recipe, world_id: str, root: str | Path, dataset_di
         recipe.T,
         recipe.H,
         recipe.seed,
-        dict(plan.priors),
+        plan.priors,
         dataset_dir or recipe.dataset_dir(root),
         recipe.sha256,
     )
@@ -170,7 +171,7 @@ def spec_from_recipe(recipe: Recipe, world_id: str, root: str | Path, dataset_di
 
 def spec_from_manifest(manifest: dict, world_id: str, dataset_dir: str | Path) -> WorldSpec:
     entry = manifest["worlds"][world_id]
-    priors = {k: (float(v["low"]), float(v["high"])) for k, v in entry["priors"].items()}
+    priors = PriorSet.from_manifest(entry["priors"])
     return WorldSpec(
         world_id,
         int(entry["n_samples"]),
