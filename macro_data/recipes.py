@@ -36,7 +36,7 @@ MAX_NESTING = 32  # a recipe nests 5 levels; deeper documents are refused before
 MAX_CHUNK_BYTES = 1 << 30  # decoded bytes of one stored chunk (float32)
 MAX_STEP_BYTES = 8 << 30  # float64 inputs and outputs of one compute step of a world
 # Settings of WORLD_SETTINGS whose non-default values the builders implement.
-SUPPORTED_SETTINGS: frozenset[str] = frozenset()
+SUPPORTED_SETTINGS: frozenset[str] = frozenset({"design", "noise"})
 
 
 # Generator settings a recipe may give at its top level (every world) and inside a world's entry (that
@@ -208,6 +208,7 @@ def check_resources(recipe: Recipe) -> Recipe:
             "theta": P,
             "shocks": T * S,
             "trajectories": T * 3,
+            "observed": T * 3 if plan.noise else 0,
             "extras": T * E,
             "irfs": S * (H + 1) * 3,
             "metadata": T * len(world.metadata_fields),

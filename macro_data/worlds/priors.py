@@ -176,8 +176,14 @@ class PriorSet(Mapping):
     """The priors of a world's drawn parameters: a mapping ``name -> (low, high)`` (what code that only
     needs bounds reads) whose :meth:`prior` also gives each parameter's :class:`Prior`."""
 
-    def __init__(self, priors: Mapping[str, Prior]):
+    def __init__(self, priors: Mapping[str, Prior], uniforms: np.ndarray | None = None):
         self._priors = dict(priors)
+        # A design's uniforms (n, n_drawn) for one proposal round, used instead of the stream's
+        # (see World.propose_independent); None: the stream's.
+        self.uniforms = uniforms
+
+    def with_uniforms(self, uniforms: np.ndarray) -> PriorSet:
+        return PriorSet(self._priors, uniforms)
 
     def __getitem__(self, name: str) -> tuple[float, float]:
         p = self._priors[name]
