@@ -118,6 +118,8 @@ def _sobol_net(seed: int, world_key: int, d: int) -> tuple[np.ndarray, np.ndarra
         np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(world_key, 0, PURPOSES["design"])))
     )
     engine = qmc.Sobol(d, scramble=True, bits=SOBOL_BITS, seed=rng)
+    if not (hasattr(engine, "_sv") and hasattr(engine, "_shift")):  # tests compare with scipy's own points
+        raise WorldError("the installed scipy's Sobol engine does not expose its direction numbers (design sobol)")
     return np.array(engine._sv), np.array(engine._shift)
 
 
