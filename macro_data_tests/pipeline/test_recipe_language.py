@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import dagster as dg
 import numpy as np
 import pytest
 import yaml
@@ -48,9 +49,12 @@ def write(folder, chunk=100, n=N, **top):
     return path
 
 
+CHECKS: list = []  # the Dagster asset check evaluations of the module's dataset
+
+
 def build(instance, recipe, root, worlds=tuple(PRIORS), dataset=True):
     for w in worlds:
-        build_world(instance, recipe, root, w)
+        CHECKS.extend(build_world(instance, recipe, root, w).get_asset_check_evaluations())
     if dataset:
         build_dataset(instance, recipe, root)
     return root / "tiny" / "0.1.0"
@@ -60,6 +64,16 @@ def build(instance, recipe, root, worlds=tuple(PRIORS), dataset=True):
 def families_dataset(tmp_path_factory, instance):
     base = tmp_path_factory.mktemp("families")
     return build(instance, write(base), base / "root")
+
+
+def test_the_asset_checks_pass(families_dataset):
+    names = {e.check_name for e in CHECKS}
+    assert len(names) >= 3, names
+    # error-level checks (warning-level ones, e.g. realism without external data, may not pass here)
+    errors = [e for e in CHECKS if e.severity == dg.AssetCheckSeverity.ERROR]
+    assert {e.check_name for e in errors} >= {"consistency", "reproducibility"}, names
+    failed = [(e.asset_key.to_user_string(), e.check_name, e.metadata) for e in errors if not e.passed]
+    assert not failed, failed
 
 
 def test_manifest_records_each_prior(families_dataset):
