@@ -198,7 +198,7 @@ def _noise(spec: WorldSpec, group, problems: Problems, figures: dict, rows: int)
         n = max(count[j], 1.0)
         mean, std = s1[j] / n, float(np.sqrt(max(s2[j] / n - (s1[j] / n) ** 2, 0.0)))
         rho = lag[j] / max(lag_count[j], 1.0)
-        stats[k] = {"mean_z": mean, "sd_z": std, "lag1_autocorrelation": rho, "n_values": int(count[j])}
+        stats[k] = {"mean_z": float(mean), "sd_z": std, "lag1_autocorrelation": float(rho), "n_values": int(count[j])}
         limits = {
             "mean": (abs(mean), NOISE_Z / np.sqrt(n) + NOISE_ROUNDING),
             "standard deviation - 1": (abs(std - 1), NOISE_Z / np.sqrt(2 * n) + NOISE_ROUNDING),
