@@ -25,6 +25,7 @@ from macro_data import config_yaml, paths, schemas
 from macro_data.errors import MacroDataError, RecipeError
 from macro_data.hashing import canonical_json
 from macro_data.worlds import get_world, world_ids
+from macro_data.worlds.priors import PriorSet
 
 # A multiple of the 256-sample seeding block and hash segment: regions, growth and resume align on chunks.
 DEFAULT_CHUNK_SAMPLES = 1024
@@ -35,7 +36,7 @@ MAX_NESTING = 32  # a recipe nests 5 levels; deeper documents are refused before
 MAX_CHUNK_BYTES = 1 << 30  # decoded bytes of one stored chunk (float32)
 MAX_STEP_BYTES = 8 << 30  # float64 inputs and outputs of one compute step of a world
 # Settings of WORLD_SETTINGS whose non-default values the builders implement.
-SUPPORTED_SETTINGS: frozenset[str] = frozenset()
+SUPPORTED_SETTINGS: frozenset[str] = frozenset({"design", "noise"})
 
 
 # Generator settings a recipe may give at its top level (every world) and inside a world's entry (that
@@ -54,8 +55,8 @@ class WorldPlan:
 
     world_id: str
     n_samples: int
-    priors: dict[str, tuple[float, float]]
-    prior_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
+    priors: PriorSet  # name -> (low, high), and each parameter's Prior (family and arguments)
+    prior_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     design: str = "random"
     burn_in: int = 0
     noise: dict[str, float] = field(default_factory=dict)
@@ -73,6 +74,11 @@ def resolve_settings(document: dict[str, Any]) -> dict[str, Any]:
     doc["worlds"] = {}
     for world_id, spec in document["worlds"].items():
         entry = {k: v for k, v in spec.items() if k not in WORLD_SETTINGS}
+        if entry.get("priors"):  # the default family written out changes nothing
+            entry["priors"] = {
+                name: {k: v for k, v in prior.items() if (k, v) != ("family", "uniform")}
+                for name, prior in entry["priors"].items()
+            }
         for key, value in world_settings(document, world_id).items():
             default = WORLD_SETTINGS[key]
             if isinstance(default, dict) and key == "irfs":
@@ -202,6 +208,7 @@ def check_resources(recipe: Recipe) -> Recipe:
             "theta": P,
             "shocks": T * S,
             "trajectories": T * 3,
+            "observed": T * 3 if plan.noise else 0,
             "extras": T * E,
             "irfs": S * (H + 1) * 3,
             "metadata": T * len(world.metadata_fields),
@@ -251,9 +258,7 @@ def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
     doc = {**resolve_settings(document), "storage": storage}
     worlds: dict[str, WorldPlan] = {}
     for world_id, spec in document["worlds"].items():
-        overrides = {
-            k: {"low": float(v["low"]), "high": float(v["high"])} for k, v in (spec.get("priors") or {}).items()
-        }
+        overrides = {k: dict(v) for k, v in (spec.get("priors") or {}).items()}
         try:
             world = get_world(world_id)
         except MacroDataError as exc:

@@ -155,3 +155,15 @@ def test_yaml_aliases_and_garbage_are_refused(tmp_path):
 def test_unknown_recipe_name_lists_shipped_ones():
     with pytest.raises(RecipeError, match="default, paper"):
         load_recipe("no_such_recipe")
+
+
+def test_settings_the_builders_implement_are_accepted_the_others_refused_naming_the_world():
+    from macro_data.recipes import SUPPORTED_SETTINGS
+
+    ok = parse_recipe({**GOOD, "design": "sobol", "noise": {"output": 0.5}})
+    assert (ok.world("nk").design, ok.world("nk").noise) == ("sobol", {"output": 0.5})
+    for key, value in (("burn_in", 5), ("irfs", {"states": 2})):
+        if key in SUPPORTED_SETTINGS:
+            continue
+        with pytest.raises(RecipeError, match=rf"field worlds/nk: {key} = .* is not supported"):
+            parse_recipe({**GOOD, key: value})

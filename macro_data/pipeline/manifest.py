@@ -38,7 +38,7 @@ SCHEMA_VERSION = "1.1.0"
 MANIFEST_NAME = "manifest.json"
 STAGES = {world_draws.STAGE: world_draws, world_arrays.STAGE: world_arrays, world_splits.STAGE: world_splits}
 # The arrays the manifest lists (coordinate arrays are in the stores too, but not data arrays).
-DATA_ARRAYS = ("theta", "shocks", "trajectories", "irfs", "extras", "regime", "binding", "split")
+DATA_ARRAYS = ("theta", "shocks", "trajectories", "irfs", "extras", "regime", "binding", "observed", "split")
 
 
 def package_version() -> str:
@@ -81,7 +81,7 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
     prov: dict[str, dict] = {}
     arrays: dict[str, dict] = {}
     for stage, module in STAGES.items():
-        expected = module.output_arrays(world_id)
+        expected = module.output_arrays(world_id, recipe)
         missing = [a for a in expected if a not in present]
         if missing:
             raise ManifestError(
@@ -146,7 +146,7 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
         "n_samples": n,
         "n_rejected": draw_stats.get("n_rejected"),
         "rejection_rate": draw_stats.get("rejection_rate"),
-        "priors": {k: {"low": lo, "high": hi, "distribution": "uniform"} for k, (lo, hi) in plan.priors.items()},
+        "priors": plan.priors.as_manifest(),
         "arrays": arrays,
         "splits": prov[world_splits.STAGE]["splits"],
         "stats": {**draw_stats, **prov[world_arrays.STAGE].get("stats", {})},
@@ -158,6 +158,10 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
             for stage, p in prov.items()
         },
     }
+    if plan.design != "random":  # recorded when not the default, so default manifests are as before
+        entry["design"] = plan.design
+    if plan.noise:  # the observed array's measurement noise, per observable (0 where none)
+        entry["noise"] = {o.name: float(plan.noise.get(o.name, 0.0)) for o in world.observables}
     if stats is not None:
         entry[world_stats.STATS_KEY], entry["provenance"][world_stats.STAGE] = stats
     return entry

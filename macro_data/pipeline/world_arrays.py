@@ -5,7 +5,8 @@ the values simulated from — and asks the world for float32 results (simulated 
 once, without float64 copies of a batch where the world's kernels allow), then writes
 ``trajectories (sample, time, observable)``, ``irfs (sample, shock, horizon, observable)``,
 ``extras (sample, time, extra)`` where the world has extra observables, simulated metadata
-(``binding`` for zlb), and the coordinate arrays
+(``binding`` for zlb), ``observed`` (trajectories plus seeded Gaussian measurement noise) when the
+recipe asks for ``noise``, and the coordinate arrays
 ``observable``, ``extra`` and ``horizon``.
 """
 
@@ -24,23 +25,34 @@ from macro_data.storage import segments
 from macro_data.storage.arrays import create_array, read_ahead, read_rows, region_writers, write_small_array
 from macro_data.storage.locations import open_group
 from macro_data.worlds import World, get_world
-from macro_data.worlds.sampling import BATCH_SAMPLES
+from macro_data.worlds.sampling import BATCH_SAMPLES, noise_range, observe
 
 STAGE = "world_arrays"
 
 
-def data_arrays(world_id: str) -> list[str]:
+def noise_sd(recipe: Recipe | None, world_id: str) -> np.ndarray | None:
+    """Measurement-noise standard deviations per canonical observable (0 where the recipe gives none), or
+    ``None`` when the recipe asks for no noise (then there is no ``observed`` array)."""
+    noise = recipe.world(world_id).noise if recipe is not None else None
+    if not noise:
+        return None
+    return np.array([float(noise.get(o.name, 0.0)) for o in get_world(world_id).observables])
+
+
+def data_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
     world = get_world(world_id)
     return [
         "trajectories",
         "irfs",
         *(["extras"] if world.extras else []),
         *[m.name for m in world.metadata_fields if m.stage == "simulation"],
+        *(["observed"] if noise_sd(recipe, world_id) is not None else []),
     ]
 
 
-def output_arrays(world_id: str) -> list[str]:
-    return [*data_arrays(world_id), "observable", "horizon", *(["extra"] if get_world(world_id).extras else [])]
+def output_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
+    extra = ["extra"] if get_world(world_id).extras else []
+    return [*data_arrays(world_id, recipe), "observable", "horizon", *extra]
 
 
 def create_outputs(g: zarr.Group, recipe: Recipe, world_id: str) -> None:
@@ -106,6 +118,24 @@ def create_outputs(g: zarr.Group, recipe: Recipe, world_id: str) -> None:
     for m in world.metadata_fields:
         if m.stage == "simulation":
             create_array(g, m.name, (n, T), m.dtype, ("sample", "time"), chunk, clevel, {"description": m.description})
+    sd = noise_sd(recipe, world_id)
+    if sd is not None:
+        create_array(
+            g,
+            "observed",
+            (n, T, 3),
+            np.float32,
+            ("sample", "time", "observable"),
+            chunk,
+            clevel,
+            {
+                "description": "trajectories plus Gaussian measurement noise: float32(trajectories + sd * noise), "
+                "noise standard normal from the seeding's noise stream; trajectories stay clean",
+                "observables": [o.name for o in world.observables],
+                "units": obs_units,
+                "noise_sd": {o.name: float(s) for o, s in zip(world.observables, sd)},
+            },
+        )
     write_small_array(
         g,
         "observable",
@@ -139,8 +169,9 @@ def simulate_region(job: RegionJob) -> RegionResult:
         theta = theta_region[lo - job.start : hi - job.start].astype(np.float64)
         return theta, readers["shocks"](lo, hi), {k: readers[k](lo, hi) for k in drawn}
 
-    with region_writers(g, data_arrays(job.world_id), job.start, job.stop) as writers:
-        for (lo, _), (theta, shocks, drawn_metadata) in zip(
+    sd = noise_sd(job.recipe, job.world_id)
+    with region_writers(g, data_arrays(job.world_id, job.recipe), job.start, job.stop) as writers:
+        for (lo, hi), (theta, shocks, drawn_metadata) in zip(
             job.batches(BATCH_SAMPLES),
             read_ahead(functools.partial(load, lo, hi) for lo, hi in job.batches(BATCH_SAMPLES)),
         ):
@@ -149,6 +180,9 @@ def simulate_region(job: RegionJob) -> RegionResult:
             writers["irfs"].append(world.irfs(theta, job.recipe.H, dtype=np.float32))
             if world.extras:
                 writers["extras"].append(sim.extras)
+            if sd is not None:
+                z = noise_range(world, job.recipe.seed, lo, hi, job.recipe.T)
+                writers["observed"].append(observe(sim.trajectories, z, sd))
             for name in simulated:  # e.g. zlb binding: periods at the bound, and samples that ever reach it
                 values = sim.metadata[name]
                 writers[name].append(values)

@@ -26,12 +26,12 @@ STAGE = "world_draws"
 BATCH = (BATCH_SAMPLES // BLOCK_SIZE) * BLOCK_SIZE
 
 
-def data_arrays(world_id: str) -> list[str]:
+def data_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
     world = get_world(world_id)
     return ["theta", "shocks", *[m.name for m in world.metadata_fields if m.stage == "draws"]]
 
 
-def output_arrays(world_id: str) -> list[str]:
+def output_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
     return [*data_arrays(world_id), "param", "shock", "time"]
 
 
@@ -98,7 +98,7 @@ def draw_region(job: RegionJob) -> RegionResult:
     rejections = []
     with region_writers(g, data_arrays(job.world_id), job.start, job.stop) as writers:
         for lo, hi in job.batches(BATCH):
-            d = draw_range(world, job.recipe.seed, lo, hi, job.recipe.T, plan.priors)
+            d = draw_range(world, job.recipe.seed, lo, hi, job.recipe.T, plan.priors, plan.design)
             writers["theta"].append(d.theta)
             writers["shocks"].append(d.shocks)
             for name, values in d.metadata.items():

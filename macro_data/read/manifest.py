@@ -319,8 +319,9 @@ def recipe_problems(manifest: dict) -> list[str]:
             for p in entry["parameters"]
             if p["kind"] in ("uniform", "integer") and p["low"] is not None and p["high"] is not None
         }
-        for name, bounds in overrides.items():
-            expected[name] = (float(bounds["low"]), float(bounds["high"]))
+        for name, prior in overrides.items():  # narrowed bounds (a family alone keeps the world's)
+            low, high = expected.get(name, (float("nan"), float("nan")))
+            expected[name] = (float(prior.get("low", low)), float(prior.get("high", high)))
         given = {k: (v.get("low"), v.get("high")) for k, v in entry["priors"].items()}
         if given != expected:
             problems.append(f"world {w!r}: the priors differ from the recipe's")

@@ -458,6 +458,7 @@ class WorldData:
             "theta": {p["name"]: p["unit"] for p in self.parameters},
             "shocks": {s: SHOCK_UNIT for s in self.shocks},
             "trajectories": obs_units,
+            "observed": obs_units,  # trajectories plus measurement noise (recipes with noise)
             "irfs": obs_units,
             "extras": {o["name"]: o["unit"] for o in entry["extras"]},
         }

@@ -1,8 +1,13 @@
 """Consistency: parameters valid, splits right, and the manifest telling the truth about the stores.
 
 Parameters (``consistency.theta``): every stored draw is inside its bounds (compared at float32
-precision, as the sampler does), inside the recipe's prior bounds, and valid by the world's own
-rules (:meth:`World.valid`: stable, determinate).
+precision, as the sampler does), inside the recipe's prior bounds (a ``fixed`` prior's value
+exactly), and valid by the world's own rules (:meth:`World.valid`: stable, determinate). Each
+continuous drawn parameter is tested against its prior family (:mod:`macro_data.worlds.priors`): the
+Kolmogorov-Smirnov distance between its draws and the family's CDF, read from a histogram of the
+draws' CDF values, must stay below the critical value at level :data:`KS_ALPHA`, plus the binning
+error, plus ``r / (1 - r)`` for the world's rejection rate ``r`` (stored draws follow the prior
+conditioned on validity, which moves a CDF by at most that much).
 
 Splits (``consistency.splits``), recomputed from the stored ``theta`` and the seed alone:
 
@@ -42,9 +47,12 @@ from macro_data.storage.publish import world_store
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import STAGE_MODULES, WorldSpec
 from macro_data.worlds import world_ids
+from macro_data.worlds.priors import prior_of
 from macro_data.worlds.sampling import split_uniforms
 
 READ_ROWS = 4096
+KS_ALPHA = 1e-6  # level of the distribution test of each drawn parameter against its prior
+KS_BINS = 1000  # the CDF-space histogram the KS distance is read from (streamed over slabs)
 
 
 def _describe_row(spec: WorldSpec, i: int, row: np.ndarray) -> str:
@@ -60,27 +68,51 @@ def _describe_row(spec: WorldSpec, i: int, row: np.ndarray) -> str:
         if p.kind == "integer" and v != np.round(v):
             return f"sample {i}: parameter {p.name!r} = {float(v)} is not an integer"
         if p.name in spec.priors:
-            lo, hi = spec.priors[p.name]
+            prior = prior_of(spec.priors, p.name)
+            lo, hi = prior.low, prior.high
             if v < np.float32(lo) or v > np.float32(hi):
                 return f"sample {i}: parameter {p.name!r} = {float(v):.6g} is outside the recipe's prior [{lo}, {hi}]"
+            if prior.family == "fixed" and v != np.float32(prior.arg("value")):
+                return f"sample {i}: parameter {p.name!r} = {float(v):.6g}, its prior fixes it at {prior.arg('value')}"
     return f"sample {i}: {dict(zip(world.parameter_names, row.tolist()))}"
+
+
+def _ks_tolerance(n: int, rejection_rate: float | None) -> float:
+    """Largest KS distance accepted between ``n`` valid draws and their prior: the asymptotic critical
+    value at level :data:`KS_ALPHA`, the CDF binning error, and the most that conditioning on validity
+    can move a CDF (``r / (1 - r)`` for a rejection rate ``r``)."""
+    r = min(float(rejection_rate or 0.0), 0.99)
+    return float(np.sqrt(-np.log(KS_ALPHA / 2) / (2 * max(n, 1)))) + 1.0 / KS_BINS + r / (1 - r)
 
 
 def check_theta(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
     t0 = time.perf_counter()
     world, problems = spec.world, Problems()
-    figures = {"n_checked": 0, "out_of_bounds": 0, "outside_priors": 0, "invalid": 0}
+    figures: dict = {"n_checked": 0, "out_of_bounds": 0, "outside_priors": 0, "invalid": 0}
+    priors = {k: prior_of(spec.priors, k) for k in spec.priors}
     inputs = {
         "array": "theta",
-        "rule": "World.valid (float32 bounds + world validity) and the recipe's priors",
-        "priors": {k: list(v) for k, v in spec.priors.items()},
+        "rule": "World.valid (float32 bounds + world validity) and the recipe's priors (bounds; fixed values "
+        "exactly; each continuous drawn parameter's distribution by a Kolmogorov-Smirnov distance to its "
+        "family's CDF, binned in CDF space)",
+        "priors": {k: p.as_dict() for k, p in priors.items()},
+        "ks_alpha": KS_ALPHA,
+        "ks_bins": KS_BINS,
     }
     try:
         theta_arr = spec.open()["theta"]
     except Exception as exc:  # noqa: BLE001
         problems.add(f"theta does not open ({exc})")
         return result("consistency.theta", "consistency", spec.world_id, problems, "", figures, inputs)
-    cols = [(world.index(k), np.float32(lo), np.float32(hi)) for k, (lo, hi) in spec.priors.items()]
+    cols = [(world.index(k), np.float32(p.low), np.float32(p.high)) for k, p in priors.items()]
+    fixed = [(world.index(k), np.float32(p.arg("value"))) for k, p in priors.items() if p.family == "fixed"]
+    # KS: continuous drawn parameters (integer ones are discrete, fixed ones checked exactly)
+    ks_cols = {
+        k: (world.index(k), p)
+        for k, p in priors.items()
+        if p.family != "fixed" and world.parameters[world.index(k)].kind == "uniform"
+    }
+    ks_hist = {k: np.zeros(KS_BINS, dtype=np.int64) for k in ks_cols}
     firsts: dict[str, str] = {}
     for lo in range(0, theta_arr.shape[0], rows):
         try:
@@ -99,6 +131,11 @@ def check_theta(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
         inp = np.ones(theta.shape[0], dtype=bool)
         for j, plo, phi in cols:
             inp &= (t32[:, j] >= plo) & (t32[:, j] <= phi)
+        for j, value in fixed:
+            inp &= t32[:, j] == value
+        for k, (j, prior) in ks_cols.items():
+            u = prior.cdf(theta[:, j][np.isfinite(theta[:, j])])
+            ks_hist[k] += np.bincount(np.minimum((u * KS_BINS).astype(np.int64), KS_BINS - 1), minlength=KS_BINS)
         valid = np.zeros(theta.shape[0], dtype=bool)
         if inb.any():
             valid[inb] = world.is_valid(theta[inb])
@@ -121,6 +158,21 @@ def check_theta(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
     ):
         if figures[key]:
             problems.add(f"{figures[key]} of {figures['n_checked']} parameter draws are {what}; first: {firsts[key]}")
+    if ks_cols and figures["n_checked"]:
+        rate = (read_provenance(theta_arr).get("stats") or {}).get("rejection_rate")
+        tol = _ks_tolerance(figures["n_checked"], rate)
+        edges = np.arange(1, KS_BINS + 1) / KS_BINS
+        figures["prior_ks"] = {}
+        for k, h in ks_hist.items():
+            d = float(np.max(np.abs(np.cumsum(h) / max(h.sum(), 1) - edges)))
+            figures["prior_ks"][k] = round(d, 6)
+            if d > tol:
+                problems.add(
+                    f"parameter {k!r}: its {figures['n_checked']} draws do not follow their {priors[k].family} prior "
+                    f"{priors[k].as_dict()}: Kolmogorov-Smirnov distance {d:.4f} above {tol:.4f}"
+                )
+        figures["prior_ks_tolerance"] = round(tol, 6)
+        figures["rejection_rate"] = rate
     ok = f"all {figures['n_checked']} parameter draws inside their bounds and priors, and valid"
     return result(
         "consistency.theta", "consistency", spec.world_id, problems, ok, figures, inputs, time.perf_counter() - t0
@@ -454,8 +506,8 @@ def check_manifest_dataset(manifest: dict, dataset_dir: str | Path) -> CheckResu
             )
         for w in recipe.world_ids:
             if w in manifest.get("worlds", {}):
-                resolved = {k: list(v) for k, v in recipe.world(w).priors.items()}
-                listed = {k: [v.get("low"), v.get("high")] for k, v in manifest["worlds"][w].get("priors", {}).items()}
+                resolved = recipe.world(w).priors.as_manifest()
+                listed = manifest["worlds"][w].get("priors", {})
                 if resolved != listed:
                     problems.add(f"world {w!r}: the manifest's priors differ from the recipe's")
     unknown = sorted(set(manifest.get("worlds", {})) - set(world_ids()))

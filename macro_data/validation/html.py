@@ -2,7 +2,7 @@
 
 Sections (each an ``<section id=...>``): ``summary`` (status, score, world x check-group table,
 everything that did not pass), ``checks`` (every check with its message and figures),
-``parameters`` (per world, histograms of the drawn parameters against their uniform priors, and
+``parameters`` (per world, histograms of the drawn parameters against their prior densities, and
 percentiles of the derived ones), ``trajectories`` (sample paths of the canonical observables),
 ``irfs`` (fan charts: median and 10-90 % band over draws, per shock and observable), ``splits``
 (composition per world), ``realism`` (each world's distribution of standard deviations and
@@ -34,6 +34,7 @@ from macro_data.validation.report import STATUS_WORD, all_checks, headline, not_
 from macro_data.validation.results import GROUPS
 from macro_data.validation.spec import spec_from_manifest
 from macro_data.worlds import world_ids
+from macro_data.worlds.priors import Prior, PriorError
 
 PLOT_SAMPLE = 2000
 N_PATHS = 8
@@ -104,7 +105,14 @@ def _parameters(world, entry: dict, theta: np.ndarray) -> str:
             ax = fig.add_subplot(rows, cols, k + 1)
             x = theta[:, world.index(p.name)]
             lo, hi = (priors.get(p.name) or {}).get("low", p.low), (priors.get(p.name) or {}).get("high", p.high)
-            if p.kind == "integer":
+            try:
+                prior = Prior.from_dict(priors[p.name]) if p.name in priors else Prior(float(lo), float(hi))
+            except (PriorError, KeyError, TypeError, ValueError):  # an unreadable entry: the bounds' uniform
+                prior = Prior(float(lo), float(hi))
+            if prior.family == "fixed":
+                ax.hist(x, bins=25, range=(lo, hi), color="#4c72b0", alpha=0.75, label="draws")
+                ax.axvline(prior.arg("value"), color="k", linewidth=1.5, label="prior")
+            elif p.kind == "integer":
                 vals = np.arange(int(np.ceil(lo)), int(np.floor(hi)) + 1)
                 freq = np.array([(x == v).mean() for v in vals])
                 ax.bar(vals, freq, color="#4c72b0", alpha=0.75, label="draws")
@@ -120,12 +128,15 @@ def _parameters(world, entry: dict, theta: np.ndarray) -> str:
                     alpha=0.75,
                     label="draws",
                 )
-                ax.hlines(1.0 / (hi - lo), lo, hi, colors="k", linewidth=1.5, label="prior")
-            ax.set_title(p.name, fontsize=9)
+                xs = np.linspace(lo, hi, 202)[1:-1]  # inside: a beta density may be infinite at a bound
+                density = prior.pdf(xs)
+                top = np.nanmax(np.histogram(x, bins=25, range=(lo, hi), density=True)[0], initial=0.0)
+                ax.plot(xs, np.minimum(density, 3 * max(top, 1.0 / (hi - lo))), "k-", linewidth=1.5, label="prior")
+            ax.set_title(p.name if prior.family == "uniform" else f"{p.name} ({prior.family})", fontsize=9)
             ax.tick_params(labelsize=7)
         fig.axes[0].legend(fontsize=7)
         fig.suptitle(
-            f"{world.name}: drawn parameters ({theta.shape[0]} draws) against their uniform priors", fontsize=10
+            f"{world.name}: drawn parameters ({theta.shape[0]} draws) against their prior densities", fontsize=10
         )
         out.append(_png(fig))
     derived = [p for p in world.parameters if p.kind == "derived"]

@@ -21,6 +21,12 @@ units of ``r_ss`` (the bound), and ``2^-20 (1 + |rate|)`` for shadow = rate.
 
 Regimes (worlds with a ``regime`` path: switching), on every sample: ``regime`` is int8 with
 values in {0, 1}.
+
+Measurement noise (recipes with ``noise``, any world), on every sample: ``observed - trajectories``
+is exactly zero for an observable without noise, and for the others, divided by the recorded
+standard deviation, has mean 0, standard deviation 1 and lag-1 autocorrelation 0 within
+:data:`NOISE_Z` standard errors (``1/sqrt(N)``, ``1/sqrt(2N)`` and ``1/sqrt(N)`` over the ``N``
+values) plus :data:`NOISE_ROUNDING` for the float32 rounding of ``observed``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ READ_ROWS = 4096
 CONVOLUTION_RTOL = 2.0**-20
 BOUND_ATOL_ULPS = 4
 F32_EPS = 2.0**-24
+NOISE_Z = 6.0  # standard errors allowed for the noise statistics
+NOISE_ROUNDING = 1e-3  # allowance for float32 rounding of observed, relative to the noise sd
 
 
 def convolution(irfs: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,6 +170,48 @@ def _regimes(spec: WorldSpec, group, problems: Problems, figures: dict, rows: in
         problems.add(f"regime labels: {stats['invalid_values']} values outside {{0, 1}}; first: {first}")
 
 
+def _noise(spec: WorldSpec, group, problems: Problems, figures: dict, rows: int) -> None:
+    obs, traj = group["observed"], group["trajectories"]
+    names = [o.name for o in spec.world.observables]
+    sd = np.array([float(spec.noise.get(k, 0.0)) for k in names])
+    s1, s2, lag, count, lag_count = (np.zeros(3) for _ in range(5))
+    exact_bad = np.zeros(3, dtype=np.int64)
+    for lo in range(0, obs.shape[0], rows):
+        r = np.asarray(obs[lo : lo + rows], dtype=np.float64) - np.asarray(traj[lo : lo + rows], dtype=np.float64)
+        for j in range(3):
+            if sd[j] == 0:
+                exact_bad[j] += int((r[..., j] != 0).sum())
+                continue
+            z = r[..., j] / sd[j]
+            s1[j] += z.sum()
+            s2[j] += (z * z).sum()
+            lag[j] += (z[:, 1:] * z[:, :-1]).sum()
+            count[j] += z.size
+            lag_count[j] += z[:, 1:].size
+    stats = {"sd": dict(zip(names, sd.tolist()))}
+    for j, k in enumerate(names):
+        if sd[j] == 0:
+            stats[k] = {"nonzero_differences": int(exact_bad[j])}
+            if exact_bad[j]:
+                problems.add(f"noise: observable {k!r} has no noise, yet {exact_bad[j]} observed values differ")
+            continue
+        n = max(count[j], 1.0)
+        mean, std = s1[j] / n, float(np.sqrt(max(s2[j] / n - (s1[j] / n) ** 2, 0.0)))
+        rho = lag[j] / max(lag_count[j], 1.0)
+        stats[k] = {"mean_z": float(mean), "sd_z": std, "lag1_autocorrelation": float(rho), "n_values": int(count[j])}
+        limits = {
+            "mean": (abs(mean), NOISE_Z / np.sqrt(n) + NOISE_ROUNDING),
+            "standard deviation - 1": (abs(std - 1), NOISE_Z / np.sqrt(2 * n) + NOISE_ROUNDING),
+            "lag-1 autocorrelation": (abs(rho), NOISE_Z / np.sqrt(max(lag_count[j], 1.0)) + NOISE_ROUNDING),
+        }
+        for what, (value, limit) in limits.items():
+            if value > limit:
+                problems.add(
+                    f"noise: observable {k!r}: (observed - trajectories) / sd has {what} {value:.4g}, above {limit:.4g}"
+                )
+    figures["noise"] = stats
+
+
 def check_identities(spec: WorldSpec, indices: np.ndarray | None = None, rows: int = READ_ROWS) -> CheckResult:
     """The world's exact identities (see the module docstring for which apply to which world)."""
     t0 = time.perf_counter()
@@ -180,6 +230,9 @@ def check_identities(spec: WorldSpec, indices: np.ndarray | None = None, rows: i
         if "regime" in meta:
             applied.append("regime labels in {0, 1} on every sample")
             _regimes(spec, group, problems, figures, rows)
+        if spec.noise:
+            applied.append("measurement noise of observed (zero, or mean 0, sd as recorded, uncorrelated in time)")
+            _noise(spec, group, problems, figures, rows)
     except Exception as exc:  # noqa: BLE001 - unreadable data is integrity's finding; here: cannot verify
         problems.add(f"identities could not be evaluated ({type(exc).__name__}: {exc})")
     if not applied and not problems:

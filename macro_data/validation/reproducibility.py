@@ -13,7 +13,8 @@ with the package's own code and no stored data:
   row), compared with the stored ``theta``, ``shocks`` and metadata;
 * ``reproducibility.simulation``: trajectories, IRFs, extras and simulated metadata from
   :meth:`World.simulate` / :meth:`World.irfs` on those fresh draws (the subset is simulated as
-  one batch, unlike the build, which also tests batch independence), compared with the stored
+  one batch, unlike the build, which also tests batch independence), and the ``observed`` array
+  (with measurement noise) from those trajectories and the noise stream, compared with the stored
   arrays.
 
 "Bit-identical" means equal float32 bit patterns (and equal integer/bool values): no tolerance.
@@ -50,7 +51,7 @@ from macro_data.pipeline.common import read_provenance
 from macro_data.storage.arrays import storage_dtype
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import WorldSpec
-from macro_data.worlds.sampling import BLOCK_SIZE, block_rng, draw_range
+from macro_data.worlds.sampling import BLOCK_SIZE, block_rng, draw_range, noise_range, observe
 
 SUBSET_SIZE = 64
 CROSS_ENV_RTOL = 1e-4  # relative to a sample's scale in an array; only across environments (module doc)
@@ -80,7 +81,7 @@ def redraw(spec: WorldSpec, indices: np.ndarray) -> Fresh:
     try:
         for b in np.unique(indices // BLOCK_SIZE):
             lo, hi = int(b) * BLOCK_SIZE, min((int(b) + 1) * BLOCK_SIZE, spec.n)
-            d = draw_range(world, spec.seed, lo, hi, spec.T, spec.priors)
+            d = draw_range(world, spec.seed, lo, hi, spec.T, spec.priors, spec.design)
             rows = indices[(indices >= lo) & (indices < hi)] - lo
             theta.append(d.theta[rows])
             shocks.append(d.shocks[rows])
@@ -113,6 +114,10 @@ def resimulate(spec: WorldSpec, drawn: Fresh) -> Fresh:
         for m in world.metadata_fields:
             if m.stage == "simulation":
                 fresh.arrays[m.name] = sim.metadata[m.name]
+        if spec.noise:  # the noise of each subset sample from its block's noise stream
+            z = np.concatenate([noise_range(world, spec.seed, int(i), int(i) + 1, spec.T) for i in drawn.indices])
+            sd = np.array([spec.noise[o.name] for o in world.observables])
+            fresh.arrays["observed"] = observe(sim.trajectories, z, sd)
     except Exception as exc:  # noqa: BLE001
         fresh.error = f"re-simulation failed: {type(exc).__name__}: {exc}"
     return fresh
@@ -253,6 +258,7 @@ def check_simulation(spec: WorldSpec, drawn: Fresh | None = None, simulated: Fre
         "irfs",
         *(["extras"] if world.extras else []),
         *[m.name for m in world.metadata_fields if m.stage == "simulation"],
+        *(["observed"] if spec.noise else []),
     ]
     ok = (
         f"{len(simulated.indices)} samples re-simulated from scratch: {', '.join(arrays)} bit-identical to the "

@@ -34,6 +34,7 @@ from macro_data.pipeline import world_arrays, world_draws, world_splits
 from macro_data.recipes import Recipe
 from macro_data.storage.publish import world_store
 from macro_data.worlds import World, get_world
+from macro_data.worlds.priors import PriorSet
 
 STAGE_MODULES = {world_draws.STAGE: world_draws, world_arrays.STAGE: world_arrays, world_splits.STAGE: world_splits}
 STAGE_SHORT = {world_draws.STAGE: "draws", world_arrays.STAGE: "arrays", world_splits.STAGE: "splits"}
@@ -85,10 +86,12 @@ class WorldSpec:
     T: int
     H: int
     seed: int
-    priors: dict[str, tuple[float, float]]
+    priors: PriorSet  # name -> (low, high), with each parameter's family
     dataset_dir: str | Path  # a local folder or an object-storage URL
     recipe_sha256: str
     manifest: dict | None = None
+    noise: dict[str, float] = field(default_factory=dict)  # measurement-noise sd per observable; {}: no noise
+    design: str = "random"  # how the parameters' first proposals fill the prior (random or sobol)
     world: World = field(init=False)
 
     def __post_init__(self) -> None:
@@ -107,14 +110,15 @@ class WorldSpec:
 
     def arrays(self, stage: str | None = None) -> dict[str, ArraySpec]:
         """Expected arrays (of one stage, or all), in the writers' order."""
-        specs = expected_arrays(self.world, self.n, self.T, self.H)
+        specs = expected_arrays(self.world, self.n, self.T, self.H, bool(self.noise))
         return {k: v for k, v in specs.items() if stage is None or v.stage == stage}
 
     def data_arrays(self, stage: str | None = None) -> list[str]:
         return [k for k, v in self.arrays(stage).items() if not v.is_coordinate]
 
 
-def expected_arrays(world: World, n: int, T: int, H: int) -> dict[str, ArraySpec]:
+def expected_arrays(world: World, n: int, T: int, H: int, observed: bool = False) -> dict[str, ArraySpec]:
+    """``observed``: the recipe asks for measurement noise, so world_arrays also writes ``observed``."""
     P, S, E = len(world.parameters), len(world.shocks), len(world.extras)
     draws, arrays, splits_ = world_draws.STAGE, world_arrays.STAGE, world_splits.STAGE
     out = {
@@ -139,10 +143,14 @@ def expected_arrays(world: World, n: int, T: int, H: int) -> dict[str, ArraySpec
     for m in world.metadata_fields:
         if m.stage == "simulation":
             out[m.name] = ArraySpec(m.name, (n, T), str(np.dtype(m.dtype)), ("sample", "time"), arrays)
+    if observed:
+        out["observed"] = ArraySpec("observed", (n, T, 3), "float32", ("sample", "time", "observable"), arrays)
     out["split"] = ArraySpec("split", (n,), "int8", ("sample",), splits_)
     # the writers' own lists are the reference: fail loudly if the two ever drift apart
     for stage, module in STAGE_MODULES.items():
         listed = set(module.output_arrays(world.name))
+        if observed and module is world_arrays:  # a recipe with noise adds observed
+            listed.add("observed")
         mine = {k for k, v in out.items() if v.stage == stage}
         if listed != mine:
             raise StorageError(
@@ -162,15 +170,19 @@ def spec_from_recipe(recipe: Recipe, world_id: str, root: str | Path, dataset_di
         recipe.T,
         recipe.H,
         recipe.seed,
-        dict(plan.priors),
+        plan.priors,
         dataset_dir or recipe.dataset_dir(root),
         recipe.sha256,
+        noise={o.name: float(plan.noise.get(o.name, 0.0)) for o in get_world(world_id).observables}
+        if plan.noise
+        else {},
+        design=plan.design,
     )
 
 
 def spec_from_manifest(manifest: dict, world_id: str, dataset_dir: str | Path) -> WorldSpec:
     entry = manifest["worlds"][world_id]
-    priors = {k: (float(v["low"]), float(v["high"])) for k, v in entry["priors"].items()}
+    priors = PriorSet.from_manifest(entry["priors"])
     return WorldSpec(
         world_id,
         int(entry["n_samples"]),
@@ -181,4 +193,6 @@ def spec_from_manifest(manifest: dict, world_id: str, dataset_dir: str | Path) -
         dataset_dir,
         manifest["recipe_sha256"],
         entry,
+        noise=dict(entry.get("noise") or {}),
+        design=entry.get("design", "random"),
     )

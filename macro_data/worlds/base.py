@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from macro_data.errors import WorldError
+from macro_data.worlds.priors import FAMILY_ARGS, Prior, PriorError, PriorSet, prior_of
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ class Parameter:
     """One entry of theta.
 
     ``kind``: ``uniform`` (drawn independently, uniform on ``[low, high]`` unless a recipe
-    narrows it), ``integer`` (drawn uniformly from the integers in ``[low, high]``), or
+    narrows it or gives it another prior family, :mod:`macro_data.worlds.priors`), ``integer``
+    (drawn uniformly from the integers in ``[low, high]``), or
     ``derived`` (a function of other random numbers, e.g. a scaled coefficient; ``low``/``high``
     are then ``None`` and validity is the world's stability rule).
     """
@@ -244,20 +246,31 @@ class World(ABC):
         }
 
     # ---- priors -----------------------------------------------------------------------------
-    def resolve_priors(
-        self, overrides: Mapping[str, Mapping[str, float]] | None = None
-    ) -> dict[str, tuple[float, float]]:
-        """Bounds to draw from: the spec's bounds, narrowed by recipe overrides (which must lie inside)."""
-        priors = {p.name: (float(p.low), float(p.high)) for p in self.parameters if p.kind in ("uniform", "integer")}
+    def resolve_priors(self, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> PriorSet:
+        """The priors to draw from: the spec's bounds, narrowed by recipe overrides (which must lie inside),
+        and each drawn parameter's family (:mod:`macro_data.worlds.priors`; ``uniform`` unless overridden).
+
+        An override is ``{low?, high?, family?, <family arguments>}``; errors name the parameter and the
+        argument. Families apply to independently drawn parameters only; ``integer`` ones take ``uniform``
+        or ``fixed`` (an integer value).
+        """
+        drawn = {p.name: p for p in self.parameters if p.kind in ("uniform", "integer")}
+        priors = {name: Prior(float(p.low), float(p.high)) for name, p in drawn.items()}
         for name, spec in (overrides or {}).items():
             if name not in priors:
-                drawable = ", ".join(sorted(priors))
-                raise WorldError(
-                    f"world {self.name!r}: prior override for {name!r}, which is not a drawn "
-                    f"parameter (drawn parameters: {drawable})"
+                derived = [p.name for p in self.parameters if p.kind == "derived"]
+                why = (
+                    " (it is derived, a function of other random numbers: bounds and prior families apply only "
+                    "to independently drawn parameters)"
+                    if name in derived
+                    else ""
                 )
-            low, high = float(spec["low"]), float(spec["high"])
+                raise WorldError(
+                    f"world {self.name!r}: prior override for {name!r}, which is not a drawn parameter{why} "
+                    f"(drawn parameters: {', '.join(sorted(priors))})"
+                )
             blow, bhigh = priors[name]
+            low, high = float(spec.get("low", blow)), float(spec.get("high", bhigh))
             if not (np.isfinite(low) and np.isfinite(high)):
                 raise WorldError(
                     f"world {self.name!r}: prior override for {name!r} is not finite: low={low}, high={high}"
@@ -267,26 +280,54 @@ class World(ABC):
                     f"world {self.name!r}: prior override for {name!r} must satisfy "
                     f"{blow} <= low < high <= {bhigh}; got low={low}, high={high}"
                 )
-            priors[name] = (low, high)
-        return priors
+            family = spec.get("family", "uniform")
+            if drawn[name].kind == "integer" and family not in ("uniform", "fixed"):
+                raise WorldError(
+                    f"world {self.name!r}: prior family of {name!r} is {family!r}, but {name!r} is an integer "
+                    f"parameter: it takes 'uniform' or 'fixed'"
+                )
+            allowed = {"low", "high", "family", *FAMILY_ARGS.get(family, ())}
+            extra = sorted(set(spec) - allowed)
+            if extra:
+                raise WorldError(
+                    f"world {self.name!r}: prior of {name!r}: {', '.join(extra)} is not an argument of family "
+                    f"{family!r} (its arguments: {', '.join(FAMILY_ARGS.get(family, ())) or 'none'} besides low/high)"
+                )
+            args = tuple((k, float(spec[k])) for k in FAMILY_ARGS.get(family, ()) if k in spec)
+            try:
+                priors[name] = Prior(low, high, family, args)
+            except PriorError as exc:
+                raise WorldError(f"world {self.name!r}: prior of {name!r}: {exc}") from None
+            value = dict(args).get("value")
+            if drawn[name].kind == "integer" and family == "fixed" and value != round(value):
+                raise WorldError(f"world {self.name!r}: prior of {name!r}: value = {value} must be an integer")
+        return PriorSet(priors)
 
     def propose_independent(self, rng: np.random.Generator, n: int, priors: Priors) -> np.ndarray:
         """Draw the ``uniform``/``integer`` parameters, in parameter order, one (n,) vector each.
 
         Derived entries are left NaN for the world to fill. The draw order is fixed: one uniform
-        per sample per drawn parameter, ``rng.random((n, n_drawn))``.
+        per sample per drawn parameter, ``rng.random((n, n_drawn))``, mapped through each parameter's
+        prior (:meth:`Prior.ppf <macro_data.worlds.priors.Prior.ppf>`; the uniform family is the linear
+        map). A design (:attr:`PriorSet.uniforms`, e.g. Sobol points) replaces these uniforms; they are
+        drawn all the same, so the stream continues as without a design.
         """
         drawn = [p for p in self.parameters if p.kind in ("uniform", "integer")]
         u = rng.random((n, len(drawn)))
+        design = getattr(priors, "uniforms", None)
+        if design is not None:
+            u = design
         theta = np.full((n, len(self.parameters)), np.nan)
         for k, p in enumerate(drawn):
-            low, high = priors[p.name]
+            prior = prior_of(priors, p.name)
             col = self.index(p.name)
-            if p.kind == "integer":
-                lo, hi = int(np.ceil(low)), int(np.floor(high))
+            if prior.family == "fixed":
+                theta[:, col] = prior.arg("value")
+            elif p.kind == "integer":
+                lo, hi = int(np.ceil(prior.low)), int(np.floor(prior.high))
                 theta[:, col] = lo + np.minimum(np.floor(u[:, k] * (hi - lo + 1)), hi - lo)
             else:
-                theta[:, col] = low + (high - low) * u[:, k]
+                theta[:, col] = prior.ppf(u[:, k])
         return theta
 
     # ---- the world's science (implemented per world) --------------------------------------

@@ -19,19 +19,24 @@ Algorithm ``block-seedsequence-pcg64/v1`` (recorded in the manifest with its con
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import qmc
 
 from macro_data.errors import WorldError
 from macro_data.worlds.base import World, to_float32_precision
+from macro_data.worlds.priors import Prior, PriorSet
 
 ALGORITHM = "block-seedsequence-pcg64/v1"
 BLOCK_SIZE = 256
 BATCH_SAMPLES = 2048  # samples computed per step inside a pipeline region: bounds memory whatever the dataset size
-PURPOSES = {"theta": 0, "shocks": 1, "metadata": 2, "split": 3, "subset": 4}
+PURPOSES = {"theta": 0, "shocks": 1, "metadata": 2, "split": 3, "subset": 4, "noise": 7, "design": 8}
 MAX_REJECTION_ROUNDS = 1000
+DESIGNS = ("random", "sobol")
+SOBOL_BITS = 30  # points of a world's Sobol sequence: at most 2**30 samples
 
 
 def seeding_description() -> dict:
@@ -45,7 +50,12 @@ def seeding_description() -> dict:
         "purposes": dict(PURPOSES),
         "max_rejection_rounds": MAX_REJECTION_ROUNDS,
         "innovations": "standard_normal((block_size, T, n_shocks)) per block, rounded to float32",
+        "measurement_noise": "standard_normal((block_size, T, 3)) per block from the noise stream; observed = "
+        "float32(float64(float32 trajectories) + sd * noise)",
         "parameters": "rejection rounds of block_size proposals per block; theta rounded to float32 before validation",
+        "sobol_design": "design sobol: sample i's first proposal maps point i of scipy's Sobol(d, scramble=True, "
+        f"bits={SOBOL_BITS}) seeded by block 0's design stream (d = drawn parameters not fixed) through each "
+        "prior's inverse CDF; later proposals are the random design's",
     }
 
 
@@ -94,15 +104,74 @@ class Draws:
         )
 
 
+def _prior_set(priors: Mapping[str, tuple[float, float]]) -> PriorSet:
+    if isinstance(priors, PriorSet):
+        return priors
+    return PriorSet({k: Prior(float(lo), float(hi)) for k, (lo, hi) in priors.items()})
+
+
+@functools.lru_cache(maxsize=64)
+def _sobol_net(seed: int, world_key: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The scrambled direction numbers ``(d, SOBOL_BITS)`` and digital shift ``(d,)`` of a world's Sobol
+    sequence: scipy's ``Sobol(d, scramble=True, bits=SOBOL_BITS)`` seeded by block 0's ``design`` stream."""
+    rng = np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(world_key, 0, PURPOSES["design"])))
+    )
+    engine = qmc.Sobol(d, scramble=True, bits=SOBOL_BITS, seed=rng)
+    if not (hasattr(engine, "_sv") and hasattr(engine, "_shift")):  # tests compare with scipy's own points
+        raise WorldError("the installed scipy's Sobol engine does not expose its direction numbers (design sobol)")
+    return np.array(engine._sv), np.array(engine._shift)
+
+
+def sobol_points(world: World, seed: int, d: int, indices: np.ndarray) -> np.ndarray:
+    """Points ``indices`` (``(n, d)`` in ``[0, 1)``) of the world's scrambled Sobol sequence, by random access:
+    point ``k`` is the digital shift XOR the direction numbers of the set bits of the Gray code ``k ^ (k >> 1)``,
+    which is what scipy's sequential generator produces as its ``k``-th point."""
+    if d > qmc.Sobol.MAXDIM:
+        raise WorldError(f"world {world.name!r}: a Sobol design supports at most {qmc.Sobol.MAXDIM} drawn parameters")
+    sv, shift = _sobol_net(check_seed(seed), world.key, d)
+    idx = np.asarray(indices, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= 2**SOBOL_BITS):
+        raise WorldError(f"world {world.name!r}: Sobol point index outside [0, 2**{SOBOL_BITS})")
+    gray = (idx ^ (idx >> 1)).astype(sv.dtype)
+    q = np.broadcast_to(shift, (idx.size, d)).copy()
+    for bit in range(SOBOL_BITS):
+        on = ((gray >> bit) & 1).astype(bool)
+        q[on] ^= sv[:, bit]
+    return q * (1.0 / 2**SOBOL_BITS)
+
+
+def design_uniforms(world: World, seed: int, block: int, priors: PriorSet) -> np.ndarray:
+    """The first-round uniforms ``(BLOCK_SIZE, n_drawn)`` of a block under the Sobol design: sample ``i``
+    takes point ``i`` of the world's sequence, over the drawn parameters whose prior is not ``fixed`` (in
+    parameter order); a fixed parameter's column is 0.5 and unused."""
+    drawn = [p.name for p in world.parameters if p.kind in ("uniform", "integer")]
+    free = [k for k, name in enumerate(drawn) if priors.prior(name).family != "fixed"]
+    u = np.full((BLOCK_SIZE, len(drawn)), 0.5)
+    if free:
+        u[:, free] = sobol_points(world, seed, len(free), np.arange(block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE))
+    return u
+
+
 def draw_theta_blocks(
-    world: World, seed: int, blocks: range, priors: Mapping[str, tuple[float, float]]
+    world: World, seed: int, blocks: range, priors: Mapping[str, tuple[float, float]], design: str = "random"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Valid parameters of consecutive blocks by rejection: ``(theta, rejections)``, ``BLOCK_SIZE`` rows per block.
 
     Each block draws from its own stream exactly as if alone (one round of ``BLOCK_SIZE`` proposals
     while any of its samples lacks a valid draw); the candidates of all blocks still drawing are
     validated in one call, which is element-wise, so batching changes nothing but the speed.
+
+    ``design="sobol"``: the first round's uniforms are the samples' Sobol points
+    (:func:`design_uniforms`; the round draws its uniforms from the stream all the same), later rounds
+    are the random design's. A sample's draw thus depends on its own Sobol point and its block's stream
+    only: chunk-size independent and prefix-stable, whatever was rejected.
     """
+    if design not in DESIGNS:
+        raise WorldError(f"world {world.name!r}: unknown design {design!r} (designs: {', '.join(DESIGNS)})")
+    if design == "sobol":
+        priors = _prior_set(priors)
+        first = [priors.with_uniforms(design_uniforms(world, seed, b, priors)) for b in blocks]
     rngs = [block_rng(seed, world, b, "theta") for b in blocks]
     n = len(blocks) * BLOCK_SIZE
     theta = np.full((n, len(world.parameters)), np.nan)
@@ -110,8 +179,15 @@ def draw_theta_blocks(
     filled = np.zeros(n, dtype=bool)
     filled_by_block = filled.reshape(len(blocks), BLOCK_SIZE)  # a view
     drawing = np.arange(len(blocks))  # positions of the blocks with a sample still to fill
-    for _ in range(MAX_REJECTION_ROUNDS):
-        candidates = np.concatenate([to_float32_precision(world.propose(rngs[j], BLOCK_SIZE, priors)) for j in drawing])
+    for round_ in range(MAX_REJECTION_ROUNDS):
+        candidates = np.concatenate(
+            [
+                to_float32_precision(
+                    world.propose(rngs[j], BLOCK_SIZE, first[j] if design == "sobol" and round_ == 0 else priors)
+                )
+                for j in drawing
+            ]
+        )
         rows = (drawing[:, None] * BLOCK_SIZE + np.arange(BLOCK_SIZE)).ravel()
         todo = ~filled[rows]
         rows, candidates = rows[todo], candidates[todo]
@@ -132,9 +208,16 @@ def draw_theta_blocks(
 
 
 def draw_range(
-    world: World, seed: int, start: int, stop: int, T: int, priors: Mapping[str, tuple[float, float]] | None = None
+    world: World,
+    seed: int,
+    start: int,
+    stop: int,
+    T: int,
+    priors: Mapping[str, tuple[float, float]] | None = None,
+    design: str = "random",
 ) -> Draws:
     """Random inputs of samples ``start .. stop - 1``, computed from the whole blocks covering them.
+    ``design``: how the parameters' first proposals fill the prior (:func:`draw_theta_blocks`).
 
     Innovations are drawn in float64 and kept in float32 (the stored precision; simulations
     convert them back exactly), written block by block into the batch's arrays.
@@ -146,7 +229,7 @@ def draw_range(
     if len(blocks) == 0:
         raise WorldError(f"world {world.name!r}: empty sample range [{start}, {stop})")
     n, T = len(blocks) * BLOCK_SIZE, int(T)
-    theta, rejections = draw_theta_blocks(world, seed, blocks, priors)
+    theta, rejections = draw_theta_blocks(world, seed, blocks, priors, design)
     shocks = np.empty((n, T, len(world.shocks)), dtype=np.float32)
     metadata: dict[str, list[np.ndarray]] = {}
     for j, b in enumerate(blocks):
@@ -166,3 +249,20 @@ def split_uniforms(world: World, seed: int, start: int, stop: int) -> np.ndarray
     u = np.concatenate([block_rng(seed, world, b, "split").random(BLOCK_SIZE) for b in blocks])
     offset = start - blocks.start * BLOCK_SIZE
     return u[offset : offset + (stop - start)]
+
+
+def noise_range(world: World, seed: int, start: int, stop: int, T: int) -> np.ndarray:
+    """Standard normals ``(stop - start, T, 3)`` of the measurement noise of samples ``start .. stop - 1``:
+    ``standard_normal((BLOCK_SIZE, T, 3))`` from each covering block's ``noise`` stream, then sliced.
+    Always one per canonical observable, whatever their standard deviations."""
+    blocks = blocks_covering(start, stop)
+    z = np.concatenate([block_rng(seed, world, b, "noise").standard_normal((BLOCK_SIZE, T, 3)) for b in blocks])
+    offset = start - blocks.start * BLOCK_SIZE
+    return z[offset : offset + (stop - start)]
+
+
+def observe(trajectories: np.ndarray, z: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """The ``observed`` array: float32 trajectories plus ``sd`` (one per observable) times the standard
+    normals ``z``, computed in float64 and rounded once to float32."""
+    clean = np.asarray(trajectories, dtype=np.float32).astype(np.float64)
+    return (clean + z * np.asarray(sd, dtype=np.float64)).astype(np.float32)
