@@ -19,7 +19,8 @@ Algorithm ``block-seedsequence-pcg64/v1`` (recorded in the manifest with its con
 
 from __future__ import annotations
 
-import functools
+import inspect
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -110,35 +111,36 @@ def _prior_set(priors: Mapping[str, tuple[float, float]]) -> PriorSet:
     return PriorSet({k: Prior(float(lo), float(hi)) for k, (lo, hi) in priors.items()})
 
 
-@functools.lru_cache(maxsize=64)
-def _sobol_net(seed: int, world_key: int, d: int) -> tuple[np.ndarray, np.ndarray]:
-    """The scrambled direction numbers ``(d, SOBOL_BITS)`` and digital shift ``(d,)`` of a world's Sobol
-    sequence: scipy's ``Sobol(d, scramble=True, bits=SOBOL_BITS)`` seeded by block 0's ``design`` stream."""
-    rng = np.random.Generator(
-        np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(world_key, 0, PURPOSES["design"])))
-    )
-    engine = qmc.Sobol(d, scramble=True, bits=SOBOL_BITS, seed=rng)
-    if not (hasattr(engine, "_sv") and hasattr(engine, "_shift")):  # tests compare with scipy's own points
-        raise WorldError("the installed scipy's Sobol engine does not expose its direction numbers (design sobol)")
-    return np.array(engine._sv), np.array(engine._shift)
+_sobol_engines = threading.local()  # per thread: {(seed, world key, d): (engine, position)}
+# scipy 1.15 renamed Sobol's `seed` to `rng` (the old name is still accepted, deprecated later)
+_SOBOL_RNG_KEYWORD = "rng" if "rng" in inspect.signature(qmc.Sobol).parameters else "seed"
 
 
-def sobol_points(world: World, seed: int, d: int, indices: np.ndarray) -> np.ndarray:
-    """Points ``indices`` (``(n, d)`` in ``[0, 1)``) of the world's scrambled Sobol sequence, by random access:
-    point ``k`` is the digital shift XOR the direction numbers of the set bits of the Gray code ``k ^ (k >> 1)``,
-    which is what scipy's sequential generator produces as its ``k``-th point."""
+def sobol_points(world: World, seed: int, d: int, start: int, n: int) -> np.ndarray:
+    """Points ``start .. start + n - 1`` (``(n, d)`` in ``[0, 1)``) of the world's scrambled Sobol sequence:
+    scipy's ``Sobol(d, scramble=True, bits=SOBOL_BITS)`` seeded by block 0's ``design`` stream, advanced
+    with its public ``fast_forward``. Each thread keeps its engine where the last call left it, so blocks
+    asked for in increasing order (as regions compute them) skip only the points in between."""
     if d > qmc.Sobol.MAXDIM:
         raise WorldError(f"world {world.name!r}: a Sobol design supports at most {qmc.Sobol.MAXDIM} drawn parameters")
-    sv, shift = _sobol_net(check_seed(seed), world.key, d)
-    idx = np.asarray(indices, dtype=np.int64)
-    if idx.size and (idx.min() < 0 or idx.max() >= 2**SOBOL_BITS):
+    if start < 0 or start + n > 2**SOBOL_BITS:
         raise WorldError(f"world {world.name!r}: Sobol point index outside [0, 2**{SOBOL_BITS})")
-    gray = (idx ^ (idx >> 1)).astype(sv.dtype)
-    q = np.broadcast_to(shift, (idx.size, d)).copy()
-    for bit in range(SOBOL_BITS):
-        on = ((gray >> bit) & 1).astype(bool)
-        q[on] ^= sv[:, bit]
-    return q * (1.0 / 2**SOBOL_BITS)
+    seed = check_seed(seed)
+    engines = _sobol_engines.__dict__.setdefault("engines", {})
+    key = (seed, world.key, d)
+    engine, position = engines.get(key, (None, 0))
+    if engine is None or position > start:
+        rng = np.random.Generator(
+            np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(world.key, 0, PURPOSES["design"])))
+        )
+        engine, position = qmc.Sobol(d, scramble=True, bits=SOBOL_BITS, **{_SOBOL_RNG_KEYWORD: rng}), 0
+    if start > position:
+        engine.fast_forward(start - position)
+    points = engine.random(n)
+    if len(engines) >= 16:
+        engines.clear()
+    engines[key] = (engine, start + n)
+    return points
 
 
 def design_uniforms(world: World, seed: int, block: int, priors: PriorSet) -> np.ndarray:
@@ -149,7 +151,7 @@ def design_uniforms(world: World, seed: int, block: int, priors: PriorSet) -> np
     free = [k for k, name in enumerate(drawn) if priors.prior(name).family != "fixed"]
     u = np.full((BLOCK_SIZE, len(drawn)), 0.5)
     if free:
-        u[:, free] = sobol_points(world, seed, len(free), np.arange(block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE))
+        u[:, free] = sobol_points(world, seed, len(free), block * BLOCK_SIZE, BLOCK_SIZE)
     return u
 
 
