@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -189,3 +190,17 @@ def test_the_code_location_loads_with_a_broken_file_and_partitions_follow_the_ca
     assert not doc["success"]
     assert any("broken.yaml" in m and "line" in m for m in doc["failures"]), doc["failures"]
     assert not (tmp_path / "root" / "r").exists() or not any((tmp_path / "root" / "r").rglob("*.zarr"))
+
+
+def test_a_distribution_installed_while_the_process_runs_is_seen(tmp_path, monkeypatch):
+    # entry points are scanned once per state of the sys.path folders, not on every lookup
+    catalog_module = sys.modules["macro_data.worlds.catalog"]  # the package exports a function of that name
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = [ep.name for ep in catalog_module._entry_points()]
+    assert "plugin_lss" not in before
+    assert [ep.name for ep in catalog_module._entry_points()] == before  # unchanged: the cached scan
+    _distribution(tmp_path, {"plugin_lss": "plugin_worlds:make"})
+    assert "plugin_lss" in [ep.name for ep in catalog_module._entry_points()]
+    shutil.rmtree(tmp_path / "plugin_worlds-1.0.dist-info")
+    assert "plugin_lss" not in [ep.name for ep in catalog_module._entry_points()]
