@@ -4,14 +4,23 @@ One run per world partition (draws, arrays, splits, train-split statistics), the
 assets (manifest, and the validation report once it exists), all recorded in the Dagster instance
 at ``$DAGSTER_HOME`` (default ``./.dagster_home`` in the working directory), so ``dagster dev``
 shows them afterwards.
+
+World runs are independent (each world has its own seed streams and its own store), so up to
+``--jobs`` of them run at once, each in a worker process of its own: the simulators hold the GIL,
+so threads would not use a second core. A worker imports the code location and opens the instance
+once and then runs the worlds it is given, costliest first, so the slow world does not start last.
+The data do not depend on ``--jobs`` (see the bit-identity test of the parallel build).
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
+import multiprocessing
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from macro_data import paths, progress
@@ -41,7 +50,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--force", action="store_true", help="rebuild even what is up to date")
     p.add_argument("--verbose", action="store_true", help="show Dagster's event log on the console")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="world runs at once, each in a process of its own (default: the cores available, at most "
+        f"{MAX_DEFAULT_JOBS}; 1: one after another in this process)",
+    )
     p.set_defaults(handler=run)
+
+
+# Default number of world runs at once: one per core, but a run holds up to a few hundred MiB (its
+# batch pipeline), so a large machine does not multiply that by its core count unasked.
+MAX_DEFAULT_JOBS = 4
+# Relative cost of a sample per world (simulation, checks), for the order in which worlds start: the
+# costliest first, so that with two or more runs at once the slowest world does not start last and
+# leave the other cores idle at the end (zlb runs OccBin: about ten times the others per sample).
+WORLD_COST = {"zlb": 10.0}
+
+
+def default_jobs() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_JOBS))
 
 
 def run_config(
@@ -105,6 +138,76 @@ def dataset_up_to_date(recipe, root: str, replace: bool) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class WorldRun:
+    """The outcome of one world's run, as a worker process reports it."""
+
+    world: str
+    success: bool
+    run_id: str
+    seconds: float
+    failures: tuple[str, ...] = ()
+
+
+_worker_state: dict = {}
+
+
+def _worker_start(environ: dict[str, str]) -> None:
+    os.environ.update(environ)  # DAGSTER_HOME and the build's settings, as in the parent
+
+
+def _world_run(world: str, config: dict, tags: dict, state: dict | None = None) -> WorldRun:
+    """One world's run (``build_world`` on its partition) in this process. ``state`` holds the job and
+    the instance; in a worker process, the worker's own, loaded once and reused by its later worlds."""
+    if state is None:
+        state = _worker_state
+    if not state:
+        import dagster as dg
+
+        from macro_data.definitions import defs
+
+        state["job"] = defs.resolve_job_def("build_world")
+        state["instance"] = dg.DagsterInstance.get()
+    t = time.perf_counter()
+    result = state["job"].execute_in_process(
+        instance=state["instance"], partition_key=world, run_config=config, tags=tags, raise_on_error=False
+    )
+    return WorldRun(
+        world,
+        result.success,
+        result.run_id,
+        time.perf_counter() - t,
+        () if result.success else tuple(failure_messages(result)),
+    )
+
+
+def run_worlds(worlds: list[str], config: dict, tags: dict, jobs: int, instance=None):
+    """Yield each world's :class:`WorldRun` as it finishes: in this process one after another
+    (``jobs`` 1, on ``instance``), or in ``jobs`` worker processes. After a failure no further world starts."""
+    if jobs <= 1 or len(worlds) <= 1:
+        state = {"instance": instance} if instance is not None else {}
+        if instance is not None:
+            from macro_data.definitions import defs
+
+            state["job"] = defs.resolve_job_def("build_world")
+        for w in worlds:
+            yield _world_run(w, config, tags, state)
+        return
+    # spawn, not fork: the parent may hold Dagster's and Zarr's threads and an open SQLite connection
+    ctx = multiprocessing.get_context("spawn")
+    environ = {k: v for k, v in os.environ.items() if k == "DAGSTER_HOME" or k.startswith("MACRO_DATA_")}
+    with cf.ProcessPoolExecutor(
+        max_workers=min(jobs, len(worlds)), mp_context=ctx, initializer=_worker_start, initargs=(environ,)
+    ) as pool:
+        futures = [pool.submit(_world_run, w, config, tags) for w in worlds]
+        try:
+            for fut in cf.as_completed(futures):
+                yield fut.result()
+        finally:
+            for fut in futures:
+                fut.cancel()  # worlds not started yet; running ones finish (a run is never cut short)
+
+
 def _build(args: argparse.Namespace) -> int:
     from macro_data.pipeline import release
     from macro_data.recipes import load_recipe
@@ -146,19 +249,22 @@ def _build(args: argparse.Namespace) -> int:
     instance = dg.DagsterInstance.get()
     tags = {"macro_data/recipe": recipe.name, "macro_data/recipe_sha256": recipe.sha256[:16]}
     print(f"Dagster instance {os.environ['DAGSTER_HOME']}")
-    world_job = defs.resolve_job_def("build_world")
-    for w in pending:
-        t = time.perf_counter()
-        result = world_job.execute_in_process(
-            instance=instance, partition_key=w, run_config=config, tags=tags, raise_on_error=False
-        )
-        if not result.success:
-            print(f"world {w}: FAILED (run {result.run_id})", file=sys.stderr)
-            for line in failure_messages(result):
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    if jobs < 1:
+        print("macro-data build: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    order = sorted(pending, key=lambda w: -recipe.world(w).n_samples * WORLD_COST.get(w, 1.0))
+    if jobs > 1 and len(order) > 1:
+        print(f"{min(jobs, len(order))} world runs at once, each in a process of its own")
+    for done in run_worlds(order, config, tags, jobs, instance):
+        if not done.success:
+            print(f"world {done.world}: FAILED (run {done.run_id})", file=sys.stderr)
+            for line in done.failures:
                 print(f"  {line}", file=sys.stderr)
             return 1
         print(
-            f"world {w}: {recipe.world(w).n_samples} samples in {time.perf_counter() - t:.1f} s (run {result.run_id})"
+            f"world {done.world}: {recipe.world(done.world).n_samples} samples in {done.seconds:.1f} s "
+            f"(run {done.run_id})"
         )
     if with_dataset:
         result = defs.resolve_job_def("build_dataset_files").execute_in_process(
