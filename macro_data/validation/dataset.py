@@ -20,12 +20,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import multiprocessing
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from macro_data.compute import default_workers
 from macro_data.errors import ManifestError, WorldError
 from macro_data.pipeline.manifest import MANIFEST_NAME
 from macro_data.storage import locations
@@ -108,9 +108,6 @@ def validate_world(spec: WorldSpec, real: RealData | None, real_reason: str) -> 
     return out
 
 
-MAX_JOBS = 4  # default worker processes at most: each holds one world's check buffers
-
-
 def _validate_one(
     manifest: dict, w: str, dataset_dir: str, real: RealData | None, reason: str
 ) -> tuple[str, list[CheckResult], list[int] | None, float]:
@@ -139,11 +136,7 @@ def _validate_one(
 def _each_world(manifest: dict, worlds: list[str], dataset_dir: str, real: RealData | None, reason: str, jobs):
     """:func:`_validate_one` of each world, yielded in the manifest's order."""
     if jobs is None:
-        try:
-            jobs = len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            jobs = os.cpu_count() or 1
-        jobs = min(jobs, MAX_JOBS)
+        jobs = default_workers()
     if jobs <= 1 or len(worlds) <= 1:
         for w in worlds:
             yield _validate_one(manifest, w, dataset_dir, real, reason)
@@ -166,7 +159,7 @@ def validate_dataset(
     """Run every check on the dataset at ``dataset_dir``.
 
     Worlds are validated ``jobs`` at a time, each in a worker process (the checks hold the GIL);
-    default: the cores available, at most :data:`MAX_JOBS`; 1: one after another in this process.
+    default: the cores available, at most four; 1: one after another in this process.
     The results, and their order (the manifest's), do not depend on ``jobs``.
 
     ``external_root``: where the verified external data lives (``<root>/external/objects``);
