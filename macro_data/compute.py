@@ -26,12 +26,27 @@ import atexit
 import concurrent.futures as cf
 import functools
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from macro_data.errors import MacroDataError
 from macro_data.memory import limit_malloc_arenas, release_freed_memory
+
+# Default number of worker processes for work split by world (world runs, validation, report
+# plots): one per core, but each holds up to a few hundred MiB, so a large machine does not multiply
+# that by its core count unasked.
+MAX_DEFAULT_WORKERS = 4
+
+
+def default_workers(limit: int = MAX_DEFAULT_WORKERS) -> int:
+    """The cores this process may use, at most ``limit``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, limit))
 
 
 class ComputeError(MacroDataError):

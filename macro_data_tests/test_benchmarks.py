@@ -58,3 +58,16 @@ def test_read_benchmark_runs():
     out = _run("read.py", "--sizes", "2500", "--map-items", "2500", "--small-cache", "16")
     assert "mixed view, regime A" in out and "map-style, 1024 MiB" in out and "map-style, 16 MiB" in out, out
     assert "slowest mixed view" in out and "peak RSS by size" in out, out
+
+
+@pytest.mark.slow
+def test_paper_benchmark_runs(tmp_path):
+    recipe = tmp_path / "small.yaml"
+    recipe.write_text(
+        "name: small\nversion: 0.1.0\nseed: 7\nT: 24\nH: 8\nstorage: {chunk_samples: 100, clevel: 1}\n"
+        "worlds: {nk: {n_samples: 300}, rbc: {n_samples: 300}}\n"
+    )
+    out = _run("paper.py", "--recipe", str(recipe))
+    for line in ("raw limit:", "build:", "validation:", "peak memory:", "ratio build / raw:"):
+        assert line in out, out
+    assert "worlds nk" in out or "worlds rbc" in out, out

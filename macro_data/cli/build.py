@@ -4,17 +4,27 @@ One run per world partition (draws, arrays, splits, train-split statistics), the
 assets (manifest, and the validation report once it exists), all recorded in the Dagster instance
 at ``$DAGSTER_HOME`` (default ``./.dagster_home`` in the working directory), so ``dagster dev``
 shows them afterwards.
+
+World runs are independent (each world has its own seed streams and its own store), so up to
+``--jobs`` of them run at once, each in a worker process of its own: the simulators hold the GIL,
+so threads would not use a second core. A worker imports the code location and opens the instance
+once and then runs the worlds it is given, costliest first, so the slow world does not start last.
+The data do not depend on ``--jobs`` (see the bit-identity test of the parallel build).
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
+import multiprocessing
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from macro_data import paths, progress
+from macro_data.compute import MAX_DEFAULT_WORKERS, default_workers
 from macro_data.progress import TerminalBar
 
 
@@ -41,7 +51,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--force", action="store_true", help="rebuild even what is up to date")
     p.add_argument("--verbose", action="store_true", help="show Dagster's event log on the console")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="world runs at once, each in a process of its own (default: the cores available, at most "
+        f"{MAX_DEFAULT_WORKERS}; 1: one after another in this process)",
+    )
     p.set_defaults(handler=run)
+
+
+# Relative cost of a sample per world (simulation, checks), for the order in which worlds start: the
+# costliest first, so that with two or more runs at once the slowest world does not start last and
+# leave the other cores idle at the end (zlb runs OccBin: about ten times the others per sample).
+WORLD_COST = {"zlb": 10.0}
 
 
 def run_config(
@@ -105,6 +128,103 @@ def dataset_up_to_date(recipe, root: str, replace: bool) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class WorldRun:
+    """The outcome of one world's run, as a worker process reports it."""
+
+    world: str
+    success: bool
+    run_id: str
+    seconds: float
+    failures: tuple[str, ...] = ()
+
+
+_worker_state: dict = {}
+
+
+def _worker_start(environ: dict[str, str]) -> None:
+    os.environ.update(environ)  # DAGSTER_HOME and the build's settings, as in the parent
+
+
+def _run(job_name: str, world: str | None, config: dict, tags: dict, state: dict | None = None) -> WorldRun:
+    """One run of ``job_name`` in this process (on ``world``'s partition, or unpartitioned when
+    ``world`` is None). ``state`` caches the code location and the instance: a worker process's own,
+    loaded once and reused by its later runs."""
+    if state is None:
+        state = _worker_state
+    if not state:
+        import dagster as dg
+
+        from macro_data.files import file_lock
+        from macro_data.orchestration.definitions import defs
+
+        state["defs"] = defs
+        # Workers open a fresh instance at the same moment: Dagster creates its SQLite tables on
+        # first use, and two processes doing that at once record the schema twice (the instance
+        # then refuses to open). One process at a time opens it and touches its storages.
+        with file_lock(Path(os.environ["DAGSTER_HOME"]) / ".macro_data_instance.lock"):
+            instance = dg.DagsterInstance.get()
+            instance.get_runs(limit=1)
+            instance.get_latest_materialization_event(dg.AssetKey("world_draws"))
+        state["instance"] = instance
+    t = time.perf_counter()
+    result = (
+        state["defs"]
+        .resolve_job_def(job_name)
+        .execute_in_process(
+            instance=state["instance"], partition_key=world, run_config=config, tags=tags, raise_on_error=False
+        )
+    )
+    return WorldRun(
+        world or "",
+        result.success,
+        result.run_id,
+        time.perf_counter() - t,
+        () if result.success else tuple(failure_messages(result)),
+    )
+
+
+class Runner:
+    """Where the runs of a build execute: this process (``jobs`` 1), or a pool of ``jobs`` worker
+    processes that takes the world runs, then the dataset run (so this process never loads Dagster)."""
+
+    def __init__(self, jobs: int):
+        self.state: dict = {}
+        self.pool: cf.ProcessPoolExecutor | None = None
+        if jobs > 1:
+            # spawn, not fork: a forked child would share this process's threads' locks mid-flight
+            environ = {k: v for k, v in os.environ.items() if k == "DAGSTER_HOME" or k.startswith("MACRO_DATA_")}
+            self.pool = cf.ProcessPoolExecutor(
+                max_workers=jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_start,
+                initargs=(environ,),
+            )
+
+    def worlds(self, worlds: list[str], config: dict, tags: dict):
+        """Yield each world's :class:`WorldRun` as it finishes; after a failure no further world starts."""
+        if self.pool is None:
+            for w in worlds:
+                yield _run("build_world", w, config, tags, self.state)
+            return
+        futures = [self.pool.submit(_run, "build_world", w, config, tags) for w in worlds]
+        try:
+            for fut in cf.as_completed(futures):
+                yield fut.result()
+        finally:
+            for fut in futures:
+                fut.cancel()  # worlds not started yet; running ones finish (a run is never cut short)
+
+    def dataset(self, config: dict, tags: dict) -> WorldRun:
+        if self.pool is None:
+            return _run("build_dataset_files", None, config, tags, self.state)
+        return self.pool.submit(_run, "build_dataset_files", None, config, tags).result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _build(args: argparse.Namespace) -> int:
     from macro_data.pipeline import release
     from macro_data.recipes import load_recipe
@@ -137,38 +257,39 @@ def _build(args: argparse.Namespace) -> int:
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():  # a fresh local instance: SQLite defaults, no telemetry
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    import dagster as dg
-
-    from macro_data.orchestration.definitions import defs
-
     recipe_arg = str(Path(args.recipe).resolve()) if args.recipe and Path(args.recipe).is_file() else args.recipe
     config = run_config(recipe_arg, root, quiet=not args.verbose, replace=args.replace, force=args.force)
-    instance = dg.DagsterInstance.get()
     tags = {"macro_data/recipe": recipe.name, "macro_data/recipe_sha256": recipe.sha256[:16]}
     print(f"Dagster instance {os.environ['DAGSTER_HOME']}")
-    world_job = defs.resolve_job_def("build_world")
-    for w in pending:
-        t = time.perf_counter()
-        result = world_job.execute_in_process(
-            instance=instance, partition_key=w, run_config=config, tags=tags, raise_on_error=False
-        )
-        if not result.success:
-            print(f"world {w}: FAILED (run {result.run_id})", file=sys.stderr)
-            for line in failure_messages(result):
-                print(f"  {line}", file=sys.stderr)
-            return 1
-        print(
-            f"world {w}: {recipe.world(w).n_samples} samples in {time.perf_counter() - t:.1f} s (run {result.run_id})"
-        )
-    if with_dataset:
-        result = defs.resolve_job_def("build_dataset_files").execute_in_process(
-            instance=instance, run_config=config, tags=tags, raise_on_error=False
-        )
-        if not result.success:
-            print(f"dataset stages: FAILED (run {result.run_id})", file=sys.stderr)
-            for line in failure_messages(result):
-                print(f"  {line}", file=sys.stderr)
-            return 1
-        print(f"dataset stages done (run {result.run_id})")
+    jobs = args.jobs if args.jobs is not None else default_workers()
+    if jobs < 1:
+        print("macro-data build: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    order = sorted(pending, key=lambda w: -recipe.world(w).n_samples * WORLD_COST.get(w, 1.0))
+    jobs = min(jobs, max(1, len(order)))
+    if jobs > 1:
+        print(f"{jobs} world runs at once, each in a process of its own")
+    runner = Runner(jobs)
+    try:
+        for done in runner.worlds(order, config, tags):
+            if not done.success:
+                print(f"world {done.world}: FAILED (run {done.run_id})", file=sys.stderr)
+                for line in done.failures:
+                    print(f"  {line}", file=sys.stderr)
+                return 1
+            print(
+                f"world {done.world}: {recipe.world(done.world).n_samples} samples in {done.seconds:.1f} s "
+                f"(run {done.run_id})"
+            )
+        if with_dataset:
+            done = runner.dataset(config, tags)
+            if not done.success:
+                print(f"dataset stages: FAILED (run {done.run_id})", file=sys.stderr)
+                for line in done.failures:
+                    print(f"  {line}", file=sys.stderr)
+                return 1
+            print(f"dataset stages done in {done.seconds:.1f} s (run {done.run_id})")
+    finally:
+        runner.close()
     print(f"done in {time.perf_counter() - t0:.1f} s: {target.final_dir}")
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from macro_data import catalog, paths
+from macro_data import paths
 
 
 def _root(args) -> str:
@@ -53,6 +53,8 @@ def register(sub) -> None:
 
 
 def _cmd_list(args) -> int:
+    from macro_data import catalog  # imported here: other commands start without it (about 1 s)
+
     root = _root(args)
     versions = catalog.scan(root)
     if args.json:
@@ -76,6 +78,8 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_gc(args) -> int:
+    from macro_data import catalog  # imported here: other commands start without it (about 1 s)
+
     root = _root(args)
     found = catalog.debris(root)
     if not found:
@@ -92,6 +96,8 @@ def _cmd_gc(args) -> int:
 
 
 def _cmd_remove(args) -> int:
+    from macro_data import catalog  # imported here: other commands start without it (about 1 s)
+
     root = _root(args)
     name, sep, version = args.version.partition("@")
     if not sep or not name or not version:

@@ -17,11 +17,14 @@ functions.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from macro_data.compute import default_workers
 from macro_data.errors import ManifestError, WorldError
 from macro_data.read.manifest import MANIFEST_NAME, Folder, parse_manifest
 from macro_data.storage import locations
@@ -102,13 +105,59 @@ def validate_world(spec: WorldSpec, real: RealData | None, real_reason: str) -> 
     return out
 
 
+def _validate_one(
+    manifest: dict, w: str, dataset_dir: str, real: RealData | None, reason: str
+) -> tuple[str, list[CheckResult], list[int] | None, float]:
+    """``(world, its results, its reproducibility subset, seconds)``: every check of world ``w``."""
+    t = time.perf_counter()
+    if w not in world_ids():
+        known = ", ".join(world_ids())
+        return w, [failed("consistency.manifest", "consistency", w, f"unknown world {w!r} (known: {known})")], None, 0.0
+    try:
+        spec = spec_from_manifest(manifest, w, dataset_dir)
+    except WorldError as exc:  # a model file that no longer loads
+        msg = f"world {w!r} cannot be loaded: {exc}"
+        return w, [failed("consistency.manifest", "consistency", w, msg)], None, 0.0
+    except (KeyError, TypeError, ValueError) as exc:
+        msg = f"the manifest entry of world {w!r} is incomplete ({type(exc).__name__}: {exc})"
+        return w, [failed("consistency.manifest", "consistency", w, msg)], None, 0.0
+    try:
+        world_results = validate_world(spec, real, reason)
+        subset = reproducibility.subset_indices(spec).tolist()
+    except Exception as exc:  # noqa: BLE001 - e.g. a sample count no store can have
+        msg = f"world {w!r} could not be validated ({type(exc).__name__}: {exc})"
+        world_results, subset = [failed("consistency.manifest", "consistency", w, msg)], None
+    return w, world_results, subset, time.perf_counter() - t
+
+
+def _each_world(manifest: dict, worlds: list[str], dataset_dir: str, real: RealData | None, reason: str, jobs):
+    """:func:`_validate_one` of each world, yielded in the manifest's order."""
+    if jobs is None:
+        jobs = default_workers()
+    if jobs <= 1 or len(worlds) <= 1:
+        for w in worlds:
+            yield _validate_one(manifest, w, dataset_dir, real, reason)
+        return
+    # spawn: the caller (a Dagster run) may hold threads and open connections that a fork would copy
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(worlds)), mp_context=ctx) as pool:
+        futures = [pool.submit(_validate_one, manifest, w, dataset_dir, real, reason) for w in worlds]
+        for fut in futures:
+            yield fut.result()
+
+
 def validate_dataset(
     dataset_dir: str | Path,
     external_root: str | Path | None = None,
     registry: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    jobs: int | None = None,
 ) -> Validation:
     """Run every check on the dataset at ``dataset_dir``.
+
+    Worlds are validated ``jobs`` at a time, each in a worker process (the checks hold the GIL);
+    default: the cores available, at most four; 1: one after another in this process.
+    The results, and their order (the manifest's), do not depend on ``jobs``.
 
     ``external_root``: where the verified external data lives (``<root>/external/objects``);
     default: for a local dataset, its own root (two folders up, ``<root>/<name>/<version>``) if that
@@ -128,47 +177,15 @@ def validate_dataset(
         guarded("consistency.dataset", "consistency", None, consistency.check_manifest_dataset, manifest, dataset_dir)
     ]
     subsets: dict[str, list[int]] = {}
-    for w in manifest["worlds"]:
-        t = time.perf_counter()
-        if w not in world_ids():
-            results.append(
-                failed(
-                    "consistency.manifest", "consistency", w, f"unknown world {w!r} (known: {', '.join(world_ids())})"
-                )
-            )
-            continue
-        try:
-            spec = spec_from_manifest(manifest, w, dataset_dir)
-        except WorldError as exc:  # a model file that no longer loads
-            results.append(failed("consistency.manifest", "consistency", w, f"world {w!r} cannot be loaded: {exc}"))
-            continue
-        except (KeyError, TypeError, ValueError) as exc:
-            results.append(
-                failed(
-                    "consistency.manifest",
-                    "consistency",
-                    w,
-                    f"the manifest entry of world {w!r} is incomplete ({type(exc).__name__}: {exc})",
-                )
-            )
-            continue
-        try:
-            world_results = validate_world(spec, real, reason)
-            subsets[w] = reproducibility.subset_indices(spec).tolist()
-        except Exception as exc:  # noqa: BLE001 - e.g. a sample count no store can have
-            world_results = [
-                failed(
-                    "consistency.manifest",
-                    "consistency",
-                    w,
-                    f"world {w!r} could not be validated ({type(exc).__name__}: {exc})",
-                )
-            ]
+    worlds = list(manifest["worlds"])
+    for w, world_results, subset, seconds in _each_world(manifest, worlds, dataset_dir, real, reason, jobs):
         results += world_results
+        if subset is not None:
+            subsets[w] = subset
         if log:
             bad = [r.name for r in world_results if r.status in ("fail", "warn")]
             log(
-                f"validated world {w} in {time.perf_counter() - t:.1f} s"
+                f"validated world {w} in {seconds:.1f} s"
                 + (f": not passed: {', '.join(bad)}" if bad else ": all checks passed")
             )
     return Validation(dataset_dir, manifest, digest, results, real, reason, time.perf_counter() - t0, subsets)

@@ -18,9 +18,11 @@ external style sheets, fonts or images, and URLs in free text are rendered inert
 from __future__ import annotations
 
 import base64
+import concurrent.futures as cf
 import html
 import io
 import json
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from macro_data import splits
+from macro_data.compute import default_workers
 from macro_data.validation.realism import RealData, world_moments
 from macro_data.validation.report import STATUS_WORD, all_checks, headline, not_passed
 from macro_data.validation.results import GROUPS
@@ -319,49 +322,66 @@ def _provenance(doc: dict) -> str:
     )
 
 
-def render(doc: dict, dataset_dir: str | Path, manifest: dict, real: RealData | None) -> str:
-    """The HTML page for report ``doc`` of the dataset at ``dataset_dir``."""
-    d = doc["dataset"]
-    params, trajs, fans, realism = [], [], [], []
-    ext = doc["inputs"]["external_data"]
-    for w in doc["worlds"]:
-        anchor = f'<h3 id="world-{_text(w)}">{_text(w)}</h3>'
-        if w not in world_ids():
-            params.append(anchor + "<p>unknown world: nothing to plot</p>")
-            continue
-        try:
-            spec = spec_from_manifest(manifest, w, dataset_dir)
-            group = spec.open()
-            m = min(PLOT_SAMPLE, spec.n)
-            theta = np.asarray(group["theta"][:m], dtype=np.float64)
-            traj = np.asarray(group["trajectories"][:m], dtype=np.float64)
-            irfs = np.asarray(group["irfs"][:m], dtype=np.float64)
-        except Exception as exc:  # noqa: BLE001 - the checks report why; the page says it cannot plot
-            msg = f"<p>{_text(w)}: cannot plot ({_text(type(exc).__name__)}: {_text(exc)})</p>"
-            params.append(anchor + msg), trajs.append(msg), fans.append(msg), realism.append(msg)
-            continue
-        finite = np.isfinite(traj).all(axis=(1, 2)) & np.isfinite(irfs).all(axis=(1, 2, 3))
-        params.append(anchor + _parameters(spec.world, manifest["worlds"][w], theta))
-        trajs.append(f"<h3>{_text(w)}</h3>" + _trajectories(spec.world, traj[finite]))
-        fans.append(
-            f"<h3>{_text(w)}</h3>" + (_irfs(spec.world, irfs[finite]) if finite.any() else "<p>no finite IRFs</p>")
+def _world_sections(doc: dict, w: str, dataset_dir: str, manifest: dict, real: RealData | None) -> tuple[str, ...]:
+    """World ``w``'s parts of the parameters, trajectories, IRFs and realism sections ("" where none)."""
+    anchor = f'<h3 id="world-{_text(w)}">{_text(w)}</h3>'
+    if w not in world_ids():
+        return anchor + "<p>unknown world: nothing to plot</p>", "", "", ""
+    try:
+        spec = spec_from_manifest(manifest, w, dataset_dir)
+        group = spec.open()
+        m = min(PLOT_SAMPLE, spec.n)
+        theta = np.asarray(group["theta"][:m], dtype=np.float64)
+        traj = np.asarray(group["trajectories"][:m], dtype=np.float64)
+        irfs = np.asarray(group["irfs"][:m], dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001 - the checks report why; the page says it cannot plot
+        msg = f"<p>{_text(w)}: cannot plot ({_text(type(exc).__name__)}: {_text(exc)})</p>"
+        return anchor + msg, msg, msg, msg
+    finite = np.isfinite(traj).all(axis=(1, 2)) & np.isfinite(irfs).all(axis=(1, 2, 3))
+    params = anchor + _parameters(spec.world, manifest["worlds"][w], theta)
+    trajs = f"<h3>{_text(w)}</h3>" + _trajectories(spec.world, traj[finite])
+    fans = f"<h3>{_text(w)}</h3>" + (_irfs(spec.world, irfs[finite]) if finite.any() else "<p>no finite IRFs</p>")
+    realism = ""
+    rc = next((c for c in doc["worlds"][w]["checks"] if c["name"] == "realism.us_moments"), None)
+    if real is not None:
+        rows = ""
+        for o, ms in ((rc or {}).get("figures", {}).get("moments") or {}).items():
+            for mname, e in ms.items():
+                wp = e["world_percentiles"]
+                rows += (
+                    f"<tr><td>{_text(o)}</td><td>{mname}</td><td>{e['real']:.3g}</td><td>{wp['p5']:.3g}</td>"
+                    f"<td>{wp['p50']:.3g}</td><td>{wp['p95']:.3g}</td><td>{e['rank']:.1f}</td></tr>"
+                )
+        realism = (
+            f"<h3>{_text(w)} {_badge(rc['status']) if rc else ''}</h3>"
+            + _realism(spec.world, world_moments(spec, group), real)
+            + f"<table><tr><th>observable</th><th>moment</th><th>US</th><th>world p5</th><th>p50</th>"
+            f"<th>p95</th><th>US percentile in world</th></tr>{rows}</table>"
         )
-        rc = next((c for c in doc["worlds"][w]["checks"] if c["name"] == "realism.us_moments"), None)
-        if real is not None:
-            rows = ""
-            for o, ms in ((rc or {}).get("figures", {}).get("moments") or {}).items():
-                for mname, e in ms.items():
-                    wp = e["world_percentiles"]
-                    rows += (
-                        f"<tr><td>{_text(o)}</td><td>{mname}</td><td>{e['real']:.3g}</td><td>{wp['p5']:.3g}</td>"
-                        f"<td>{wp['p50']:.3g}</td><td>{wp['p95']:.3g}</td><td>{e['rank']:.1f}</td></tr>"
-                    )
-            realism.append(
-                f"<h3>{_text(w)} {_badge(rc['status']) if rc else ''}</h3>"
-                + _realism(spec.world, world_moments(spec, group), real)
-                + f"<table><tr><th>observable</th><th>moment</th><th>US</th><th>world p5</th><th>p50</th>"
-                f"<th>p95</th><th>US percentile in world</th></tr>{rows}</table>"
-            )
+    return params, trajs, fans, realism
+
+
+def render(doc: dict, dataset_dir: str | Path, manifest: dict, real: RealData | None, jobs: int | None = None) -> str:
+    """The HTML page for report ``doc`` of the dataset at ``dataset_dir``.
+
+    The plots of a world take a second or more each (Agg drawing holds the GIL), so worlds are drawn
+    ``jobs`` at a time in worker processes (default: the cores, at most 4; 1: in this process); the
+    page does not depend on ``jobs``."""
+    d = doc["dataset"]
+    ext = doc["inputs"]["external_data"]
+    worlds = list(doc["worlds"])
+    jobs = min(default_workers() if jobs is None else jobs, len(worlds))
+    args = [(doc, w, str(dataset_dir), manifest, real) for w in worlds]
+    if jobs <= 1:
+        parts = [_world_sections(*a) for a in args]
+    else:  # spawn: the caller (a Dagster run) may hold threads that a fork would copy mid-flight
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            parts = list(pool.map(_world_sections, *zip(*args, strict=True)))
+    params = [p[0] for p in parts]
+    trajs = [p[1] for p in parts if p[1]]
+    fans = [p[2] for p in parts if p[2]]
+    realism = [p[3] for p in parts if p[3]]
     if real is None:
         realism = [f"<p>{_badge('skipped')} {_text(ext.get('reason', 'no verified external data'))}</p>"]
     else:

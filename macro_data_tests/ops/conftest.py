@@ -165,10 +165,9 @@ def run_ok(cmd: list[str], env: dict, timeout: float, cwd: Path = REPO) -> str:
     return done.stdout
 
 
-# Runs in these tests execute in one process: the default multiprocess executor starts a Python
-# process per step (assets and their checks), which costs tens of seconds on a busy 2-core machine
-# and is not what these tests are about.
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+# Runs execute in one process: the code location's executor (macro_data.orchestration.definitions) is the
+# in-process one; the run config states it with its defaults.
+IN_PROCESS = {"execution": {"config": {}}}
 RUN_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 

@@ -180,8 +180,8 @@ def test_prefix_stability(tmp_path, instance):
 
 
 @pytest.mark.slow
-def test_cli_materialize_with_multiprocess_executor_matches(tmp_path, tiny_dataset):
-    """`dagster asset materialize` as CI runs it (subprocess, default multiprocess executor)."""
+def test_cli_materialize_matches(tmp_path, tiny_dataset):
+    """`dagster asset materialize` as CI runs it (subprocess, the code location's executor)."""
     recipe, _, dataset_dir = tiny_dataset
     root = tmp_path / "cli-root"
     env = {
