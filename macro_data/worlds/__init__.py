@@ -17,6 +17,16 @@ WORLD_IDS: tuple[str, ...] = BUILTIN_IDS
 def get_world(name: str) -> World:
     """The world called ``name``.
 
+    Parameters
+    ----------
+    name : str
+        A world id of the catalog (:func:`world_ids`), e.g. ``"nk"``.
+
+    Returns
+    -------
+    World
+        The world instance (shared: the catalog keeps one per id).
+
     Raises
     ------
     WorldError
@@ -27,7 +37,13 @@ def get_world(name: str) -> World:
 
 
 def world_ids() -> tuple[str, ...]:
-    """Every world id of the catalog, broken model files included, built-ins first."""
+    """Every world id of the catalog, broken model files included, built-ins first.
+
+    Returns
+    -------
+    tuple of str
+        The ids in display order: the built-ins (:data:`WORLD_IDS`), then the others by id.
+    """
     return catalog().ids
 
 

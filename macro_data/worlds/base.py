@@ -46,6 +46,7 @@ class Parameter:
     prior: str = "independent uniform on the bounds"
 
     def as_dict(self) -> dict:
+        """The manifest's form: every field by name."""
         return {
             "name": self.name,
             "unit": self.unit,
@@ -67,6 +68,7 @@ class Observable:
     definition: str
 
     def as_dict(self) -> dict:
+        """The manifest's form: every field by name."""
         return {"name": self.name, "unit": self.unit, "definition": self.definition}
 
 
@@ -84,6 +86,7 @@ class MetadataField:
     stage: Literal["draws", "simulation"]
 
     def as_dict(self) -> dict:
+        """The manifest's form: every field by name."""
         return {"name": self.name, "dtype": self.dtype, "description": self.description, "stage": self.stage}
 
 
@@ -97,6 +100,7 @@ class SliceRule:
     description: str
 
     def as_dict(self) -> dict:
+        """The manifest's form: every field by name."""
         return {
             "statistic": self.statistic,
             "threshold": self.threshold,
@@ -116,6 +120,7 @@ class CornerRule:
     description: str
 
     def as_dict(self) -> dict:
+        """The manifest's form: every field by name."""
         return {
             "persistence": self.persistence,
             "persistence_threshold": self.persistence_threshold,
@@ -145,7 +150,18 @@ class Simulation:
     metadata: dict[str, np.ndarray] = field(default_factory=dict)  # stage="simulation" fields, (n, T)
 
     def as_dtype(self, dtype) -> Simulation:
-        """Trajectories and extras in ``dtype`` (rounded once from float64); metadata as it is."""
+        """Trajectories and extras in ``dtype`` (rounded once from float64); metadata as it is.
+
+        Parameters
+        ----------
+        dtype : numpy dtype or type
+            The float dtype of the copy, e.g. ``np.float32``.
+
+        Returns
+        -------
+        Simulation
+            A new simulation; arrays already of ``dtype`` are shared, not copied.
+        """
         return Simulation(
             self.trajectories.astype(dtype, copy=False),
             None if self.extras is None else self.extras.astype(dtype, copy=False),
@@ -160,12 +176,34 @@ Priors = Mapping[str, tuple[float, float]]
 
 
 def stable_key(name: str) -> int:
-    """A stable 32-bit number derived from a name (never from a position in a list)."""
+    """A stable 32-bit number derived from a name (never from a position in a list).
+
+    Parameters
+    ----------
+    name : str
+        A world id.
+
+    Returns
+    -------
+    int
+        The first 4 bytes (big-endian) of ``sha256("macro_data/world/" + name)``, in ``[0, 2**32)``.
+    """
     return int.from_bytes(hashlib.sha256(f"macro_data/world/{name}".encode()).digest()[:4], "big")
 
 
 def to_float32_precision(x: np.ndarray) -> np.ndarray:
-    """Round to float32 and return float64, so stored values equal the values simulated from."""
+    """Round to float32 and return float64, so stored values equal the values simulated from.
+
+    Parameters
+    ----------
+    x : array_like
+        Values of any shape.
+
+    Returns
+    -------
+    ndarray of float64
+        ``x`` rounded to the nearest float32, same shape.
+    """
     return np.asarray(x, dtype=np.float32).astype(np.float64)
 
 
@@ -180,7 +218,20 @@ class LastFew:
         self.lock = threading.Lock()
 
     def get(self, theta: np.ndarray, build: Callable[[np.ndarray], Any]) -> Any:
-        """The value for ``theta``, built by ``build(theta as float64)`` unless one of the last few."""
+        """The value for ``theta``, built by ``build(theta as float64)`` unless one of the last few.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n, P)
+            Parameter vectors; the key is their float64 bytes and shape.
+        build : callable
+            ``build(theta)`` with ``theta`` float64 and C-contiguous, returning the value to keep.
+
+        Returns
+        -------
+        object
+            The kept value for an identical ``theta``, else the newly built one.
+        """
         th = np.ascontiguousarray(theta, dtype=np.float64)
         key = th.tobytes() + str(th.shape).encode()
         with self.lock:
@@ -217,20 +268,47 @@ class World(ABC):
     # ---- identity -------------------------------------------------------------------------
     @property
     def key(self) -> int:
+        """The world's stream key, :func:`stable_key` of its name (a 32-bit integer)."""
         return stable_key(self.name)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
+        """The names of theta's columns, in order."""
         return tuple(p.name for p in self.parameters)
 
     def index(self, name: str) -> int:
+        """The column of parameter ``name`` in theta.
+
+        Parameters
+        ----------
+        name : str
+            A parameter name of :attr:`parameters`.
+
+        Returns
+        -------
+        int
+            Its position in theta's last axis, ``0 .. P - 1``.
+
+        Raises
+        ------
+        WorldError
+            If the world has no parameter ``name``.
+        """
         try:
             return self.parameter_names.index(name)
         except ValueError:
             raise WorldError(f"world {self.name!r}: unknown parameter {name!r}") from None
 
     def describe(self) -> dict:
-        """Everything a reader needs to interpret this world's arrays (goes into the manifest)."""
+        """Everything a reader needs to interpret this world's arrays (goes into the manifest).
+
+        Returns
+        -------
+        dict
+            JSON-ready: ``name``, ``description``, ``linear``, ``parameters``, ``shocks``,
+            ``observables``, ``extras``, ``metadata``, ``slice_rule``, ``corner_rule`` and
+            ``design_notes``; the entries of the lists are the ``as_dict`` forms.
+        """
         return {
             "name": self.name,
             "description": self.description,
@@ -253,6 +331,26 @@ class World(ABC):
         An override is ``{low?, high?, family?, <family arguments>}``; errors name the parameter and the
         argument. Families apply to independently drawn parameters only; ``integer`` ones take ``uniform``
         or ``fixed`` (an integer value).
+
+        Parameters
+        ----------
+        overrides : mapping of str to mapping, optional
+            ``{parameter: {low?, high?, family?, <family arguments>}}`` as in a recipe's
+            ``worlds.<w>.priors``; ``None`` or empty: every drawn parameter uniform on its bounds.
+
+        Returns
+        -------
+        PriorSet
+            One :class:`~macro_data.worlds.priors.Prior` per drawn (``uniform`` or ``integer``)
+            parameter, in parameter order.
+
+        Raises
+        ------
+        WorldError
+            An override of a parameter that is not drawn (derived or unknown), non-finite bounds,
+            bounds not within ``low <= low' < high' <= high``, a family an integer parameter cannot
+            take, an argument the family does not have, an invalid family argument (e.g. a
+            non-positive ``sd``), or a non-integer ``fixed`` value of an integer parameter.
         """
         drawn = {p.name: p for p in self.parameters if p.kind in ("uniform", "integer")}
         priors = {name: Prior(float(p.low), float(p.high)) for name, p in drawn.items()}
@@ -311,6 +409,20 @@ class World(ABC):
         prior (:meth:`Prior.ppf <macro_data.worlds.priors.Prior.ppf>`; the uniform family is the linear
         map). A design (:attr:`PriorSet.uniforms`, e.g. Sobol points) replaces these uniforms; they are
         drawn all the same, so the stream continues as without a design.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            The stream to draw from; exactly ``n * n_drawn`` uniforms are consumed.
+        n : int
+            Number of parameter vectors.
+        priors : mapping
+            A :class:`PriorSet` or ``{name: (low, high)}`` (uniform) over the drawn parameters.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, P)
+            Drawn columns filled, derived columns NaN; integer parameters hold integral values.
         """
         drawn = [p for p in self.parameters if p.kind in ("uniform", "integer")]
         u = rng.random((n, len(drawn)))
@@ -336,6 +448,20 @@ class World(ABC):
         """Propose ``n`` raw parameter vectors ``(n, P)`` from ``rng``, in a fixed draw order.
 
         The number and order of random numbers consumed must depend on ``n`` only.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            The ``theta`` stream of one block.
+        n : int
+            Number of proposals.
+        priors : mapping
+            A :class:`PriorSet` (from :meth:`resolve_priors`) or ``{name: (low, high)}``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, P)
+            Candidates, not yet rounded to float32 nor checked (:meth:`valid` does that).
         """
 
     @abstractmethod
@@ -343,6 +469,16 @@ class World(ABC):
         """World-specific validity ``(n,) bool``: stable and, for RE models, determinate.
 
         Bounds are checked by :meth:`within_bounds`; this adds the model's own rules.
+
+        Parameters
+        ----------
+        theta : ndarray of float64, shape (n, P)
+            Parameter vectors within bounds (:meth:`valid` passes only the rows :meth:`within_bounds` accepts).
+
+        Returns
+        -------
+        ndarray of bool, shape (n,)
+            True where the draw satisfies the world's own rules.
         """
 
     @abstractmethod
@@ -380,6 +516,33 @@ class World(ABC):
 
         ``dtype`` (float64 or float32): of the returned trajectories and extras. Simulation is in
         float64 either way; float32 results are the float64 ones rounded once.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n, P)
+            Parameter vectors, real, finite and within the parameters' bounds (:meth:`check_theta`).
+        eps : ndarray, shape (n, T, S)
+            Standard-normal innovations, one column per shock of :attr:`shocks`, ``T >= 1``;
+            float32 (as stored) or anything convertible to float64; finite.
+        metadata : mapping of str to ndarray, optional
+            The ``stage="draws"`` fields of :attr:`metadata_fields` (e.g. ``regime``), each
+            ``(n, T)``; required when the world declares any.
+        dtype : {numpy.float64, numpy.float32}, optional
+            Dtype of the returned trajectories and extras.
+
+        Returns
+        -------
+        Simulation
+            ``trajectories (n, T, 3)`` (output in percent, inflation and rate in annualized
+            percentage points, deviations from the steady state), ``extras (n, T, n_extra)`` or
+            ``None``, and the ``stage="simulation"`` metadata fields, each ``(n, T)``.
+
+        Raises
+        ------
+        WorldError
+            A bad ``dtype``, ``theta`` (shape, dtype, non-finite, out of bounds, non-integer where
+            an integer is required), ``eps`` (shape, ``T < 1``, non-finite) or missing or misshapen
+            metadata; the message names the world and the offending entry.
         """
         dtype = self.check_dtype(dtype)
         theta = self.check_theta(theta)
@@ -397,12 +560,44 @@ class World(ABC):
         return self._simulate_as(theta, eps, metadata, dtype)
 
     def irfs(self, theta: np.ndarray, H: int, dtype=np.float64) -> np.ndarray:
-        """Checked wrapper of :meth:`_irfs`, returning ``dtype`` (as in :meth:`simulate`)."""
+        """Checked wrapper of :meth:`_irfs`, returning ``dtype`` (as in :meth:`simulate`).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n, P)
+            Parameter vectors, checked as in :meth:`simulate`.
+        H : int
+            Last horizon, ``H >= 0`` (responses at ``h = 0 .. H``).
+        dtype : {numpy.float64, numpy.float32}, optional
+            Dtype of the result.
+
+        Returns
+        -------
+        ndarray, shape (n, S, H + 1, 3)
+            ``irfs[i, j, h, k]``: response of canonical observable ``k`` (units as the trajectories)
+            at horizon ``h`` to a ``+1 sd`` innovation of shock ``j`` at ``h = 0``, from the steady state.
+
+        Raises
+        ------
+        WorldError
+            A bad ``dtype``, ``theta`` (see :meth:`check_theta`) or ``H`` (not a non-negative integer).
+        """
         dtype = self.check_dtype(dtype)
         return self._irfs_as(self.check_theta(theta), self.check_horizon(H, self.name), dtype)
 
     def valid(self, theta: np.ndarray) -> np.ndarray:
-        """``(n,) bool``: in bounds (float32) and valid by the world's own rules."""
+        """``(n,) bool``: in bounds (float32) and valid by the world's own rules.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n, P)
+            Parameter vectors (any real values; nothing is raised for invalid ones).
+
+        Returns
+        -------
+        ndarray of bool, shape (n,)
+            :meth:`within_bounds` and, for those rows, :meth:`is_valid`.
+        """
         theta = np.asarray(theta, dtype=np.float64)
         ok = self.within_bounds(theta)
         if ok.any():
@@ -410,20 +605,70 @@ class World(ABC):
         return ok
 
     def draw_metadata(self, rng: np.random.Generator, theta: np.ndarray, T: int) -> dict[str, np.ndarray]:
-        """Random per-period inputs drawn after the parameters (``stage="draws"`` fields)."""
+        """Random per-period inputs drawn after the parameters (``stage="draws"`` fields).
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            The ``metadata`` stream of one block.
+        theta : ndarray of float64, shape (n, P)
+            The block's valid parameter vectors.
+        T : int
+            Number of periods.
+
+        Returns
+        -------
+        dict of str to ndarray
+            One ``(n, T)`` array per ``stage="draws"`` field; empty (the default) for worlds without any.
+        """
         return {}
 
     @abstractmethod
     def slice_statistic(self, theta: np.ndarray) -> np.ndarray:
-        """The statistic of :attr:`slice_rule`, ``(n,)``."""
+        """The statistic of :attr:`slice_rule`, ``(n,)``.
+
+        Parameters
+        ----------
+        theta : ndarray of float64, shape (n, P)
+            Valid parameter vectors.
+
+        Returns
+        -------
+        ndarray of float64, shape (n,)
+            The statistic :attr:`slice_rule` compares with its threshold.
+        """
 
     @abstractmethod
     def corner_statistics(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(persistence, volatility)`` of :attr:`corner_rule`, each ``(n,)``."""
+        """``(persistence, volatility)`` of :attr:`corner_rule`, each ``(n,)``.
+
+        Parameters
+        ----------
+        theta : ndarray of float64, shape (n, P)
+            Valid parameter vectors.
+
+        Returns
+        -------
+        persistence : ndarray of float64, shape (n,)
+        volatility : ndarray of float64, shape (n,)
+            The statistics :attr:`corner_rule` compares with its two thresholds.
+        """
 
     # ---- shared checks ----------------------------------------------------------------------
     def within_bounds(self, theta: np.ndarray) -> np.ndarray:
-        """``(n,) bool``: every bounded entry inside its bounds, compared at float32 precision."""
+        """``(n,) bool``: every bounded entry inside its bounds, compared at float32 precision.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n, P)
+            Parameter vectors.
+
+        Returns
+        -------
+        ndarray of bool, shape (n,)
+            True where every entry is finite, inside ``[low, high]`` (bounds as float32; derived
+            entries have none) and integral for ``integer`` parameters.
+        """
         theta32 = np.asarray(theta, dtype=np.float32)
         ok = np.all(np.isfinite(theta32), axis=1)
         for j, p in enumerate(self.parameters):
@@ -439,6 +684,21 @@ class World(ABC):
         """Validate a user-supplied theta array; return it as float64 ``(n, P)``.
 
         Raises :class:`WorldError` naming the world, the parameter and the offending value.
+
+        Parameters
+        ----------
+        theta : array_like, shape (n, P)
+            Parameter vectors, columns in the order of :attr:`parameters`.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, P)
+
+        Raises
+        ------
+        WorldError
+            Wrong shape, a non-real dtype, or (first offending draw) a non-finite value, a value
+            outside its bounds at float32 precision, or a non-integer value of an ``integer`` parameter.
         """
         theta = np.asarray(theta)
         P = len(self.parameters)
@@ -470,6 +730,22 @@ class World(ABC):
         return theta
 
     def check_dtype(self, dtype) -> np.dtype:
+        """The output dtype ``dtype`` as a :class:`numpy.dtype`.
+
+        Parameters
+        ----------
+        dtype : numpy dtype, type or str
+            float64 or float32.
+
+        Returns
+        -------
+        numpy.dtype
+
+        Raises
+        ------
+        WorldError
+            For ``None`` or any other dtype.
+        """
         try:
             dt = np.dtype(dtype) if dtype is not None else None
         except TypeError:
@@ -479,6 +755,26 @@ class World(ABC):
         return dt
 
     def check_eps(self, eps: np.ndarray, n: int) -> np.ndarray:
+        """Validate innovations for ``n`` draws.
+
+        Parameters
+        ----------
+        eps : array_like, shape (n, T, S)
+            Innovations, one column per shock of :attr:`shocks`.
+        n : int
+            Number of draws (rows of theta).
+
+        Returns
+        -------
+        ndarray, shape (n, T, S)
+            float32 input as it is (converting it is exact), anything else as float64 (no copy if it
+            already is); never written to.
+
+        Raises
+        ------
+        WorldError
+            Wrong shape, ``T < 1``, or a non-finite innovation (the first one is named).
+        """
         eps = np.asarray(eps)
         S = len(self.shocks)
         if eps.ndim != 3 or eps.shape[0] != n or eps.shape[2] != S:
@@ -500,6 +796,24 @@ class World(ABC):
 
     @staticmethod
     def check_horizon(H: int, name: str) -> int:
+        """The IRF horizon ``H`` as an ``int``.
+
+        Parameters
+        ----------
+        H : int
+            Last horizon (a Python or numpy integer, not a bool).
+        name : str
+            World name, for the message.
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        WorldError
+            If ``H`` is not a non-negative integer.
+        """
         if isinstance(H, bool) or not isinstance(H, (int, np.integer)) or H < 0:
             raise WorldError(f"world {name!r}: IRF horizon H must be a non-negative integer; got {H!r}")
         return int(H)

@@ -63,6 +63,25 @@ class Catalog:
         return (*[w for w in BUILTIN_IDS if w in self.worlds], *[w for w in others if w not in BUILTIN_IDS])
 
     def get(self, world_id: str) -> World:
+        """The world ``world_id``.
+
+        Parameters
+        ----------
+        world_id : str
+            A world id of :attr:`ids`.
+
+        Returns
+        -------
+        World
+
+        Raises
+        ------
+        MacroDataError
+            For a broken world, its own error (a :class:`~macro_data.errors.WorldFileError` for a
+            model file, naming file, line, column and problem; a :class:`WorldError` for an entry point).
+        WorldError
+            For an unknown id; the message lists the known ones.
+        """
         if world_id in self.worlds:
             return self.worlds[world_id]
         if world_id in self.broken:
@@ -72,7 +91,13 @@ class Catalog:
 
 def model_folders() -> list[Path]:
     """Folders searched for model files, first wins: ``$MACRO_DATA_WORLDS`` or ``./datasets/worlds``,
-    then the shipped ones."""
+    then the shipped ones.
+
+    Returns
+    -------
+    list of Path
+        The local folder (whether it exists or not), then the package's ``worlds`` folder if shipped.
+    """
     local = Path(os.environ["MACRO_DATA_WORLDS"]) if os.environ.get("MACRO_DATA_WORLDS") else None
     folders = [local or Path.cwd() / paths.LOCAL_DATASETS / "worlds"]
     try:
@@ -83,7 +108,13 @@ def model_folders() -> list[Path]:
 
 
 def model_files() -> dict[str, Path]:
-    """``{world id: model file}`` over :func:`model_folders` (the first folder holding a name wins)."""
+    """``{world id: model file}`` over :func:`model_folders` (the first folder holding a name wins).
+
+    Returns
+    -------
+    dict of str to Path
+        ``*.yaml`` files by stem; ids are not checked here (:func:`build` does).
+    """
     out: dict[str, Path] = {}
     for folder in model_folders():
         if not folder.is_dir():
@@ -144,7 +175,14 @@ def _entry_points() -> list[metadata.EntryPoint]:
 
 
 def build() -> Catalog:
-    """Read every source (see the module docstring)."""
+    """Read every source (see the module docstring).
+
+    Returns
+    -------
+    Catalog
+        A new catalog; nothing is raised for a broken model file or entry point: its error is
+        kept in :attr:`Catalog.broken` and clashes in :attr:`Catalog.conflicts`.
+    """
     cat = Catalog()
     for w in BUILTIN_IDS:
         cat.worlds[w] = _builtin(w)
@@ -198,7 +236,13 @@ def _key() -> tuple:
 
 
 def catalog() -> Catalog:
-    """The current catalog (rebuilt when a model file or an entry point changed)."""
+    """The current catalog (rebuilt when a model file or an entry point changed).
+
+    Returns
+    -------
+    Catalog
+        Shared by all callers until the next change; thread-safe.
+    """
     global _cached
     key = _key()
     with _lock:

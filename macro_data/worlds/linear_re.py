@@ -50,6 +50,21 @@ def bmatmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Element-wise numpy arithmetic only, so row ``d`` of the result is bit-identical whatever the
     batch size or memory layout (``np.matmul`` may switch between BLAS and its own loop).
+
+    Parameters
+    ----------
+    a : array_like, shape (..., p, q)
+    b : array_like, shape (..., q, r)
+        Leading axes broadcast against each other.
+
+    Returns
+    -------
+    ndarray, shape (..., p, r)
+
+    Raises
+    ------
+    ValueError
+        If the inner dimensions ``q`` differ.
     """
     a = np.asarray(a)
     b = np.asarray(b)
@@ -69,6 +84,27 @@ def solve_re(A: np.ndarray, B: np.ndarray, n_pre: int, *, tol: float = 1e-8) -> 
     real ``F (n, m - n_pre, n_pre)`` and ``P (n, n_pre, n_pre)``; rows that are not determinate
     (wrong number of unstable roots, a root with ``| |lambda| - 1 | <= tol``, or a singular
     ``W_u``) hold NaN and ``determinate=False``.
+
+    Parameters
+    ----------
+    A, B : array_like, shape (n, m, m)
+        The structural matrices of every draw (converted to float64), finite.
+    n_pre : int
+        Number of predetermined variables, ``0 <= n_pre <= m``.
+    tol : float, optional
+        Distance of a root's modulus from 1 below which the draw is not determinate.
+
+    Returns
+    -------
+    RESolution
+        ``F (n, m - n_pre, n_pre)``, ``P (n, n_pre, n_pre)`` float64, ``determinate (n,)`` bool and
+        ``n_unstable (n,)`` int64.
+
+    Raises
+    ------
+    WorldError
+        If ``A`` and ``B`` are not both ``(n, m, m)``, ``n_pre`` is not an integer in ``[0, m]``, or
+        a draw's ``A`` or ``B`` is not finite. Indeterminate draws never raise.
     """
     A = np.asarray(A, dtype=np.float64)
     B = np.asarray(B, dtype=np.float64)

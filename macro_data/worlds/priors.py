@@ -86,14 +86,40 @@ class Prior:
         return iter((self.low, self.high))
 
     def arg(self, name: str) -> float:
+        """The family argument ``name`` (e.g. ``"sd"``); :class:`KeyError` if the family has none."""
         return dict(self.args)[name]
 
     def as_dict(self) -> dict:
-        """The manifest's form: ``{"low", "high", "distribution", <arguments>}``."""
+        """The manifest's form: ``{"low", "high", "distribution", <arguments>}``.
+
+        Returns
+        -------
+        dict
+            Bounds, the family under ``distribution`` and the family's arguments as floats.
+        """
         return {"low": self.low, "high": self.high, "distribution": self.family, **dict(self.args)}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Prior:
+        """The prior of a manifest entry (the inverse of :meth:`as_dict`).
+
+        Parameters
+        ----------
+        d : mapping
+            ``low``, ``high``, the family under ``distribution`` (or ``family``; default ``uniform``)
+            and the family's arguments.
+
+        Returns
+        -------
+        Prior
+
+        Raises
+        ------
+        PriorError
+            An unknown family, missing arguments or invalid argument values.
+        KeyError
+            If ``low`` or ``high`` is missing.
+        """
         family = d.get("distribution", d.get("family", "uniform"))
         args = tuple((k, float(d[k])) for k in FAMILY_ARGS.get(family, ()) if k in d)
         return cls(float(d["low"]), float(d["high"]), family, args)
@@ -110,7 +136,18 @@ class Prior:
         return float(special.ndtr(b) - special.ndtr(a))
 
     def ppf(self, u: np.ndarray) -> np.ndarray:
-        """Inverse CDF: values in ``[low, high]`` (float64) from uniforms ``u`` in ``[0, 1)``."""
+        """Inverse CDF: values in ``[low, high]`` (float64) from uniforms ``u`` in ``[0, 1)``.
+
+        Parameters
+        ----------
+        u : array_like
+            Uniforms in ``[0, 1)``, any shape.
+
+        Returns
+        -------
+        ndarray of float64
+            Same shape as ``u``, clipped to ``[low, high]``; ``value`` everywhere for ``fixed``.
+        """
         u = np.asarray(u, dtype=np.float64)
         lo, hi, f = self.low, self.high, self.family
         if f == "uniform":
@@ -133,7 +170,18 @@ class Prior:
         return np.clip(x, lo, hi)
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
-        """CDF on ``[low, high]`` (for validation; ``fixed`` is a step at ``value``)."""
+        """CDF on ``[low, high]`` (for validation; ``fixed`` is a step at ``value``).
+
+        Parameters
+        ----------
+        x : array_like
+            Parameter values, any shape (clipped to ``[low, high]``).
+
+        Returns
+        -------
+        ndarray of float64
+            Probabilities in ``[0, 1]``, same shape as ``x``.
+        """
         x = np.clip(np.asarray(x, dtype=np.float64), self.low, self.high)
         lo, hi, f = self.low, self.high, self.family
         if f == "uniform":
@@ -152,7 +200,18 @@ class Prior:
         return (special.ndtr(z) - special.ndtr(a)) / (special.ndtr(b) - special.ndtr(a))
 
     def pdf(self, x: np.ndarray) -> np.ndarray:
-        """Density on ``[low, high]`` (zero outside; not defined for ``fixed``)."""
+        """Density on ``[low, high]`` (zero outside; not defined for ``fixed``).
+
+        Parameters
+        ----------
+        x : array_like
+            Parameter values, any shape.
+
+        Returns
+        -------
+        ndarray of float64
+            Density per unit of the parameter, same shape as ``x``; for ``fixed`` the uniform one.
+        """
         x = np.asarray(x, dtype=np.float64)
         lo, hi, f = self.low, self.high, self.family
         inside = (x >= lo) & (x <= hi)
@@ -183,6 +242,7 @@ class PriorSet(Mapping):
         self.uniforms = uniforms
 
     def with_uniforms(self, uniforms: np.ndarray) -> PriorSet:
+        """The same priors carrying a design's uniforms ``(n, n_drawn)`` for one proposal round."""
         return PriorSet(self._priors, uniforms)
 
     def __getitem__(self, name: str) -> tuple[float, float]:
@@ -199,25 +259,62 @@ class PriorSet(Mapping):
         return f"PriorSet({self._priors!r})"
 
     def prior(self, name: str) -> Prior:
+        """The :class:`Prior` of drawn parameter ``name``; :class:`KeyError` if it has none."""
         return self._priors[name]
 
     def priors(self) -> dict[str, Prior]:
+        """``{name: Prior}``, a copy, in parameter order."""
         return dict(self._priors)
 
     @property
     def families(self) -> dict[str, str]:
+        """``{name: family}``."""
         return {k: p.family for k, p in self._priors.items()}
 
     def as_manifest(self) -> dict[str, dict]:
+        """``{name: Prior.as_dict()}``, the manifest's ``priors`` of a world."""
         return {k: p.as_dict() for k, p in self._priors.items()}
 
     @classmethod
     def from_manifest(cls, entries: Mapping[str, Mapping]) -> PriorSet:
+        """The priors of a manifest's ``{name: entry}`` (:meth:`Prior.from_dict` of each entry).
+
+        Parameters
+        ----------
+        entries : mapping of str to mapping
+            As written by :meth:`as_manifest`.
+
+        Returns
+        -------
+        PriorSet
+
+        Raises
+        ------
+        PriorError
+            An entry that is not a valid prior.
+        """
         return cls({k: Prior.from_dict(v) for k, v in entries.items()})
 
 
 def prior_of(priors: Mapping[str, tuple[float, float]], name: str) -> Prior:
-    """The :class:`Prior` of ``name``: from a :class:`PriorSet`, else uniform on the mapping's bounds."""
+    """The :class:`Prior` of ``name``: from a :class:`PriorSet`, else uniform on the mapping's bounds.
+
+    Parameters
+    ----------
+    priors : mapping
+        A :class:`PriorSet` or ``{name: (low, high)}``.
+    name : str
+        A drawn parameter.
+
+    Returns
+    -------
+    Prior
+
+    Raises
+    ------
+    KeyError
+        If ``priors`` has no entry for ``name``.
+    """
     if isinstance(priors, PriorSet):
         return priors.prior(name)
     low, high = priors[name]

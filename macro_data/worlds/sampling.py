@@ -41,7 +41,15 @@ SOBOL_BITS = 30  # points of a world's Sobol sequence: at most 2**30 samples
 
 
 def seeding_description() -> dict:
-    """The seeding algorithm and its constants, for the manifest."""
+    """The seeding algorithm and its constants, for the manifest.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``algorithm``, ``block_size``, ``bit_generator``, ``stream_key``, ``world_key``,
+        ``purposes``, ``max_rejection_rounds`` and plain-text rules for innovations, measurement
+        noise, parameters and the Sobol design.
+    """
     return {
         "algorithm": ALGORITHM,
         "block_size": BLOCK_SIZE,
@@ -61,19 +69,77 @@ def seeding_description() -> dict:
 
 
 def check_seed(seed: int) -> int:
+    """The seed as an ``int``.
+
+    Parameters
+    ----------
+    seed : int
+        A Python or numpy integer (not a bool), ``>= 0``.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    WorldError
+        If ``seed`` is not a non-negative integer.
+    """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise WorldError(f"seed must be a non-negative integer; got {seed!r}")
     return int(seed)
 
 
 def block_rng(seed: int, world: World, block: int, purpose: str) -> np.random.Generator:
-    """The stream of one block and purpose."""
+    """The stream of one block and purpose.
+
+    Parameters
+    ----------
+    seed : int
+        The dataset seed, ``>= 0``.
+    world : World
+        The world; its :attr:`~macro_data.worlds.base.World.key` enters the spawn key.
+    block : int
+        Block index: samples ``block * BLOCK_SIZE .. (block + 1) * BLOCK_SIZE - 1``.
+    purpose : str
+        A key of :data:`PURPOSES` (``theta``, ``shocks``, ``metadata``, ``split``, ``subset``,
+        ``noise``, ``design``).
+
+    Returns
+    -------
+    numpy.random.Generator
+        ``PCG64(SeedSequence(seed, spawn_key=(world.key, block, PURPOSES[purpose])))``, fresh.
+
+    Raises
+    ------
+    WorldError
+        If ``seed`` is not a non-negative integer.
+    KeyError
+        For an unknown ``purpose``.
+    """
     return np.random.Generator(
         np.random.PCG64(np.random.SeedSequence(check_seed(seed), spawn_key=(world.key, int(block), PURPOSES[purpose])))
     )
 
 
 def blocks_covering(start: int, stop: int) -> range:
+    """The blocks holding samples ``start .. stop - 1``.
+
+    Parameters
+    ----------
+    start, stop : int
+        Sample range ``[start, stop)``, ``0 <= start <= stop``.
+
+    Returns
+    -------
+    range
+        Block indices ``start // BLOCK_SIZE .. ceil(stop / BLOCK_SIZE) - 1`` (empty if ``start == stop``).
+
+    Raises
+    ------
+    WorldError
+        If ``start < 0`` or ``stop < start``.
+    """
     if start < 0 or stop < start:
         raise WorldError(f"invalid sample range [{start}, {stop})")
     return range(start // BLOCK_SIZE, -(-stop // BLOCK_SIZE))
@@ -95,7 +161,18 @@ class Draws:
         return self.theta.shape[0]
 
     def slice(self, lo: int, hi: int) -> Draws:
-        """Rows ``lo:hi`` (relative to this batch)."""
+        """Rows ``lo:hi`` (relative to this batch).
+
+        Parameters
+        ----------
+        lo, hi : int
+            Row range within this batch.
+
+        Returns
+        -------
+        Draws
+            Views of the rows, ``start`` shifted by ``lo``.
+        """
         return Draws(
             self.start + lo,
             self.theta[lo:hi],
@@ -120,7 +197,32 @@ def sobol_points(world: World, seed: int, d: int, start: int, n: int) -> np.ndar
     """Points ``start .. start + n - 1`` (``(n, d)`` in ``[0, 1)``) of the world's scrambled Sobol sequence:
     scipy's ``Sobol(d, scramble=True, bits=SOBOL_BITS)`` seeded by block 0's ``design`` stream, advanced
     with its public ``fast_forward``. Each thread keeps its engine where the last call left it, so blocks
-    asked for in increasing order (as regions compute them) skip only the points in between."""
+    asked for in increasing order (as regions compute them) skip only the points in between.
+
+    Parameters
+    ----------
+    world : World
+        The world (its key seeds the design stream).
+    seed : int
+        The dataset seed, ``>= 0``.
+    d : int
+        Dimension: the drawn parameters whose prior is not ``fixed``.
+    start : int
+        Index of the first point.
+    n : int
+        Number of points.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, d)
+        Points in ``[0, 1)``; the same whatever the thread or the order of earlier calls.
+
+    Raises
+    ------
+    WorldError
+        If ``d`` exceeds scipy's ``Sobol.MAXDIM``, the range leaves ``[0, 2**SOBOL_BITS)``, or the
+        seed is not a non-negative integer.
+    """
     if d > qmc.Sobol.MAXDIM:
         raise WorldError(f"world {world.name!r}: a Sobol design supports at most {qmc.Sobol.MAXDIM} drawn parameters")
     if start < 0 or start + n > 2**SOBOL_BITS:
@@ -146,7 +248,24 @@ def sobol_points(world: World, seed: int, d: int, start: int, n: int) -> np.ndar
 def design_uniforms(world: World, seed: int, block: int, priors: PriorSet) -> np.ndarray:
     """The first-round uniforms ``(BLOCK_SIZE, n_drawn)`` of a block under the Sobol design: sample ``i``
     takes point ``i`` of the world's sequence, over the drawn parameters whose prior is not ``fixed`` (in
-    parameter order); a fixed parameter's column is 0.5 and unused."""
+    parameter order); a fixed parameter's column is 0.5 and unused.
+
+    Parameters
+    ----------
+    world : World
+        The world.
+    seed : int
+        The dataset seed, ``>= 0``.
+    block : int
+        Block index.
+    priors : PriorSet
+        The resolved priors (which parameters are ``fixed``).
+
+    Returns
+    -------
+    ndarray of float64, shape (BLOCK_SIZE, n_drawn)
+        One column per drawn parameter, in parameter order.
+    """
     drawn = [p.name for p in world.parameters if p.kind in ("uniform", "integer")]
     free = [k for k, name in enumerate(drawn) if priors.prior(name).family != "fixed"]
     u = np.full((BLOCK_SIZE, len(drawn)), 0.5)
@@ -168,6 +287,32 @@ def draw_theta_blocks(
     (:func:`design_uniforms`; the round draws its uniforms from the stream all the same), later rounds
     are the random design's. A sample's draw thus depends on its own Sobol point and its block's stream
     only: chunk-size independent and prefix-stable, whatever was rejected.
+
+    Parameters
+    ----------
+    world : World
+        The world.
+    seed : int
+        The dataset seed, ``>= 0``.
+    blocks : range
+        Consecutive block indices (:func:`blocks_covering`).
+    priors : mapping
+        A :class:`~macro_data.worlds.priors.PriorSet` or ``{name: (low, high)}`` (uniform).
+    design : {"random", "sobol"}, optional
+        How the first round's uniforms are made.
+
+    Returns
+    -------
+    theta : ndarray of float64, shape (len(blocks) * BLOCK_SIZE, P)
+        Valid draws holding float32-representable values.
+    rejections : ndarray of int64, shape (len(blocks) * BLOCK_SIZE,)
+        Invalid proposals each sample drew before its valid one.
+
+    Raises
+    ------
+    WorldError
+        For an unknown ``design``, or when a block still lacks valid draws after
+        ``MAX_REJECTION_ROUNDS`` rounds.
     """
     if design not in DESIGNS:
         raise WorldError(f"world {world.name!r}: unknown design {design!r} (designs: {', '.join(DESIGNS)})")
@@ -223,6 +368,34 @@ def draw_range(
 
     Innovations are drawn in float64 and kept in float32 (the stored precision; simulations
     convert them back exactly), written block by block into the batch's arrays.
+
+    Parameters
+    ----------
+    world : World
+        The world.
+    seed : int
+        The dataset seed, ``>= 0``.
+    start, stop : int
+        Sample range ``[start, stop)``, ``0 <= start < stop``.
+    T : int
+        Number of periods, ``>= 1``.
+    priors : mapping, optional
+        A :class:`~macro_data.worlds.priors.PriorSet` or ``{name: (low, high)}``; ``None``: the
+        world's own bounds (:meth:`~macro_data.worlds.base.World.resolve_priors` without overrides).
+    design : {"random", "sobol"}, optional
+        The parameter design (:func:`draw_theta_blocks`).
+
+    Returns
+    -------
+    Draws
+        ``theta (n, P)`` float64 holding float32 values, ``shocks (n, T, S)`` float32, the
+        ``stage="draws"`` metadata ``(n, T)`` and ``rejections (n,)`` int64, with ``n = stop - start``.
+
+    Raises
+    ------
+    WorldError
+        A ``T`` that is not a positive integer, an empty or invalid range, a bad seed or design, or
+        no valid parameter draw (:func:`draw_theta_blocks`).
     """
     if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
         raise WorldError(f"world {world.name!r}: T must be a positive integer; got {T!r}")
@@ -246,7 +419,26 @@ def draw_range(
 
 
 def split_uniforms(world: World, seed: int, start: int, stop: int) -> np.ndarray:
-    """One uniform on [0, 1) per sample for split assignment, from the blocks' ``split`` streams."""
+    """One uniform on [0, 1) per sample for split assignment, from the blocks' ``split`` streams.
+
+    Parameters
+    ----------
+    world : World
+        The world.
+    seed : int
+        The dataset seed, ``>= 0``.
+    start, stop : int
+        Sample range ``[start, stop)``.
+
+    Returns
+    -------
+    ndarray of float64, shape (stop - start,)
+
+    Raises
+    ------
+    WorldError
+        An invalid range or seed.
+    """
     blocks = blocks_covering(start, stop)
     u = np.concatenate([block_rng(seed, world, b, "split").random(BLOCK_SIZE) for b in blocks])
     offset = start - blocks.start * BLOCK_SIZE
@@ -256,7 +448,28 @@ def split_uniforms(world: World, seed: int, start: int, stop: int) -> np.ndarray
 def noise_range(world: World, seed: int, start: int, stop: int, T: int) -> np.ndarray:
     """Standard normals ``(stop - start, T, 3)`` of the measurement noise of samples ``start .. stop - 1``:
     ``standard_normal((BLOCK_SIZE, T, 3))`` from each covering block's ``noise`` stream, then sliced.
-    Always one per canonical observable, whatever their standard deviations."""
+    Always one per canonical observable, whatever their standard deviations.
+
+    Parameters
+    ----------
+    world : World
+        The world.
+    seed : int
+        The dataset seed, ``>= 0``.
+    start, stop : int
+        Sample range ``[start, stop)``.
+    T : int
+        Number of periods.
+
+    Returns
+    -------
+    ndarray of float64, shape (stop - start, T, 3)
+
+    Raises
+    ------
+    WorldError
+        An invalid range or seed.
+    """
     blocks = blocks_covering(start, stop)
     z = np.concatenate([block_rng(seed, world, b, "noise").standard_normal((BLOCK_SIZE, T, 3)) for b in blocks])
     offset = start - blocks.start * BLOCK_SIZE
@@ -265,6 +478,20 @@ def noise_range(world: World, seed: int, start: int, stop: int, T: int) -> np.nd
 
 def observe(trajectories: np.ndarray, z: np.ndarray, sd: np.ndarray) -> np.ndarray:
     """The ``observed`` array: float32 trajectories plus ``sd`` (one per observable) times the standard
-    normals ``z``, computed in float64 and rounded once to float32."""
+    normals ``z``, computed in float64 and rounded once to float32.
+
+    Parameters
+    ----------
+    trajectories : ndarray, shape (n, T, 3)
+        Canonical observables (rounded to float32 first, as stored).
+    z : ndarray, shape (n, T, 3)
+        Standard normals (:func:`noise_range`).
+    sd : array_like, shape (3,)
+        Noise standard deviation per observable, in the observable's units.
+
+    Returns
+    -------
+    ndarray of float32, shape (n, T, 3)
+    """
     clean = np.asarray(trajectories, dtype=np.float32).astype(np.float64)
     return (clean + z * np.asarray(sd, dtype=np.float64)).astype(np.float32)

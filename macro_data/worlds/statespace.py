@@ -31,18 +31,49 @@ ROW_CHUNK = 1024  # samples per pass of the time recursions (cache-sized working
 
 # ---- layout -------------------------------------------------------------------------------
 def samples_last(x: np.ndarray) -> np.ndarray:
-    """``(n, ...)`` -> contiguous ``(..., n)``."""
+    """``(n, ...)`` -> contiguous ``(..., n)``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, ...)
+
+    Returns
+    -------
+    ndarray, shape (..., n)
+        C-contiguous copy (the sample axis moved last).
+    """
     return np.ascontiguousarray(np.moveaxis(x, 0, -1))
 
 
 def samples_first(x: np.ndarray) -> np.ndarray:
-    """``(..., n)`` -> contiguous ``(n, ...)``."""
+    """``(..., n)`` -> contiguous ``(n, ...)``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., n)
+
+    Returns
+    -------
+    ndarray, shape (n, ...)
+        C-contiguous copy (the sample axis moved first).
+    """
     return np.ascontiguousarray(np.moveaxis(x, -1, 0))
 
 
 # ---- matrix products, samples last ------------------------------------------------------------
 def matmul_last(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """``Z[a, c] = sum_b X[a, b] Y[b, c]`` for ``X (a, b, n)``, ``Y (b, c, n)``; sum in order b = 0, 1, ..."""
+    """``Z[a, c] = sum_b X[a, b] Y[b, c]`` for ``X (a, b, n)``, ``Y (b, c, n)``; sum in order b = 0, 1, ...
+
+    Parameters
+    ----------
+    X : ndarray, shape (a, b, n)
+    Y : ndarray, shape (b, c, n)
+        Matrices, samples last.
+
+    Returns
+    -------
+    ndarray, shape (a, c, n)
+    """
     Z = X[:, 0, None, :] * Y[None, 0]
     tmp = np.empty_like(Z)
     for b in range(1, X.shape[1]):
@@ -52,7 +83,17 @@ def matmul_last(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 
 def matmul_first(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """``Z[i] = X[i] @ Y[i]`` for ``X (n, a, b)``, ``Y (n, b, c)`` (samples first), summing in order b = 0, 1, ..."""
+    """``Z[i] = X[i] @ Y[i]`` for ``X (n, a, b)``, ``Y (n, b, c)`` (samples first), summing in order b = 0, 1, ...
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, a, b)
+    Y : ndarray, shape (n, b, c)
+
+    Returns
+    -------
+    ndarray, shape (n, a, c)
+    """
     Z = X[:, :, 0, None] * Y[:, None, 0, :]
     for b in range(1, X.shape[2]):
         Z += X[:, :, b, None] * Y[:, None, b, :]
@@ -60,7 +101,19 @@ def matmul_first(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 
 def observe(C: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``y[t] = C x[t]`` for ``C (q, k, n)`` (or ``(q, k, 1)``) and ``x (T, k, m, n)`` -> ``(T, q, m, n)``."""
+    """``y[t] = C x[t]`` for ``C (q, k, n)`` (or ``(q, k, 1)``) and ``x (T, k, m, n)`` -> ``(T, q, m, n)``.
+
+    Parameters
+    ----------
+    C : ndarray, shape (q, k, n) or (q, k, 1)
+        Observation matrices, samples last (``1``: shared by every sample).
+    x : ndarray, shape (T, k, m, n)
+        States; ``m`` columns driven together.
+
+    Returns
+    -------
+    ndarray of float64, shape (T, q, m, n)
+    """
     T, k, m, n = x.shape
     y = np.empty((T, C.shape[0], m, n))
     tmp = np.empty_like(y)
@@ -76,6 +129,16 @@ def stacked_lags(coefs: np.ndarray) -> np.ndarray:
 
     Lag ``p`` comes first so that ``M`` multiplies the history ``x[t-p], .., x[t-1]`` stored as a
     contiguous slice of a time-major buffer (no per-step copy).
+
+    Parameters
+    ----------
+    coefs : ndarray, shape (p, k, k, n)
+        ``A_1 .. A_p``, samples last.
+
+    Returns
+    -------
+    ndarray, shape (k, p * k, n)
+        C-contiguous.
     """
     p, k, _, n = coefs.shape
     return np.ascontiguousarray(coefs[::-1].transpose(1, 0, 2, 3).reshape(k, p * k, n))
@@ -107,6 +170,18 @@ def lag_recursion(coefs: np.ndarray, u: np.ndarray) -> np.ndarray:
     together, one per shock for IRFs). Returns ``x (T, k, m, n)``. Each step adds to ``u[t]`` the
     products ``A_l[:, b] x[t-l][b]`` (``l = p..1``, ``b = 0..k-1``) summed by the fixed tree of
     :func:`_sum_columns`.
+
+    Parameters
+    ----------
+    coefs : ndarray, shape (p, k, k, n)
+        ``A_1 .. A_p``, samples last.
+    u : ndarray, shape (T, k, m, n)
+        Driving terms.
+
+    Returns
+    -------
+    ndarray of float64, shape (T, k, m, n)
+        The states ``x[0] .. x[T-1]``.
     """
     p, k = coefs.shape[0], coefs.shape[1]
     T, _, m, n = u.shape
@@ -128,6 +203,21 @@ def simulate_lags(coefs: np.ndarray, B: np.ndarray, C: np.ndarray | None, eps: n
     Per step: ``x[t] = (sum_j B[:, j] eps[t, j]) + (sum_{l, b} A_l[:, b] x[t-l][b])`` and
     ``y[t] = sum_b C[:, b] x[t][b]``, each sum by the fixed tree of :func:`_sum_columns`. The step
     works on small arrays that stay in cache, which is what makes it fast for large ``n``.
+
+    Parameters
+    ----------
+    coefs : ndarray, shape (p, k, k, n)
+        Lag matrices ``A_1 .. A_p``, samples last.
+    B : ndarray, shape (k, S, n)
+        Shock loadings.
+    C : ndarray, shape (q, k, n) or (q, k, 1), or None
+        Observation matrices; ``None``: the states themselves are returned (``q = k``).
+    eps : ndarray, shape (n, T, S)
+        Innovations, samples first.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, T, q)
     """
     p, k = coefs.shape[0], coefs.shape[1]
     n, T, S = eps.shape
@@ -165,6 +255,23 @@ def simulate_switching(A: np.ndarray, B: np.ndarray, C: np.ndarray, eps: np.ndar
 
     ``A (R, k, k, n)``, ``B (R, k, S, n)``, ``C (q, k, n)`` or ``(q, k, 1)``, ``eps (n, T, S)``,
     ``regime (n, T)`` integers in ``0..R-1``. Same fixed summation order as :func:`simulate_lags`.
+
+    Parameters
+    ----------
+    A : ndarray, shape (R, k, k, n)
+        Transition matrix of each regime, samples last.
+    B : ndarray, shape (R, k, S, n)
+        Shock loadings of each regime.
+    C : ndarray, shape (q, k, n) or (q, k, 1)
+        Observation matrices (the same in every regime).
+    eps : ndarray, shape (n, T, S)
+        Innovations, samples first.
+    regime : ndarray of int, shape (n, T)
+        The regime ``r[t]`` of each sample and period.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, T, q)
     """
     k = A.shape[1]
     n, T, S = eps.shape
@@ -189,7 +296,24 @@ def simulate_switching(A: np.ndarray, B: np.ndarray, C: np.ndarray, eps: np.ndar
 
 
 def irfs_lags(coefs: np.ndarray, B: np.ndarray, C: np.ndarray | None, H: int) -> np.ndarray:
-    """IRFs ``(n, S, H+1, q)``: ``y_h = C Psi_h B`` with ``Psi_0 = I``, ``Psi_h = sum_l A_l Psi_{h-l}``."""
+    """IRFs ``(n, S, H+1, q)``: ``y_h = C Psi_h B`` with ``Psi_0 = I``, ``Psi_h = sum_l A_l Psi_{h-l}``.
+
+    Parameters
+    ----------
+    coefs : ndarray, shape (p, k, k, n)
+        Lag matrices ``A_1 .. A_p``, samples last.
+    B : ndarray, shape (k, S, n)
+        Shock loadings (the impact of a one-unit innovation of each shock).
+    C : ndarray, shape (q, k, n) or (q, k, 1), or None
+        Observation matrices; ``None``: responses of the states (``q = k``).
+    H : int
+        Last horizon, ``>= 0``.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, S, H + 1, q)
+        ``[i, j, h, a]``: response of observable ``a`` at horizon ``h`` to shock ``j`` of sample ``i``.
+    """
     k, S, n = B.shape
     u = np.zeros((H + 1, k, S, n))
     u[0] = B
@@ -204,6 +328,16 @@ def haar_orthogonal(G: np.ndarray) -> np.ndarray:
 
     ``G = QR`` with the signs fixed so that ``diag(R) > 0`` (Mezzadri 2007), which makes ``Q``
     uniform on O(k) rather than biased by the QR convention.
+
+    Parameters
+    ----------
+    G : ndarray, shape (n, k, k)
+        Independent standard normals.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, k, k)
+        Orthogonal matrices.
     """
     Q, R = np.linalg.qr(G)
     d = np.sign(np.diagonal(R, axis1=-2, axis2=-1))
@@ -212,7 +346,17 @@ def haar_orthogonal(G: np.ndarray) -> np.ndarray:
 
 
 def spectral_radius(M: np.ndarray) -> np.ndarray:
-    """``max |eig(M)|`` for ``M (n, k, k)`` (one LAPACK call per matrix)."""
+    """``max |eig(M)|`` for ``M (n, k, k)`` (one LAPACK call per matrix).
+
+    Parameters
+    ----------
+    M : ndarray, shape (n, k, k)
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        Empty for ``n = 0``.
+    """
     if M.shape[0] == 0:
         return np.zeros(0)
     return np.max(np.abs(np.linalg.eigvals(M)), axis=-1)
@@ -224,6 +368,15 @@ def companion(coefs: np.ndarray) -> np.ndarray:
     ``F = [[A_1, A_2, .., A_p], [I, 0, .., 0], .., [0, .., I, 0]]``; the VAR(p) is stable iff the
     spectral radius of ``F`` is below one, and scaling ``A_l`` by ``c^l`` scales every eigenvalue of
     ``F`` by ``c``.
+
+    Parameters
+    ----------
+    coefs : ndarray, shape (n, p, k, k)
+        ``A_1 .. A_p`` of each draw, samples first.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, k * p, k * p)
     """
     n, p, k, _ = coefs.shape
     F = np.zeros((n, k * p, k * p))
@@ -238,6 +391,17 @@ def companion_spectral_radius(coefs: np.ndarray, order: np.ndarray) -> np.ndarra
 
     ``coefs (n, p_max, k, k)``; draws are grouped by lag order so a VAR(1) costs a ``k x k``
     eigenproblem, not a ``k p_max`` one. Group membership does not change a draw's result.
+
+    Parameters
+    ----------
+    coefs : ndarray, shape (n, p_max, k, k)
+        Lag matrices, samples first.
+    order : array_like of int, shape (n,)
+        Lag order of each draw, ``1 .. p_max``.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
     """
     order = np.asarray(order).astype(int)
     out = np.full(coefs.shape[0], np.nan)
@@ -260,6 +424,16 @@ def characteristic_polynomial(coefs: np.ndarray) -> np.ndarray:
 
     Its roots are the eigenvalues of the companion matrix. Computed by the Leibniz formula with
     polynomial entries (``k!`` terms; ``k = 3`` here), exactly monic.
+
+    Parameters
+    ----------
+    coefs : ndarray, shape (n, p, k, k)
+        ``A_1 .. A_p`` of each draw.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, k * p + 1)
+        Coefficients, highest power first; column 0 is 1.
     """
     n, p, k, _ = coefs.shape
     E = np.zeros((n, k, k, p + 1))  # E[:, a, b, l] = coefficient of z^(p-l) in entry (a, b)
@@ -283,6 +457,17 @@ def roots_inside(poly: np.ndarray, radius: np.ndarray | float) -> np.ndarray:
     reflection coefficient ``k = a_d``, then ``a_i <- (a_i - k a_(j-i)) / (1 - k^2)``; all roots lie
     strictly inside the circle iff every ``|k| < 1``. Elementwise over draws, so cheap and
     batch-independent; an eigenvalue-free check of stability.
+
+    Parameters
+    ----------
+    poly : ndarray, shape (n, d + 1)
+        Monic polynomials, highest power first (e.g. :func:`characteristic_polynomial`).
+    radius : float or ndarray, shape (n,)
+        Radius of the circle, ``> 0``.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
     """
     n, d1 = poly.shape
     d = d1 - 1
@@ -312,6 +497,17 @@ def second_moment_operator(A: np.ndarray, P: np.ndarray) -> np.ndarray:
     ``vec Q_j(t) = sum_i P[i, j] (A_j kron A_j) vec Q_i(t-1) + (innovation term)``, so the operator is
     the ``(R k^2) x (R k^2)`` block matrix with block ``(j, i) = P[i, j] (A_j kron A_j)``. The system
     is mean-square stable iff its spectral radius is below one (Costa, Fragoso and Marques 2005).
+
+    Parameters
+    ----------
+    A : ndarray, shape (n, R, k, k)
+        Transition matrix of each regime, samples first.
+    P : ndarray, shape (n, R, R)
+        Regime transition probabilities, rows summing to one.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, R * k * k, R * k * k)
     """
     n, R, k, _ = A.shape
     flat = A.reshape(n, R, k * k)
@@ -331,6 +527,26 @@ def stationary_second_moments(A: np.ndarray, P: np.ndarray, pi: np.ndarray, BBt:
     ``q_j = pi_j vec(B_j B_j')`` (``pi`` the stationary regime distribution ``(n, R)``,
     ``BBt (n, R, k, k)``). With one regime this is the discrete Lyapunov equation
     ``S = A S A' + B B'``.
+
+    Parameters
+    ----------
+    A : ndarray, shape (n, R, k, k)
+        Transition matrix of each regime.
+    P : ndarray, shape (n, R, R)
+        Regime transition probabilities.
+    pi : ndarray, shape (n, R)
+        Stationary regime distribution.
+    BBt : ndarray, shape (n, R, k, k)
+        ``B_j B_j'`` of each regime.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, R, k, k)
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If ``I - T`` is exactly singular for some draw (not mean-square stable).
     """
     n, R, k, _ = A.shape
     T = second_moment_operator(A, P)
@@ -342,7 +558,22 @@ def stationary_second_moments(A: np.ndarray, P: np.ndarray, pi: np.ndarray, BBt:
 def by_rows(fn, n: int, size: int = ROW_CHUNK) -> np.ndarray:
     """``concatenate([fn(lo, hi) for row ranges of at most size])``: keeps the per-step arrays of the
     recursions cache-sized (~2x faster than one 4096-sample pass). Rows are independent, so the
-    result does not depend on ``size``."""
+    result does not depend on ``size``.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(lo, hi)`` returning an array whose first axis has ``hi - lo`` rows.
+    n : int
+        Number of rows.
+    size : int, optional
+        Rows per call.
+
+    Returns
+    -------
+    ndarray
+        The parts concatenated along the first axis, ``n`` rows.
+    """
     return np.concatenate([fn(lo, min(n, lo + size)) for lo in range(0, max(n, 1), size)])
 
 
@@ -351,6 +582,20 @@ def chunked(fn, theta: np.ndarray, size: int = 2048) -> tuple[np.ndarray, ...]:
 
     Bounds the memory of the per-draw linear systems; every draw's result is computed on its own,
     so chunking does not change it.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(theta_rows)`` returning a tuple of arrays, each with one row per draw.
+    theta : ndarray, shape (n, P)
+        Parameter vectors.
+    size : int, optional
+        Draws per call.
+
+    Returns
+    -------
+    tuple of ndarray
+        The parts of each tuple entry concatenated along the first axis, ``n`` rows each.
     """
     parts = [fn(theta[i : i + size]) for i in range(0, max(theta.shape[0], 1), size)]
     return tuple(np.concatenate([p[j] for p in parts]) for j in range(len(parts[0])))
@@ -361,6 +606,20 @@ def autocorrelation_and_sd(G0: np.ndarray, G1: np.ndarray) -> tuple[np.ndarray, 
 
     ``G0 = E[y_t y_t']``, ``G1 = E[y_t y_{t-1}']``, each ``(n, q, q)``; returns
     ``(mean_i G1_ii / G0_ii, mean_i sqrt(G0_ii))``, the corner summaries of the state-space worlds.
+
+    Parameters
+    ----------
+    G0 : ndarray, shape (n, q, q)
+        Contemporaneous second moments of the observables.
+    G1 : ndarray, shape (n, q, q)
+        First-order autocovariances.
+
+    Returns
+    -------
+    autocorrelation : ndarray of float64, shape (n,)
+        Mean over observables of the first-order autocorrelation.
+    sd : ndarray of float64, shape (n,)
+        Mean over observables of the standard deviation, in the observables' units.
     """
     q = G0.shape[1]
     g0 = np.diagonal(G0, axis1=1, axis2=2)
