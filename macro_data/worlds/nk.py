@@ -114,12 +114,34 @@ SIGMA_HIGH = np.array([0.01, 0.02, 0.01])  # upper bounds of sigma_m, sigma_r, s
 
 
 def persistence_statistic(theta: np.ndarray) -> np.ndarray:
-    """``max(rho_i, rho_m, rho_r, rho_u)`` (works for nk and zlb theta: the nk columns come first)."""
+    """``max(rho_i, rho_m, rho_r, rho_u)`` (works for nk and zlb theta: the nk columns come first).
+
+    Parameters
+    ----------
+    theta : ndarray, shape (n, P)
+        nk or zlb parameter vectors.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        The largest AR(1) coefficient, the corner rule's persistence.
+    """
     return np.max(theta[:, [_IDX["rho_i"], _IDX["rho_m"], _IDX["rho_r"], _IDX["rho_u"]]], axis=1)
 
 
 def volatility_statistic(theta: np.ndarray) -> np.ndarray:
-    """``max(sigma_m / 0.01, sigma_r / 0.02, sigma_u / 0.01)``: the largest sd relative to its bound."""
+    """``max(sigma_m / 0.01, sigma_r / 0.02, sigma_u / 0.01)``: the largest sd relative to its bound.
+
+    Parameters
+    ----------
+    theta : ndarray, shape (n, P)
+        nk or zlb parameter vectors.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        Dimensionless, in ``[0, 1]`` for draws within bounds; the corner rule's volatility.
+    """
     return np.max(theta[:, [_IDX["sigma_m"], _IDX["sigma_r"], _IDX["sigma_u"]]] / SIGMA_HIGH, axis=1)
 
 
@@ -132,6 +154,16 @@ def structural_matrices(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Rows: Taylor rule (defines ``i[t]``, the first entry of ``k[t+1]``), the three AR(1) laws (in
     expectation), the IS curve ``E x' + E pi'/sigma - i[t]/sigma = x - rn/sigma``, the Phillips
     curve ``beta E pi' = pi - kappa x - u``. Only the first 12 columns of ``theta`` are read.
+
+    Parameters
+    ----------
+    theta : array_like, shape (n, P)
+        nk (or zlb) parameter vectors, ``P >= 12``.
+
+    Returns
+    -------
+    A, B : ndarray of float64, shape (n, 6, 6)
+        The inputs of :func:`macro_data.worlds.linear_re.solve_re` with ``n_pre = 4``.
     """
     th = np.asarray(theta, dtype=np.float64)
     n = th.shape[0]
@@ -219,7 +251,20 @@ EPS = np.finfo(np.float64).eps
 
 
 def characteristic_cubic(beta, sig, kap, rhoi, c_x, c_pi) -> tuple[np.ndarray, ...]:
-    """Coefficients ``(c3, c2, c1, c0)`` of ``g(l) = c3 l^3 + c2 l^2 + c1 l + c0`` (module docstring)."""
+    """Coefficients ``(c3, c2, c1, c0)`` of ``g(l) = c3 l^3 + c2 l^2 + c1 l + c0`` (module docstring).
+
+    Parameters
+    ----------
+    beta, sig, kap, rhoi : ndarray, shape (n,)
+        Discount factor, ``sigma``, ``kappa`` and ``rho_i`` of each draw.
+    c_x, c_pi : ndarray, shape (n,)
+        ``(1 - rho_i) phi_y`` and ``(1 - rho_i) phi_pi``.
+
+    Returns
+    -------
+    tuple of 4 ndarray, each shape (n,)
+        ``(c3, c2, c1, c0)``, highest power first.
+    """
     c3 = -sig * beta
     c2 = sig * (1.0 + beta + beta * rhoi) + kap + beta * c_x
     c1 = -sig * (1.0 + rhoi * (1.0 + beta)) - kap * rhoi - c_x - kap * c_pi
@@ -237,6 +282,18 @@ def endogenous_root(c: tuple[np.ndarray, ...], tol: float = UNIT_ROOT_TOL) -> tu
     ``determinate``: exactly one root with ``|l| < 1 - tol``, the other two with ``|l| > 1 + tol``.
     ``p``: that root (where not determinate, whatever the search gave). Element-wise arithmetic
     only, so each draw's result does not depend on its batch.
+
+    Parameters
+    ----------
+    c : tuple of 4 ndarray, each shape (n,)
+        ``(c3, c2, c1, c0)`` of :func:`characteristic_cubic`.
+    tol : float, optional
+        Margin around the unit circle.
+
+    Returns
+    -------
+    p : ndarray of float64, shape (n,)
+    determinate : ndarray of bool, shape (n,)
     """
     c3, c2, c1, c0 = c
     n = c3.shape[0]
@@ -284,7 +341,18 @@ def endogenous_root(c: tuple[np.ndarray, ...], tol: float = UNIT_ROOT_TOL) -> tu
 
 def solve(theta: np.ndarray) -> NKSolution:
     """Solve the nk model for every row of ``theta`` (first 12 columns in nk order); never raises
-    for indeterminate rows (``determinate=False``, NaN coefficients)."""
+    for indeterminate rows (``determinate=False``, NaN coefficients).
+
+    Parameters
+    ----------
+    theta : array_like, shape (n, P)
+        nk (or zlb) parameter vectors, ``P >= 12``.
+
+    Returns
+    -------
+    NKSolution
+        Per-draw coefficients, each ``(n,)`` float64, and ``determinate (n,)`` bool.
+    """
     th = np.asarray(theta, dtype=np.float64)[:, :N_NK].T.copy()  # (12, n): contiguous columns
     beta, sig, kap, phpi, phy, rhoi = th[:6]
     rho = (th[6], th[7], th[8])
@@ -321,7 +389,18 @@ SOLUTIONS = LastFew(size=4)
 
 
 def cached_solution(theta: np.ndarray) -> NKSolution:
-    """:func:`solve` of the nk columns of ``theta`` (zlb's too), reusing the last few batches' solutions."""
+    """:func:`solve` of the nk columns of ``theta`` (zlb's too), reusing the last few batches' solutions.
+
+    Parameters
+    ----------
+    theta : array_like, shape (n, P)
+        nk (or zlb) parameter vectors, ``P >= 12``.
+
+    Returns
+    -------
+    NKSolution
+        Shared with other callers of the same batch: do not modify it.
+    """
     return SOLUTIONS.get(np.asarray(theta)[:, :N_NK], solve)
 
 
@@ -329,19 +408,60 @@ def cached_solution(theta: np.ndarray) -> NKSolution:
 # Element-wise kernels shared with zlb (same arithmetic => bit-identical results)
 # ---------------------------------------------------------------------------------------------
 def exog_step(s: NKSolution, v, rn, u, e_m, e_r, e_u):
-    """AR(1) laws with the period's innovations (sd units)."""
+    """AR(1) laws with the period's innovations (sd units).
+
+    Parameters
+    ----------
+    s : NKSolution
+        The draws' solution (:func:`solve`), coefficients ``(m,)``.
+    v, rn, u : ndarray
+        Last period's monetary, natural-rate and cost-push states.
+    e_m, e_r, e_u : ndarray
+        This period's standard-normal innovations (broadcast against the states).
+
+    Returns
+    -------
+    tuple of 3 ndarray
+        This period's ``(v, rn, u)``.
+    """
     return (s.rho[0] * v + s.sd[0] * e_m, s.rho[1] * rn + s.sd[1] * e_r, s.rho[2] * u + s.sd[2] * e_u)
 
 
 def jumps(s: NKSolution, il, v, rn, u):
-    """Unconstrained ``x[t]``, ``pi[t]`` from the state ``(i[t-1], v[t], rn[t], u[t])``."""
+    """Unconstrained ``x[t]``, ``pi[t]`` from the state ``(i[t-1], v[t], rn[t], u[t])``.
+
+    Parameters
+    ----------
+    s : NKSolution
+        The draws' solution (:func:`solve`), coefficients ``(m,)``.
+    il, v, rn, u : ndarray
+        The state, model (quarterly) units.
+
+    Returns
+    -------
+    x, pi : ndarray
+        Output gap and inflation, model units.
+    """
     x = s.Fx[0] * il + s.Fx[1] * v + s.Fx[2] * rn + s.Fx[3] * u
     pi = s.Fpi[0] * il + s.Fpi[1] * v + s.Fpi[2] * rn + s.Fpi[3] * u
     return x, pi
 
 
 def taylor(s: NKSolution, il, x, pi, v):
-    """The (unconstrained) Taylor rule value ``rho_i i[t-1] + c_x x + c_pi pi + v``."""
+    """The (unconstrained) Taylor rule value ``rho_i i[t-1] + c_x x + c_pi pi + v``.
+
+    Parameters
+    ----------
+    s : NKSolution
+        The draws' solution (:func:`solve`), coefficients ``(m,)``.
+    il, x, pi, v : ndarray
+        Last period's rate and this period's output gap, inflation and monetary shock, model units.
+
+    Returns
+    -------
+    ndarray
+        ``i[t]``, model (quarterly) units.
+    """
     return s.rho_i * il + s.c_x * x + s.c_pi * pi + v
 
 
@@ -354,14 +474,37 @@ SCALE = (100.0, 400.0, 400.0)  # model units -> canonical: output 100 x, inflati
 
 
 def canonical(x, pi, i, out) -> None:
-    """Model units -> the canonical observables (output, inflation, rate), into ``out[0]``, ``out[1]``, ``out[2]``."""
+    """Model units -> the canonical observables (output, inflation, rate), into ``out[0]``, ``out[1]``, ``out[2]``.
+
+    Parameters
+    ----------
+    x, pi, i : ndarray
+        Output gap, inflation and rate, model (quarterly) units.
+    out : ndarray, shape (3, ...)
+        Receives ``100 x`` (percent), ``400 pi`` and ``400 i`` (annualized percentage points).
+    """
     np.multiply(x, SCALE[0], out=out[0])
     np.multiply(pi, SCALE[1], out=out[1])
     np.multiply(i, SCALE[2], out=out[2])
 
 
 def check_determinate(world: World, sol: NKSolution, theta: np.ndarray) -> None:
-    """Raise naming the first draw of ``theta`` whose model has no unique stable solution."""
+    """Raise naming the first draw of ``theta`` whose model has no unique stable solution.
+
+    Parameters
+    ----------
+    world : World
+        The world (its name and parameters go into the message).
+    sol : NKSolution
+        The solution of ``theta``.
+    theta : ndarray, shape (n, P)
+        The parameter vectors.
+
+    Raises
+    ------
+    WorldError
+        If any draw is not determinate; the message lists that draw's parameter values.
+    """
     if not sol.determinate.all():
         i = int(np.flatnonzero(~sol.determinate)[0])
         vals = ", ".join(f"{p.name}={theta[i, j]:.6g}" for j, p in enumerate(world.parameters))
@@ -374,6 +517,25 @@ def simulate_unconstrained(s: NKSolution, eps: np.ndarray, out: np.ndarray | Non
 
     Every few periods (:data:`PERIODS`) are transposed to period-major buffers ``(periods, 3, m)``,
     so each per-period operation reads and writes contiguous rows, and transposed back into ``out``.
+
+    Parameters
+    ----------
+    s : NKSolution
+        The draws' solution (:func:`solve`), coefficients ``(m,)``.
+    eps : ndarray, shape (m, T, 3)
+        Standard-normal innovations of the monetary, natural-rate and cost-push shocks.
+    out : ndarray, shape (m, T, 3), optional
+        Destination whose rows are C-contiguous; a new float64 array if ``None``.
+
+    Returns
+    -------
+    ndarray, shape (m, T, 3)
+        ``out``: output (percent), inflation and rate (annualized percentage points).
+
+    Raises
+    ------
+    ValueError
+        If ``out`` has the wrong shape or its rows are not C-contiguous.
     """
     m, T, _ = eps.shape
     out = np.empty((m, T, 3)) if out is None else out
@@ -404,6 +566,20 @@ def irfs_unconstrained(s: NKSolution, H: int, out: np.ndarray | None = None) -> 
 
     The three experiments run side by side (state arrays ``(3, m)``) with the same kernels as
     :func:`simulate_unconstrained`, into a horizon-major buffer transposed once at the end.
+
+    Parameters
+    ----------
+    s : NKSolution
+        The draws' solution (:func:`solve`), coefficients ``(m,)``.
+    H : int
+        Last horizon, ``>= 0``.
+    out : ndarray, shape (m, 3, H + 1, 3), optional
+        Destination; a new float64 array if ``None``.
+
+    Returns
+    -------
+    ndarray, shape (m, 3, H + 1, 3)
+        ``out``: ``[i, j, h, k]`` is observable ``k``'s response at ``h`` to shock ``j``, canonical units.
     """
     m = s.p.shape[0]
     out = np.empty((m, 3, H + 1, 3)) if out is None else out
@@ -425,7 +601,20 @@ def irfs_unconstrained(s: NKSolution, H: int, out: np.ndarray | None = None) -> 
 
 
 def chunked(fn, out: np.ndarray) -> np.ndarray:
-    """``fn(lo, hi, out[lo:hi])`` on consecutive chunks of draws, each filling its rows of ``out``."""
+    """``fn(lo, hi, out[lo:hi])`` on consecutive chunks of draws, each filling its rows of ``out``.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(lo, hi, rows)`` writing draws ``lo .. hi - 1`` into ``rows``.
+    out : ndarray, shape (n, ...)
+        The destination; chunks of :data:`CHUNK` draws.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
+    """
     for lo in range(0, out.shape[0], CHUNK):
         hi = min(lo + CHUNK, out.shape[0])
         fn(lo, hi, out[lo:hi])

@@ -115,7 +115,24 @@ class _Solved:
 
 def steady_state(theta: np.ndarray) -> dict[str, np.ndarray]:
     """Steady-state ratios of the spec, each ``(n,)``: ``Rk``, ``K_Y``, ``I_Y``, ``C_Y`` and
-    ``R = 1 - beta (1 - delta)`` (the elasticity of the gross return to ``y - k``)."""
+    ``R = 1 - beta (1 - delta)`` (the elasticity of the gross return to ``y - k``).
+
+    Parameters
+    ----------
+    theta : array_like, shape (n, 9)
+        rbc parameter vectors (``beta``, ``alpha``, ``delta`` first).
+
+    Returns
+    -------
+    dict of str to ndarray of float64, shape (n,)
+        ``Rk`` (rental rate, per quarter), ``K_Y`` (capital over quarterly output), ``I_Y``, ``C_Y``
+        (shares of output) and ``R``.
+
+    Raises
+    ------
+    WorldError
+        If ``theta`` is not ``(n, 9)``.
+    """
     theta = np.asarray(theta, dtype=np.float64)
     if theta.ndim != 2 or theta.shape[1] != 9:
         raise WorldError(f"world 'rbc': theta must have shape (n, 9); got shape {theta.shape}")

@@ -141,7 +141,17 @@ CORNER_VOLATILITY_THRESHOLD = 0.9524
 def bounded_at_the_bound(theta: np.ndarray) -> np.ndarray:
     """``(n,) bool``: the Eggertsson-Woodford condition ``(1 - mu)(1 - beta mu) > mu kappa / sigma``,
     ``mu = max(rho_m, rho_r, rho_u)``: a bounded equilibrium exists while a shock of that persistence
-    holds the rate at the bound (see the module docstring)."""
+    holds the rate at the bound (see the module docstring).
+
+    Parameters
+    ----------
+    theta : array_like, shape (n, P)
+        zlb (or nk) parameter vectors.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
     th = np.asarray(theta, dtype=np.float64)
     names = [p.name for p in nk.NK_PARAMETERS]
     col = {n: th[:, names.index(n)] for n in ("beta", "sigma", "kappa", "rho_m", "rho_r", "rho_u")}
@@ -727,6 +737,34 @@ def simulate_occbin(
 
     A draw's guess is kept as its first and last binding period and their count; only a guess
     that is not one contiguous spell (rare) also keeps its dense row.
+
+    Parameters
+    ----------
+    sol : NKSolution
+        The draws' unconstrained nk solution, coefficients ``(m,)``.
+    r_ss : ndarray, shape (m,)
+        Steady-state policy rate, annualized percent.
+    eps : ndarray, shape (m, T, 3)
+        Standard-normal innovations of the monetary, natural-rate and cost-push shocks.
+    labels : ndarray of int, shape (m,), optional
+        Batch index of each draw, for messages; ``0 .. m - 1`` if ``None``.
+    chunk : _Chunk, optional
+        The draws' precomputed constants; built from ``sol`` and ``r_ss`` if ``None``.
+
+    Returns
+    -------
+    traj : ndarray of float64, shape (m, T, 3)
+        Output (percent), inflation and the constrained rate (annualized percentage points).
+    shadow : ndarray of float64, shape (m, T)
+        The shadow (unconstrained Taylor-rule) rate, annualized percentage points.
+    binding : ndarray of bool, shape (m, T)
+        Whether the bound binds.
+
+    Raises
+    ------
+    WorldError
+        A guessed path that is singular or not finite, a binding period ``MAX_BINDING_HORIZON`` or
+        more quarters ahead, or a draw not verified after ``MAX_GUESSES`` rounds of guesses.
     """
     m, T, _ = eps.shape
     ch = _Chunk(sol, r_ss) if chunk is None else chunk
