@@ -30,7 +30,7 @@ from macro_data.worlds.base import World, to_float32_precision
 ALGORITHM = "block-seedsequence-pcg64/v1"
 BLOCK_SIZE = 256
 BATCH_SAMPLES = 2048  # samples computed per step inside a pipeline region: bounds memory whatever the dataset size
-PURPOSES = {"theta": 0, "shocks": 1, "metadata": 2, "split": 3, "subset": 4}
+PURPOSES = {"theta": 0, "shocks": 1, "metadata": 2, "split": 3, "subset": 4, "burn_in": 5, "state_dates": 6}
 MAX_REJECTION_ROUNDS = 1000
 
 
