@@ -111,8 +111,9 @@ class StageSpec:
     """
 
     name: str
-    data_arrays: Callable[[str], list[str]]  # arrays hashed into the data version (world_id -> names)
-    output_arrays: Callable[[str], list[str]]  # data arrays and coordinate arrays the stage publishes
+    # arrays hashed into the data version ((world_id, recipe) -> names; the recipe may add arrays, e.g. state IRFs)
+    data_arrays: Callable[[str, Recipe | None], list[str]]
+    output_arrays: Callable[[str, Recipe | None], list[str]]  # data arrays and coordinate arrays the stage publishes
     create_outputs: Callable[[zarr.Group, Recipe, str], None]
     region: Callable[[RegionJob], RegionResult] | None = None
     finish: Callable[[zarr.Group, Recipe, World, dict[str, int]], StageOutcome] | None = None
@@ -251,7 +252,7 @@ def stored_summary(store, name: str) -> ArraySummary:
 
 def published_state(spec: StageSpec, recipe: Recipe, world_id: str, store, code: str) -> StageResult | None:
     """The published stage as a result, if it is up to date for ``recipe`` and code version ``code``."""
-    names, outputs = spec.data_arrays(world_id), spec.output_arrays(world_id)
+    names, outputs = spec.data_arrays(world_id, recipe), spec.output_arrays(world_id, recipe)
     try:
         if not store.exists() or not set(outputs) <= store.array_names():
             return None
@@ -349,7 +350,7 @@ def reusable_prefix(
         return None
     n = recipe.world(world_id).n_samples
     unit = region_unit(recipe.chunk_samples)
-    names = spec.data_arrays(world_id)
+    names = spec.data_arrays(world_id, recipe)
     best: Prefix | None = None
     best_store = None
     for folder, record in _base_candidates(recipe, root):
@@ -450,7 +451,7 @@ def run_stage(
         return (
             found is not None
             and {k: found.get(k) for k in header} == header
-            and all((folder / name / "zarr.json").is_file() for name in spec.data_arrays(world_id))
+            and all((folder / name / "zarr.json").is_file() for name in spec.data_arrays(world_id, recipe))
         )
 
     attrs = group_attributes(world, recipe)
@@ -508,7 +509,7 @@ def run_stage(
         already = sum(r.stop - r.start for r in completed)
         tracker = progress.Tracker(n, f"{world_id} {spec.name.removeprefix('world_')}", run.log, already)
         count = [already]
-        names = spec.data_arrays(world_id)
+        names = spec.data_arrays(world_id, recipe)
 
         def on_done(job: RegionJob, result: RegionResult) -> None:
             if journal is not None:
@@ -539,10 +540,10 @@ def run_stage(
             "resumed_samples": resumed_samples,
             "reused_from": (journal.header() or {}).get("reused_from") if journal else None,
         }
-        stamp(g, spec.output_arrays(world_id), prov)
+        stamp(g, spec.output_arrays(world_id, recipe), prov)
         if journal is not None:
             journal.close()
-        store.publish(g, spec.output_arrays(world_id), attrs)
+        store.publish(g, spec.output_arrays(world_id, recipe), attrs)
     return StageResult(
         spec.name,
         world_id,
@@ -604,7 +605,7 @@ def _run_reduction(
 ) -> StageResult:
     """Steps 3 and 6 of the template around one pass of ``spec.reduce`` over the inputs."""
     world_id = world.name
-    names, outputs = spec.data_arrays(world_id), spec.output_arrays(world_id)
+    names, outputs = spec.data_arrays(world_id, recipe), spec.output_arrays(world_id, recipe)
     attrs = group_attributes(world, recipe)
     with (
         os_errors_as_storage_errors(spec.name, world_id, store.location),

@@ -26,12 +26,12 @@ STAGE = "world_draws"
 BATCH = (BATCH_SAMPLES // BLOCK_SIZE) * BLOCK_SIZE
 
 
-def data_arrays(world_id: str) -> list[str]:
+def data_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
     world = get_world(world_id)
     return ["theta", "shocks", *[m.name for m in world.metadata_fields if m.stage == "draws"]]
 
 
-def output_arrays(world_id: str) -> list[str]:
+def output_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
     return [*data_arrays(world_id), "param", "shock", "time"]
 
 

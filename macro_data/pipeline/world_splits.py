@@ -24,11 +24,11 @@ STAGE = "world_splits"
 LABEL_ROWS = 1 << 20  # labels tallied per read: 1 MiB of int8
 
 
-def data_arrays(world_id: str) -> list[str]:
+def data_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
     return ["split"]
 
 
-def output_arrays(world_id: str) -> list[str]:
+def output_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
     return ["split"]
 
 

@@ -70,11 +70,11 @@ def stored_name(array: str) -> str:
     return PREFIX + array
 
 
-def data_arrays(world_id: str) -> list[str]:
+def data_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
     return [stored_name(a) for a in source_arrays(world_id)]
 
 
-def output_arrays(world_id: str) -> list[str]:
+def output_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
     return [*data_arrays(world_id), "moment"]
 
 

@@ -18,7 +18,10 @@ split              (n,)                  sample                                 
 =================  ====================  =======================================  ============
 
 plus the coordinate arrays ``param``, ``shock``, ``time`` (draws), ``observable``, ``horizon``,
-``extra`` (arrays), whose values are the world's names and the index ranges.
+``extra`` (arrays), whose values are the world's names and the index ranges. With state IRFs
+(``irfs: {states: K}``, K > 0) world_arrays also writes ``state_dates (n, K)`` int32, ``irfs_state
+(n, K, S, H + 1, 3)``, ``states (n, K, V)`` (sample, state, state_var), the world's per-date labels
+``(n, K)`` and the coordinate array ``state_var``.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class WorldSpec:
     dataset_dir: str | Path  # a local folder or an object-storage URL
     recipe_sha256: str
     manifest: dict | None = None
+    irf_states: int = 0  # K: state dates per sample (0: no state IRFs)
     world: World = field(init=False)
 
     def __post_init__(self) -> None:
@@ -107,14 +111,14 @@ class WorldSpec:
 
     def arrays(self, stage: str | None = None) -> dict[str, ArraySpec]:
         """Expected arrays (of one stage, or all), in the writers' order."""
-        specs = expected_arrays(self.world, self.n, self.T, self.H)
+        specs = expected_arrays(self.world, self.n, self.T, self.H, self.irf_states)
         return {k: v for k, v in specs.items() if stage is None or v.stage == stage}
 
     def data_arrays(self, stage: str | None = None) -> list[str]:
         return [k for k, v in self.arrays(stage).items() if not v.is_coordinate]
 
 
-def expected_arrays(world: World, n: int, T: int, H: int) -> dict[str, ArraySpec]:
+def expected_arrays(world: World, n: int, T: int, H: int, K: int = 0) -> dict[str, ArraySpec]:
     P, S, E = len(world.parameters), len(world.shocks), len(world.extras)
     draws, arrays, splits_ = world_draws.STAGE, world_arrays.STAGE, world_splits.STAGE
     out = {
@@ -139,10 +143,22 @@ def expected_arrays(world: World, n: int, T: int, H: int) -> dict[str, ArraySpec
     for m in world.metadata_fields:
         if m.stage == "simulation":
             out[m.name] = ArraySpec(m.name, (n, T), str(np.dtype(m.dtype)), ("sample", "time"), arrays)
+    if K:
+        V = len(world.state_variables)
+        out["state_dates"] = ArraySpec("state_dates", (n, K), "int32", ("sample", "state"), arrays)
+        out["irfs_state"] = ArraySpec(
+            "irfs_state", (n, K, S, H + 1, 3), "float32", ("sample", "state", "shock", "horizon", "observable"), arrays
+        )
+        out["states"] = ArraySpec("states", (n, K, V), "float32", ("sample", "state", "state_var"), arrays)
+        for f in world.state_labels:
+            out[f.name] = ArraySpec(f.name, (n, K), str(np.dtype(f.dtype)), ("sample", "state"), arrays)
+        out["state_var"] = ArraySpec(
+            "state_var", (V,), "str", ("state_var",), arrays, tuple(v.name for v in world.state_variables)
+        )
     out["split"] = ArraySpec("split", (n,), "int8", ("sample",), splits_)
     # the writers' own lists are the reference: fail loudly if the two ever drift apart
     for stage, module in STAGE_MODULES.items():
-        listed = set(module.output_arrays(world.name))
+        listed = set(module.output_arrays(world.name, K))
         mine = {k for k, v in out.items() if v.stage == stage}
         if listed != mine:
             raise StorageError(
@@ -165,6 +181,7 @@ def spec_from_recipe(recipe: Recipe, world_id: str, root: str | Path, dataset_di
         dict(plan.priors),
         dataset_dir or recipe.dataset_dir(root),
         recipe.sha256,
+        irf_states=plan.irf_states,
     )
 
 
@@ -181,4 +198,5 @@ def spec_from_manifest(manifest: dict, world_id: str, dataset_dir: str | Path) -
         dataset_dir,
         manifest["recipe_sha256"],
         entry,
+        irf_states=int(((manifest["recipe"]["worlds"].get(world_id) or {}).get("irfs") or {}).get("states", 0)),
     )
