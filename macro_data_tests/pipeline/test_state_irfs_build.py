@@ -36,7 +36,7 @@ def _group(dataset_dir, world):
 def test_build_writes_state_arrays_and_validation_passes(state_dataset):
     _, _, dataset_dir = state_dataset
     report = json.loads((dataset_dir / "validation_report.json").read_text())
-    assert report["passed"], report.get("summary")
+    assert report["status"] == "pass", report.get("summary")
     text = json.dumps(report)
     assert "irfs_state" in text  # re-simulated by reproducibility.simulation
     manifest = json.loads((dataset_dir / "manifest.json").read_text())
