@@ -108,3 +108,24 @@ def test_k_zero_leaves_the_dataset_as_it_was(tmp_path, instance, state_dataset):
     s = _group(dataset_dir, "zlb")
     for name in ("theta", "shocks", "trajectories", "irfs", "extras", "binding"):
         assert g[name].attrs["sha256"] == s[name].attrs["sha256"], name
+
+
+def test_identities_catch_wrong_state_labels_and_linear_state_irfs(tmp_path, state_dataset):
+    import shutil
+
+    from macro_data.validation.identities import check_identities
+    from macro_data.validation.spec import spec_from_manifest
+
+    _, _, dataset_dir = state_dataset
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    for w in ("zlb", "nk"):
+        assert check_identities(spec_from_manifest(manifest, w, copy)).passed
+    g = zarr.open_group(str(copy / "zlb.zarr"), mode="r+")
+    g["at_bound"][:] = ~g["at_bound"][:]
+    g = zarr.open_group(str(copy / "nk.zarr"), mode="r+")
+    g["irfs_state"][:, 0] = g["irfs_state"][:, 0] * 1.5
+    for w, what in (("zlb", "at_bound labels differ"), ("nk", "irfs_state differs from irfs")):
+        r = check_identities(spec_from_manifest(manifest, w, copy))
+        assert not r.passed and what in r.message, r.message
