@@ -129,3 +129,46 @@ def test_identities_catch_wrong_state_labels_and_linear_state_irfs(tmp_path, sta
     for w, what in (("zlb", "at_bound labels differ"), ("nk", "irfs_state differs from irfs")):
         r = check_identities(spec_from_manifest(manifest, w, copy))
         assert not r.passed and what in r.message, r.message
+
+
+@pytest.mark.parametrize("regime", ["B1", "C"])
+def test_reader_serves_history_before_t_and_the_state_irfs_at_t(state_dataset, regime):
+    from macro_data.read import ReadArgumentError, open_dataset
+
+    _, _, dataset_dir = state_dataset
+    ds = open_dataset(dataset_dir)
+    k = 6
+    view = ds.training_view(
+        "train", batches="mixed", regime=regime, history=k, state_irfs=True, batch_size=100, normalize=False
+    )
+    ref = {
+        w: {a: _group(dataset_dir, w)[a][:] for a in ("trajectories", "irfs_state", "state_dates", "split")}
+        for w in WORLDS
+    }
+    seen = []
+    for batch in view.iter(0):
+        assert ("theta" in batch) == (regime == "C") and "eps_sequence" not in batch
+        worlds = np.array(batch["world_ids"])
+        for w in set(worlds):
+            g = np.flatnonzero(worlds == w)
+            r = ref[w]
+            idx, t = batch["index"][g], batch["start"][g]
+            S = r["irfs_state"].shape[2]
+            for b, i, date in zip(g, idx, t):
+                kk = int(np.flatnonzero(r["state_dates"][i] == date)[0])
+                np.testing.assert_array_equal(batch["irf"][b, :S], r["irfs_state"][i, kk])
+                n_hist = min(k, int(date))
+                np.testing.assert_array_equal(
+                    batch["history"][b, k - n_hist :], r["trajectories"][i, date - n_hist : date]
+                )
+                assert batch["history_mask"][b].sum() == n_hist and not batch["history"][b, : k - n_hist].any()
+            seen += [(w, int(i), int(s)) for i, s in zip(idx, t)]
+    expected = sorted(
+        (w, int(i), int(d))
+        for w in WORLDS
+        for i in np.flatnonzero(ref[w]["split"] == 0)
+        for d in ref[w]["state_dates"][i]
+    )
+    assert sorted(seen) == expected  # one epoch: every (train sample, state date) once
+    with pytest.raises(ReadArgumentError, match="state_irfs"):
+        ds.training_view("train", batches="mixed", regime="A", state_irfs=True)
