@@ -36,10 +36,11 @@ from macro_data.worlds.sampling import BATCH_SAMPLES, noise_range, observe
 STAGE = "world_arrays"
 
 
-def noise_sd(recipe: Recipe | None, world_id: str) -> np.ndarray | None:
+def noise_sd(recipe: Recipe | int | None, world_id: str) -> np.ndarray | None:
     """Measurement-noise standard deviations per canonical observable (0 where the recipe gives none), or
-    ``None`` when the recipe asks for no noise (then there is no ``observed`` array)."""
-    noise = recipe.world(world_id).noise if recipe is not None else None
+    ``None`` when the recipe asks for no noise (then there is no ``observed`` array; also without a
+    recipe, or given only the number of state dates, see :func:`irf_states`)."""
+    noise = recipe.world(world_id).noise if isinstance(recipe, Recipe) else None
     if not noise:
         return None
     return np.array([float(noise.get(o.name, 0.0)) for o in get_world(world_id).observables])
