@@ -36,7 +36,7 @@ MAX_NESTING = 32  # a recipe nests 5 levels; deeper documents are refused before
 MAX_CHUNK_BYTES = 1 << 30  # decoded bytes of one stored chunk (float32)
 MAX_STEP_BYTES = 8 << 30  # float64 inputs and outputs of one compute step of a world
 # Settings of WORLD_SETTINGS whose non-default values the builders implement.
-SUPPORTED_SETTINGS: frozenset[str] = frozenset({"design", "noise"})
+SUPPORTED_SETTINGS: frozenset[str] = frozenset({"design", "noise", "irfs"})
 
 
 # Generator settings a recipe may give at its top level (every world) and inside a world's entry (that

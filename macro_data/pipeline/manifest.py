@@ -31,14 +31,25 @@ from macro_data.storage import locations
 from macro_data.storage.arrays import HASH_ALGORITHM, HASH_DESCRIPTION
 from macro_data.storage.publish import world_store
 from macro_data.versioning import code_version, for_world
-from macro_data.worlds import get_world
+from macro_data.worlds import get_world, state_irfs
 from macro_data.worlds.sampling import seeding_description
 
 SCHEMA_VERSION = "1.1.0"
 MANIFEST_NAME = "manifest.json"
 STAGES = {world_draws.STAGE: world_draws, world_arrays.STAGE: world_arrays, world_splits.STAGE: world_splits}
 # The arrays the manifest lists (coordinate arrays are in the stores too, but not data arrays).
-DATA_ARRAYS = ("theta", "shocks", "trajectories", "irfs", "extras", "regime", "binding", "observed", "split")
+DATA_ARRAYS = (
+    "theta",
+    "shocks",
+    "trajectories",
+    "irfs",
+    "extras",
+    "regime",
+    "binding",
+    "observed",
+    "split",
+    *("state_dates", "irfs_state", "states", "state_regime", "at_bound"),  # state IRFs (irfs: {states: K > 0})
+)
 
 
 def package_version() -> str:
@@ -164,7 +175,21 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
         entry["noise"] = {o.name: float(plan.noise.get(o.name, 0.0)) for o in world.observables}
     if stats is not None:
         entry[world_stats.STATS_KEY], entry["provenance"][world_stats.STAGE] = stats
+    if plan.irf_states:
+        entry["state_irfs"] = state_irfs_entry(world, plan.irf_states)
     return entry
+
+
+def state_irfs_entry(world, K: int) -> dict:
+    """What the state-IRF arrays of a world mean (only in manifests of datasets that have them)."""
+    return {
+        "states": K,
+        "definition": state_irfs.DEFINITION,
+        "dates": state_irfs.DATE_RULE,
+        "state_variables": [v.as_dict() for v in world.state_variables],
+        "labels": [f.as_dict() for f in world.state_labels],
+        "method": state_irfs.method(world),
+    }
 
 
 def build_manifest_document(
@@ -200,6 +225,11 @@ def build_manifest_document(
             "irfs": "irfs[j, h] = y_shocked[h] - y_baseline[h], +1 sd innovation j at h = 0 from the steady state",
             "storage": (
                 "float32 data (int8/bool labels and flags), chunked along samples, Blosc zstd + bitshuffle, crc32c"
+            ),
+            **(
+                {"state_irfs": state_irfs.DEFINITION, "state_dates": state_irfs.DATE_RULE}
+                if any(recipe.world(w).irf_states for w in recipe.world_ids)
+                else {}
             ),
         },
         "split_labels": dict(splits.LABELS),

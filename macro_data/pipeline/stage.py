@@ -111,7 +111,7 @@ class StageSpec:
     """
 
     name: str
-    # arrays hashed into the data version ((world_id, recipe) -> names; recipe None: those of every recipe)
+    # arrays hashed into the data version ((world_id, recipe) -> names; the recipe may add arrays, e.g. state IRFs)
     data_arrays: Callable[[str, Recipe | None], list[str]]
     output_arrays: Callable[[str, Recipe | None], list[str]]  # data arrays and coordinate arrays the stage publishes
     create_outputs: Callable[[zarr.Group, Recipe, str], None]

@@ -8,6 +8,12 @@ once, without float64 copies of a batch where the world's kernels allow), then w
 (``binding`` for zlb), ``observed`` (trajectories plus seeded Gaussian measurement noise) when the
 recipe asks for ``noise``, and the coordinate arrays
 ``observable``, ``extra`` and ``horizon``.
+
+With ``irfs: {states: K}`` (K > 0) it also writes the state-dependent IRFs
+(:mod:`macro_data.worlds.state_irfs`): ``state_dates (sample, state)``, ``irfs_state (sample, state,
+shock, horizon, observable)``, ``states (sample, state, state_var)``, the world's per-date labels
+(switching ``state_regime``, zlb ``at_bound``) and the coordinate array ``state_var``; the batch is
+then simulated in float64 once (its float32 outputs are the same numbers, rounded once).
 """
 
 from __future__ import annotations
@@ -24,22 +30,35 @@ from macro_data.recipes import Recipe
 from macro_data.storage import segments
 from macro_data.storage.arrays import create_array, read_ahead, read_rows, region_writers, write_small_array
 from macro_data.storage.locations import open_group
-from macro_data.worlds import World, get_world
+from macro_data.worlds import World, get_world, state_irfs
 from macro_data.worlds.sampling import BATCH_SAMPLES, noise_range, observe
 
 STAGE = "world_arrays"
 
 
-def noise_sd(recipe: Recipe | None, world_id: str) -> np.ndarray | None:
+def noise_sd(recipe: Recipe | int | None, world_id: str) -> np.ndarray | None:
     """Measurement-noise standard deviations per canonical observable (0 where the recipe gives none), or
-    ``None`` when the recipe asks for no noise (then there is no ``observed`` array)."""
-    noise = recipe.world(world_id).noise if recipe is not None else None
+    ``None`` when the recipe asks for no noise (then there is no ``observed`` array; also without a
+    recipe, or given only the number of state dates, see :func:`irf_states`)."""
+    noise = recipe.world(world_id).noise if isinstance(recipe, Recipe) else None
     if not noise:
         return None
     return np.array([float(noise.get(o.name, 0.0)) for o in get_world(world_id).observables])
 
 
-def data_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
+def irf_states(world_id: str, recipe: Recipe | int | None) -> int:
+    """K, the state dates per sample of ``world_id`` in ``recipe`` (0 without a recipe; an int is K itself)."""
+    if recipe is None or isinstance(recipe, int):
+        return int(recipe or 0)
+    return recipe.world(world_id).irf_states
+
+
+def state_arrays(world_id: str) -> list[str]:
+    """The data arrays of the state IRFs (written when K > 0)."""
+    return ["state_dates", "irfs_state", "states", *[f.name for f in get_world(world_id).state_labels]]
+
+
+def data_arrays(world_id: str, recipe: Recipe | int | None = None) -> list[str]:
     world = get_world(world_id)
     return [
         "trajectories",
@@ -47,12 +66,82 @@ def data_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
         *(["extras"] if world.extras else []),
         *[m.name for m in world.metadata_fields if m.stage == "simulation"],
         *(["observed"] if noise_sd(recipe, world_id) is not None else []),
+        *(state_arrays(world_id) if irf_states(world_id, recipe) else []),
     ]
 
 
-def output_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
-    extra = ["extra"] if get_world(world_id).extras else []
-    return [*data_arrays(world_id, recipe), "observable", "horizon", *extra]
+def output_arrays(world_id: str, recipe: Recipe | int | None = None) -> list[str]:
+    return [
+        *data_arrays(world_id, recipe),
+        "observable",
+        "horizon",
+        *(["extra"] if get_world(world_id).extras else []),
+        *(["state_var"] if irf_states(world_id, recipe) else []),
+    ]
+
+
+def create_state_outputs(g: zarr.Group, recipe: Recipe, world: World) -> None:
+    """The state-IRF arrays (see the module docstring)."""
+    n, H, S = recipe.world(world.name).n_samples, recipe.H, len(world.shocks)
+    K = recipe.world(world.name).irf_states
+    chunk, clevel = recipe.chunk_samples, recipe.clevel
+    svars = world.state_variables
+    create_array(
+        g,
+        "state_dates",
+        (n, K),
+        np.int32,
+        ("sample", "state"),
+        chunk,
+        clevel,
+        {
+            "description": "state dates t in [1, T) of the stored time axis, drawn from the sample's state_dates "
+            "stream (rule in docs/worlds.md; zlb oversamples dates near the bound)",
+            "units": "period index (quarters)",
+        },
+    )
+    create_array(
+        g,
+        "irfs_state",
+        (n, K, S, H + 1, 3),
+        np.float32,
+        ("sample", "state", "shock", "horizon", "observable"),
+        chunk,
+        clevel,
+        {
+            "description": state_irfs.DEFINITION,
+            "shocks": list(world.shocks),
+            "observables": [o.name for o in world.observables],
+            "units": [o.unit for o in world.observables],
+        },
+    )
+    create_array(
+        g,
+        "states",
+        (n, K, len(svars)),
+        np.float32,
+        ("sample", "state", "state_var"),
+        chunk,
+        clevel,
+        {
+            "description": "the state entering period t = state_dates (after periods 0..t-1)",
+            "state_variables": [v.name for v in svars],
+            "units": [v.unit for v in svars],
+            "definitions": [v.definition for v in svars],
+        },
+    )
+    for f in world.state_labels:
+        create_array(
+            g, f.name, (n, K), f.dtype, ("sample", "state"), chunk, clevel, {"description": f.description, "units": ""}
+        )
+    write_small_array(
+        g,
+        "state_var",
+        np.array([v.name for v in svars]),
+        ("state_var",),
+        clevel,
+        {"description": "state variable names", "units": [v.unit for v in svars]},
+    )
 
 
 def create_outputs(g: zarr.Group, recipe: Recipe, world_id: str) -> None:
@@ -152,6 +241,8 @@ def create_outputs(g: zarr.Group, recipe: Recipe, world_id: str) -> None:
         clevel,
         {"description": "IRF horizon h = 0..H", "units": "quarters"},
     )
+    if recipe.world(world_id).irf_states:
+        create_state_outputs(g, recipe, world)
 
 
 def simulate_region(job: RegionJob) -> RegionResult:
@@ -170,12 +261,17 @@ def simulate_region(job: RegionJob) -> RegionResult:
         return theta, readers["shocks"](lo, hi), {k: readers[k](lo, hi) for k in drawn}
 
     sd = noise_sd(job.recipe, job.world_id)
+    K = irf_states(job.world_id, job.recipe)
     with region_writers(g, data_arrays(job.world_id, job.recipe), job.start, job.stop) as writers:
         for (lo, hi), (theta, shocks, drawn_metadata) in zip(
             job.batches(BATCH_SAMPLES),
             read_ahead(functools.partial(load, lo, hi) for lo, hi in job.batches(BATCH_SAMPLES)),
         ):
-            sim = world.simulate(theta, shocks, drawn_metadata, dtype=np.float32)
+            if K:  # float64 once: the state IRFs read it; the stored float32 outputs are it rounded once
+                sim64 = world.simulate(theta, shocks, drawn_metadata, dtype=np.float64)
+                sim = sim64.as_dtype(np.float32)
+            else:
+                sim = world.simulate(theta, shocks, drawn_metadata, dtype=np.float32)
             writers["trajectories"].append(sim.trajectories)
             writers["irfs"].append(world.irfs(theta, job.recipe.H, dtype=np.float32))
             if world.extras:
@@ -188,6 +284,16 @@ def simulate_region(job: RegionJob) -> RegionResult:
                 writers[name].append(values)
                 counts.setdefault(f"{name}_periods", []).append(segments.per_segment(values.sum(axis=1), lo))
                 counts.setdefault(f"{name}_samples", []).append(segments.per_segment(values.any(axis=1), lo))
+            if K:
+                u = state_irfs.date_uniforms(world, job.recipe.seed, lo, hi, K)
+                st = state_irfs.state_arrays(world, theta, shocks, drawn_metadata, sim64, u, job.recipe.H)
+                for name in state_arrays(job.world_id):
+                    value = st[name]
+                    writers[name].append(value.astype(np.float32) if value.dtype == np.float64 else value)
+                for f in world.state_labels:
+                    if f.dtype == "bool":
+                        per = segments.per_segment(st[f.name].sum(axis=1), lo)
+                        counts.setdefault(f"{f.name}_dates", []).append(per)
         digests = {name: w.close() for name, w in writers.items()}
     return RegionResult(job.start, job.stop, digests, {k: np.concatenate(v) for k, v in counts.items()})
 
@@ -199,10 +305,16 @@ def finish(g: zarr.Group, recipe: Recipe, world: World, counts: dict[str, int]) 
         if m.stage == "simulation":
             stats[f"{m.name}_mean_fraction"] = counts.get(f"{m.name}_periods", 0) / (n * T)
             stats[f"{m.name}_any_share"] = counts.get(f"{m.name}_samples", 0) / n
+    K = recipe.world(world.name).irf_states
+    if K:
+        stats["irf_states"] = K
+        for f in world.state_labels:
+            if f.dtype == "bool":
+                stats[f"{f.name}_date_fraction"] = counts.get(f"{f.name}_dates", 0) / (n * K)
     return StageOutcome(stats=stats)
 
 
-def input_arrays(world_id: str) -> list[str]:
+def input_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
     return ["theta", "shocks", *[m.name for m in get_world(world_id).metadata_fields if m.stage == "draws"]]
 
 

@@ -26,7 +26,9 @@ key                shape                 dtype    content
 
 ``history`` without windows is ``trajectories[0:k]``; with windows it is the k periods before the
 window start, ``trajectories[start-k:start]``, padded at the front (and masked) where the series
-begins later, so the last row is always the most recent period.
+begins later, so the last row is always the most recent period. With ``state_irfs=True`` the items
+are (sample, state date t): ``start = t``, ``history = trajectories[t-k:t]`` and ``irf`` is
+``irfs_state`` of that date (the response from the state the history leads to).
 
 Target shocks: with ``target_shock="uniform"`` the shock of an item is
 ``floor(u * S_w)`` with ``u`` a uniform number in [0, 1) computed by a counter-based hash
@@ -285,8 +287,10 @@ class MixedBatcher:
         seed: int,
         p_max: int,
         s_max: int,
+        state_irfs: bool = False,
     ):
         self.dataset = dataset
+        self.state_irfs = state_irfs
         self.worlds = tuple(worlds)
         self.data = [dataset[w] for w in self.worlds]
         keys = set(REGIMES[regime])
@@ -315,7 +319,7 @@ class MixedBatcher:
 
     def arrays(self) -> tuple[str, ...]:
         """The stored arrays the batches are made of."""
-        need = ["irfs", "split"]
+        need = ["irfs_state", "state_dates", "split"] if self.state_irfs else ["irfs", "split"]
         if "theta" in self.keys:
             need.append("theta")
         if "eps_sequence" in self.keys:
@@ -351,10 +355,15 @@ class MixedBatcher:
             onorm = self.output_norm.get(name)
             arrays = data.arrays
             # the chunk groups of these rows, computed once for every array with the same chunk rows
-            groups = chunk_groups(idx, arrays["irfs"].chunk_rows)
-            shared = {a: groups if arrays[a].chunk_rows == arrays["irfs"].chunk_rows else None for a in self.arrays()}
+            target = "irfs_state" if self.state_irfs else "irfs"
+            groups = chunk_groups(idx, arrays[target].chunk_rows)
+            shared = {a: groups if arrays[a].chunk_rows == arrays[target].chunk_rows else None for a in self.arrays()}
             split[g] = gather(cache, arrays["split"], idx, groups=shared["split"])
-            block = gather(cache, arrays["irfs"], idx, groups=groups)
+            block = gather(cache, arrays[target], idx, groups=groups)
+            if self.state_irfs:  # the item's state: the (first) state of the sample with date t = start
+                dates = gather(cache, arrays["state_dates"], idx, groups=shared["state_dates"])
+                state = np.argmax(dates == st[:, None], axis=1)
+                block = block[np.arange(idx.size), state]
             irf[g, :S] = onorm.normalize_irf(block) if onorm is not None else block
             if theta is not None:
                 t = gather(cache, arrays["theta"], idx, groups=shared["theta"])

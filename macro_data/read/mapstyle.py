@@ -115,7 +115,8 @@ class MapDataset:
         world_pos = np.searchsorted(self._offsets, idx, side="right") - 1
         local = idx - self._offsets[world_pos]
         index = np.empty(idx.size, dtype=np.int64)
-        start = np.empty(idx.size, dtype=np.int64) if self.view.seq_len is not None else None
+        with_start = self.view.seq_len is not None or self.view.state_irfs
+        start = np.empty(idx.size, dtype=np.int64) if with_start else None
         for w in np.unique(world_pos):
             g = np.flatnonzero(world_pos == w)
             i, s = self._items[w].decode(local[g])

@@ -32,6 +32,11 @@ units); ``normalize_outputs=True`` also standardizes ``irf``, ``history`` and ``
 the stored train-split moments, and :meth:`TrainingView.denormalize_irf` maps predicted IRFs back
 to natural units (per world).
 
+**State IRFs.** ``state_irfs=True`` (mixed batches, regime ``"B1"`` or ``"C"``, ``history=k``; datasets
+built with ``irfs: {states: K}``) makes the items ``(sample, state)`` pairs: ``start`` is the state
+date ``t``, ``history`` the k periods before it, ``trajectories[t-k:t]`` (ending at ``t - 1``), and
+``irf`` the response from that state, ``irfs_state`` at ``t``.
+
 **World selection.** ``worlds=[...]`` picks worlds, ``exclude_worlds=[...]`` drops some (leave
 one world out: train with ``exclude_worlds=["zlb"]``, evaluate with ``worlds=["zlb"]``; pass the
 dataset's ``p_max``/``s_max`` to both so the padded widths agree).
@@ -194,6 +199,7 @@ class _WorldItems:
     starts: np.ndarray | None  # window starts, or None without windows
     chunk_rows: int
     n_samples: int
+    dates: np.ndarray | None = None  # state IRFs: (split samples, K) state dates; starts is then arange(K)
 
     @property
     def n_windows(self) -> int:
@@ -209,6 +215,8 @@ class _WorldItems:
     def decode(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if self.starts is None:
             return self.samples[items], None
+        if self.dates is not None:
+            return self.samples[items // self.n_windows], self.dates[items // self.n_windows, items % self.n_windows]
         return self.samples[items // self.n_windows], self.starts[items % self.n_windows]
 
 
@@ -313,6 +321,7 @@ class TrainingView:
         normalize_outputs: bool = False,
         p_max: int | None = None,
         s_max: int | None = None,
+        state_irfs: bool = False,
     ):
         self.dataset = dataset
         self.batch_size = int_arg("batch_size", batch_size, 1)
@@ -401,6 +410,9 @@ class TrainingView:
             self.stride = self.seq_len if stride is None else int_arg("stride", stride, 1)
             starts = np.arange(0, T - self.seq_len + 1, self.stride, dtype=np.int64)
         self._check_mode_options(arrays, regime, history, target_shock, normalize_outputs, p_max, s_max)
+        self.state_irfs = bool(state_irfs)
+        if self.state_irfs:
+            self._check_state_irfs(batches, regime, history, seq_len, normalize_outputs)
         if self.mixed:
             self.regime = regime
             self.history = None if history is None else int_arg("history", history, 1)
@@ -467,6 +479,8 @@ class TrainingView:
             w: _WorldItems(
                 w, dataset[w].split_indices(split), starts, dataset[w].arrays["theta"].chunk_rows, dataset[w].n_samples
             )
+            if not self.state_irfs
+            else self._state_items(w, split)
             for w in self.worlds
         }
         self.pass_batches = {w: it.pass_batches(self.batch_size, self.drop_last) for w, it in self._items.items()}
@@ -519,6 +533,7 @@ class TrainingView:
             self.batcher = MixedBatcher(
                 dataset,
                 self.worlds,
+                state_irfs=self.state_irfs,
                 regime=self.regime,
                 history=self.history,
                 seq_len=self.seq_len,
@@ -529,6 +544,32 @@ class TrainingView:
                 p_max=self.p_max,
                 s_max=self.s_max,
             )
+
+    def _check_state_irfs(self, batches, regime, history, seq_len, normalize_outputs) -> None:
+        if batches != "mixed" or regime not in ("B1", "C") or history is None:
+            raise ReadArgumentError(
+                "state_irfs=True serves (history before t, irfs_state at t) pairs: it needs batches='mixed', "
+                f"regime='B1' or 'C' and history=k; got batches={batches!r}, regime={regime!r}, history={history!r}"
+            )
+        if seq_len is not None or normalize_outputs:
+            raise ReadArgumentError(
+                "state_irfs=True takes no seq_len (the items are state dates) nor normalize_outputs"
+            )
+        for w in self.worlds:
+            if "irfs_state" not in self.dataset[w].arrays:
+                raise ReadArgumentError(
+                    f"state_irfs=True: world {w!r} has no state IRFs (build it with irfs: {{states: K}}, K > 0)"
+                )
+
+    def _state_items(self, world: str, split) -> _WorldItems:
+        """Items (sample, state k) of one world: ``start`` is the state date t (history ends at t - 1)."""
+        data = self.dataset[world]
+        samples = data.split_indices(split)
+        dates_arr = data.arrays["state_dates"]
+        K = dates_arr.shape[1]
+        dates = np.asarray(dates_arr.take(samples), dtype=np.int64)
+        chunk_rows = data.arrays["theta"].chunk_rows
+        return _WorldItems(world, samples, np.arange(K, dtype=np.int64), chunk_rows, data.n_samples, dates)
 
     def _check_mode_options(self, arrays, regime, history, target_shock, normalize_outputs, p_max, s_max) -> None:
         if self.mixed:
@@ -755,7 +796,8 @@ class TrainingView:
                 counts = rng.multinomial(B, p)
             world_pos = np.repeat(np.arange(len(self.worlds)), counts)
             index = np.empty(world_pos.size, dtype=np.int64)
-            start = np.empty(world_pos.size, dtype=np.int64) if self.seq_len is not None else None
+            with_start = self.seq_len is not None or self.state_irfs
+            start = np.empty(world_pos.size, dtype=np.int64) if with_start else None
             at = 0
             for w in np.flatnonzero(counts):
                 c = int(counts[w])

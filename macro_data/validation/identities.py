@@ -212,6 +212,38 @@ def _noise(spec: WorldSpec, group, problems: Problems, figures: dict, rows: int)
     figures["noise"] = stats
 
 
+def _state_irfs(spec: WorldSpec, group, indices: np.ndarray, problems: Problems, figures: dict) -> None:
+    """State IRFs on the subset: dates in [1, T); linear worlds: irfs_state equals the steady-state irfs
+    bit for bit; labels agree with the per-period arrays (zlb at_bound = binding[t-1], switching
+    state_regime = regime[t])."""
+    world = spec.world
+    dates = read_subset(group, "state_dates", indices).astype(np.int64)
+    rows = np.arange(len(indices))[:, None]
+    stats = {"samples": int(len(indices)), "dates_outside": int(((dates < 1) | (dates >= spec.T)).sum())}
+    if stats["dates_outside"]:
+        problems.add(f"state IRFs: {stats['dates_outside']} state dates outside [1, T = {spec.T})")
+        figures["state_irfs"] = stats
+        return
+    if world.linear:
+        irfs = read_subset(group, "irfs", indices)
+        state = read_subset(group, "irfs_state", indices)
+        bad = (state != irfs[:, None]).reshape(len(indices), -1).any(axis=1)
+        stats["linear_mismatches"] = int(bad.sum())
+        if bad.any():
+            problems.add(
+                f"state IRFs: {int(bad.sum())} samples of a linear world whose irfs_state differs from irfs "
+                f"(first: sample {int(indices[np.flatnonzero(bad)[0]])})"
+            )
+    for label, source, shift in (("at_bound", "binding", 1), ("state_regime", "regime", 0)):
+        if label in group and source in group:
+            expected = read_subset(group, source, indices)[rows, dates - shift]
+            bad = read_subset(group, label, indices) != expected
+            stats[f"{label}_mismatches"] = int(bad.sum())
+            if bad.any():
+                problems.add(f"state IRFs: {int(bad.sum())} {label} labels differ from {source} at the state dates")
+    figures["state_irfs"] = stats
+
+
 def check_identities(spec: WorldSpec, indices: np.ndarray | None = None, rows: int = READ_ROWS) -> CheckResult:
     """The world's exact identities (see the module docstring for which apply to which world)."""
     t0 = time.perf_counter()
@@ -233,6 +265,9 @@ def check_identities(spec: WorldSpec, indices: np.ndarray | None = None, rows: i
         if spec.noise:
             applied.append("measurement noise of observed (zero, or mean 0, sd as recorded, uncorrelated in time)")
             _noise(spec, group, problems, figures, rows)
+        if spec.irf_states:
+            applied.append("state IRFs on the subset (dates, linear worlds' irfs_state = irfs, per-date labels)")
+            _state_irfs(spec, group, indices, problems, figures)
     except Exception as exc:  # noqa: BLE001 - unreadable data is integrity's finding; here: cannot verify
         problems.add(f"identities could not be evaluated ({type(exc).__name__}: {exc})")
     if not applied and not problems:

@@ -15,7 +15,9 @@ with the package's own code and no stored data:
   :meth:`World.simulate` / :meth:`World.irfs` on those fresh draws (the subset is simulated as
   one batch, unlike the build, which also tests batch independence), and the ``observed`` array
   (with measurement noise) from those trajectories and the noise stream, compared with the stored
-  arrays.
+  arrays; with state IRFs (K > 0) also ``state_dates``, ``irfs_state``, ``states`` and the per-date
+  labels, recomputed by :func:`macro_data.worlds.state_irfs.state_arrays` from the fresh draws, the
+  fresh simulation and the dates' own stream.
 
 "Bit-identical" means equal float32 bit patterns (and equal integer/bool values): no tolerance.
 
@@ -48,9 +50,11 @@ import numpy as np
 
 from macro_data import environment
 from macro_data.pipeline.common import read_provenance
+from macro_data.pipeline.world_arrays import state_arrays as state_array_names
 from macro_data.storage.arrays import storage_dtype
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import WorldSpec
+from macro_data.worlds import state_irfs
 from macro_data.worlds.sampling import BLOCK_SIZE, block_rng, draw_range, noise_range, observe
 
 SUBSET_SIZE = 64
@@ -118,9 +122,23 @@ def resimulate(spec: WorldSpec, drawn: Fresh) -> Fresh:
             z = np.concatenate([noise_range(world, spec.seed, int(i), int(i) + 1, spec.T) for i in drawn.indices])
             sd = np.array([spec.noise[o.name] for o in world.observables])
             fresh.arrays["observed"] = observe(sim.trajectories, z, sd)
+        if spec.irf_states:
+            u = date_uniforms(spec, drawn.indices)
+            st = state_irfs.state_arrays(world, drawn.arrays["theta"], drawn.arrays["shocks"], meta, sim, u, spec.H)
+            fresh.arrays.update(st)
     except Exception as exc:  # noqa: BLE001
         fresh.error = f"re-simulation failed: {type(exc).__name__}: {exc}"
     return fresh
+
+
+def date_uniforms(spec: WorldSpec, indices: np.ndarray) -> np.ndarray:
+    """The state-date uniforms of samples ``indices`` from their blocks' ``state_dates`` streams."""
+    parts = []
+    for b in np.unique(indices // BLOCK_SIZE):
+        lo, hi = int(b) * BLOCK_SIZE, min((int(b) + 1) * BLOCK_SIZE, spec.n)
+        u = state_irfs.date_uniforms(spec.world, spec.seed, lo, hi, spec.irf_states)
+        parts.append(u[indices[(indices >= lo) & (indices < hi)] - lo])
+    return np.concatenate(parts) if parts else np.zeros((0, spec.irf_states))
 
 
 def read_subset(group, name: str, indices: np.ndarray) -> np.ndarray:
@@ -259,6 +277,7 @@ def check_simulation(spec: WorldSpec, drawn: Fresh | None = None, simulated: Fre
         *(["extras"] if world.extras else []),
         *[m.name for m in world.metadata_fields if m.stage == "simulation"],
         *(["observed"] if spec.noise else []),
+        *(state_array_names(world.name) if spec.irf_states else []),
     ]
     ok = (
         f"{len(simulated.indices)} samples re-simulated from scratch: {', '.join(arrays)} bit-identical to the "

@@ -18,7 +18,10 @@ split              (n,)                  sample                                 
 =================  ====================  =======================================  ============
 
 plus the coordinate arrays ``param``, ``shock``, ``time`` (draws), ``observable``, ``horizon``,
-``extra`` (arrays), whose values are the world's names and the index ranges.
+``extra`` (arrays), whose values are the world's names and the index ranges. With state IRFs
+(``irfs: {states: K}``, K > 0) world_arrays also writes ``state_dates (n, K)`` int32, ``irfs_state
+(n, K, S, H + 1, 3)``, ``states (n, K, V)`` (sample, state, state_var), the world's per-date labels
+``(n, K)`` and the coordinate array ``state_var``.
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ class WorldSpec:
     manifest: dict | None = None
     noise: dict[str, float] = field(default_factory=dict)  # measurement-noise sd per observable; {}: no noise
     design: str = "random"  # how the parameters' first proposals fill the prior (random or sobol)
+    irf_states: int = 0  # K: state dates per sample (0: no state IRFs)
     world: World = field(init=False)
 
     def __post_init__(self) -> None:
@@ -110,15 +114,16 @@ class WorldSpec:
 
     def arrays(self, stage: str | None = None) -> dict[str, ArraySpec]:
         """Expected arrays (of one stage, or all), in the writers' order."""
-        specs = expected_arrays(self.world, self.n, self.T, self.H, bool(self.noise))
+        specs = expected_arrays(self.world, self.n, self.T, self.H, bool(self.noise), self.irf_states)
         return {k: v for k, v in specs.items() if stage is None or v.stage == stage}
 
     def data_arrays(self, stage: str | None = None) -> list[str]:
         return [k for k, v in self.arrays(stage).items() if not v.is_coordinate]
 
 
-def expected_arrays(world: World, n: int, T: int, H: int, observed: bool = False) -> dict[str, ArraySpec]:
-    """``observed``: the recipe asks for measurement noise, so world_arrays also writes ``observed``."""
+def expected_arrays(world: World, n: int, T: int, H: int, observed: bool = False, K: int = 0) -> dict[str, ArraySpec]:
+    """``observed``: the recipe asks for measurement noise, so world_arrays also writes ``observed``;
+    ``K``: state dates per sample (state IRFs when K > 0)."""
     P, S, E = len(world.parameters), len(world.shocks), len(world.extras)
     draws, arrays, splits_ = world_draws.STAGE, world_arrays.STAGE, world_splits.STAGE
     out = {
@@ -145,10 +150,22 @@ def expected_arrays(world: World, n: int, T: int, H: int, observed: bool = False
             out[m.name] = ArraySpec(m.name, (n, T), str(np.dtype(m.dtype)), ("sample", "time"), arrays)
     if observed:
         out["observed"] = ArraySpec("observed", (n, T, 3), "float32", ("sample", "time", "observable"), arrays)
+    if K:
+        V = len(world.state_variables)
+        out["state_dates"] = ArraySpec("state_dates", (n, K), "int32", ("sample", "state"), arrays)
+        out["irfs_state"] = ArraySpec(
+            "irfs_state", (n, K, S, H + 1, 3), "float32", ("sample", "state", "shock", "horizon", "observable"), arrays
+        )
+        out["states"] = ArraySpec("states", (n, K, V), "float32", ("sample", "state", "state_var"), arrays)
+        for f in world.state_labels:
+            out[f.name] = ArraySpec(f.name, (n, K), str(np.dtype(f.dtype)), ("sample", "state"), arrays)
+        out["state_var"] = ArraySpec(
+            "state_var", (V,), "str", ("state_var",), arrays, tuple(v.name for v in world.state_variables)
+        )
     out["split"] = ArraySpec("split", (n,), "int8", ("sample",), splits_)
     # the writers' own lists are the reference: fail loudly if the two ever drift apart
     for stage, module in STAGE_MODULES.items():
-        listed = set(module.output_arrays(world.name))
+        listed = set(module.output_arrays(world.name, K))
         if observed and module is world_arrays:  # a recipe with noise adds observed
             listed.add("observed")
         mine = {k for k, v in out.items() if v.stage == stage}
@@ -177,6 +194,7 @@ def spec_from_recipe(recipe: Recipe, world_id: str, root: str | Path, dataset_di
         if plan.noise
         else {},
         design=plan.design,
+        irf_states=plan.irf_states,
     )
 
 
@@ -195,4 +213,5 @@ def spec_from_manifest(manifest: dict, world_id: str, dataset_dir: str | Path) -
         entry,
         noise=dict(entry.get("noise") or {}),
         design=entry.get("design", "random"),
+        irf_states=int(((manifest["recipe"]["worlds"].get(world_id) or {}).get("irfs") or {}).get("states", 0)),
     )

@@ -260,6 +260,10 @@ class World(ABC):
     extras: ClassVar[tuple[Observable, ...]] = ()
     metadata_fields: ClassVar[tuple[MetadataField, ...]] = ()
     linear: ClassVar[bool] = True
+    # The state entering period t (everything up to t-1): names, units, definitions; see :meth:`_state_path`.
+    state_variables: ClassVar[tuple[Observable, ...]] = ()
+    # Per-date labels stored with state IRFs, ``(sample, state)`` (switching: state_regime; zlb: at_bound).
+    state_labels: ClassVar[tuple[MetadataField, ...]] = ()
     slice_rule: ClassVar[SliceRule]
     corner_rule: ClassVar[CornerRule]
     # Free-text record of choices the spec leaves open; goes into the manifest.
@@ -603,6 +607,41 @@ class World(ABC):
         if ok.any():
             ok[ok] = self.is_valid(theta[ok])
         return ok
+
+    def _state_path(
+        self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray], sim: Simulation
+    ) -> np.ndarray:
+        """The state entering each period, ``(n, T, len(state_variables))`` float64: row ``t`` holds the
+        values of :attr:`state_variables` after periods ``0 .. t-1`` (row 0: the steady state, zeros).
+
+        ``eps`` are the innovations, ``metadata`` the drawn metadata and ``sim`` the float64 simulation
+        of the same draws. Every world declares its state (see ``docs/worlds.md``, state IRFs)."""
+        raise WorldError(f"world {self.name!r} does not declare its state variables")
+
+    def _state_irfs(
+        self,
+        theta: np.ndarray,
+        eps: np.ndarray,
+        metadata: Mapping[str, np.ndarray],
+        sim: Simulation,
+        dates: np.ndarray,
+        H: int,
+    ) -> np.ndarray | None:
+        """The world's own state-dependent IRFs ``(n, K, S, H + 1, 3)`` float64 at ``dates (n, K)``, or
+        ``None`` (the default) for the shared methods of :mod:`macro_data.worlds.state_irfs`: the
+        steady-state IRFs for linear worlds (a linear model's response does not depend on the state),
+        the re-simulation of the stored history otherwise."""
+        return None
+
+    def focus_dates(self, theta: np.ndarray, sim: Simulation) -> np.ndarray | None:
+        """``(n, T)`` bool: dates whose states the state IRFs oversample (zlb: near the bound), or ``None``."""
+        return None
+
+    def label_states(
+        self, theta: np.ndarray, metadata: Mapping[str, np.ndarray], sim: Simulation, dates: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """The :attr:`state_labels` at ``dates (n, K)``, each ``(n, K)``."""
+        return {}
 
     def draw_metadata(self, rng: np.random.Generator, theta: np.ndarray, T: int) -> dict[str, np.ndarray]:
         """Random per-period inputs drawn after the parameters (``stage="draws"`` fields).

@@ -50,6 +50,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from macro_data.worlds.base import CornerRule, Observable, Parameter, Priors, Simulation, SliceRule, World
+from macro_data.worlds.state_irfs import lagged
 from macro_data.worlds.statespace import (
     autocorrelation_and_sd,
     by_rows,
@@ -137,6 +138,10 @@ class LSS(World):
         Observable("rate", "annualized percentage points", "y[2] = (C s)[2]. " + _REDUCED_FORM),
     )
     linear = True
+    state_variables = tuple(
+        Observable(f"s_{a}", "state units", f"s[t-1][{a}], entry {a} of the latent state (zero beyond n_state)")
+        for a in range(K_MAX)
+    )
     slice_rule = SliceRule(
         "rho_max",
         SLICE_THRESHOLD,
@@ -256,6 +261,17 @@ class LSS(World):
                 idx.size,
             )
         return out
+
+    def _state_path(self, theta, eps, metadata, sim) -> np.ndarray:
+        A, B, _ = self.unpack(theta)
+        x = np.zeros((theta.shape[0], eps.shape[1], K_MAX))
+        for k, idx in self._by_state_dimension(theta):
+            Ak, Bk, ek = A[idx, :k, :k], B[idx, :k], eps[idx]
+            x[idx, :, :k] = by_rows(
+                lambda lo, hi: simulate_lags(samples_last(Ak[lo:hi])[None], samples_last(Bk[lo:hi]), None, ek[lo:hi]),
+                idx.size,
+            )
+        return lagged(x)
 
     @staticmethod
     def _by_state_dimension(theta: np.ndarray):

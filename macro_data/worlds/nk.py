@@ -68,7 +68,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from macro_data.errors import WorldError
-from macro_data.worlds.base import CornerRule, LastFew, Parameter, Priors, Simulation, SliceRule, World
+from macro_data.worlds.base import (
+    CornerRule,
+    LastFew,
+    Observable,
+    Parameter,
+    Priors,
+    Simulation,
+    SliceRule,
+    World,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Parameters (spec table; order is the theta column order)
@@ -621,6 +630,30 @@ def chunked(fn, out: np.ndarray) -> np.ndarray:
     return out
 
 
+NK_STATE_VARIABLES = (
+    Observable("rate_lag", "annualized percentage points", "the rate of period t-1, 400 i[t-1] (canonical rate[t-1])"),
+    Observable("monetary_lag", "annualized percentage points", "400 v[t-1], the monetary-policy shock process"),
+    Observable("demand_lag", "annualized percentage points", "400 rn[t-1], the natural-rate (demand) process"),
+    Observable("cost_push_lag", "annualized percentage points", "400 u[t-1], the cost-push process"),
+)
+
+
+def state_path(s: NKSolution, eps: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """The state entering each period ``(n, T, 4)``: ``(rate[t-1], 400 v[t-1], 400 rn[t-1], 400 u[t-1])``,
+    the shock processes recomputed from ``eps (n, T, 3)`` by their AR(1) laws, ``rate (n, T)`` the simulated
+    canonical rate (zlb: the constrained rate)."""
+    n, T, _ = eps.shape
+    out = np.zeros((n, T, 4))
+    out[:, 1:, 0] = rate[:, :-1]
+    v, rn, u = np.zeros(n), np.zeros(n), np.zeros(n)
+    for t in range(T - 1):
+        v, rn, u = exog_step(s, v, rn, u, eps[:, t, 0], eps[:, t, 1], eps[:, t, 2])
+        out[:, t + 1, 1] = 400.0 * v
+        out[:, t + 1, 2] = 400.0 * rn
+        out[:, t + 1, 3] = 400.0 * u
+    return out
+
+
 class NK(World):
     name = "nk"
     description = (
@@ -631,6 +664,7 @@ class NK(World):
     parameters = NK_PARAMETERS
     shocks = NK_SHOCKS
     linear = True
+    state_variables = NK_STATE_VARIABLES
     slice_rule = SliceRule(
         "phi_pi",
         SLICE_THRESHOLD,
@@ -694,6 +728,9 @@ class NK(World):
             lambda lo, hi, out: irfs_unconstrained(sol.take(slice(lo, hi)), H, out),
             np.empty((theta.shape[0], 3, H + 1, 3), dtype=dtype),
         )
+
+    def _state_path(self, theta, eps, metadata, sim) -> np.ndarray:
+        return state_path(self.solution(theta), np.asarray(eps, dtype=np.float64), sim.trajectories[:, :, 2])
 
     def slice_statistic(self, theta: np.ndarray) -> np.ndarray:
         return np.asarray(theta, dtype=np.float64)[:, _IDX["phi_pi"]].copy()

@@ -191,6 +191,12 @@ class RBC(World):
             "100 x k[t], log deviation of capital at the start of period t (predetermined; k[0] = 0)",
         ),
     )
+    state_variables = (
+        Observable("technology_lag", "percent", "100 a[t-1], the technology process"),
+        Observable("preference_lag", "percent", "100 b[t-1], the preference process"),
+        Observable("capital", "percent", "100 k[t], capital at the start of t (chosen in t-1, predetermined)"),
+        Observable("consumption_lag", "percent", "100 c[t-1] (the inflation observable is consumption growth)"),
+    )
     slice_rule = SliceRule(
         "rho_a",
         SLICE_THRESHOLD,
@@ -423,6 +429,21 @@ class RBC(World):
             traj[lo:hi] = out[:3].transpose(2, 1, 0)
             extras[lo:hi] = out[3:].transpose(2, 1, 0)
         return Simulation(trajectories=traj, extras=extras)
+
+    def _state_path(self, theta, eps, metadata, sim) -> np.ndarray:
+        th = np.asarray(theta, dtype=np.float64)
+        n, T, _ = eps.shape
+        out = np.zeros((n, T, 4))
+        a, b = np.zeros(n), np.zeros(n)
+        cols = [th[:, self.index(k)] for k in ("rho_a", "sigma_a", "rho_b", "sigma_b")]
+        for t in range(T - 1):
+            a = cols[0] * a + cols[1] * eps[:, t, 0]
+            b = cols[2] * b + cols[3] * eps[:, t, 1]
+            out[:, t + 1, 0] = 100.0 * a
+            out[:, t + 1, 1] = 100.0 * b
+        out[:, :, 2] = sim.extras[:, :, 3]
+        out[:, 1:, 3] = sim.extras[:, :-1, 0]
+        return out
 
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
         return self.irfs_all(theta, H, checked=True)[..., :3]

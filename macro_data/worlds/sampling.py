@@ -34,7 +34,17 @@ from macro_data.worlds.priors import Prior, PriorSet
 ALGORITHM = "block-seedsequence-pcg64/v1"
 BLOCK_SIZE = 256
 BATCH_SAMPLES = 2048  # samples computed per step inside a pipeline region: bounds memory whatever the dataset size
-PURPOSES = {"theta": 0, "shocks": 1, "metadata": 2, "split": 3, "subset": 4, "noise": 7, "design": 8}
+PURPOSES = {
+    "theta": 0,
+    "shocks": 1,
+    "metadata": 2,
+    "split": 3,
+    "subset": 4,
+    "burn_in": 5,
+    "state_dates": 6,
+    "noise": 7,
+    "design": 8,
+}
 MAX_REJECTION_ROUNDS = 1000
 DESIGNS = ("random", "sobol")
 SOBOL_BITS = 30  # points of a world's Sobol sequence: at most 2**30 samples

@@ -52,7 +52,16 @@ from collections.abc import Mapping
 import numpy as np
 
 from macro_data.errors import WorldError
-from macro_data.worlds.base import CornerRule, MetadataField, Parameter, Priors, Simulation, SliceRule, World
+from macro_data.worlds.base import (
+    CornerRule,
+    MetadataField,
+    Observable,
+    Parameter,
+    Priors,
+    Simulation,
+    SliceRule,
+    World,
+)
 from macro_data.worlds.statespace import (
     autocorrelation_and_sd,
     by_rows,
@@ -226,10 +235,11 @@ class Switching(World):
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
         return by_rows(lambda lo, hi: self._expected_irfs(theta[lo:hi], H), theta.shape[0])
 
-    def _expected_irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
+    def _expected_irfs(self, theta: np.ndarray, H: int, pi: np.ndarray | None = None) -> np.ndarray:
+        """Expected responses with the impact regime distributed as ``pi (2, n)`` (default: stationary)."""
         A, B = self.regime_matrices(theta)
         P = samples_last(self.transition(theta))  # (2, 2, n)
-        pi = samples_last(self.stationary(theta))  # (2, n)
+        pi = samples_last(self.stationary(theta)) if pi is None else pi  # (2, n)
         A_l = np.moveaxis(A, 0, -1)  # (2, 3, 3, n)
         n = theta.shape[0]
         S = B.shape[-1]
@@ -242,6 +252,53 @@ class Switching(World):
             x[h] = m[0] + m[1]
         y = observe(C_OBS[:, :, None], x)  # (H+1, 3, S, n)
         return np.ascontiguousarray(y.transpose(3, 2, 0, 1))
+
+    # ---- state-dependent IRFs (docs/worlds.md) ----------------------------------------------------------
+    # x[t] = A_r[t] x[t-1] + B_r[t] eps[t] is linear in x[t-1] on every regime path and the regimes are
+    # exogenous (independent of eps and x), so shocked minus baseline cancels x[t-1] path by path: the
+    # response depends on the state only through the regime in force at t.
+    state_variables = tuple(
+        Observable(f"s_{a}", "model units", f"x[t-1][{a}] (observable {a} is {int(C_OBS[a, a])} x[a])")
+        for a in range(K)
+    )
+    state_labels = (
+        MetadataField(
+            "state_regime", "int8", "the regime r[t] in force at the state date t (0 calm, 1 turbulent)", "simulation"
+        ),
+    )
+
+    def conditional_irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
+        """``(n, 2, S, H + 1, 3)``: the expected IRFs given the regime in force at impact (0, then 1)."""
+        n = theta.shape[0]
+        parts = []
+        for r in range(R):
+            pi = np.zeros((R, n))
+            pi[r] = 1.0
+            parts.append(by_rows(lambda lo, hi, pi=pi: self._expected_irfs(theta[lo:hi], H, pi[:, lo:hi]), n))
+        return np.stack(parts, axis=1)
+
+    def _state_path(self, theta, eps, metadata, sim) -> np.ndarray:
+        r = self._regimes(metadata)
+        A, B = self.regime_matrices(theta)
+        eye = np.eye(K)[:, :, None]
+        x = by_rows(
+            lambda lo, hi: simulate_switching(
+                samples_last(A[lo:hi]), samples_last(B[lo:hi]), eye, eps[lo:hi], r[lo:hi]
+            ),
+            theta.shape[0],
+        )
+        out = np.zeros_like(x)
+        out[:, 1:] = x[:, :-1]
+        return out
+
+    def _state_irfs(self, theta, eps, metadata, sim, dates, H) -> np.ndarray:
+        cond = self.conditional_irfs(theta, H)  # (n, 2, S, H + 1, 3)
+        regime = self._regimes(metadata)[np.arange(dates.shape[0])[:, None], dates]  # (n, K)
+        return cond[np.arange(dates.shape[0])[:, None], regime]
+
+    def label_states(self, theta, metadata, sim, dates) -> dict[str, np.ndarray]:
+        r = np.asarray(metadata["regime"])
+        return {"state_regime": r[np.arange(dates.shape[0])[:, None], dates].astype(np.int8)}
 
     # ---- splits -----------------------------------------------------------------------------------
     def slice_statistic(self, theta: np.ndarray) -> np.ndarray:

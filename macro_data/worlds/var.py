@@ -128,6 +128,11 @@ class VAR(World):
         Observable("rate", "annualized percentage points", "VAR variable 2. " + _REDUCED_FORM),
     )
     linear = True
+    state_variables = tuple(
+        Observable(f"{o}_lag{lag}", "observable units", f"{o}[t-{lag}] (lags beyond the draw's p do not enter)")
+        for lag in range(1, P_MAX + 1)
+        for o in ("output", "inflation", "rate")
+    )
     slice_rule = SliceRule(
         "rho_max",
         SLICE_THRESHOLD,
@@ -232,6 +237,13 @@ class VAR(World):
                 lambda lo, hi: irfs_lags(samples_last(Ap[lo:hi]), samples_last(Lp[lo:hi]), None, H), idx.size
             )
         return out
+
+    def _state_path(self, theta, eps, metadata, sim) -> np.ndarray:
+        y = sim.trajectories
+        out = np.zeros((y.shape[0], y.shape[1], P_MAX, K))
+        for lag in range(1, P_MAX + 1):
+            out[:, lag:, lag - 1] = y[:, :-lag]
+        return out.reshape(y.shape[0], y.shape[1], P_MAX * K)
 
     @staticmethod
     def _by_lag_order(theta: np.ndarray):

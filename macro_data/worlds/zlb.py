@@ -1197,5 +1197,32 @@ class ZLB(World):
         th = np.asarray(theta, dtype=np.float64)
         return nk.persistence_statistic(th), nk.volatility_statistic(th)
 
+    # ---- state-dependent IRFs (docs/worlds.md): the generic re-simulation from the stored history ----
+    NEAR_BOUND = 0.5  # annualized percent: a shadow-rate level below this at t-1 puts date t near the bound
+    state_variables = nk.NK_STATE_VARIABLES
+    state_labels = (
+        MetadataField(
+            "at_bound",
+            "bool",
+            "the bound binds in period t-1, the last period of the history: the state entering t is at the bound",
+            "simulation",
+        ),
+    )
+
+    def _state_path(self, theta, eps, metadata, sim) -> np.ndarray:
+        sol = self._solution(theta)
+        return nk.state_path(sol, np.asarray(eps, dtype=np.float64), sim.trajectories[:, :, 2])
+
+    def focus_dates(self, theta: np.ndarray, sim: Simulation) -> np.ndarray:
+        """Dates t whose state is at or near the bound: shadow-rate level r_ss + shadow_rate[t-1] < NEAR_BOUND."""
+        level = np.asarray(theta, dtype=np.float64)[:, _R_SS, None] + sim.extras[:, :, 0]
+        out = np.zeros(level.shape, dtype=bool)
+        out[:, 1:] = level[:, :-1] < self.NEAR_BOUND
+        return out
+
+    def label_states(self, theta, metadata, sim, dates) -> dict[str, np.ndarray]:
+        binding = sim.metadata["binding"]
+        return {"at_bound": binding[np.arange(binding.shape[0])[:, None], dates - 1]}
+
 
 WORLD = ZLB()

@@ -26,7 +26,10 @@ def scipy_engine(world, seed, d):
 
 
 def test_new_streams_keep_the_old_purposes():
-    assert PURPOSES == {"theta": 0, "shocks": 1, "metadata": 2, "split": 3, "subset": 4, "noise": 7, "design": 8}
+    assert PURPOSES == {
+        **{"theta": 0, "shocks": 1, "metadata": 2, "split": 3, "subset": 4},
+        **{"burn_in": 5, "state_dates": 6, "noise": 7, "design": 8},
+    }
 
 
 @pytest.mark.parametrize("d", [1, 3, 12])

@@ -147,6 +147,11 @@ class DeclaredWorld(World):
         )
         self.layout, self._term_entries = simulation_layout(self.system)
         self.state = self.layout.state
+        # the state entering t: the lagged variables z_L[t-1] of the policy z[t] = P z_L[t-1] + Q eps[t]
+        self.state_variables = tuple(
+            Observable(f"{model.variables[v]}_lag", "model units", f"{model.variables[v]}[t-1] (a lagged variable)")
+            for v in self.system.structure.lag
+        )
         self.model_text = model.text
         self.model_sha256 = model.sha256
         self.model_file = model.path.name
@@ -325,6 +330,26 @@ class DeclaredWorld(World):
         for lo in range(0, n, m):
             hi = min(lo + m, n)
             simulation.impulse_responses(self.layout, sol.K[lo:hi], sol.coefs[lo:hi], H, [out[lo:hi]])
+        return out
+
+    def _state_path(self, theta, eps, metadata, sim) -> np.ndarray:
+        """``z_L[t-1]`` by the policy recursion, summed term by term in a fixed order (batch-independent)."""
+        pol = self._solved_or_raise(theta).policy
+        lag = list(pol.lagged)
+        n, T, S = eps.shape
+        out = np.zeros((n, T, len(lag)))
+        zl = np.zeros((n, len(lag)))
+        for t in range(T - 1):
+            new = np.zeros((n, len(lag)))
+            for a, v in enumerate(lag):
+                acc = np.zeros(n)
+                for b in range(len(lag)):
+                    acc = acc + pol.P[:, v, b] * zl[:, b]
+                for j in range(S):
+                    acc = acc + pol.Q[:, v, j] * eps[:, t, j]
+                new[:, a] = acc
+            zl = new
+            out[:, t + 1] = zl
         return out
 
     def variable_irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
