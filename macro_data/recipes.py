@@ -160,6 +160,8 @@ def resolve_recipe_path(name_or_path: str | os.PathLike | None = None) -> Path:
     """A recipe path, or a name looked up in ``./datasets/recipes/`` then among the shipped recipes;
     default ``$MACRO_DATA_RECIPE`` or ``default``."""
     spec = str(name_or_path or os.environ.get("MACRO_DATA_RECIPE") or "default")
+    if "\x00" in spec:  # no file system takes it, and path functions raise a bare ValueError on it
+        raise RecipeError(f"recipe {spec!r}: a recipe name or path cannot contain a NUL character")
     candidate = Path(spec)
     if candidate.suffix in (".yaml", ".yml", ".json") or os.sep in spec or "/" in spec:
         if not candidate.is_file():

@@ -167,3 +167,9 @@ def test_settings_the_builders_implement_are_accepted_the_others_refused_naming_
             continue
         with pytest.raises(RecipeError, match=rf"field worlds/nk: {key} = .* is not supported"):
             parse_recipe({**GOOD, key: value})
+
+
+@pytest.mark.parametrize("spec", ["a\x00b.yaml", "nul\x00name"])
+def test_a_nul_character_in_a_recipe_name_is_a_recipe_error(spec):
+    with pytest.raises(RecipeError, match="NUL"):
+        load_recipe(spec)
