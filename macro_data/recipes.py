@@ -81,7 +81,7 @@ def resolve_settings(document: dict[str, Any]) -> dict[str, Any]:
             }
         for key, value in world_settings(document, world_id).items():
             default = WORLD_SETTINGS[key]
-            if isinstance(default, dict) and key == "irfs":
+            if key == "irfs":  # merged key by key: keep the keys off their default
                 value = {k: v for k, v in value.items() if v != default[k]}
                 if value:
                     entry[key] = value
@@ -97,7 +97,7 @@ def world_settings(document: dict[str, Any], world_id: str) -> dict[str, Any]:
     entry = document["worlds"][world_id]
     out: dict[str, Any] = {}
     for key, default in WORLD_SETTINGS.items():
-        if isinstance(default, dict) and key == "irfs":
+        if key == "irfs":
             out[key] = {**default, **(document.get(key) or {}), **(entry.get(key) or {})}
         else:
             out[key] = entry.get(key, document.get(key, default))
@@ -214,6 +214,8 @@ def check_resources(recipe: Recipe) -> Recipe:
             "extras": T * E,
             "irfs": S * (H + 1) * 3,
             "metadata": T * len(world.metadata_fields),
+            "irfs_state": plan.irf_states * S * (H + 1) * 3,  # with its states: every array scales with K
+            "states": plan.irf_states * len(world.state_variables),
         }
         name, biggest = max(per_sample.items(), key=lambda kv: kv[1])
         rows = min(chunk, plan.n_samples)
@@ -228,7 +230,7 @@ def check_resources(recipe: Recipe) -> Recipe:
             out.append(
                 f"field T: one compute step of world {w!r} ({step} samples, T={T}, H={H}) would hold "
                 f"{step * sum(per_sample.values()) * 8:,} bytes of float64 inputs and outputs, above the "
-                f"{MAX_STEP_BYTES:,}-byte limit (rule: step memory); lower T or H"
+                f"{MAX_STEP_BYTES:,}-byte limit (rule: step memory); lower T, H or irfs.states"
             )
     if out:
         raise RecipeError(f"recipe {recipe.source}: too large to build:\n  " + "\n  ".join(out))

@@ -173,3 +173,12 @@ def test_settings_the_builders_implement_are_accepted_the_others_refused_naming_
 def test_a_nul_character_in_a_recipe_name_is_a_recipe_error(spec):
     with pytest.raises(RecipeError, match="NUL"):
         load_recipe(spec)
+
+
+def test_state_irfs_count_in_the_resource_limits(tmp_path):
+    """irfs_state holds K x shocks x (H + 1) x 3 values per sample: K = 1000 dates at H = 40 make one
+    1,024-sample chunk of nk 1.5 GB decoded, beyond what Blosc takes, so the recipe is refused up front."""
+    doc = {**GOOD, "H": 40, "worlds": {"nk": {"n_samples": 2048, "irfs": {"states": 1000}}}}
+    with pytest.raises(RecipeError, match=r"array 'irfs_state'.*rule: chunk size"):
+        load_recipe(_write(tmp_path, doc))
+    load_recipe(_write(tmp_path, {**doc, "worlds": {"nk": {"n_samples": 2048, "irfs": {"states": 4}}}}))
