@@ -589,6 +589,74 @@ class World(ABC):
         dtype = self.check_dtype(dtype)
         return self._irfs_as(self.check_theta(theta), self.check_horizon(H, self.name), dtype)
 
+    def free_path(self, theta: np.ndarray, state: np.ndarray, T: int, dtype=np.float64) -> np.ndarray:
+        """Checked wrapper of :meth:`_free_path`: the path with zero innovations from a given state.
+
+        The canonical trajectories of periods ``0 .. T-1`` when the state entering period 0 is
+        ``state`` and every innovation of periods ``0 .. T-1`` is zero. ``state`` is in the units and
+        definitions of :attr:`state_variables`, exactly a row of :meth:`_state_path`; the zero state
+        (the steady state) gives zeros. For a linear world the trajectories of any innovations
+        ``eps (n, T, S)`` from that state are then, to rounding, the convolution of the IRFs with
+        ``eps`` plus the free path::
+
+            y[t] = sum_{h <= t} sum_j irfs[j, h] eps[t - h, j] + free_path(theta, state, T)[t]
+
+        Computed in float64, each sample on its own (its result does not depend on the batch);
+        ``dtype`` float32 rounds the float64 result once.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n, P)
+            Parameter vectors, checked as in :meth:`simulate`.
+        state : array_like, shape (n, len(state_variables))
+            The state entering period 0 of each draw, real and finite (any real dtype; used as float64).
+        T : int
+            Number of periods, ``T >= 1``.
+        dtype : {numpy.float64, numpy.float32}, optional
+            Dtype of the result.
+
+        Returns
+        -------
+        ndarray, shape (n, T, 3)
+            Output (percent), inflation and rate (annualized percentage points), deviations from the
+            steady state, as the trajectories of :meth:`simulate`.
+
+        Raises
+        ------
+        WorldError
+            If the world does not implement free paths (:attr:`has_free_path`; e.g. the nonlinear
+            worlds switching and zlb), or for a bad ``dtype``, ``theta`` (see :meth:`check_theta`),
+            ``state`` (shape, non-real dtype, a non-finite entry) or ``T`` (not a positive integer);
+            the message names the world and the offending entry.
+        """
+        if not self.has_free_path:
+            raise self._no_free_path()
+        dtype = self.check_dtype(dtype)
+        theta = self.check_theta(theta)
+        state = self.check_state(state, theta.shape[0])
+        T = self.check_periods(T, self.name)
+        return np.asarray(self._free_path(theta, state, T), dtype=np.float64).astype(dtype, copy=False)
+
+    @property
+    def has_free_path(self) -> bool:
+        """Whether the world implements :meth:`free_path` (it overrides :meth:`_free_path`): the linear
+        worlds lss, var, nk, rbc and the declared worlds do; switching and zlb do not."""
+        return type(self)._free_path is not World._free_path
+
+    def _free_path(self, theta: np.ndarray, state: np.ndarray, T: int) -> np.ndarray:
+        """Canonical trajectories ``(n, T, 3)`` float64 with zero innovations in periods ``0 .. T-1`` from
+        the state entering period 0, ``state (n, len(state_variables))`` float64 (as :meth:`_state_path`
+        defines it). Inputs are already checked. The default raises: a world implements it if the path
+        is a function of that state alone (the linear worlds)."""
+        raise self._no_free_path()
+
+    def _no_free_path(self) -> WorldError:
+        why = " (it is nonlinear)" if not self.linear else ""
+        return WorldError(
+            f"world {self.name!r} does not implement free_path{why}: its path with zero innovations from a "
+            "given state is not available"
+        )
+
     def valid(self, theta: np.ndarray) -> np.ndarray:
         """``(n,) bool``: in bounds (float32) and valid by the world's own rules.
 
@@ -832,6 +900,68 @@ class World(ABC):
                 f"is not finite ({eps[i, t, j]})"
             )
         return eps
+
+    def check_state(self, state: np.ndarray, n: int) -> np.ndarray:
+        """Validate states entering a period for ``n`` draws (see :meth:`free_path`).
+
+        Parameters
+        ----------
+        state : array_like, shape (n, len(state_variables))
+            One row per draw, columns in the order of :attr:`state_variables`.
+        n : int
+            Number of draws (rows of theta).
+
+        Returns
+        -------
+        ndarray of float64, shape (n, len(state_variables))
+            A float64 copy (worlds may keep it).
+
+        Raises
+        ------
+        WorldError
+            Wrong shape, a non-real dtype, or a non-finite entry (the first one is named).
+        """
+        state = np.asarray(state)
+        V = len(self.state_variables)
+        if state.ndim != 2 or state.shape != (n, V):
+            raise WorldError(
+                f"world {self.name!r}: state must have shape ({n}, {V}) "
+                f"[{', '.join(v.name for v in self.state_variables)}]; got shape {state.shape}"
+            )
+        if not np.issubdtype(state.dtype, np.number) or np.iscomplexobj(state):
+            raise WorldError(f"world {self.name!r}: state must be a real numeric array; got dtype {state.dtype}")
+        state = state.astype(np.float64)
+        if not np.all(np.isfinite(state)):
+            i, j = np.argwhere(~np.isfinite(state))[0]
+            raise WorldError(
+                f"world {self.name!r}: state variable {self.state_variables[j].name!r} of draw {i} "
+                f"is not finite ({state[i, j]})"
+            )
+        return state
+
+    @staticmethod
+    def check_periods(T: int, name: str) -> int:
+        """The number of periods ``T`` as an ``int``.
+
+        Parameters
+        ----------
+        T : int
+            Number of periods (a Python or numpy integer, not a bool).
+        name : str
+            World name, for the message.
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        WorldError
+            If ``T`` is not a positive integer.
+        """
+        if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+            raise WorldError(f"world {name!r}: the number of periods T must be a positive integer; got {T!r}")
+        return int(T)
 
     @staticmethod
     def check_horizon(H: int, name: str) -> int:

@@ -273,6 +273,44 @@ class LSS(World):
             )
         return lagged(x)
 
+    def _free_path(self, theta: np.ndarray, state: np.ndarray, T: int) -> np.ndarray:
+        """The path with zero innovations from the lagged state ``s[-1]``::
+
+            s[t] = A s[t-1],    y[t] = C s[t],    so    y[t] = C A^(t+1) s[-1],   t = 0 .. T-1
+
+        Parameters
+        ----------
+        theta : ndarray of float64, shape (n, P)
+            Checked parameter vectors.
+        state : ndarray of float64, shape (n, 5)
+            ``s[-1]``, the latent state entering period 0 (:attr:`state_variables` ``s_0 .. s_4``);
+            entries beyond a draw's ``n_state`` do not enter.
+        T : int
+            Number of periods, ``>= 1``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, T, 3)
+            The canonical observables, each draw computed on its own ``n_state x n_state`` system by
+            the recursion of :meth:`_simulate` (so, from the state :meth:`_state_path` gives, the same
+            numbers as simulating on with zero innovations).
+        """
+        A, _, C = self.unpack(theta)
+        traj = np.empty((theta.shape[0], T, N_OBS))
+        for k, idx in self._by_state_dimension(theta):
+            Ak, Ck, sk = A[idx, :k, :k], C[idx, :, :k], state[idx, :k]
+            traj[idx] = by_rows(
+                lambda lo, hi: simulate_lags(
+                    samples_last(Ak[lo:hi])[None],
+                    np.zeros((k, 1, hi - lo)),
+                    samples_last(Ck[lo:hi]),
+                    np.zeros((hi - lo, T, 1)),
+                    samples_last(sk[lo:hi])[None],
+                ),
+                idx.size,
+            )
+        return traj
+
     @staticmethod
     def _by_state_dimension(theta: np.ndarray):
         """``(k, indices)`` per state dimension: each draw is computed on its own ``k x k`` system

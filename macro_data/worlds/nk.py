@@ -569,6 +569,42 @@ def simulate_unconstrained(s: NKSolution, eps: np.ndarray, out: np.ndarray | Non
     return out
 
 
+def free_unconstrained(s: NKSolution, state: np.ndarray, T: int) -> np.ndarray:
+    """Canonical trajectories ``(m, T, 3)`` with zero innovations from the state entering period 0.
+
+    ``state (m, 4)`` is ``(400 i[-1], 400 v[-1], 400 rn[-1], 400 u[-1])`` (:data:`NK_STATE_VARIABLES`);
+    each period runs the kernels of :func:`simulate_unconstrained` with zero innovations::
+
+        v[t] = rho_m v[t-1],  rn[t] = rho_r rn[t-1],  u[t] = rho_u u[t-1]
+        (x[t], pi[t]) = F (i[t-1], v[t], rn[t], u[t]),   i[t] = rho_i i[t-1] + c_x x[t] + c_pi pi[t] + v[t]
+
+    Parameters
+    ----------
+    s : NKSolution
+        The draws' solution (:func:`solve`), coefficients ``(m,)``.
+    state : ndarray of float64, shape (m, 4)
+        The state entering period 0, annualized percentage points.
+    T : int
+        Number of periods, ``>= 1``.
+
+    Returns
+    -------
+    ndarray of float64, shape (m, T, 3)
+        Output (percent), inflation and rate (annualized percentage points).
+    """
+    m = state.shape[0]
+    st = np.ascontiguousarray(state.T) / SCALE[2]  # model (quarterly) units
+    il, v, rn, u = st[0], st[1], st[2], st[3]
+    zero = np.zeros(1)
+    y = np.empty((T, 3, m))
+    for t in range(T):
+        v, rn, u = exog_step(s, v, rn, u, zero, zero, zero)
+        x, pi = jumps(s, il, v, rn, u)
+        il = taylor(s, il, x, pi, v)
+        canonical(x, pi, il, y[t])
+    return np.ascontiguousarray(y.transpose(2, 0, 1))
+
+
 def irfs_unconstrained(s: NKSolution, H: int, out: np.ndarray | None = None) -> np.ndarray:
     """``(m, 3 shocks, H + 1, 3)``: +1 sd innovation ``j`` at ``h = 0`` from the steady state,
     written into ``out`` (float64 or float32) if given.
@@ -731,6 +767,40 @@ class NK(World):
 
     def _state_path(self, theta, eps, metadata, sim) -> np.ndarray:
         return state_path(self.solution(theta), np.asarray(eps, dtype=np.float64), sim.trajectories[:, :, 2])
+
+    def _free_path(self, theta: np.ndarray, state: np.ndarray, T: int) -> np.ndarray:
+        """The path with zero innovations from the state entering period 0 (:func:`free_unconstrained`).
+
+        With ``k[t] = (i[t-1], v[t], rn[t], u[t])`` and zero innovations the shock processes decay,
+        ``v[t] = rho_m^(t+1) v[-1]`` (likewise ``rn``, ``u``), and ``(x[t], pi[t]) = F k[t]``,
+        ``i[t] = rho_i i[t-1] + c_x x[t] + c_pi pi[t] + v[t]`` (the Taylor rule, as in :meth:`_simulate`).
+
+        Parameters
+        ----------
+        theta : ndarray of float64, shape (n, P)
+            Checked parameter vectors.
+        state : ndarray of float64, shape (n, 4)
+            ``(rate_lag, monetary_lag, demand_lag, cost_push_lag)`` = ``400 (i[-1], v[-1], rn[-1], u[-1])``,
+            annualized percentage points (:attr:`state_variables`).
+        T : int
+            Number of periods, ``>= 1``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, T, 3)
+            ``100 x``, ``400 pi``, ``400 i``.
+
+        Raises
+        ------
+        WorldError
+            If a draw is indeterminate.
+        """
+        sol = self.solution(theta)
+        check_determinate(self, sol, theta)
+        return chunked(
+            lambda lo, hi, out: np.copyto(out, free_unconstrained(sol.take(slice(lo, hi)), state[lo:hi], T)),
+            np.empty((theta.shape[0], T, 3)),
+        )
 
     def slice_statistic(self, theta: np.ndarray) -> np.ndarray:
         return np.asarray(theta, dtype=np.float64)[:, _IDX["phi_pi"]].copy()

@@ -373,16 +373,28 @@ class RBC(World):
         inv = (y - s.c_y * c) / s.i_y
         return c, n, y, inv
 
-    def _paths(self, s: _Solved, shock_a: np.ndarray, shock_b: np.ndarray) -> np.ndarray:
+    def _paths(
+        self,
+        s: _Solved,
+        shock_a: np.ndarray,
+        shock_b: np.ndarray,
+        start: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """Observables ``(7, T, m)`` [output, inflation, rate, consumption, investment, hours, capital]
-        from the steady state, given scaled innovations ``sigma eps`` as ``(T, m)`` arrays."""
+        from the steady state, given scaled innovations ``sigma eps`` as ``(T, m)`` arrays; or from
+        ``start = (a[-1], b[-1], k[0], c[-1])`` (model units, each ``(m,)``) if given."""
         T, m = shock_a.shape
         a = np.empty((T, m))
         b = np.empty((T, m))
         k = np.empty((T + 1, m))
-        k[0] = 0.0
-        a[0] = shock_a[0]
-        b[0] = shock_b[0]
+        if start is None:
+            k[0] = 0.0
+            a[0] = shock_a[0]
+            b[0] = shock_b[0]
+        else:
+            k[0] = start[2]
+            a[0] = s.rho_a * start[0] + shock_a[0]
+            b[0] = s.rho_b * start[1] + shock_b[0]
         tmp = np.empty(m)
         for t in range(T):
             if t > 0:
@@ -401,7 +413,7 @@ class RBC(World):
         # E_t y[t+1]: the static block at the expected state (rho_a a[t], rho_b b[t], k[t+1])
         _, _, ey1, _ = self._static(s, s.rho_a * a, s.rho_b * b, k1)
         np.multiply(100.0, y, out=out[0])
-        out[1, 0] = c[0]
+        out[1, 0] = c[0] if start is None else c[0] - start[3]
         np.subtract(c[1:], c[:-1], out=out[1, 1:])
         out[1] *= 400.0
         np.subtract(ey1, k1, out=out[2])
@@ -444,6 +456,45 @@ class RBC(World):
         out[:, :, 2] = sim.extras[:, :, 3]
         out[:, 1:, 3] = sim.extras[:, :-1, 0]
         return out
+
+    def _free_path(self, theta: np.ndarray, state: np.ndarray, T: int) -> np.ndarray:
+        """The path with zero innovations from the state entering period 0.
+
+        From ``(a[-1], b[-1], k[0], c[-1])`` the shocks decay, ``a[t] = rho_a^(t+1) a[-1]``,
+        ``b[t] = rho_b^(t+1) b[-1]``, capital follows ``k[t+1] = p_a a[t] + p_b b[t] + p_k k[t]``, and
+        the observables are the static block of the state as in :meth:`_simulate`; the inflation
+        observable of period 0 is ``400 (c[0] - c[-1])``.
+
+        Parameters
+        ----------
+        theta : ndarray of float64, shape (n, 9)
+            Checked parameter vectors.
+        state : ndarray of float64, shape (n, 4)
+            ``(technology_lag, preference_lag, capital, consumption_lag)`` = ``100 (a[-1], b[-1], k[0],
+            c[-1])``, percent (:attr:`state_variables`).
+        T : int
+            Number of periods, ``>= 1``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, T, 3)
+            Output (percent), inflation and rate (annualized percentage points).
+
+        Raises
+        ------
+        WorldError
+            If a draw has no unique saddle-path solution.
+        """
+        s = self.solve(theta)
+        n = theta.shape[0]
+        traj = np.empty((n, T, 3))
+        zeros = np.zeros((T, min(n, _CHUNK)))
+        for lo in range(0, n, _CHUNK):
+            hi = min(lo + _CHUNK, n)
+            start = tuple(np.ascontiguousarray(state[lo:hi, j]) / 100.0 for j in range(4))
+            z = zeros[:, : hi - lo]
+            traj[lo:hi] = self._paths(s.rows(lo, hi), z, z, start)[:3].transpose(2, 1, 0)
+        return traj
 
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
         return self.irfs_all(theta, H, checked=True)[..., :3]

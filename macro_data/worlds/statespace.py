@@ -196,8 +196,11 @@ def lag_recursion(coefs: np.ndarray, u: np.ndarray) -> np.ndarray:
     return X[p:]
 
 
-def simulate_lags(coefs: np.ndarray, B: np.ndarray, C: np.ndarray | None, eps: np.ndarray) -> np.ndarray:
-    """Trajectories ``(n, T, q)`` of ``x[t] = sum_{l=1..p} A_l x[t-l] + B eps[t]``, ``y = C x`` from ``x[t<0] = 0``.
+def simulate_lags(
+    coefs: np.ndarray, B: np.ndarray, C: np.ndarray | None, eps: np.ndarray, history: np.ndarray | None = None
+) -> np.ndarray:
+    """Trajectories ``(n, T, q)`` of ``x[t] = sum_{l=1..p} A_l x[t-l] + B eps[t]``, ``y = C x`` from ``x[t<0] = 0``
+    (or from the given ``history``).
 
     ``coefs (p, k, k, n)``, ``B (k, S, n)``, ``C (q, k, n)`` (``None``: ``y = x``), ``eps (n, T, S)``.
     Per step: ``x[t] = (sum_j B[:, j] eps[t, j]) + (sum_{l, b} A_l[:, b] x[t-l][b])`` and
@@ -214,6 +217,9 @@ def simulate_lags(coefs: np.ndarray, B: np.ndarray, C: np.ndarray | None, eps: n
         Observation matrices; ``None``: the states themselves are returned (``q = k``).
     eps : ndarray, shape (n, T, S)
         Innovations, samples first.
+    history : ndarray, shape (p, k, n), optional
+        The pre-sample ``x[-p] .. x[-1]`` (``history[i] = x[i - p]``), samples last; ``None``: zeros
+        (the steady state).
 
     Returns
     -------
@@ -224,6 +230,8 @@ def simulate_lags(coefs: np.ndarray, B: np.ndarray, C: np.ndarray | None, eps: n
     e = samples_last(eps)  # (T, S, n)
     M = stacked_lags(coefs)
     X = np.zeros((T + p, k, n))
+    if history is not None:
+        X[:p] = history
     prodA = np.empty((k, p * k, n))
     prodB = np.empty((k, S, n))
     if C is not None:

@@ -245,6 +245,46 @@ class VAR(World):
             out[:, lag:, lag - 1] = y[:, :-lag]
         return out.reshape(y.shape[0], y.shape[1], P_MAX * K)
 
+    def _free_path(self, theta: np.ndarray, state: np.ndarray, T: int) -> np.ndarray:
+        """The path with zero innovations from the lags ``y[-1] .. y[-4]``::
+
+            y[t] = A_1 y[t-1] + ... + A_p y[t-p],   t = 0 .. T-1
+
+        (the VAR's own recursion with ``L eps[t] = 0``), so ``y[t]`` is the first block of
+        ``F^(t+1) (y[-1]; ..; y[-p])`` with ``F`` the companion matrix.
+
+        Parameters
+        ----------
+        theta : ndarray of float64, shape (n, P)
+            Checked parameter vectors.
+        state : ndarray of float64, shape (n, 12)
+            ``(y[-1], y[-2], y[-3], y[-4])``, each ``(output, inflation, rate)`` (:attr:`state_variables`
+            ``<observable>_lag<l>``); lags beyond a draw's ``p`` do not enter.
+        T : int
+            Number of periods, ``>= 1``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, T, 3)
+            The canonical observables (the VAR's variables), each draw by its own VAR(p) recursion.
+        """
+        coefs, _ = self.unpack(theta)
+        lags = state.reshape(state.shape[0], P_MAX, K)  # lags[:, l - 1] = y[-l]
+        traj = np.empty((theta.shape[0], T, K))
+        for p, idx in self._by_lag_order(theta):
+            Ap, hp = coefs[idx, :p], lags[idx, :p][:, ::-1]  # hp[:, i] = y[i - p]
+            traj[idx] = by_rows(
+                lambda lo, hi: simulate_lags(
+                    samples_last(Ap[lo:hi]),
+                    np.zeros((K, 1, hi - lo)),
+                    None,
+                    np.zeros((hi - lo, T, 1)),
+                    samples_last(hp[lo:hi]),
+                ),
+                idx.size,
+            )
+        return traj
+
     @staticmethod
     def _by_lag_order(theta: np.ndarray):
         """``(p, indices)`` per lag order: each draw runs its own VAR(p) recursion (no padded lags),

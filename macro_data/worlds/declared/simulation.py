@@ -152,12 +152,20 @@ def _observables(layout: Layout, coefs: np.ndarray, width: int, current, lagged,
                 out[:, r] += tmp
 
 
-def simulate(layout: Layout, K: np.ndarray, coefs: np.ndarray, eps: np.ndarray, outputs: list[np.ndarray]) -> None:
-    """Observables from the steady state, written into ``outputs``.
+def simulate(
+    layout: Layout,
+    K: np.ndarray,
+    coefs: np.ndarray,
+    eps: np.ndarray,
+    outputs: list[np.ndarray],
+    initial: np.ndarray | None = None,
+) -> None:
+    """Observables from the steady state (or from ``initial``), written into ``outputs``.
 
     ``K (m, ns + ne, ns + S)`` and ``coefs (m, n_terms)`` (:func:`state_space`), ``eps (m, T, S)``
     (float32 or float64); ``outputs``: arrays ``(m, T, q_i)`` (float64, or float32: rounded once)
-    filled with consecutive observables (canonical, then extras).
+    filled with consecutive observables (canonical, then extras); ``initial (m, ns)``: the state
+    ``s[-1]`` in the order of ``layout.state`` (``None``: zeros, the steady state).
     """
     m, T, S = eps.shape
     ns, dense = len(layout.state), layout.dense
@@ -165,7 +173,7 @@ def simulate(layout: Layout, K: np.ndarray, coefs: np.ndarray, eps: np.ndarray, 
     Ks = np.ascontiguousarray(np.moveaxis(K, 0, -1))  # (rows, cols, m)
     c = np.ascontiguousarray(coefs.T)  # (n_terms, m)
     V = np.empty((T + 1, cols, m))  # V[t] = [s[t-1]; eps[t]]; V[T, :ns] = s[T-1]
-    V[0, :ns] = 0.0
+    V[0, :ns] = 0.0 if initial is None else initial.T
     for t0 in range(0, T, PERIODS):  # transposed a few periods at a time: cache-friendly
         t1 = min(t0 + PERIODS, T)
         V[t0:t1, ns:] = eps[:, t0:t1].transpose(1, 2, 0)

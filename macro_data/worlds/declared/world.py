@@ -147,11 +147,23 @@ class DeclaredWorld(World):
         )
         self.layout, self._term_entries = simulation_layout(self.system)
         self.state = self.layout.state
-        # the state entering t: the lagged variables z_L[t-1] of the policy z[t] = P z_L[t-1] + Q eps[t]
+        # the state entering t: the lagged variables z_L[t-1] of the policy z[t] = P z_L[t-1] + Q eps[t],
+        # then the other variables an observable reads at t-1 (e.g. c[t-1] in consumption growth)
+        lag = self.system.structure.lag
+        self._observed_only = tuple(v for v in self.system.observed_lags if v not in lag)
         self.state_variables = tuple(
             Observable(f"{model.variables[v]}_lag", "model units", f"{model.variables[v]}[t-1] (a lagged variable)")
-            for v in self.system.structure.lag
+            for v in lag
+        ) + tuple(
+            Observable(
+                f"{model.variables[v]}_lag",
+                "model units",
+                f"{model.variables[v]}[t-1] (read by an observable at t; the equations do not lag it)",
+            )
+            for v in self._observed_only
         )
+        # column of the state variables for each entry of the simulation state (layout.state)
+        self._state_columns = [(*lag, *self._observed_only).index(v) for v in self.layout.state]
         self.model_text = model.text
         self.model_sha256 = model.sha256
         self.model_file = model.path.name
@@ -333,24 +345,69 @@ class DeclaredWorld(World):
         return out
 
     def _state_path(self, theta, eps, metadata, sim) -> np.ndarray:
-        """``z_L[t-1]`` by the policy recursion, summed term by term in a fixed order (batch-independent)."""
+        """``z_L[t-1]``, then ``z[t-1]`` of the variables only the observables lag, by the policy recursion,
+        summed term by term in a fixed order (batch-independent)."""
         pol = self._solved_or_raise(theta).policy
         lag = list(pol.lagged)
+        rows = lag + list(self._observed_only)
         n, T, S = eps.shape
-        out = np.zeros((n, T, len(lag)))
+        out = np.zeros((n, T, len(rows)))
         zl = np.zeros((n, len(lag)))
         for t in range(T - 1):
-            new = np.zeros((n, len(lag)))
-            for a, v in enumerate(lag):
+            new = np.zeros((n, len(rows)))
+            for a, v in enumerate(rows):
                 acc = np.zeros(n)
                 for b in range(len(lag)):
                     acc = acc + pol.P[:, v, b] * zl[:, b]
                 for j in range(S):
                     acc = acc + pol.Q[:, v, j] * eps[:, t, j]
                 new[:, a] = acc
-            zl = new
-            out[:, t + 1] = zl
+            zl = new[:, : len(lag)]
+            out[:, t + 1] = new
         return out
+
+    def _free_path(self, theta: np.ndarray, state: np.ndarray, T: int) -> np.ndarray:
+        """The path with zero innovations from the state entering period 0.
+
+        With ``z[-1]`` given on the state variables (the lagged variables ``z_L`` and those only the
+        observables lag), the policy and the observation equation with ``eps = 0`` give::
+
+            z[t] = P z_L[t-1],    y[t] = G0 z[t] + G1 z[t-1],    t = 0 .. T-1
+
+        so ``z[t] = P_L^(t+1) z_L[-1]`` on the lagged rows. Computed by the recursion of
+        :meth:`_simulate` started from that state (:func:`.simulation.simulate`).
+
+        Parameters
+        ----------
+        theta : ndarray of float64, shape (n, P)
+            Checked parameter vectors.
+        state : ndarray of float64, shape (n, len(state_variables))
+            ``z[-1]`` of the variables of :attr:`state_variables`, model units.
+        T : int
+            Number of periods, ``>= 1``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n, T, 3)
+            The canonical observables, in the units the model file declares.
+
+        Raises
+        ------
+        WorldError
+            If a draw has no valid solution.
+        """
+        sol = self._solved_or_raise(theta)
+        n, S = theta.shape[0], len(self.shocks)
+        traj = np.empty((n, T, 3))
+        initial = state[:, self._state_columns]
+        m = simulation.chunk_size(self.layout.dense, sol.K.shape[2])
+        zeros = np.zeros((min(n, m), T, S))
+        for lo in range(0, n, m):
+            hi = min(lo + m, n)
+            simulation.simulate(
+                self.layout, sol.K[lo:hi], sol.coefs[lo:hi], zeros[: hi - lo], [traj[lo:hi]], initial[lo:hi]
+            )
+        return traj
 
     def variable_irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
         """Responses of every endogenous variable (model units), ``(n, S, H + 1, n_variables)``."""
