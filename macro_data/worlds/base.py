@@ -168,6 +168,25 @@ class Simulation:
             self.metadata,
         )
 
+    def periods(self, lo: int, hi: int) -> Simulation:
+        """Periods ``lo .. hi - 1`` of every array (views).
+
+        Parameters
+        ----------
+        lo, hi : int
+            Period range along the time axis.
+
+        Returns
+        -------
+        Simulation
+            Views of the periods; trajectories, extras and metadata cut alike.
+        """
+        return Simulation(
+            self.trajectories[:, lo:hi],
+            None if self.extras is None else self.extras[:, lo:hi],
+            {k: v[:, lo:hi] for k, v in self.metadata.items()},
+        )
+
 
 OUTPUT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
@@ -713,6 +732,11 @@ class World(ABC):
 
     def draw_metadata(self, rng: np.random.Generator, theta: np.ndarray, T: int) -> dict[str, np.ndarray]:
         """Random per-period inputs drawn after the parameters (``stage="draws"`` fields).
+
+        Must be row-wise: the stream's draws have shapes fixed by ``(n, T)`` alone and row ``i`` depends
+        only on ``theta[i]`` and its own draws. With ``burn_in`` the chain of a block is drawn for
+        ``B + T`` periods and re-drawn from the stored theta when simulating (a block whose last rows lie
+        beyond the dataset repeats a stored row there).
 
         Parameters
         ----------

@@ -165,6 +165,7 @@ class Draws:
     shocks: np.ndarray  # (n, T, S)
     metadata: dict[str, np.ndarray] = field(default_factory=dict)  # stage="draws" fields (n, T)
     rejections: np.ndarray | None = None  # (n,) invalid proposals each sample drew before its valid one
+    burn_in_metadata: dict[str, np.ndarray] = field(default_factory=dict)  # the chains' first B periods (n, B)
 
     @property
     def n(self) -> int:
@@ -189,6 +190,7 @@ class Draws:
             self.shocks[lo:hi],
             {k: v[lo:hi] for k, v in self.metadata.items()},
             None if self.rejections is None else self.rejections[lo:hi],
+            {k: v[lo:hi] for k, v in self.burn_in_metadata.items()},
         )
 
 
@@ -372,9 +374,12 @@ def draw_range(
     T: int,
     priors: Mapping[str, tuple[float, float]] | None = None,
     design: str = "random",
+    burn_in: int = 0,
 ) -> Draws:
     """Random inputs of samples ``start .. stop - 1``, computed from the whole blocks covering them.
-    ``design``: how the parameters' first proposals fill the prior (:func:`draw_theta_blocks`).
+    ``design``: how the parameters' first proposals fill the prior (:func:`draw_theta_blocks`);
+    ``burn_in``: periods simulated before ``t = 0``, through which drawn metadata chains run
+    (:func:`metadata_chains`).
 
     Innovations are drawn in float64 and kept in float32 (the stored precision; simulations
     convert them back exactly), written block by block into the batch's arrays.
@@ -394,12 +399,15 @@ def draw_range(
         world's own bounds (:meth:`~macro_data.worlds.base.World.resolve_priors` without overrides).
     design : {"random", "sobol"}, optional
         The parameter design (:func:`draw_theta_blocks`).
+    burn_in : int, optional
+        Burn-in periods ``B >= 0``; only the drawn metadata depend on it.
 
     Returns
     -------
     Draws
         ``theta (n, P)`` float64 holding float32 values, ``shocks (n, T, S)`` float32, the
-        ``stage="draws"`` metadata ``(n, T)`` and ``rejections (n,)`` int64, with ``n = stop - start``.
+        ``stage="draws"`` metadata ``(n, T)``, ``rejections (n,)`` int64 and the metadata's burn-in
+        periods ``(n, B)`` (empty when ``B = 0``), with ``n = stop - start``.
 
     Raises
     ------
@@ -416,16 +424,91 @@ def draw_range(
     n, T = len(blocks) * BLOCK_SIZE, int(T)
     theta, rejections = draw_theta_blocks(world, seed, blocks, priors, design)
     shocks = np.empty((n, T, len(world.shocks)), dtype=np.float32)
-    metadata: dict[str, list[np.ndarray]] = {}
     for j, b in enumerate(blocks):
         rows = slice(j * BLOCK_SIZE, (j + 1) * BLOCK_SIZE)
         shocks[rows] = block_rng(seed, world, b, "shocks").standard_normal((BLOCK_SIZE, T, len(world.shocks)))
-        for k, v in world.draw_metadata(block_rng(seed, world, b, "metadata"), theta[rows], T).items():
-            metadata.setdefault(k, []).append(v)
+    chains = metadata_chains(world, seed, blocks, theta, int(burn_in) + T)
     whole = Draws(
-        blocks.start * BLOCK_SIZE, theta, shocks, {k: np.concatenate(v) for k, v in metadata.items()}, rejections
+        blocks.start * BLOCK_SIZE,
+        theta,
+        shocks,
+        {k: v[:, burn_in:] for k, v in chains.items()},
+        rejections,
+        {k: v[:, :burn_in] for k, v in chains.items()} if burn_in else {},
     )
     return whole.slice(start - whole.start, stop - whole.start)
+
+
+def metadata_chains(world: World, seed: int, blocks: range, theta: np.ndarray, periods: int) -> dict[str, np.ndarray]:
+    """The drawn metadata of whole blocks over ``periods`` periods, from each block's ``metadata`` stream.
+
+    With a burn-in of ``B`` periods a chain (e.g. switching's regime path) runs ``B + T`` periods as one
+    Markov chain: its first ``B`` drive the burn-in, its last ``T`` are stored. ``B = 0`` draws exactly
+    as before burn-in existed.
+
+    Parameters
+    ----------
+    world : World
+        The world.
+    seed : int
+        The dataset seed, ``>= 0``.
+    blocks : range
+        Consecutive block indices.
+    theta : ndarray of float64, shape (len(blocks) * BLOCK_SIZE, P)
+        The blocks' valid parameter vectors.
+    periods : int
+        Length of each chain.
+
+    Returns
+    -------
+    dict of str to ndarray
+        One ``(len(blocks) * BLOCK_SIZE, periods)`` array per ``stage="draws"`` field; empty for worlds
+        without any.
+    """
+    parts: dict[str, list[np.ndarray]] = {}
+    if not any(f.stage == "draws" for f in world.metadata_fields):
+        return {}
+    for j, b in enumerate(blocks):
+        rows = slice(j * BLOCK_SIZE, (j + 1) * BLOCK_SIZE)
+        for k, v in world.draw_metadata(block_rng(seed, world, b, "metadata"), theta[rows], periods).items():
+            parts.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def burn_in_shocks(world: World, seed: int, start: int, stop: int, B: int) -> np.ndarray:
+    """Innovations ``(stop - start, B, S)`` of the burn-in of samples ``start .. stop - 1``:
+    ``standard_normal((BLOCK_SIZE, B, S))`` from each covering block's ``burn_in`` stream (purpose 5),
+    rounded to float32 like the stored innovations, then sliced. Never stored.
+
+    Parameters
+    ----------
+    world : World
+        The world.
+    seed : int
+        The dataset seed, ``>= 0``.
+    start, stop : int
+        Sample range ``[start, stop)``.
+    B : int
+        Burn-in periods, ``>= 1``.
+
+    Returns
+    -------
+    ndarray of float32, shape (stop - start, B, S)
+
+    Raises
+    ------
+    WorldError
+        An invalid range or seed.
+    """
+    blocks = blocks_covering(start, stop)
+    S = len(world.shocks)
+    eps = np.empty((len(blocks) * BLOCK_SIZE, B, S), dtype=np.float32)
+    for j, b in enumerate(blocks):
+        eps[j * BLOCK_SIZE : (j + 1) * BLOCK_SIZE] = block_rng(seed, world, b, "burn_in").standard_normal(
+            (BLOCK_SIZE, B, S)
+        )
+    offset = start - blocks.start * BLOCK_SIZE
+    return eps[offset : offset + (stop - start)]
 
 
 def split_uniforms(world: World, seed: int, start: int, stop: int) -> np.ndarray:

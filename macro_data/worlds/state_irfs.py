@@ -170,20 +170,27 @@ def state_arrays(
     sim,
     uniforms: np.ndarray,
     H: int,
+    burn_in: int = 0,
 ) -> dict[str, np.ndarray]:
     """Everything stored for the state IRFs of a batch, from its draws, its float64 simulation ``sim``
     and its date uniforms ``(n, K)``: ``state_dates`` int32, ``irfs_state`` and ``states`` float64,
-    and the world's :attr:`World.state_labels`."""
+    and the world's :attr:`World.state_labels`.
+
+    ``burn_in`` ``B > 0``: ``eps``, ``metadata`` and ``sim`` cover the ``B`` burn-in periods and the stored
+    ``T`` (:mod:`macro_data.worlds.burn_in`); dates are drawn in ``[1, T)`` of the stored axis as without
+    burn-in and every state is the full path's at ``B + t``, history through the burn-in included."""
     theta = np.asarray(theta, dtype=np.float64)
     eps = np.asarray(eps, dtype=np.float64)
-    T = eps.shape[1]
-    dates = dates_from_uniforms(uniforms, T, world.focus_dates(theta, sim))
+    T = eps.shape[1] - burn_in
+    focus = world.focus_dates(theta, sim)
+    dates = dates_from_uniforms(uniforms, T, None if focus is None else focus[:, burn_in:])
+    full = dates + np.int32(burn_in)
     out = {
         "state_dates": dates,
-        "irfs_state": compute(world, theta, eps, metadata, sim, dates, H),
-        "states": gather(world._state_path(theta, eps, metadata, sim), dates),
+        "irfs_state": compute(world, theta, eps, metadata, sim, full, H),
+        "states": gather(world._state_path(theta, eps, metadata, sim), full),
     }
-    labels = world.label_states(theta, metadata, sim, dates)
+    labels = world.label_states(theta, metadata, sim, full)
     for f in world.state_labels:
         out[f.name] = np.asarray(labels[f.name]).astype(f.dtype)
     return out
