@@ -35,10 +35,6 @@ MAX_RECIPE_BYTES = 1_000_000  # a recipe is a few hundred bytes; refuse anything
 MAX_NESTING = 32  # a recipe nests 5 levels; deeper documents are refused before recursive validation
 MAX_CHUNK_BYTES = 1 << 30  # decoded bytes of one stored chunk (float32)
 MAX_STEP_BYTES = 8 << 30  # float64 inputs and outputs of one compute step of a world
-# Settings of WORLD_SETTINGS whose non-default values the builders implement.
-SUPPORTED_SETTINGS: frozenset[str] = frozenset({"design", "noise", "irfs"})
-
-
 # Generator settings a recipe may give at its top level (every world) and inside a world's entry (that
 # world, overriding), with the value that leaves the dataset as it was before the key existed. Defaults
 # are not written into the recipe document, so recipes without these keys keep their hash.
@@ -216,6 +212,8 @@ def check_resources(recipe: Recipe) -> Recipe:
             "metadata": T * len(world.metadata_fields),
             "irfs_state": plan.irf_states * S * (H + 1) * 3,  # with its states: every array scales with K
             "states": plan.irf_states * len(world.state_variables),
+            # a step simulates the burn-in too: innovations, outputs and metadata over B more periods
+            "burn_in": plan.burn_in * (S + 3 + E + len(world.metadata_fields)),
         }
         name, biggest = max(per_sample.items(), key=lambda kv: kv[1])
         rows = min(chunk, plan.n_samples)
@@ -230,7 +228,7 @@ def check_resources(recipe: Recipe) -> Recipe:
             out.append(
                 f"field T: one compute step of world {w!r} ({step} samples, T={T}, H={H}) would hold "
                 f"{step * sum(per_sample.values()) * 8:,} bytes of float64 inputs and outputs, above the "
-                f"{MAX_STEP_BYTES:,}-byte limit (rule: step memory); lower T, H or irfs.states"
+                f"{MAX_STEP_BYTES:,}-byte limit (rule: step memory); lower T, H, irfs.states or burn_in"
             )
     if out:
         raise RecipeError(f"recipe {recipe.source}: too large to build:\n  " + "\n  ".join(out))
@@ -282,16 +280,6 @@ def parse_recipe(document: Any, source: str = "<recipe>") -> Recipe:
             noise={k: float(v) for k, v in settings["noise"].items()},
             irf_states=int(settings["irfs"]["states"]),
         )
-        unsupported = [
-            f"{k} = {settings[k]!r}"
-            for k in ("design", "burn_in", "noise", "irfs")
-            if settings[k] != WORLD_SETTINGS[k] and k not in SUPPORTED_SETTINGS
-        ]
-        if unsupported:
-            raise RecipeError(
-                f"recipe {source}: field worlds/{world_id}: {', '.join(unsupported)} is not supported by this "
-                f"version of macro_data (rule: supported settings)"
-            )
     try:
         digest = hashlib.sha256(canonical_json(doc)).hexdigest()
     except ValueError as exc:  # NaN/inf that slipped through as YAML .nan/.inf

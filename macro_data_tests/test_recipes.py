@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from macro_data.errors import RecipeError
-from macro_data.recipes import load_recipe, parse_recipe
+from macro_data.recipes import check_resources, load_recipe, parse_recipe
 
 GOOD = {
     "name": "tiny",
@@ -157,16 +157,17 @@ def test_unknown_recipe_name_lists_shipped_ones():
         load_recipe("no_such_recipe")
 
 
-def test_settings_the_builders_implement_are_accepted_the_others_refused_naming_the_world():
-    from macro_data.recipes import SUPPORTED_SETTINGS
+def test_every_generator_setting_is_accepted_and_resolved_per_world():
+    ok = parse_recipe({**GOOD, "design": "sobol", "noise": {"output": 0.5}, "burn_in": 5, "irfs": {"states": 2}})
+    plan = ok.world("nk")
+    assert (plan.design, plan.noise, plan.burn_in, plan.irf_states) == ("sobol", {"output": 0.5}, 5, 2)
 
-    ok = parse_recipe({**GOOD, "design": "sobol", "noise": {"output": 0.5}})
-    assert (ok.world("nk").design, ok.world("nk").noise) == ("sobol", {"output": 0.5})
-    for key, value in (("burn_in", 5), ("irfs", {"states": 2})):
-        if key in SUPPORTED_SETTINGS:
-            continue
-        with pytest.raises(RecipeError, match=rf"field worlds/nk: {key} = .* is not supported"):
-            parse_recipe({**GOOD, key: value})
+
+def test_burn_in_counts_in_the_step_memory_limit():
+    """A step simulates its burn-in too: 2,048 samples x 100,000 periods of nk is far above the limit."""
+    with pytest.raises(RecipeError, match=r"field T: one compute step of world 'nk'.*burn_in"):
+        check_resources(parse_recipe({**GOOD, "worlds": {"nk": {"n_samples": 10000}}, "burn_in": 100000}))
+    assert check_resources(parse_recipe({**GOOD, "burn_in": 200})).world("nk").burn_in == 200
 
 
 @pytest.mark.parametrize("spec", ["a\x00b.yaml", "nul\x00name"])

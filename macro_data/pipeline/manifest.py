@@ -31,27 +31,15 @@ from macro_data.storage import locations
 from macro_data.storage.arrays import HASH_ALGORITHM, HASH_DESCRIPTION
 from macro_data.storage.publish import world_store
 from macro_data.versioning import code_version, for_world
-from macro_data.worlds import get_world, state_irfs
+from macro_data.worlds import burn_in, get_world, state_irfs
 from macro_data.worlds.sampling import seeding_description
 
 SCHEMA_VERSION = "1.1.0"
 MANIFEST_NAME = "manifest.json"
 STAGES = {world_draws.STAGE: world_draws, world_arrays.STAGE: world_arrays, world_splits.STAGE: world_splits}
+
+
 # The arrays the manifest lists (coordinate arrays are in the stores too, but not data arrays).
-DATA_ARRAYS = (
-    "theta",
-    "shocks",
-    "trajectories",
-    "irfs",
-    "extras",
-    "regime",
-    "binding",
-    "observed",
-    "split",
-    *("state_dates", "irfs_state", "states", "state_regime", "at_bound"),  # state IRFs (irfs: {states: K > 0})
-)
-
-
 def package_version() -> str:
     try:
         return metadata.version("macro_data")
@@ -92,7 +80,8 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
     prov: dict[str, dict] = {}
     arrays: dict[str, dict] = {}
     for stage, module in STAGES.items():
-        expected = module.output_arrays(world_id, recipe)
+        expected = module.output_arrays(world_id, plan)
+        data = set(module.data_arrays(world_id, plan))  # listed in the manifest; coordinates are not
         missing = [a for a in expected if a not in present]
         if missing:
             raise ManifestError(
@@ -114,7 +103,7 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
                     f"{p.get('code_version')!r} of {stage}, the current one is "
                     f"{current!r}; re-materialize {stage} for partition {world_id!r}"
                 )
-            if name in DATA_ARRAYS:
+            if name in data:
                 a = array(name)
                 arrays[name] = {
                     "path": store.relative_path(name),
@@ -177,6 +166,12 @@ def _world_entry(recipe: Recipe, world_id: str, dataset_dir: str, code_versions:
         entry[world_stats.STATS_KEY], entry["provenance"][world_stats.STAGE] = stats
     if plan.irf_states:
         entry["state_irfs"] = state_irfs_entry(world, plan.irf_states)
+    if plan.burn_in:
+        entry["burn_in"] = {
+            "periods": plan.burn_in,
+            "definition": burn_in.DEFINITION,
+            "state_variables": [v.as_dict() for v in world.state_variables],
+        }
     return entry
 
 
@@ -221,7 +216,12 @@ def build_manifest_document(
         "T": recipe.T,
         "H": recipe.H,
         "conventions": {
-            "time": "quarterly; y[0..T-1] driven by eps[0..T-1] from the steady state (no burn-in)",
+            "time": "quarterly; y[0..T-1] driven by eps[0..T-1] from the steady state (no burn-in)"
+            + (
+                "; a world with a burn_in entry starts instead from initial_state, the state after its burn-in"
+                if any(recipe.world(w).burn_in for w in recipe.world_ids)
+                else ""
+            ),
             "irfs": "irfs[j, h] = y_shocked[h] - y_baseline[h], +1 sd innovation j at h = 0 from the steady state",
             "storage": (
                 "float32 data (int8/bool labels and flags), chunked along samples, Blosc zstd + bitshuffle, crc32c"

@@ -64,7 +64,7 @@ from macro_data.pipeline.common import (
     snapshot_inputs,
     stamp,
 )
-from macro_data.recipes import Recipe
+from macro_data.recipes import Recipe, WorldPlan
 from macro_data.storage import locations, segments
 from macro_data.storage.arrays import ArraySummary, describe, summarize
 from macro_data.storage.chunks import ChunkIO
@@ -111,9 +111,10 @@ class StageSpec:
     """
 
     name: str
-    # arrays hashed into the data version ((world_id, recipe) -> names; the recipe may add arrays, e.g. state IRFs)
-    data_arrays: Callable[[str, Recipe | None], list[str]]
-    output_arrays: Callable[[str, Recipe | None], list[str]]  # data arrays and coordinate arrays the stage publishes
+    # arrays hashed into the data version ((world_id, plan) -> names; the world's settings may add arrays,
+    # e.g. state IRFs; no plan: the defaults)
+    data_arrays: Callable[[str, WorldPlan | None], list[str]]
+    output_arrays: Callable[[str, WorldPlan | None], list[str]]  # data and coordinate arrays the stage publishes
     create_outputs: Callable[[zarr.Group, Recipe, str], None]
     region: Callable[[RegionJob], RegionResult] | None = None
     finish: Callable[[zarr.Group, Recipe, World, dict[str, int]], StageOutcome] | None = None
@@ -243,7 +244,8 @@ def stored_summary(store, name: str) -> ArraySummary:
 
 def published_state(spec: StageSpec, recipe: Recipe, world_id: str, store, code: str) -> StageResult | None:
     """The published stage as a result, if it is up to date for ``recipe`` and code version ``code``."""
-    names, outputs = spec.data_arrays(world_id, recipe), spec.output_arrays(world_id, recipe)
+    plan = recipe.world(world_id)
+    names, outputs = spec.data_arrays(world_id, plan), spec.output_arrays(world_id, plan)
     try:
         if not store.exists() or not set(outputs) <= store.array_names():
             return None
@@ -341,7 +343,7 @@ def reusable_prefix(
         return None
     n = recipe.world(world_id).n_samples
     unit = region_unit(recipe.chunk_samples)
-    names = spec.data_arrays(world_id, recipe)
+    names = spec.data_arrays(world_id, recipe.world(world_id))
     best: Prefix | None = None
     best_store = None
     for folder, record in _base_candidates(recipe, root):
@@ -411,7 +413,8 @@ def run_stage(
     t0 = time.perf_counter()
     world = get_world(world_id)
     code = for_world(run.code_version or code_version(spec.name), world)
-    n = recipe.world(world_id).n_samples
+    plan = recipe.world(world_id)
+    n = plan.n_samples
     root = str(root)
     target = release.target(recipe, root, run.replace)
     release.claim(recipe, target)
@@ -442,7 +445,7 @@ def run_stage(
         return (
             found is not None
             and {k: found.get(k) for k in header} == header
-            and all((folder / name / "zarr.json").is_file() for name in spec.data_arrays(world_id, recipe))
+            and all((folder / name / "zarr.json").is_file() for name in spec.data_arrays(world_id, plan))
         )
 
     attrs = group_attributes(world, recipe)
@@ -500,7 +503,7 @@ def run_stage(
         already = sum(r.stop - r.start for r in completed)
         tracker = progress.Tracker(n, f"{world_id} {spec.name.removeprefix('world_')}", run.log, already)
         count = [already]
-        names = spec.data_arrays(world_id, recipe)
+        names = spec.data_arrays(world_id, recipe.world(world_id))
 
         def on_done(job: RegionJob, result: RegionResult) -> None:
             if journal is not None:
@@ -531,10 +534,10 @@ def run_stage(
             "resumed_samples": resumed_samples,
             "reused_from": (journal.header() or {}).get("reused_from") if journal else None,
         }
-        stamp(g, spec.output_arrays(world_id, recipe), prov)
+        stamp(g, spec.output_arrays(world_id, recipe.world(world_id)), prov)
         if journal is not None:
             journal.close()
-        store.publish(g, spec.output_arrays(world_id, recipe), attrs)
+        store.publish(g, spec.output_arrays(world_id, recipe.world(world_id)), attrs)
     return StageResult(
         spec.name,
         world_id,
@@ -596,7 +599,8 @@ def _run_reduction(
 ) -> StageResult:
     """Steps 3 and 6 of the template around one pass of ``spec.reduce`` over the inputs."""
     world_id = world.name
-    names, outputs = spec.data_arrays(world_id, recipe), spec.output_arrays(world_id, recipe)
+    plan = recipe.world(world_id)
+    names, outputs = spec.data_arrays(world_id, plan), spec.output_arrays(world_id, plan)
     attrs = group_attributes(world, recipe)
     with (
         os_errors_as_storage_errors(spec.name, world_id, store.location),

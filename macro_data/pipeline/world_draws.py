@@ -15,7 +15,7 @@ import zarr
 
 from macro_data.pipeline.common import RegionJob, RegionResult, RunInfo, StageResult
 from macro_data.pipeline.stage import StageOutcome, StageSpec, run_stage
-from macro_data.recipes import Recipe
+from macro_data.recipes import Recipe, WorldPlan
 from macro_data.storage import segments
 from macro_data.storage.arrays import create_array, region_writers, write_small_array
 from macro_data.storage.locations import open_group
@@ -26,12 +26,12 @@ STAGE = "world_draws"
 BATCH = (BATCH_SAMPLES // BLOCK_SIZE) * BLOCK_SIZE
 
 
-def data_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
+def data_arrays(world_id: str, plan: WorldPlan | None = None) -> list[str]:
     world = get_world(world_id)
     return ["theta", "shocks", *[m.name for m in world.metadata_fields if m.stage == "draws"]]
 
 
-def output_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
+def output_arrays(world_id: str, plan: WorldPlan | None = None) -> list[str]:
     return [*data_arrays(world_id), "param", "shock", "time"]
 
 
@@ -98,7 +98,7 @@ def draw_region(job: RegionJob) -> RegionResult:
     rejections = []
     with region_writers(g, data_arrays(job.world_id), job.start, job.stop) as writers:
         for lo, hi in job.batches(BATCH):
-            d = draw_range(world, job.recipe.seed, lo, hi, job.recipe.T, plan.priors, plan.design)
+            d = draw_range(world, job.recipe.seed, lo, hi, job.recipe.T, plan.priors, plan.design, plan.burn_in)
             writers["theta"].append(d.theta)
             writers["shocks"].append(d.shocks)
             for name, values in d.metadata.items():

@@ -14,7 +14,7 @@ import zarr
 from macro_data import splits
 from macro_data.pipeline.common import RegionJob, RegionResult, RunInfo, StageResult
 from macro_data.pipeline.stage import StageOutcome, StageSpec, run_stage
-from macro_data.recipes import Recipe
+from macro_data.recipes import Recipe, WorldPlan
 from macro_data.storage.arrays import create_array, iter_rows, region_writers
 from macro_data.storage.locations import open_group
 from macro_data.worlds import World, get_world
@@ -24,11 +24,11 @@ STAGE = "world_splits"
 LABEL_ROWS = 1 << 20  # labels tallied per read: 1 MiB of int8
 
 
-def data_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
+def data_arrays(world_id: str, plan: WorldPlan | None = None) -> list[str]:
     return ["split"]
 
 
-def output_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
+def output_arrays(world_id: str, plan: WorldPlan | None = None) -> list[str]:
     return ["split"]
 
 

@@ -33,7 +33,7 @@ from macro_data import splits
 from macro_data.errors import ManifestError, StorageError
 from macro_data.pipeline.common import RunInfo, StageResult, read_provenance
 from macro_data.pipeline.stage import Reduction, StageOutcome, StageSpec, run_stage
-from macro_data.recipes import Recipe
+from macro_data.recipes import Recipe, WorldPlan
 from macro_data.storage.arrays import RegionWriter, create_array, read_ahead, read_rows, write_small_array
 from macro_data.worlds import World, get_world
 
@@ -70,11 +70,11 @@ def stored_name(array: str) -> str:
     return PREFIX + array
 
 
-def data_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
+def data_arrays(world_id: str, plan: WorldPlan | None = None) -> list[str]:
     return [stored_name(a) for a in source_arrays(world_id)]
 
 
-def output_arrays(world_id: str, recipe: Recipe | None = None) -> list[str]:
+def output_arrays(world_id: str, plan: WorldPlan | None = None) -> list[str]:
     return [*data_arrays(world_id), "moment"]
 
 

@@ -453,6 +453,10 @@ class WorldData:
             "extra": self.extras,
             "moment": MOMENTS,
         }
+        # the state variables, described by whichever of the state IRFs and the burn-in the world has
+        svars = (entry.get("state_irfs") or entry.get("burn_in") or {}).get("state_variables") or []
+        if svars:
+            coords["state_var"] = tuple(v["name"] for v in svars)
         obs_units = {o["name"]: o["unit"] for o in entry["observables"]}
         units = {
             "theta": {p["name"]: p["unit"] for p in self.parameters},
@@ -461,6 +465,8 @@ class WorldData:
             "observed": obs_units,  # trajectories plus measurement noise (recipes with noise)
             "irfs": obs_units,
             "extras": {o["name"]: o["unit"] for o in entry["extras"]},
+            "states": {v["name"]: v["unit"] for v in svars},
+            "initial_state": {v["name"]: v["unit"] for v in svars},
         }
         algorithm = dataset.manifest["hash"]["algorithm"]
         self.arrays: dict[str, LazyArray] = {

@@ -41,7 +41,6 @@ import numpy as np
 from macro_data import schemas, splits
 from macro_data.errors import MacroDataError
 from macro_data.pipeline.common import read_provenance
-from macro_data.pipeline.manifest import DATA_ARRAYS
 from macro_data.recipes import parse_recipe
 from macro_data.storage.publish import world_store
 from macro_data.validation.results import CheckResult, Problems, result
@@ -517,7 +516,6 @@ def check_manifest_dataset(manifest: dict, dataset_dir: str | Path) -> CheckResu
         if w in world_ids() and not world_store(dataset_dir, w).exists():
             problems.add(f"world {w!r} is listed but its store is missing ({world_store(dataset_dir, w).location})")
     figures["worlds"] = sorted(manifest.get("worlds", {}))
-    figures["data_arrays_known"] = list(DATA_ARRAYS)
     ok = "manifest.json matches its schema, its recipe hash, the recipe's worlds, T and H; every world store exists"
     return result(
         "consistency.dataset",

@@ -13,6 +13,16 @@ about ``2^-24 (|traj[t]| + sum |irfs * eps|)``; the tolerance is :data:`CONVOLUT
 times that scale (16 float32 units of rounding). A wrong timing, sign or scale gives errors of
 order one in these units times ``2^24``.
 
+With a burn-in (``burn_in: B > 0``) the stored window starts from ``initial_state`` instead of the
+steady state, and the path under zero innovations from that state is added::
+
+    traj[t] = sum_{h=0..t} sum_j irfs[j, h] * eps[t - h, j] + free_path(initial_state)[t]
+
+(:meth:`World.free_path`, computed from the stored float32 ``theta`` and ``initial_state``). The path is
+linear in the state, so its term-by-term magnitude ``sum_a |free_path(initial_state[a] e_a)[t]|`` joins
+the scale of the tolerance, as ``sum |irfs * eps|`` does for the convolution: rounding the state to
+float32 moves each term by at most ``2^-24`` of it.
+
 Zero lower bound (worlds with a ``binding`` flag and an ``r_ss`` parameter: zlb), on every sample:
 ``rate[t] >= -r_ss`` (the rate level ``r_ss + rate`` is never negative); in binding periods
 ``rate[t] = -r_ss``; and where the world stores ``shadow_rate``, ``shadow_rate[t] <= -r_ss`` when
@@ -74,6 +84,19 @@ def _convolution(spec: WorldSpec, group, indices: np.ndarray, problems: Problems
     eps = read_subset(group, "shocks", indices)
     traj = read_subset(group, "trajectories", indices)
     conv, scale = convolution(irfs, eps)
+    if spec.burn_in:  # the window starts from initial_state: add the path of zero innovations from it
+        theta = read_subset(group, "theta", indices).astype(np.float64)
+        x0 = read_subset(group, "initial_state", indices).astype(np.float64)
+        free = spec.world.free_path(theta, x0, conv.shape[1])
+        # the path is linear in the state: its term-by-term scale, sum_a |free_path(x0[a] e_a)|, bounds what
+        # the float32 rounding of initial_state moves (as sum |irfs * eps| does for the convolution)
+        terms = np.zeros_like(free)
+        for a in range(x0.shape[1]):
+            unit = np.zeros_like(x0)
+            unit[:, a] = x0[:, a]
+            terms += np.abs(spec.world.free_path(theta, unit, conv.shape[1]))
+        conv, scale = conv + free, scale + terms
+        figures["burn_in"] = {"periods": spec.burn_in, "max_abs_free_path": float(np.abs(free).max(initial=0.0))}
     traj = np.asarray(traj, dtype=np.float64)[:, : conv.shape[1]]
     err = np.abs(traj - conv)
     scale = scale + np.abs(traj)
@@ -92,7 +115,8 @@ def _convolution(spec: WorldSpec, group, indices: np.ndarray, problems: Problems
         i, t, k = np.argwhere(bad)[0]
         problems.add(
             f"convolution identity: {int(bad.any(axis=(1, 2)).sum())} of {len(indices)} samples violate "
-            f"traj[t] = sum_h sum_j irfs[j,h] eps[t-h,j]; first: sample {int(indices[i])}, t={int(t)}, "
+            f"traj[t] = sum_h sum_j irfs[j,h] eps[t-h,j]{' + free_path(initial_state)[t]' if spec.burn_in else ''}; "
+            f"first: sample {int(indices[i])}, t={int(t)}, "
             f"{spec.world.observables[k].name}: stored {traj[i, t, k]:.6g}, convolution "
             f"{conv[i, t, k]:.6g}, difference {err[i, t, k]:.3g} "
             f"({ratio[i, t, k]:.3g} float32 units, tolerance {CONVOLUTION_RTOL / F32_EPS:.0f})"
@@ -252,8 +276,11 @@ def check_identities(spec: WorldSpec, indices: np.ndarray | None = None, rows: i
     applied: list[str] = []
     try:
         group = spec.open()
-        if world.linear:
-            applied.append("convolution identity on the re-simulated subset")
+        if world.linear and (not spec.burn_in or world.has_free_path):
+            applied.append(
+                "convolution identity on the re-simulated subset"
+                + (" (from initial_state, after the burn-in)" if spec.burn_in else "")
+            )
             _convolution(spec, group, indices, problems, figures)
         meta = {m.name for m in world.metadata_fields}
         if "binding" in meta and "r_ss" in world.parameter_names:

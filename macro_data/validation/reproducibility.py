@@ -17,7 +17,8 @@ with the package's own code and no stored data:
   (with measurement noise) from those trajectories and the noise stream, compared with the stored
   arrays; with state IRFs (K > 0) also ``state_dates``, ``irfs_state``, ``states`` and the per-date
   labels, recomputed by :func:`macro_data.worlds.state_irfs.state_arrays` from the fresh draws, the
-  fresh simulation and the dates' own stream.
+  fresh simulation and the dates' own stream; with a burn-in, the simulation runs through the
+  burn-in innovations redrawn from the ``burn_in`` stream, and ``initial_state`` is compared too.
 
 "Bit-identical" means equal float32 bit patterns (and equal integer/bool values): no tolerance.
 
@@ -49,13 +50,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from macro_data import environment
+from macro_data.pipeline import world_arrays
 from macro_data.pipeline.common import read_provenance
-from macro_data.pipeline.world_arrays import state_arrays as state_array_names
 from macro_data.storage.arrays import storage_dtype
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import WorldSpec
-from macro_data.worlds import state_irfs
-from macro_data.worlds.sampling import BLOCK_SIZE, block_rng, draw_range, noise_range, observe
+from macro_data.worlds import burn_in, state_irfs
+from macro_data.worlds.sampling import BLOCK_SIZE, block_rng, burn_in_shocks, draw_range, noise_range, observe
 
 SUBSET_SIZE = 64
 CROSS_ENV_RTOL = 1e-4  # relative to a sample's scale in an array; only across environments (module doc)
@@ -75,22 +76,25 @@ class Fresh:
     indices: np.ndarray
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     error: str | None = None  # why recomputation failed, if it did
+    burn_in_metadata: dict[str, np.ndarray] = field(default_factory=dict)  # drawn chains' burn-in periods (n, B)
 
 
 def redraw(spec: WorldSpec, indices: np.ndarray) -> Fresh:
     """Draws of the subset samples from the seed (whole blocks, then the samples' rows)."""
     world = spec.world
     fresh = Fresh(indices)
-    theta, shocks, meta = [], [], {}
+    theta, shocks, meta, burn_meta = [], [], {}, {}
     try:
         for b in np.unique(indices // BLOCK_SIZE):
             lo, hi = int(b) * BLOCK_SIZE, min((int(b) + 1) * BLOCK_SIZE, spec.n)
-            d = draw_range(world, spec.seed, lo, hi, spec.T, spec.priors, spec.design)
+            d = draw_range(world, spec.seed, lo, hi, spec.T, spec.priors, spec.design, spec.burn_in)
             rows = indices[(indices >= lo) & (indices < hi)] - lo
             theta.append(d.theta[rows])
             shocks.append(d.shocks[rows])
             for k, v in d.metadata.items():
                 meta.setdefault(k, []).append(v[rows])
+            for k, v in d.burn_in_metadata.items():
+                burn_meta.setdefault(k, []).append(v[rows])
     except Exception as exc:  # noqa: BLE001 - reported as a failure of the check
         fresh.error = f"redrawing failed: {type(exc).__name__}: {exc}"
         return fresh
@@ -98,6 +102,7 @@ def redraw(spec: WorldSpec, indices: np.ndarray) -> Fresh:
     fresh.arrays["shocks"] = np.concatenate(shocks)
     for k, parts in meta.items():
         fresh.arrays[k] = np.concatenate(parts)
+    fresh.burn_in_metadata = {k: np.concatenate(parts) for k, parts in burn_meta.items()}
     return fresh
 
 
@@ -109,8 +114,16 @@ def resimulate(spec: WorldSpec, drawn: Fresh) -> Fresh:
         fresh.error = drawn.error
         return fresh
     meta = {m.name: drawn.arrays[m.name] for m in world.metadata_fields if m.stage == "draws"}
+    theta, shocks = drawn.arrays["theta"], drawn.arrays["shocks"]
     try:
-        sim = world.simulate(drawn.arrays["theta"], drawn.arrays["shocks"], meta)
+        run = None
+        if spec.burn_in:  # the burn-in innovations of each subset sample from its block's burn_in stream
+            burn = per_sample(drawn.indices, lambda lo, hi: burn_in_shocks(world, spec.seed, lo, hi, spec.burn_in))
+            run = burn_in.simulate(world, theta, shocks, meta, burn, drawn.burn_in_metadata)
+            sim = run.window
+            fresh.arrays["initial_state"] = run.initial_state
+        else:
+            sim = world.simulate(theta, shocks, meta)
         fresh.arrays["trajectories"] = sim.trajectories
         fresh.arrays["irfs"] = world.irfs(drawn.arrays["theta"], spec.H)
         if world.extras:
@@ -119,26 +132,32 @@ def resimulate(spec: WorldSpec, drawn: Fresh) -> Fresh:
             if m.stage == "simulation":
                 fresh.arrays[m.name] = sim.metadata[m.name]
         if spec.noise:  # the noise of each subset sample from its block's noise stream
-            z = np.concatenate([noise_range(world, spec.seed, int(i), int(i) + 1, spec.T) for i in drawn.indices])
+            z = per_sample(drawn.indices, lambda lo, hi: noise_range(world, spec.seed, lo, hi, spec.T))
             sd = np.array([spec.noise[o.name] for o in world.observables])
             fresh.arrays["observed"] = observe(sim.trajectories, z, sd)
         if spec.irf_states:
-            u = date_uniforms(spec, drawn.indices)
-            st = state_irfs.state_arrays(world, drawn.arrays["theta"], drawn.arrays["shocks"], meta, sim, u, spec.H)
+            u = per_sample(
+                drawn.indices, lambda lo, hi: state_irfs.date_uniforms(world, spec.seed, lo, hi, spec.irf_states)
+            )
+            if run is not None:
+                st = state_irfs.state_arrays(world, theta, run.eps, run.metadata, run.sim, u, spec.H, spec.burn_in)
+            else:
+                st = state_irfs.state_arrays(world, theta, shocks, meta, sim, u, spec.H)
             fresh.arrays.update(st)
     except Exception as exc:  # noqa: BLE001
         fresh.error = f"re-simulation failed: {type(exc).__name__}: {exc}"
     return fresh
 
 
-def date_uniforms(spec: WorldSpec, indices: np.ndarray) -> np.ndarray:
-    """The state-date uniforms of samples ``indices`` from their blocks' ``state_dates`` streams."""
+def per_sample(indices: np.ndarray, draw) -> np.ndarray:
+    """Rows ``indices`` of a per-sample random quantity: ``draw(lo, hi)`` gives samples ``lo .. hi - 1`` (from
+    the blocks covering them), called once per block holding any of ``indices``."""
     parts = []
     for b in np.unique(indices // BLOCK_SIZE):
-        lo, hi = int(b) * BLOCK_SIZE, min((int(b) + 1) * BLOCK_SIZE, spec.n)
-        u = state_irfs.date_uniforms(spec.world, spec.seed, lo, hi, spec.irf_states)
-        parts.append(u[indices[(indices >= lo) & (indices < hi)] - lo])
-    return np.concatenate(parts) if parts else np.zeros((0, spec.irf_states))
+        lo = int(b) * BLOCK_SIZE
+        rows = indices[(indices >= lo) & (indices < lo + BLOCK_SIZE)]
+        parts.append(draw(lo, int(rows[-1]) + 1)[rows - lo])
+    return np.concatenate(parts)
 
 
 def read_subset(group, name: str, indices: np.ndarray) -> np.ndarray:
@@ -270,15 +289,7 @@ def check_simulation(spec: WorldSpec, drawn: Fresh | None = None, simulated: Fre
     t0 = time.perf_counter()
     drawn = drawn or redraw(spec, subset_indices(spec))
     simulated = simulated or resimulate(spec, drawn)
-    world = spec.world
-    arrays = [
-        "trajectories",
-        "irfs",
-        *(["extras"] if world.extras else []),
-        *[m.name for m in world.metadata_fields if m.stage == "simulation"],
-        *(["observed"] if spec.noise else []),
-        *(state_array_names(world.name) if spec.irf_states else []),
-    ]
+    arrays = world_arrays.data_arrays(spec.world_id, spec.plan)
     ok = (
         f"{len(simulated.indices)} samples re-simulated from scratch: {', '.join(arrays)} bit-identical to the "
         f"stored values"

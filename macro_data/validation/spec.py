@@ -34,7 +34,7 @@ import zarr
 
 from macro_data.errors import StorageError
 from macro_data.pipeline import world_arrays, world_draws, world_splits
-from macro_data.recipes import Recipe
+from macro_data.recipes import Recipe, WorldPlan
 from macro_data.storage.publish import world_store
 from macro_data.worlds import World, get_world
 from macro_data.worlds.priors import PriorSet
@@ -96,6 +96,7 @@ class WorldSpec:
     noise: dict[str, float] = field(default_factory=dict)  # measurement-noise sd per observable; {}: no noise
     design: str = "random"  # how the parameters' first proposals fill the prior (random or sobol)
     irf_states: int = 0  # K: state dates per sample (0: no state IRFs)
+    burn_in: int = 0  # B: periods simulated before t = 0 and not stored (0: from the steady state)
     world: World = field(init=False)
 
     def __post_init__(self) -> None:
@@ -114,16 +115,32 @@ class WorldSpec:
 
     def arrays(self, stage: str | None = None) -> dict[str, ArraySpec]:
         """Expected arrays (of one stage, or all), in the writers' order."""
-        specs = expected_arrays(self.world, self.n, self.T, self.H, bool(self.noise), self.irf_states)
+        specs = expected_arrays(self.world, self.n, self.T, self.H, self.plan)
         return {k: v for k, v in specs.items() if stage is None or v.stage == stage}
+
+    @property
+    def plan(self) -> WorldPlan:
+        """The world's plan as the recipe resolved it (what decides which arrays the stages write)."""
+        return WorldPlan(
+            self.world_id,
+            self.n,
+            self.priors,
+            design=self.design,
+            burn_in=self.burn_in,
+            noise=dict(self.noise),
+            irf_states=self.irf_states,
+        )
 
     def data_arrays(self, stage: str | None = None) -> list[str]:
         return [k for k, v in self.arrays(stage).items() if not v.is_coordinate]
 
 
-def expected_arrays(world: World, n: int, T: int, H: int, observed: bool = False, K: int = 0) -> dict[str, ArraySpec]:
-    """``observed``: the recipe asks for measurement noise, so world_arrays also writes ``observed``;
-    ``K``: state dates per sample (state IRFs when K > 0)."""
+def expected_arrays(world: World, n: int, T: int, H: int, plan: WorldPlan | None = None) -> dict[str, ArraySpec]:
+    """The arrays of a world's store. ``plan`` (default: no generator settings) decides the optional ones:
+    ``observed`` with measurement noise, the state-IRF arrays with ``irf_states`` K > 0,
+    ``initial_state`` with a burn-in."""
+    observed = bool(plan and plan.noise)
+    K, B = (plan.irf_states, plan.burn_in) if plan is not None else (0, 0)
     P, S, E = len(world.parameters), len(world.shocks), len(world.extras)
     draws, arrays, splits_ = world_draws.STAGE, world_arrays.STAGE, world_splits.STAGE
     out = {
@@ -159,15 +176,22 @@ def expected_arrays(world: World, n: int, T: int, H: int, observed: bool = False
         out["states"] = ArraySpec("states", (n, K, V), "float32", ("sample", "state", "state_var"), arrays)
         for f in world.state_labels:
             out[f.name] = ArraySpec(f.name, (n, K), str(np.dtype(f.dtype)), ("sample", "state"), arrays)
+    if B:
+        V = len(world.state_variables)
+        out["initial_state"] = ArraySpec("initial_state", (n, V), "float32", ("sample", "state_var"), arrays)
+    if K or B:
         out["state_var"] = ArraySpec(
-            "state_var", (V,), "str", ("state_var",), arrays, tuple(v.name for v in world.state_variables)
+            "state_var",
+            (len(world.state_variables),),
+            "str",
+            ("state_var",),
+            arrays,
+            tuple(v.name for v in world.state_variables),
         )
     out["split"] = ArraySpec("split", (n,), "int8", ("sample",), splits_)
     # the writers' own lists are the reference: fail loudly if the two ever drift apart
     for stage, module in STAGE_MODULES.items():
-        listed = set(module.output_arrays(world.name, K))
-        if observed and module is world_arrays:  # a recipe with noise adds observed
-            listed.add("observed")
+        listed = set(module.output_arrays(world.name, plan))
         mine = {k for k, v in out.items() if v.stage == stage}
         if listed != mine:
             raise StorageError(
@@ -195,6 +219,7 @@ def spec_from_recipe(recipe: Recipe, world_id: str, root: str | Path, dataset_di
         else {},
         design=plan.design,
         irf_states=plan.irf_states,
+        burn_in=plan.burn_in,
     )
 
 
@@ -214,4 +239,5 @@ def spec_from_manifest(manifest: dict, world_id: str, dataset_dir: str | Path) -
         noise=dict(entry.get("noise") or {}),
         design=entry.get("design", "random"),
         irf_states=int(((manifest["recipe"]["worlds"].get(world_id) or {}).get("irfs") or {}).get("states", 0)),
+        burn_in=int((manifest["recipe"]["worlds"].get(world_id) or {}).get("burn_in", 0)),
     )

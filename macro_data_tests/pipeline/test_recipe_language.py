@@ -161,7 +161,7 @@ def test_without_noise_there_is_no_observed_array(tmp_path):
     recipe = load_recipe(path)
     from macro_data.pipeline import world_arrays
 
-    assert "observed" not in world_arrays.data_arrays("nk", recipe)
+    assert "observed" not in world_arrays.data_arrays("nk", recipe.world("nk"))
     assert "noise" not in recipe.document["worlds"]["nk"]
 
 
