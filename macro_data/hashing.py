@@ -42,6 +42,30 @@ def combine_digests(digests: Sequence[bytes]) -> str:
     return h.hexdigest()
 
 
+class SegmentHasher:
+    """The content hash of an array fed as consecutive row blocks of any lengths, in sample order
+    (rows are carried over to the next block until a :data:`HASH_SEGMENT` segment is complete)."""
+
+    def __init__(self, dtype: np.dtype):
+        self.dtype = np.dtype(dtype)
+        self.digests: list[bytes] = []
+        self._carry: np.ndarray | None = None
+
+    def update(self, block: np.ndarray) -> None:
+        rows = np.ascontiguousarray(block, dtype=self.dtype)
+        if self._carry is not None:
+            rows = np.concatenate([self._carry, rows])
+            self._carry = None
+        whole = rows.shape[0] - rows.shape[0] % HASH_SEGMENT
+        self.digests += segment_digests(rows[:whole])
+        if whole < rows.shape[0]:
+            self._carry = rows[whole:].copy()
+
+    def hexdigest(self) -> str:
+        digests = self.digests + (segment_digests(self._carry) if self._carry is not None else [])
+        return combine_digests(digests)
+
+
 def hash_blocks(blocks: Iterable[np.ndarray], dtype: np.dtype) -> str:
     """The content hash of an array given as consecutive row blocks, each (but the last) a whole
     number of segments long, cast to the little-endian storage ``dtype``."""

@@ -174,3 +174,19 @@ def test_crc32c_checksums_run_compiled_code():
     import google_crc32c
 
     assert google_crc32c.implementation == "c"
+
+
+@pytest.mark.parametrize("cuts", [[], [1], [255, 256, 300], [100, 612, 1000], list(range(7, 1100, 97))])
+@pytest.mark.parametrize("dtype", ["float32", "bool", "int8"])
+def test_segment_hasher_equals_the_hash_of_whole_segments(cuts, dtype):
+    from macro_data.hashing import SegmentHasher, hash_blocks
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((1100, 3, 2)) * 3).astype(dtype)
+    whole = hash_blocks([x[i : i + 512] for i in range(0, len(x), 512)], np.dtype(dtype))
+    hasher = SegmentHasher(np.dtype(dtype))
+    for lo, hi in zip([0, *cuts], [*cuts, len(x)]):
+        hasher.update(x[lo:hi])
+    assert hasher.hexdigest() == whole
+    empty = SegmentHasher(np.dtype(dtype))
+    assert empty.hexdigest() == hash_blocks([], np.dtype(dtype))
