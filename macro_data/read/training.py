@@ -45,7 +45,8 @@ dataset's ``p_max``/``s_max`` to both so the padded widths agree).
 unit of iteration is a ``(sample, start)`` pair with ``start`` in ``0, stride, ..., <= T - L``;
 arrays with a ``time`` axis (``shocks``, ``trajectories``, ``extras``, ``regime``, ``binding``)
 are cut to ``[start, start + L)``, while ``theta`` and ``irfs`` are the sample's. Only windows
-with ``start = 0`` begin at the steady state; later windows begin wherever the path is, which is
+with ``start = 0`` begin at the steady state (at ``initial_state`` in datasets built with a burn-in);
+later windows begin wherever the path is, which is
 what ``start`` tells the model. Every window of every split sample appears once per pass.
 
 **Mixing rule** (which world each batch, or each item of a mixed batch, comes from), fixed per
