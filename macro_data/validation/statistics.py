@@ -94,12 +94,14 @@ PERCENTILES = (5, 50, 95)
 def path_moments(traj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per sample and observable: standard deviation over time (``ddof = 1``) and the first-order
     autocorrelation ``sum (x_t - m)(x_{t-1} - m) / sum (x_t - m)^2`` (the ACF estimator), ``(n, k)`` each."""
-    x = np.asarray(traj, dtype=np.float64)
-    d = x - x.mean(axis=1, keepdims=True)
-    ss = (d * d).sum(axis=1)
-    sd = np.sqrt(ss / max(x.shape[1] - 1, 1))
+    # time last and contiguous: reductions over a short inner axis (the 3 observables) are ~10x slower
+    x = np.ascontiguousarray(np.asarray(traj).transpose(0, 2, 1), dtype=np.float64)
+    d = x - x.mean(axis=2, keepdims=True)
+    ss = np.einsum("nkt,nkt->nk", d, d)
+    sd = np.sqrt(ss / max(x.shape[2] - 1, 1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        ac = np.where(ss > 0, (d[:, 1:] * d[:, :-1]).sum(axis=1) / np.where(ss > 0, ss, 1.0), np.nan)
+        lag = np.einsum("nkt,nkt->nk", d[:, :, 1:], d[:, :, :-1])
+        ac = np.where(ss > 0, lag / np.where(ss > 0, ss, 1.0), np.nan)
     return sd, ac
 
 
@@ -113,7 +115,7 @@ def persistence(spec: WorldSpec, theta: np.ndarray) -> np.ndarray | None:
 def _stationarity_and_scale(spec: WorldSpec, group, rows: int) -> tuple[CheckResult, CheckResult]:
     t0 = time.perf_counter()
     arr = group["trajectories"]
-    n, T, _ = arr.shape
+    n, T, k_obs = arr.shape
     obs = [o.name for o in spec.world.observables]
     over_cap = grown = 0
     max_abs = 0.0
@@ -123,18 +125,18 @@ def _stationarity_and_scale(spec: WorldSpec, group, rows: int) -> tuple[CheckRes
     sample_sd: list[np.ndarray] = []
     seen = 0
     for lo in range(0, n, rows):
-        y = np.asarray(arr[lo : lo + rows], dtype=np.float64)
-        a = np.abs(y)
-        peak = a.max(axis=(1, 2))
+        y = np.asarray(arr[lo : lo + rows])
+        a = np.abs(y).reshape(y.shape[0], -1)  # float32 is exact for |y| and its maxima
+        peak = a.max(axis=1).astype(np.float64)
         max_abs = max(max_abs, float(np.nanmax(peak)))
         cap = peak > ABS_CAP
         over_cap += int(cap.sum())
         if cap.any() and first_cap is None:
             i = int(np.flatnonzero(cap)[0])
             first_cap = f"sample {lo + i} reaches |y| = {peak[i]:.4g}"
-        if T >= 8:
-            late = a[:, T - T // 4 :].max(axis=(1, 2))
-            early = a[:, : T // 2].max(axis=(1, 2))
+        if T >= 8:  # (sample, time, observable) flattened: periods are runs of k_obs values
+            late = a[:, k_obs * (T - T // 4) :].max(axis=1).astype(np.float64)
+            early = a[:, : k_obs * (T // 2)].max(axis=1).astype(np.float64)
             grow = late > GROWTH_FACTOR * early
             grown += int(grow.sum())
             if grow.any() and first_grow is None:
