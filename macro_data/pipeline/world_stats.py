@@ -90,9 +90,11 @@ class Moments:
         k = block.shape[0]
         if not k:
             return
-        block = block.astype(np.float64)
-        bmean = block.mean(axis=0)
-        bm2 = np.square(block - bmean).sum(axis=0)
+        # rows last and contiguous: pooled (sample, time) rows of a few columns reduce ~10x faster this way
+        cols = np.ascontiguousarray(block.reshape(k, -1).T, dtype=np.float64)
+        bmean = cols.mean(axis=1)
+        bm2 = np.square(cols - bmean[:, None]).sum(axis=1)
+        bmean, bm2 = bmean.reshape(block.shape[1:]), bm2.reshape(block.shape[1:])
         total = self.count + k
         delta = bmean - self.mean
         self.mean = self.mean + delta * (k / total)
