@@ -24,11 +24,9 @@ import io
 import json
 import multiprocessing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from macro_data import splits
 from macro_data.compute import default_workers
@@ -38,6 +36,9 @@ from macro_data.validation.results import GROUPS
 from macro_data.validation.spec import spec_from_manifest
 from macro_data.worlds import world_ids
 from macro_data.worlds.priors import Prior, PriorError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PLOT_SAMPLE = 2000
 N_PATHS = 8
@@ -71,7 +72,18 @@ def _badge(status: str) -> str:
     return f'<span class="badge {status}">{STATUS_WORD.get(status, status)}</span>'
 
 
+def _figure(**kwargs) -> Figure:
+    """A matplotlib figure, imported when a page is drawn: matplotlib takes about a second to import, which
+    every process loading the code location would otherwise pay."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
 def _png(fig: Figure, top_in: float = 0.55, bottom_in: float = 0.4, hspace: float = 0.6) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.ticker import MaxNLocator
+
     # margins fixed in inches instead of tight_layout / bbox "tight" (each of those draws the figure once more)
     height = fig.get_figheight()
     for ax in fig.axes:  # few ticks: tick labels are most of the drawing time
@@ -103,7 +115,7 @@ def _parameters(world, entry: dict, theta: np.ndarray) -> str:
     out = []
     if drawn:
         rows, cols = _grid(len(drawn), 4)
-        fig = Figure(figsize=(3.0 * cols, 2.2 * rows))
+        fig = _figure(figsize=(3.0 * cols, 2.2 * rows))
         for k, p in enumerate(drawn):
             ax = fig.add_subplot(rows, cols, k + 1)
             x = theta[:, world.index(p.name)]
@@ -157,7 +169,7 @@ def _parameters(world, entry: dict, theta: np.ndarray) -> str:
 
 
 def _trajectories(world, traj: np.ndarray) -> str:
-    fig = Figure(figsize=(11, 2.6))
+    fig = _figure(figsize=(11, 2.6))
     for k, o in enumerate(world.observables):
         ax = fig.add_subplot(1, 3, k + 1)
         for i in range(min(N_PATHS, traj.shape[0])):
@@ -173,7 +185,7 @@ def _trajectories(world, traj: np.ndarray) -> str:
 def _irfs(world, irfs: np.ndarray) -> str:
     S = irfs.shape[1]
     q10, q50, q90 = np.percentile(irfs, [10, 50, 90], axis=0)
-    fig = Figure(figsize=(11, 2.3 * S))
+    fig = _figure(figsize=(11, 2.3 * S))
     h = np.arange(irfs.shape[2])
     for j, shock in enumerate(world.shocks):
         for k, o in enumerate(world.observables):
@@ -189,7 +201,7 @@ def _irfs(world, irfs: np.ndarray) -> str:
 
 
 def _realism(world, moments: dict, real: RealData) -> str:
-    fig = Figure(figsize=(11, 4.4))
+    fig = _figure(figsize=(11, 4.4))
     for r, m in enumerate(("sd", "autocorr1")):
         for k, o in enumerate(world.observables):
             ax = fig.add_subplot(2, 3, 3 * r + k + 1)
@@ -216,7 +228,7 @@ def _splits_plot(doc: dict) -> str:
     for w in worlds:
         c = next((c for c in doc["worlds"][w]["checks"] if c["name"] == "consistency.splits"), None)
         counts[w] = (c or {}).get("figures", {}).get("counts") or {}
-    fig = Figure(figsize=(9, 0.45 * len(worlds) + 1.2))
+    fig = _figure(figsize=(9, 0.45 * len(worlds) + 1.2))
     ax = fig.add_subplot(1, 1, 1)
     left = np.zeros(len(worlds))
     for s, name in enumerate(splits.LABELS):

@@ -19,13 +19,13 @@ Algorithm ``block-seedsequence-pcg64/v1`` (recorded in the manifest with its con
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import qmc
 
 from macro_data.errors import WorldError
 from macro_data.worlds.base import World, to_float32_precision
@@ -201,8 +201,16 @@ def _prior_set(priors: Mapping[str, tuple[float, float]]) -> PriorSet:
 
 
 _sobol_engines = threading.local()  # per thread: {(seed, world key, d): (engine, position)}
-# scipy 1.15 renamed Sobol's `seed` to `rng` (the old name is still accepted, deprecated later)
-_SOBOL_RNG_KEYWORD = "rng" if "rng" in inspect.signature(qmc.Sobol).parameters else "seed"
+
+
+@functools.cache
+def _sobol() -> tuple[type, str]:
+    """scipy's ``Sobol`` and the name of its generator keyword: scipy 1.15 renamed ``seed`` to ``rng`` (the old
+    name is still accepted, deprecated later). Imported on first use: scipy.stats takes about a second to
+    import, which every process loading the code location would otherwise pay."""
+    from scipy.stats import qmc
+
+    return qmc.Sobol, "rng" if "rng" in inspect.signature(qmc.Sobol).parameters else "seed"
 
 
 def sobol_points(world: World, seed: int, d: int, start: int, n: int) -> np.ndarray:
@@ -235,8 +243,9 @@ def sobol_points(world: World, seed: int, d: int, start: int, n: int) -> np.ndar
         If ``d`` exceeds scipy's ``Sobol.MAXDIM``, the range leaves ``[0, 2**SOBOL_BITS)``, or the
         seed is not a non-negative integer.
     """
-    if d > qmc.Sobol.MAXDIM:
-        raise WorldError(f"world {world.name!r}: a Sobol design supports at most {qmc.Sobol.MAXDIM} drawn parameters")
+    sobol, keyword = _sobol()
+    if d > sobol.MAXDIM:
+        raise WorldError(f"world {world.name!r}: a Sobol design supports at most {sobol.MAXDIM} drawn parameters")
     if start < 0 or start + n > 2**SOBOL_BITS:
         raise WorldError(f"world {world.name!r}: Sobol point index outside [0, 2**{SOBOL_BITS})")
     seed = check_seed(seed)
@@ -247,7 +256,7 @@ def sobol_points(world: World, seed: int, d: int, start: int, n: int) -> np.ndar
         rng = np.random.Generator(
             np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(world.key, 0, PURPOSES["design"])))
         )
-        engine, position = qmc.Sobol(d, scramble=True, bits=SOBOL_BITS, **{_SOBOL_RNG_KEYWORD: rng}), 0
+        engine, position = sobol(d, scramble=True, bits=SOBOL_BITS, **{keyword: rng}), 0
     if start > position:
         engine.fast_forward(start - position)
     points = engine.random(n)
