@@ -210,6 +210,15 @@ def stable_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"macro_data/world/{name}".encode()).digest()[:4], "big")
 
 
+def checked_int(value, minimum: int, what: str) -> int:
+    """``value`` as an ``int`` if it is a Python or numpy integer (not a bool) ``>= minimum`` (0 or 1), else
+    :class:`WorldError` saying ``what`` must be a non-negative (0) or positive (1) integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise WorldError(f"{what} must be a {kind} integer; got {value!r}")
+    return int(value)
+
+
 def to_float32_precision(x: np.ndarray) -> np.ndarray:
     """Round to float32 and return float64, so stored values equal the values simulated from.
 
@@ -983,9 +992,7 @@ class World(ABC):
         WorldError
             If ``T`` is not a positive integer.
         """
-        if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
-            raise WorldError(f"world {name!r}: the number of periods T must be a positive integer; got {T!r}")
-        return int(T)
+        return checked_int(T, 1, f"world {name!r}: the number of periods T")
 
     @staticmethod
     def check_horizon(H: int, name: str) -> int:
@@ -1007,6 +1014,4 @@ class World(ABC):
         WorldError
             If ``H`` is not a non-negative integer.
         """
-        if isinstance(H, bool) or not isinstance(H, (int, np.integer)) or H < 0:
-            raise WorldError(f"world {name!r}: IRF horizon H must be a non-negative integer; got {H!r}")
-        return int(H)
+        return checked_int(H, 0, f"world {name!r}: IRF horizon H")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from macro_data.errors import WorldError
-from macro_data.worlds.base import World, to_float32_precision
+from macro_data.worlds.base import World, checked_int, to_float32_precision
 from macro_data.worlds.priors import Prior, PriorSet
 
 ALGORITHM = "block-seedsequence-pcg64/v1"
@@ -95,9 +95,7 @@ def check_seed(seed: int) -> int:
     WorldError
         If ``seed`` is not a non-negative integer.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise WorldError(f"seed must be a non-negative integer; got {seed!r}")
-    return int(seed)
+    return checked_int(seed, 0, "seed")
 
 
 def block_rng(seed: int, world: World, block: int, purpose: str) -> np.random.Generator:
@@ -424,8 +422,7 @@ def draw_range(
         A ``T`` that is not a positive integer, an empty or invalid range, a bad seed or design, or
         no valid parameter draw (:func:`draw_theta_blocks`).
     """
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
-        raise WorldError(f"world {world.name!r}: T must be a positive integer; got {T!r}")
+    T = checked_int(T, 1, f"world {world.name!r}: T")
     priors = world.resolve_priors(None) if priors is None else priors
     blocks = blocks_covering(start, stop)
     if len(blocks) == 0:
@@ -509,15 +506,43 @@ def burn_in_shocks(world: World, seed: int, start: int, stop: int, B: int) -> np
     WorldError
         An invalid range or seed.
     """
-    blocks = blocks_covering(start, stop)
     S = len(world.shocks)
-    eps = np.empty((len(blocks) * BLOCK_SIZE, B, S), dtype=np.float32)
-    for j, b in enumerate(blocks):
-        eps[j * BLOCK_SIZE : (j + 1) * BLOCK_SIZE] = block_rng(seed, world, b, "burn_in").standard_normal(
-            (BLOCK_SIZE, B, S)
-        )
+    return per_block(
+        world, seed, start, stop, "burn_in", lambda rng: rng.standard_normal((BLOCK_SIZE, B, S)).astype(np.float32)
+    )
+
+
+def per_block(world: World, seed: int, start: int, stop: int, purpose: str, draw) -> np.ndarray:
+    """Rows ``start .. stop - 1`` of a per-sample random quantity drawn block by block: ``draw(rng)`` gives
+    the ``BLOCK_SIZE`` rows of a block from its ``purpose`` stream, for each block covering the range, so
+    the rows never depend on the range asked for.
+
+    Parameters
+    ----------
+    world : World
+        The world.
+    seed : int
+        The dataset seed, ``>= 0``.
+    start, stop : int
+        Sample range ``[start, stop)``.
+    purpose : str
+        A key of :data:`PURPOSES`.
+    draw : callable
+        ``numpy.random.Generator -> ndarray`` with ``BLOCK_SIZE`` rows.
+
+    Returns
+    -------
+    ndarray with ``stop - start`` rows
+
+    Raises
+    ------
+    WorldError
+        An invalid range or seed.
+    """
+    blocks = blocks_covering(start, stop)
+    rows = np.concatenate([draw(block_rng(seed, world, b, purpose)) for b in blocks])
     offset = start - blocks.start * BLOCK_SIZE
-    return eps[offset : offset + (stop - start)]
+    return rows[offset : offset + (stop - start)]
 
 
 def split_uniforms(world: World, seed: int, start: int, stop: int) -> np.ndarray:
@@ -541,10 +566,7 @@ def split_uniforms(world: World, seed: int, start: int, stop: int) -> np.ndarray
     WorldError
         An invalid range or seed.
     """
-    blocks = blocks_covering(start, stop)
-    u = np.concatenate([block_rng(seed, world, b, "split").random(BLOCK_SIZE) for b in blocks])
-    offset = start - blocks.start * BLOCK_SIZE
-    return u[offset : offset + (stop - start)]
+    return per_block(world, seed, start, stop, "split", lambda rng: rng.random(BLOCK_SIZE))
 
 
 def noise_range(world: World, seed: int, start: int, stop: int, T: int) -> np.ndarray:
@@ -572,10 +594,7 @@ def noise_range(world: World, seed: int, start: int, stop: int, T: int) -> np.nd
     WorldError
         An invalid range or seed.
     """
-    blocks = blocks_covering(start, stop)
-    z = np.concatenate([block_rng(seed, world, b, "noise").standard_normal((BLOCK_SIZE, T, 3)) for b in blocks])
-    offset = start - blocks.start * BLOCK_SIZE
-    return z[offset : offset + (stop - start)]
+    return per_block(world, seed, start, stop, "noise", lambda rng: rng.standard_normal((BLOCK_SIZE, T, 3)))
 
 
 def observe(trajectories: np.ndarray, z: np.ndarray, sd: np.ndarray) -> np.ndarray:

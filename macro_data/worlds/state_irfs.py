@@ -32,7 +32,7 @@ import numpy as np
 
 from macro_data.errors import WorldError
 from macro_data.worlds.base import World
-from macro_data.worlds.sampling import BLOCK_SIZE, block_rng, blocks_covering
+from macro_data.worlds.sampling import BLOCK_SIZE, per_block
 
 PAD = 32  # sequence lengths are multiples of this beyond t (speed only: results do not depend on it)
 MAX_SEQUENCE_VALUES = 1 << 22  # float64 innovations per re-simulation call (memory bound, speed only)
@@ -66,10 +66,7 @@ def method(world: World) -> str:
 def date_uniforms(world: World, seed: int, start: int, stop: int, K: int) -> np.ndarray:
     """``(stop - start, K)`` uniforms on [0, 1) from the blocks' ``state_dates`` streams
     (``random((BLOCK_SIZE, K))`` per block), so dates never depend on batching."""
-    blocks = blocks_covering(start, stop)
-    u = np.concatenate([block_rng(seed, world, b, "state_dates").random((BLOCK_SIZE, K)) for b in blocks])
-    offset = start - blocks.start * BLOCK_SIZE
-    return u[offset : offset + (stop - start)]
+    return per_block(world, seed, start, stop, "state_dates", lambda rng: rng.random((BLOCK_SIZE, K)))
 
 
 def dates_from_uniforms(u: np.ndarray, T: int, focus: np.ndarray | None = None) -> np.ndarray:
