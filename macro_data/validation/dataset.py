@@ -166,19 +166,49 @@ def _each_world(
     reuse: bool = False,
     persist: bool = True,
 ):
-    """:func:`_validate_one` of each world, yielded in the manifest's order."""
+    """:func:`_validate_one` of each world, yielded in the manifest's order.
+
+    With ``reuse``, a world whose every reusable check has a matching persisted result is validated
+    in this process (a fraction of a second), not in a worker: starting a worker costs more.
+    """
     if jobs is None:
         jobs = default_workers()
-    if jobs <= 1 or len(worlds) <= 1:
+    local = [w for w in worlds if reuse and _all_reusable(manifest, w, dataset_dir)] if jobs > 1 else list(worlds)
+    remote = [w for w in worlds if w not in local]
+    if len(remote) <= 1:
+        local, remote = list(worlds), []
+    if not remote:
         for w in worlds:
             yield _validate_one(manifest, w, dataset_dir, real, reason, reuse, persist)
         return
     # spawn: the caller (a Dagster run) may hold threads and open connections that a fork would copy
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(worlds)), mp_context=ctx) as pool:
-        futures = [pool.submit(_validate_one, manifest, w, dataset_dir, real, reason, reuse) for w in worlds]
-        for fut in futures:
-            yield fut.result()
+    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(remote)), mp_context=ctx) as pool:
+        futures = {
+            w: pool.submit(_validate_one, manifest, w, dataset_dir, real, reason, reuse, persist) for w in remote
+        }
+        for w in worlds:
+            yield (
+                futures[w].result()
+                if w in futures
+                else _validate_one(manifest, w, dataset_dir, real, reason, reuse, persist)
+            )
+
+
+def _all_reusable(manifest: dict, w: str, dataset_dir: str) -> bool:
+    """Whether every reusable check of world ``w`` has a persisted result matching the data now."""
+    try:
+        spec = spec_from_manifest(manifest, w, dataset_dir)
+        units = [
+            u for u in check_reuse.UNITS if u != train_stats.NAME or (spec.manifest or {}).get(train_stats.STATS_KEY)
+        ]
+        for u in units:
+            key = check_reuse.unit_key(spec, u)
+            if key is None or check_reuse.lookup(spec, u, key) is None:
+                return False
+        return True
+    except Exception:  # noqa: BLE001 - the world's own validation reports what is wrong
+        return False
 
 
 def validate_dataset(

@@ -171,3 +171,18 @@ def test_a_manifest_that_disagrees_with_the_store_is_not_covered_by_a_reused_res
     doc = build_report(validate_dataset(copy, jobs=1, reuse=True, persist=False))
     assert origin(doc, "nk", "integrity.arrays")["computed"] == "now"
     assert outcome(all_checks(doc))[("nk", "integrity.arrays")] == "fail"
+
+
+def test_fully_reusable_worlds_run_in_process_and_the_others_in_workers_in_manifest_order(copy):
+    chunk = max((copy / "nk.zarr" / "trajectories").glob("c.*"), key=os.path.getsize)
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    v = validate_dataset(copy, jobs=2, reuse=True, persist=False)
+    assert [r.world for r in v.results if r.world] == sorted(
+        (r.world for r in v.results if r.world), key=list(v.manifest["worlds"]).index
+    )
+    doc = build_report(v)
+    assert origin(doc, "nk", "integrity.arrays")["computed"] == "now"
+    assert outcome(all_checks(doc))[("nk", "integrity.arrays")] == "fail"
+    assert origin(doc, "lss", "integrity.arrays")["computed"] == "reused"
