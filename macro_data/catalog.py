@@ -2,7 +2,8 @@
 
 Layout scanned: ``<root>/<name>/<version>/`` (a version folder: ``recipe.json``, ``manifest.json``,
 ``README.md``, ``<world>.zarr``, reports), ``<root>/<name>/.replace/<version>/`` (a replacement
-being built) and, inside a version, ``.staging/`` (work in progress) and ``.locks/``.
+being built) and, inside a version, ``.staging/`` (work in progress), ``.locks/`` and ``.checks/``
+(persisted world-check results, see :mod:`macro_data.validation.reuse`; not debris).
 
 A version's status: ``complete`` (its manifest lists every world of its recipe and each store is
 there), ``partial`` (built worlds but no manifest yet, or a manifest missing stores),

@@ -47,11 +47,17 @@ ASSET_SOURCES: dict[str, tuple[str, ...]] = {
 @cache
 def code_version(asset: str) -> str:
     """``<asset>-<12 hex>``: SHA-256 over the asset's source files (path and bytes, sorted by path)."""
+    return files_version(asset, ASSET_SOURCES[asset])
+
+
+@cache
+def files_version(label: str, patterns: tuple[str, ...]) -> str:
+    """``<label>-<12 hex>``: SHA-256 over the package files matching ``patterns`` (path and bytes)."""
     h = hashlib.sha256()
-    files = sorted({p for pattern in ASSET_SOURCES[asset] for p in paths.PACKAGE_DIR.glob(pattern)})
+    files = sorted({p for pattern in patterns for p in paths.PACKAGE_DIR.glob(pattern) if p.is_file()})
     for f in files:
         h.update(f.relative_to(paths.PACKAGE_DIR).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return f"{asset}-{h.hexdigest()[:12]}"
+    return f"{label}-{h.hexdigest()[:12]}"
 
 
 def for_world(version: str, world) -> str:

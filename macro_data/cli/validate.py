@@ -4,7 +4,8 @@ PATH is the folder holding ``manifest.json`` (e.g. ``datasets/build/default/1.0.
 object-storage URL. Runs every check (integrity, consistency, reproducibility, model identities,
 statistical sanity, realism against verified US data when it is in the external-data cache),
 prints a table per world and every check that did not pass, and writes ``validation_report.json``
-and ``validation_report.html`` next to the manifest unless ``--no-write``.
+and ``validation_report.html`` next to the manifest unless ``--no-write``. Every check is computed
+from scratch unless ``--reuse`` (see :mod:`macro_data.validation.reuse`).
 
 Exit status: 0 if no error-level check failed (warnings allowed, unless ``--strict``), 1 if any
 did (or with ``--strict``, if anything did not pass), 2 on usage errors.
@@ -37,7 +38,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="root of the verified external-data cache (<root>/external/objects); default: the dataset's "
         "own root if it has an external/ folder, else $MACRO_DATA_ROOT",
     )
-    p.add_argument("--no-write", action="store_true", help="do not write validation_report.json/.html")
+    p.add_argument(
+        "--no-write",
+        action="store_true",
+        help="do not write validation_report.json/.html nor the computed world checks' results (.checks/)",
+    )
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse world checks persisted for exactly the stored data, code and environment (as a build's "
+        "report does) instead of recomputing them; default: every check from scratch",
+    )
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the text summary")
     p.add_argument("--strict", action="store_true", help="exit non-zero on warnings and skipped checks too")
     p.add_argument("-v", "--verbose", action="store_true", help="also list the checks that passed")
@@ -62,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     from macro_data.validation.report import build_report, summary_text, validate_report, write_report
 
     log = (lambda m: print(m, file=sys.stderr)) if not args.json else None
-    v = validate_dataset(args.path, external_root=args.external_root, log=log)
+    v = validate_dataset(
+        args.path, external_root=args.external_root, log=log, reuse=args.reuse, persist=not args.no_write
+    )
     doc = build_report(v)
     validate_report(doc)
     written = None

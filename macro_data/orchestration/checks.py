@@ -52,6 +52,7 @@ from macro_data.orchestration.resources.recipe import RecipeResource
 from macro_data.orchestration.resources.storage import DatasetRootResource
 from macro_data.pipeline import release
 from macro_data.validation import consistency, identities, integrity, realism, reproducibility, statistics, train_stats
+from macro_data.validation import reuse as check_reuse
 from macro_data.validation.dataset import read_manifest
 from macro_data.validation.results import CheckResult, guarded, jsonable
 from macro_data.validation.spec import WorldSpec, spec_from_manifest, spec_from_recipe
@@ -120,16 +121,42 @@ CHECK_GROUPS = {
 }
 
 
+# Dagster check -> the persisted unit of validation results it computes (see macro_data.validation.reuse)
+REUSE_UNITS = {
+    ("world_draws", "integrity"): "integrity.draws",
+    ("world_draws", "consistency"): "consistency.theta",
+    ("world_draws", "reproducibility"): "reproducibility.draws",
+    ("world_arrays", "integrity"): "integrity.arrays",
+    ("world_arrays", "reproducibility"): "reproducibility.simulation",
+    ("world_arrays", "model_identities"): "identities.model",
+    ("world_arrays", "statistical_sanity"): "statistics.sanity",
+    ("world_splits", "integrity"): "integrity.splits",
+    ("world_splits", "consistency"): "consistency.splits",
+    ("world_splits", "split_fractions"): "statistics.splits",
+    ("world_stats", "matches_recomputation"): train_stats.NAME,
+}
+
+
 def _world_check(asset, name: str, blocking: bool, description: str, run):
     severity = ERROR if blocking else WARN
+    unit = REUSE_UNITS.get((asset.key.path[-1], name))
 
     def fn(
         context: dg.AssetCheckExecutionContext, recipe: RecipeResource, storage: DatasetRootResource
     ) -> dg.AssetCheckResult:
         spec = _spec(context, recipe, storage)
         group = CHECK_GROUPS.get(name, name)
-        results = guarded(f"{group}.{name}", group, spec.world_id, run, spec, storage)
-        return to_check_result(results if isinstance(results, list) else [results], severity, spec.world_id)
+
+        def compute() -> list[CheckResult]:
+            results = guarded(f"{group}.{name}", group, spec.world_id, run, spec, storage)
+            return results if isinstance(results, list) else [results]
+
+        if unit is None:  # not reused (e.g. realism: it reads the external data)
+            results = compute()
+        else:  # always computed here, and persisted for the validation report to reuse
+            by = f"asset check {asset.key.path[-1]} / {name}"
+            results = check_reuse.run(spec, unit, compute, reuse=False, by=by, run_id=context.run.run_id)
+        return to_check_result(results, severity, spec.world_id)
 
     fn.__name__ = f"{asset.key.path[-1]}_{name}"
     with warnings.catch_warnings():
@@ -148,8 +175,6 @@ def _simulation(spec: WorldSpec, _storage) -> list[CheckResult]:
     drawn = reproducibility.redraw(spec, reproducibility.subset_indices(spec))
     return [reproducibility.check_simulation(spec, drawn)]
 
-
-STAT_PARTS = ("stationarity", "scale", "irf_decay", "rejections", "zlb_binding", "regimes")
 
 world_checks = [
     _world_check(
@@ -206,7 +231,7 @@ world_checks = [
         "Warning level: no explosive paths, observables on the intended scale (sd ~0.1-20), IRFs decayed by H "
         "where persistence implies it, rejection rate in range, zlb binding fraction, regime durations "
         "consistent with the transition probabilities.",
-        lambda s, _: statistics.check_statistics(s, STAT_PARTS),
+        lambda s, _: statistics.check_statistics(s, statistics.SANITY_PARTS),
     ),
     _world_check(
         world_arrays,

@@ -29,6 +29,7 @@ from macro_data.errors import ManifestError, WorldError
 from macro_data.read.manifest import MANIFEST_NAME, Folder, parse_manifest
 from macro_data.storage import locations
 from macro_data.validation import consistency, identities, integrity, realism, reproducibility, statistics, train_stats
+from macro_data.validation import reuse as check_reuse
 from macro_data.validation.realism import RealData
 from macro_data.validation.results import CheckResult, failed, guarded
 from macro_data.validation.spec import WorldSpec, spec_from_manifest
@@ -73,40 +74,65 @@ def read_manifest(dataset_dir: str | Path) -> tuple[dict, str]:
     return parse_manifest(raw, str(path), check_schema=False), hashlib.sha256(raw).hexdigest()
 
 
-def validate_world(spec: WorldSpec, real: RealData | None, real_reason: str) -> list[CheckResult]:
-    """Every check of one world, in report order (a check that raises becomes a failed result)."""
+def validate_world(
+    spec: WorldSpec, real: RealData | None, real_reason: str, reuse: bool = False, persist: bool = True
+) -> list[CheckResult]:
+    """Every check of one world, in report order (a check that raises becomes a failed result).
+
+    ``reuse``: a world check whose persisted result (:mod:`.reuse`) was computed on exactly the data,
+    code and environment it would check now is taken from there; ``persist``: every computed world
+    check is persisted for later reuse. ``consistency.manifest`` and ``realism.us_moments`` always
+    run (they read the manifest and the external data, which the key does not cover).
+    """
     w = spec.world_id
-    out = [
-        guarded(f"integrity.{short}", "integrity", w, integrity.check_integrity, spec, stage)
-        for stage, short in (("world_draws", "draws"), ("world_arrays", "arrays"), ("world_splits", "splits"))
-    ]
-    out += [
-        guarded("consistency.theta", "consistency", w, consistency.check_theta, spec),
-        guarded("consistency.splits", "consistency", w, consistency.check_splits, spec),
-        guarded("consistency.manifest", "consistency", w, consistency.check_manifest_world, spec),
-    ]
-    if (spec.manifest or {}).get(train_stats.STATS_KEY):  # built with the world_stats stage
-        out.append(guarded(train_stats.NAME, "consistency", w, train_stats.check_train_stats, spec))
+
+    def unit(name: str, group: str, fn, *args) -> list[CheckResult]:
+        def compute():
+            out = guarded(name, group, w, fn, *args)
+            return out if isinstance(out, list) else [out]
+
+        return check_reuse.run(spec, name, compute, reuse=reuse, persist=persist, by="validation report")
+
     idx = reproducibility.subset_indices(spec)
-    drawn = reproducibility.redraw(spec, idx)
-    out.append(guarded("reproducibility.draws", "reproducibility", w, reproducibility.check_draws, spec, drawn))
-    out.append(
-        guarded(
-            "reproducibility.simulation",
-            "reproducibility",
-            w,
-            lambda: reproducibility.check_simulation(spec, drawn, reproducibility.resimulate(spec, drawn)),
-        )
+    fresh: dict = {}
+
+    def drawn():  # redrawn once, only if a check needs it
+        if "drawn" not in fresh:
+            fresh["drawn"] = reproducibility.redraw(spec, idx)
+        return fresh["drawn"]
+
+    out: list[CheckResult] = []
+    for stage, short in (("world_draws", "draws"), ("world_arrays", "arrays"), ("world_splits", "splits")):
+        out += unit(f"integrity.{short}", "integrity", integrity.check_integrity, spec, stage)
+    out += unit("consistency.theta", "consistency", consistency.check_theta, spec)
+    out += unit("consistency.splits", "consistency", consistency.check_splits, spec)
+    out.append(guarded("consistency.manifest", "consistency", w, consistency.check_manifest_world, spec))
+    if (spec.manifest or {}).get(train_stats.STATS_KEY):  # built with the world_stats stage
+        out += unit(train_stats.NAME, "consistency", train_stats.check_train_stats, spec)
+    out += unit("reproducibility.draws", "reproducibility", lambda: reproducibility.check_draws(spec, drawn()))
+    out += unit(
+        "reproducibility.simulation",
+        "reproducibility",
+        lambda: reproducibility.check_simulation(spec, drawn(), reproducibility.resimulate(spec, drawn())),
     )
-    out.append(guarded("identities.model", "identities", w, identities.check_identities, spec, idx))
-    stats = guarded("statistics.all", "statistics", w, statistics.check_statistics, spec)
-    out += stats if isinstance(stats, list) else [stats]
+    out += unit("identities.model", "identities", identities.check_identities, spec, idx)
+    out += unit("statistics.sanity", "statistics", statistics.check_statistics, spec, statistics.SANITY_PARTS)
+    out += unit("statistics.splits", "statistics", statistics.check_statistics, spec, ("splits",))
     out.append(guarded("realism.us_moments", "realism", w, realism.check_realism, spec, real, real_reason))
+    for r in out:
+        if r.origin is None:
+            r.origin = {"computed": "now", "run_id": None, "computed_at": None, "by": "validation report"}
     return out
 
 
 def _validate_one(
-    manifest: dict, w: str, dataset_dir: str, real: RealData | None, reason: str
+    manifest: dict,
+    w: str,
+    dataset_dir: str,
+    real: RealData | None,
+    reason: str,
+    reuse: bool = False,
+    persist: bool = True,
 ) -> tuple[str, list[CheckResult], list[int] | None, float]:
     """``(world, its results, its reproducibility subset, seconds)``: every check of world ``w``."""
     t = time.perf_counter()
@@ -122,7 +148,7 @@ def _validate_one(
         msg = f"the manifest entry of world {w!r} is incomplete ({type(exc).__name__}: {exc})"
         return w, [failed("consistency.manifest", "consistency", w, msg)], None, 0.0
     try:
-        world_results = validate_world(spec, real, reason)
+        world_results = validate_world(spec, real, reason, reuse=reuse, persist=persist)
         subset = reproducibility.subset_indices(spec).tolist()
     except Exception as exc:  # noqa: BLE001 - e.g. a sample count no store can have
         msg = f"world {w!r} could not be validated ({type(exc).__name__}: {exc})"
@@ -130,20 +156,59 @@ def _validate_one(
     return w, world_results, subset, time.perf_counter() - t
 
 
-def _each_world(manifest: dict, worlds: list[str], dataset_dir: str, real: RealData | None, reason: str, jobs):
-    """:func:`_validate_one` of each world, yielded in the manifest's order."""
+def _each_world(
+    manifest: dict,
+    worlds: list[str],
+    dataset_dir: str,
+    real: RealData | None,
+    reason: str,
+    jobs,
+    reuse: bool = False,
+    persist: bool = True,
+):
+    """:func:`_validate_one` of each world, yielded in the manifest's order.
+
+    With ``reuse``, a world whose every reusable check has a matching persisted result is validated
+    in this process (a fraction of a second), not in a worker: starting a worker costs more.
+    """
     if jobs is None:
         jobs = default_workers()
-    if jobs <= 1 or len(worlds) <= 1:
+    local = [w for w in worlds if reuse and _all_reusable(manifest, w, dataset_dir)] if jobs > 1 else list(worlds)
+    remote = [w for w in worlds if w not in local]
+    if len(remote) <= 1:
+        local, remote = list(worlds), []
+    if not remote:
         for w in worlds:
-            yield _validate_one(manifest, w, dataset_dir, real, reason)
+            yield _validate_one(manifest, w, dataset_dir, real, reason, reuse, persist)
         return
     # spawn: the caller (a Dagster run) may hold threads and open connections that a fork would copy
     ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(worlds)), mp_context=ctx) as pool:
-        futures = [pool.submit(_validate_one, manifest, w, dataset_dir, real, reason) for w in worlds]
-        for fut in futures:
-            yield fut.result()
+    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(remote)), mp_context=ctx) as pool:
+        futures = {
+            w: pool.submit(_validate_one, manifest, w, dataset_dir, real, reason, reuse, persist) for w in remote
+        }
+        for w in worlds:
+            yield (
+                futures[w].result()
+                if w in futures
+                else _validate_one(manifest, w, dataset_dir, real, reason, reuse, persist)
+            )
+
+
+def _all_reusable(manifest: dict, w: str, dataset_dir: str) -> bool:
+    """Whether every reusable check of world ``w`` has a persisted result matching the data now."""
+    try:
+        spec = spec_from_manifest(manifest, w, dataset_dir)
+        units = [
+            u for u in check_reuse.UNITS if u != train_stats.NAME or (spec.manifest or {}).get(train_stats.STATS_KEY)
+        ]
+        for u in units:
+            key = check_reuse.unit_key(spec, u)
+            if key is None or check_reuse.lookup(spec, u, key) is None:
+                return False
+        return True
+    except Exception:  # noqa: BLE001 - the world's own validation reports what is wrong
+        return False
 
 
 def validate_dataset(
@@ -152,6 +217,8 @@ def validate_dataset(
     registry: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     jobs: int | None = None,
+    reuse: bool = False,
+    persist: bool = True,
 ) -> Validation:
     """Run every check on the dataset at ``dataset_dir``.
 
@@ -162,6 +229,11 @@ def validate_dataset(
     ``external_root``: where the verified external data lives (``<root>/external/objects``);
     default: for a local dataset, its own root (two folders up, ``<root>/<name>/<version>``) if that
     holds an ``external`` folder, else ``$MACRO_DATA_ROOT``.
+
+    ``reuse``: take a world check from its persisted result when that was computed on exactly the
+    data, code and environment it would check now (:mod:`.reuse`); the build's report does, after
+    the world runs' asset checks computed them. Default: everything is computed from scratch
+    (every computed world check is persisted unless ``persist=False``). Dataset-level checks always run.
     """
     t0 = time.perf_counter()
     dataset_dir = str(dataset_dir)
@@ -176,9 +248,13 @@ def validate_dataset(
     results = [
         guarded("consistency.dataset", "consistency", None, consistency.check_manifest_dataset, manifest, dataset_dir)
     ]
+    for r in results:  # dataset-level checks: always computed
+        r.origin = {"computed": "now", "run_id": None, "computed_at": None, "by": "validation report"}
     subsets: dict[str, list[int]] = {}
     worlds = list(manifest["worlds"])
-    for w, world_results, subset, seconds in _each_world(manifest, worlds, dataset_dir, real, reason, jobs):
+    for w, world_results, subset, seconds in _each_world(
+        manifest, worlds, dataset_dir, real, reason, jobs, reuse, persist
+    ):
         results += world_results
         if subset is not None:
             subsets[w] = subset

@@ -283,18 +283,28 @@ def _summary(doc: dict) -> str:
     )
 
 
+def _origin(c: dict) -> str:
+    """Computed by this run, or reused from an earlier computation on the same data (which run, when)."""
+    o = c.get("origin") or {}
+    if o.get("computed") != "reused":
+        return "now" if o else "-"
+    return _text(f"reused: {o.get('by') or '?'}, run {o.get('run_id') or '?'}, {o.get('computed_at') or '?'}")
+
+
 def _checks(doc: dict) -> str:
     rows = "".join(
         f"<tr><td>{_badge(c['status'])}</td><td>{_text(c['world'] or '(dataset)')}</td>"
         f"<td><code>{_text(c['name'])}</code></td><td>{c['severity']}</td>"
         f"<td class=msg>{_text(c['message'])}{_figures_text(c['figures'])}</td>"
-        f"<td>{c['seconds']:.2f}</td></tr>"
+        f"<td>{c['seconds']:.2f}</td><td>{_origin(c)}</td></tr>"
         for c in all_checks(doc)
     )
     return (
         f'<section id="checks"><h2>All checks</h2><p class="muted">Error-level groups (integrity, consistency, '
-        f"reproducibility, identities) must pass for the data to be used; statistics and realism are warnings.</p>"
-        f"<table><tr><th>status</th><th>world</th><th>check</th><th>severity</th><th>message</th><th>s</th></tr>"
+        f"reproducibility, identities) must pass for the data to be used; statistics and realism are warnings. "
+        f"<i>computed</i>: by this validation (now), or reused from the run that computed it on exactly the "
+        f"same stored data, code and environment.</p>"
+        f"<table><tr><th>status</th><th>world</th><th>check</th><th>severity</th><th>message</th><th>s</th><th>computed</th></tr>"
         f"{rows}</table></section>"
     )
 

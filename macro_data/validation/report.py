@@ -179,6 +179,16 @@ def summary_markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def _reused_line(doc: dict) -> list[str]:
+    reused = [c for c in all_checks(doc) if (c.get("origin") or {}).get("computed") == "reused"]
+    if not reused:
+        return []
+    return [
+        f"{len(reused)} world checks reused from earlier computations on the same data (see each check's origin); "
+        f"`macro-data validate` without --reuse recomputes everything"
+    ]
+
+
 def summary_text(doc: dict, verbose: bool = False) -> str:
     """A readable plain-text summary (for the command line)."""
     d = doc["dataset"]
@@ -188,6 +198,7 @@ def summary_text(doc: dict, verbose: bool = False) -> str:
         f"dataset {d['name']} {d['version']}: {headline(doc)}, score {doc['score']['value']}/100 "
         f"({doc['summary']['checks']} checks: {doc['summary']['pass']} passed, {doc['summary']['warn']} warnings, "
         f"{doc['summary']['fail']} failed, {doc['summary']['skipped']} skipped; {doc['seconds']:.1f} s)",
+        *_reused_line(doc),
         "",
         f"{'world':<{width}}  score  " + "  ".join(f"{g:<15}" for g in groups),
     ]

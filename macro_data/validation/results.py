@@ -49,6 +49,9 @@ class CheckResult:
     inputs: dict = field(default_factory=dict)  # what the check read (arrays, sample counts, constants)
     skipped: bool = False
     seconds: float = 0.0
+    # computed now or taken from a persisted earlier computation (see :mod:`.reuse`):
+    # {"computed": "now" | "reused", "run_id", "computed_at", "by"}; None: not recorded
+    origin: dict | None = None
 
     @property
     def severity(self) -> Severity:
@@ -74,6 +77,7 @@ class CheckResult:
             "figures": jsonable(self.figures),
             "inputs": jsonable(self.inputs),
             "seconds": round(float(self.seconds), 4),
+            **({"origin": jsonable(self.origin)} if self.origin is not None else {}),
         }
 
 

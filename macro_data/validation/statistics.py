@@ -423,6 +423,7 @@ def _regimes(spec: WorldSpec, group, rows: int) -> CheckResult:
 
 
 PARTS = ("stationarity", "scale", "irf_decay", "rejections", "splits", "zlb_binding", "regimes")
+SANITY_PARTS = tuple(p for p in PARTS if p != "splits")  # the statistical_sanity asset check's parts
 
 
 def check_statistics(spec: WorldSpec, include: tuple[str, ...] = PARTS, rows: int = READ_ROWS) -> list[CheckResult]:

@@ -66,7 +66,11 @@ def validation_report_asset(real_data: dg.AssetKey | None = None) -> dg.AssetsDe
             doc = None if storage.force else published_report(dataset_dir, CODE_VERSION)
             up_to_date = doc is not None
             if doc is None:
-                v = validate_dataset(dataset_dir, external_root=storage.path(), log=context.log.info)
+                # the world checks the world runs' asset checks computed on this very data are reused
+                # (a forced run recomputes everything)
+                v = validate_dataset(
+                    dataset_dir, external_root=storage.path(), log=context.log.info, reuse=not storage.force
+                )
                 doc = build_report(v, run_id=context.run.run_id, code_version=CODE_VERSION)
                 page = html_report.render(doc, dataset_dir, v.manifest, v.real)
                 json_path, html_path = write_report(dataset_dir, doc, page)
