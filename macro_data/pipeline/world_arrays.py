@@ -87,21 +87,21 @@ def output_arrays(world_id: str, plan: WorldPlan | None = None) -> list[str]:
     ]
 
 
+def state_variable_attrs(world: World) -> dict:
+    """Names, units and definitions of the world's state variables, for every array with a ``state_var`` axis."""
+    svars = world.state_variables
+    return {
+        "state_variables": [v.name for v in svars],
+        "units": [v.unit for v in svars],
+        "definitions": [v.definition for v in svars],
+    }
+
+
 def state_var_array(g: zarr.Group, world: World, clevel: int) -> None:
     """The coordinate ``state_var``: names and units of the world's state variables."""
-    svars = world.state_variables
-    write_small_array(
-        g,
-        "state_var",
-        np.array([v.name for v in svars]),
-        ("state_var",),
-        clevel,
-        {
-            "description": "state variable names",
-            "units": [v.unit for v in svars],
-            "definitions": [v.definition for v in svars],
-        },
-    )
+    names = np.array([v.name for v in world.state_variables])
+    attrs = {"description": "state variable names", **state_variable_attrs(world)}
+    write_small_array(g, "state_var", names, ("state_var",), clevel, attrs)
 
 
 def create_state_outputs(g: zarr.Group, recipe: Recipe, world: World) -> None:
@@ -149,9 +149,7 @@ def create_state_outputs(g: zarr.Group, recipe: Recipe, world: World) -> None:
         clevel,
         {
             "description": "the state entering period t = state_dates (after periods 0..t-1)",
-            "state_variables": [v.name for v in svars],
-            "units": [v.unit for v in svars],
-            "definitions": [v.definition for v in svars],
+            **state_variable_attrs(world),
         },
     )
     for f in world.state_labels:
@@ -267,11 +265,10 @@ def create_outputs(g: zarr.Group, recipe: Recipe, world_id: str) -> None:
     if plan.irf_states:
         create_state_outputs(g, recipe, world)
     if plan.burn_in:
-        svars = world.state_variables
         create_array(
             g,
             "initial_state",
-            (n, len(svars)),
+            (n, len(world.state_variables)),
             np.float32,
             ("sample", "state_var"),
             chunk,
@@ -280,9 +277,7 @@ def create_outputs(g: zarr.Group, recipe: Recipe, world_id: str) -> None:
                 "description": f"the state entering t = 0: after {plan.burn_in} burn-in periods from the steady "
                 "state, driven by unstored innovations of the burn_in stream (see the manifest's burn_in)",
                 "burn_in": plan.burn_in,
-                "state_variables": [v.name for v in svars],
-                "units": [v.unit for v in svars],
-                "definitions": [v.definition for v in svars],
+                **state_variable_attrs(world),
             },
         )
     if plan.irf_states or plan.burn_in:
