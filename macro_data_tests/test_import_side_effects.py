@@ -37,6 +37,7 @@ DEPENDENCIES = [
     "scipy.linalg",
     "scipy.sparse.linalg",
     "scipy.optimize",
+    "numba",
     "zarr",
     "numcodecs",
     "google_crc32c",

@@ -148,37 +148,6 @@ def test_anticipated_binding_spell(r_ss, shock):
     assert abs(nk[0] - want[0]) > 0.1  # anticipation matters
 
 
-@pytest.mark.parametrize("pattern", [[0, 1, 2, 3, 4], [2, 3, 4, 5], [0, 1, 4, 5, 6], [1, 3]])
-def test_guess_solver_matches_stacked_solve(pattern):
-    # The path of one guessed regime sequence (any pattern, including ones OccBin rarely meets)
-    # against the stacked sparse solve of the same regime sequence.
-    d = draw_range(WORLD, 15, 0, 6, 1, narrow(kappa=(0.01, 0.1), r_ss=(0.5, 1.0)))
-    th = d.theta
-    sol = nk_solve(th)
-    ch = zlb._Chunk(sol, th[:, R_SS].copy())
-    rows = np.arange(th.shape[0])
-    il = np.full(rows.size, -0.001)
-    s0 = (np.full(rows.size, -0.002), np.full(rows.size, -0.01), np.full(rows.size, 0.001))
-    x, pi = nk_jumps(sol, il, *s0)
-    sh = nk_taylor(sol, il, x, pi, s0[0])
-    S = np.zeros((rows.size, 8), dtype=bool)
-    S[:, pattern] = True
-    if pattern[0] == 0 and pattern == list(range(len(pattern))):
-        _, x0, pi0, sh0 = zlb._solve_from_now(ch, rows, (il,) + s0, (x, pi, sh), np.full(rows.size, pattern[-1]), 8)
-        i0 = ch.ib.copy()
-    else:
-        _, x0, pi0, i0, sh0 = zlb._solve_guess(ch, rows, (il,) + s0, (x, pi, sh), S, 8)
-    for j in rows:
-        N = 300
-        SS = np.zeros(N, dtype=bool)
-        SS[pattern] = True
-        ex = tuple(s0[c][j] * th[j, 6 + c] ** np.arange(N) for c in range(3))
-        rx, rpi, ri, rsh = pf_path(th[j], il[j], *ex, S=SS, ib=ch.ib[j])
-        np.testing.assert_allclose(
-            [x0[j], pi0[j], i0[j], sh0[j]], [rx[0], rpi[0], ri[0], rsh[0]], rtol=1e-7, atol=1e-11
-        )
-
-
 def test_binding_irf_equals_independent_bounded_path():
     # A persistent monetary shock lowers the nominal rate (inflation falls a lot), into the bound.
     th = with_(
@@ -311,159 +280,124 @@ def test_rejected_draws_explode_at_the_bound_and_valid_draws_do_not():
 
 
 # ------------------------------------------------------------------------------------------------
-# The fast paths of simulate_occbin against the general ones (bit for bit)
+# The compiled kernel (macro_data.worlds.occbin)
 # ------------------------------------------------------------------------------------------------
 def _bits(a):
     return np.ascontiguousarray(a, dtype=np.float64).view(np.int64)
 
 
-def test_numpy_sums_of_8_or_more_terms_ignore_trailing_zero_terms():
-    # simulate_occbin solves guesses of buckets >= 8 on a longer bucket: their sums then run over
-    # extra zero terms (of either sign), which must leave numpy's sums unchanged, sign of zero included.
-    rng = np.random.default_rng(5)
-    for k in (1, 3, 200):
-        for s in (8, 16, 32, 64, 128):
-            for W in (16, 32, 64, 128, 256):
-                if W <= s:
-                    continue
-                a = rng.normal(size=(k, s, s)) * 10.0 ** rng.integers(-9, 9, size=(k, s, s))
-                a[rng.random(a.shape) < 0.3] = 0.0
-                a[rng.random(a.shape) < 0.1] = -0.0
-                last = np.where(rng.random((k, s, W - s)) < 0.5, 0.0, -0.0)
-                rows = np.where(rng.random((k, W - s, s)) < 0.5, 0.0, -0.0)
-                assert np.array_equal(_bits(a.sum(axis=2)), _bits(np.concatenate([a, last], axis=2).sum(axis=2)))
-                assert np.array_equal(_bits(a.sum(axis=1)), _bits(np.concatenate([a, rows], axis=1).sum(axis=1)))
-
-
-def test_rowsum_equals_numpy_sums_bit_for_bit():
-    # zlb._rowsum writes out numpy's sums of fewer than 8 terms (added one by one onto +0.0); if a
-    # numpy version changed that order or the sign of zero sums, this test (not the hashes) says so.
-    rng = np.random.default_rng(6)
-    for shape in ((300, 1), (300, 3), (50, 2, 4), (40, 4, 4), (20, 7, 7), (30, 2, 8), (10, 16, 16)):
-        a = rng.normal(size=shape) * 10.0 ** rng.integers(-9, 9, size=shape)
-        a[rng.random(shape) < 0.3] = 0.0
-        a[rng.random(shape) < 0.3] = -0.0
-        assert np.array_equal(_bits(zlb._rowsum(a)), _bits(a.sum(axis=-1)))
-
-
-def test_upper_toeplitz_products_without_matrices_equal_the_matrix_products():
-    rng = np.random.default_rng(8)
-    for s in (1, 2, 3, 4, 5, 7, 8, 16):
-        seq = rng.normal(size=(400, s)) * 10.0 ** rng.integers(-9, 9, size=(400, s))
-        x = rng.normal(size=(400, s)) * 10.0 ** rng.integers(-9, 9, size=(400, s))
-        for a in (seq, x):
-            a[rng.random(a.shape) < 0.3] = 0.0
-            a[rng.random(a.shape) < 0.3] = -0.0
-        want = zlb._tmul(zlb._toeplitz(seq, s, upper=True), x)
-        assert np.array_equal(_bits(zlb._upper_tmul(seq, x)), _bits(want))
-
-
-def test_part_bounds_and_rho_powers_equal_the_direct_computations():
-    # both are table lookups standing in for reductions and np.power (speed only)
-    rng = np.random.default_rng(7)
-    for s in range(1, 17):
-        P = rng.random((500, s)) < 0.3
-        n = np.count_nonzero(P, axis=1)
-        want = (np.where(n > 0, P.argmax(axis=1), -1), np.where(n > 0, s - 1 - P[:, ::-1].argmax(axis=1), -1), n)
-        for got, w in zip(zlb._part_bounds(P), want):
-            np.testing.assert_array_equal(got, w)
-    ch, *_ = _chunk_and_states()
-    rows = np.arange(ch.r_ss.size)
-    for n in (rng.integers(0, zlb.KEEP + 1, rows.size), rng.integers(0, 300, rows.size)):
-        assert np.array_equal(_bits(ch.rho_pow(rows, n)), _bits(ch.rho[:, rows] ** n))
-
-
-def _chunk_and_states(n=60, seed=21):
-    d = draw_range(WORLD, seed, 0, n, 1, narrow(r_ss=(0.5, 1.0)))
-    th = d.theta
-    sol = nk_solve(th)
-    ch = zlb._Chunk(sol, th[:, R_SS].copy())
-    rng = np.random.default_rng(seed)
-    k0 = np.stack([-0.004 * rng.random(n), -0.004 * rng.random(n), -0.02 * rng.random(n), 0.002 * rng.normal(size=n)])
-    x, pi = nk_jumps(sol, *k0)
-    sh = nk_taylor(sol, k0[0], x, pi, k0[1])
-    return ch, np.arange(n), k0, (x, pi, sh), rng
-
-
-@pytest.mark.parametrize("s, W", [(8, 16), (8, 32), (16, 32), (32, 64), (64, 256)])
-def test_spells_solved_on_a_longer_bucket_are_unchanged(s, W):
-    ch, rows, k0, z0, rng = _chunk_and_states()
-    ib, p = ch.ib[rows], ch.sol.p[rows]
-    # spells from now, [0, e]
-    e = rng.integers(0, s, rows.size)
-    on, delta = zlb._from_now_delta(ch, rows, k0, z0[2], e, s, ib, p)
-    onW, deltaW = zlb._from_now_delta(ch, rows, k0, z0[2], e, W, ib, p)
-    assert np.array_equal(_bits(delta), _bits(deltaW[:, :s])) and not onW[:, s:].any()
-    for a, b in zip(zlb._jump_corrections(ch, rows, z0, delta, s), zlb._jump_corrections(ch, rows, z0, deltaW, W)):
-        assert np.array_equal(_bits(a), _bits(b))
-    # spells starting later, [f, l]
-    f = rng.integers(1, s, rows.size)
-    l = np.minimum(f + rng.integers(0, s, rows.size), s - 1)
-    d, i, part = zlb._later_core(ch, rows, k0, z0[2], f, l, s, ib, p)
-    dW, iW, partW = zlb._later_core(ch, rows, k0, z0[2], f, l, W, ib, p)
-    assert np.array_equal(_bits(d), _bits(dW[:, :s]))
-    assert np.array_equal(_bits(i), _bits(iW[:, :s]))
-    assert np.array_equal(part, partW[:, :s])
-
-
-@pytest.mark.parametrize("s", [4, 8, 16])
-def test_later_spell_solve_equals_the_general_guess_solve(s):
-    ch, rows, k0, z0, rng = _chunk_and_states(seed=22)
-    f = rng.integers(1, s, rows.size)
-    l = np.minimum(f + rng.integers(0, s, rows.size), s - 1)
-    S = (np.arange(s) >= f[:, None]) & (np.arange(s) <= l[:, None])
-    new, x0, pi0, i0, sh0 = zlb._solve_guess(ch, rows, k0, z0, S, s)
-    delta, i, part = zlb._later_core(ch, rows, k0, z0[2], f, l, s, ch.ib[rows], ch.sol.p[rows])
-    assert np.array_equal(part, new[:, :s])
-    x, pi = zlb._jump_corrections(ch, rows, z0, delta, s)
-    for a, b in ((x, x0), (pi, pi0), (i[:, 0], i0), (i[:, 0] - delta[:, 0], sh0)):
-        assert np.array_equal(_bits(a), _bits(b))
-
-
-def _violations_by_brute_force(ch, rows, K, first_rate):
-    """The violation patterns with every rate computed wherever the bound over the whole horizon
-    (and over h >= NEAR for those horizons) allows one, all loadings by the recursion."""
-    eye = np.eye(4)[:, :, None] * np.ones(rows.size)
-    C = np.stack([zlb._rates(ch, rows, eye[c], 0, zlb.LOOKAHEAD) for c in range(4)], axis=1)  # (h, 4, k)
-    ib = ch.ib[rows]
-    need = (zlb._lower_bound(K, C.min(axis=0), C.max(axis=0)) < ib) | (first_rate < ib)
-    far = zlb._lower_bound(K, C[zlb.NEAR :].min(axis=0), C[zlb.NEAR :].max(axis=0)) < ib
-    rates = zlb._rates(ch, rows, K, 0, zlb.LOOKAHEAD)
-    rates[0] = np.where(np.isnan(first_rate), rates[0], first_rate)
-    V = (rates < ib).T & need[:, None]
-    V[:, zlb.NEAR :] &= far[:, None]
-    return V
-
-
-def test_violation_checks_equal_the_exact_rates():
-    ch, rows, k0, z0, rng = _chunk_and_states(n=400, seed=23)
-    # states around the bound: scaled nk states and states starting at the bound
-    for scale in (0.3, 1.0, 3.0):
-        K = k0 * scale
-        K[0] = np.where(rng.random(rows.size) < 0.5, ch.ib[rows], K[0])
-        first_rate = np.where(rng.random(rows.size) < 0.5, np.nan, z0[2] * scale)
-        viol = zlb._violations(ch, rows, K, first_rate)
-        want = _violations_by_brute_force(ch, rows, K, first_rate)
-        hit = np.flatnonzero(want.any(axis=1))
-        assert hit.size > 20
-        np.testing.assert_array_equal(viol.hit, hit)
-        np.testing.assert_array_equal(viol.dense(), want[hit])
-        np.testing.assert_array_equal(viol.first, np.argmax(want[hit], axis=1))
-        np.testing.assert_array_equal(viol.last, zlb.LOOKAHEAD - 1 - np.argmax(want[hit][:, ::-1], axis=1))
-        np.testing.assert_array_equal(viol.count, want[hit].sum(axis=1))
-
-
-def test_results_do_not_depend_on_the_chunking(monkeypatch):
-    # Chunks of different sizes take different paths (whole-array or gathered nk steps, other
-    # groups of guesses, deferred groups) for the same draws.
+def test_draw_order_does_not_change_any_draw():
     d = draw_range(WORLD, 24, 0, 300, 60, narrow(r_ss=(0.5, 1.5)))
     ref = WORLD.simulate(d.theta, d.shocks)
-    irf = WORLD.irfs(d.theta, 12)
     assert ref.metadata["binding"].mean() > 0.2
-    monkeypatch.setattr(zlb, "ZLB_CHUNK", 37)
-    zlb.CHUNKS.items = []
+    perm = np.random.default_rng(3).permutation(300)
+    got = WORLD.simulate(d.theta[perm], d.shocks[perm])
+    assert np.array_equal(_bits(got.trajectories), _bits(ref.trajectories[perm]))
+    assert np.array_equal(_bits(got.extras), _bits(ref.extras[perm]))
+    np.testing.assert_array_equal(got.metadata["binding"], ref.metadata["binding"][perm])
+
+
+_INTERPRETED = """
+import sys, numpy as np
+from macro_data.worlds.sampling import draw_range
+from macro_data.worlds.zlb import WORLD
+pri = WORLD.resolve_priors({"r_ss": {"low": 0.5, "high": 1.0}})
+d = draw_range(WORLD, 31, 0, 12, 40, pri)
+s = WORLD.simulate(d.theta, d.shocks)
+np.savez(sys.argv[1], traj=s.trajectories, shadow=s.extras, binding=s.metadata["binding"])
+"""
+
+
+def test_compiled_kernel_computes_exactly_the_arithmetic_written(tmp_path):
+    # The same kernel run as plain Python (NUMBA_DISABLE_JIT=1: IEEE double operations in the order
+    # written) and compiled: equal bit for bit, so compilation adds no fused multiply-add and no
+    # reassociation, and the numbers do not depend on the machine's instruction set.
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "interpreted.npz"
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    subprocess.run([sys.executable, "-c", _INTERPRETED, str(out)], check=True, env=env, timeout=600)
+    want = np.load(out)
+    d = draw_range(WORLD, 31, 0, 12, 40, narrow(r_ss=(0.5, 1.0)))
     got = WORLD.simulate(d.theta, d.shocks)
-    np.testing.assert_array_equal(got.trajectories, ref.trajectories)
-    np.testing.assert_array_equal(got.extras, ref.extras)
-    np.testing.assert_array_equal(got.metadata["binding"], ref.metadata["binding"])
-    np.testing.assert_array_equal(WORLD.irfs(d.theta, 12), irf)
+    assert want["binding"].mean() > 0.1
+    assert np.array_equal(_bits(got.trajectories), _bits(want["traj"]))
+    assert np.array_equal(_bits(got.extras), _bits(want["shadow"]))
+    np.testing.assert_array_equal(got.metadata["binding"], want["binding"])
+
+
+@pytest.mark.parametrize("pattern", [[0, 1, 2, 3, 4], [2, 3, 4, 5], [0, 1, 4, 5, 6], [1, 3], [0]])
+def test_guess_path_matches_stacked_solve(pattern):
+    # The path of one guessed regime sequence (any pattern, including ones OccBin rarely meets)
+    # against the stacked sparse solve of the same regime sequence.
+    from macro_data.worlds import occbin
+
+    d = draw_range(WORLD, 15, 0, 6, 1, narrow(kappa=(0.01, 0.1), r_ss=(0.5, 1.0)))
+    th = d.theta
+    par = occbin.parameter_table(nk_solve(th), th[:, R_SS].copy())
+    S = np.zeros(16, dtype=bool)
+    S[pattern] = True
+    il, s0 = -0.001, np.array([-0.002, -0.01, 0.001])
+    N = 300
+    for j in range(th.shape[0]):
+        ex = s0.copy()
+        work, path = np.empty((18, 7)), np.empty((17, 4))
+        occbin._solve(par[j], il, ex, S, pattern[-1], work, path)
+        exo = tuple(s0[c] * th[j, 6 + c] ** np.arange(N) for c in range(3))
+        SS = np.zeros(N, dtype=bool)
+        SS[pattern] = True
+        rx, rpi, ri, rsh = pf_path(th[j], il, *exo, S=SS, ib=par[j, occbin.IB])
+        n = pattern[-1] + 1
+        np.testing.assert_allclose(path[:n, 0], rx[:n], rtol=1e-7, atol=1e-11)
+        np.testing.assert_allclose(path[:n, 1], rpi[:n], rtol=1e-7, atol=1e-11)
+        np.testing.assert_allclose(path[:n, 2], ri[:n], rtol=1e-7, atol=1e-11)
+        np.testing.assert_allclose(path[:n, 3], rsh[:n], rtol=1e-7, atol=1e-11)
+        # the exogenous states one period after the spell
+        np.testing.assert_allclose(ex, [e[n] for e in exo], rtol=1e-12)
+
+
+def test_violation_checks_find_every_rate_below_the_bound():
+    # Unconstrained paths from states around the bound, rolled forward with the nk kernels (not the
+    # kernel's rate loadings): the check marks exactly the quarters whose rate is below ib, away
+    # from exact ties within rounding.
+    from macro_data.worlds import occbin
+    from macro_data.worlds.nk import exog_step as nk_exog
+
+    n, L = 300, zlb.LOOKAHEAD
+    # persistent draws, so that some paths stay below the bound beyond NEAR quarters
+    d = draw_range(WORLD, 23, 0, n, 1, narrow(r_ss=(0.5, 1.0), rho_i=(0.7, 0.9), rho_r=(0.7, 0.9)))
+    sol = nk_solve(d.theta)
+    par = occbin.parameter_table(sol, d.theta[:, R_SS].copy())
+    rng = np.random.default_rng(23)
+    zero = np.zeros(n)
+    checked = hits = far = 0
+    for scale in (0.3, 1.0, 3.0, 30.0):
+        K = scale * np.stack(
+            [-0.004 * rng.random(n), -0.004 * rng.random(n), -0.02 * rng.random(n), 0.002 * rng.normal(size=n)]
+        )
+        K[0] = np.where(rng.random(n) < 0.5, par[:, occbin.IB], K[0])
+        rates = np.empty((L, n))
+        il, v, rn, u = K
+        for h in range(L):
+            if h:
+                v, rn, u = nk_exog(sol, v, rn, u, zero, zero, zero)
+            x, pi = nk_jumps(sol, il, v, rn, u)
+            il = nk_taylor(sol, il, x, pi, v)
+            rates[h] = il
+        ib = par[:, occbin.IB]
+        C, ext = np.empty((L, 4)), np.empty((5, 4))
+        for j in range(n):
+            occbin._loadings(par[j], L, C, ext)
+            V = np.zeros(L + 8, dtype=bool)
+            count, last = occbin._violations(K[:, j].copy(), np.nan, C, ext, ib[j], L, V, 3)
+            want = rates[:, j] < ib[j]
+            clear = np.abs(rates[:, j] - ib[j]) > 1e-12 * np.abs(K[:, j]).sum()
+            assert np.array_equal(V[3 : 3 + L][clear], want[clear])
+            assert count == V.sum() and not V[:3].any() and not V[3 + L :].any()
+            assert last == (3 + np.flatnonzero(V[3:])[-1] if count else -1)
+            checked += 1
+            hits += bool(count)
+            far += bool(V[3 + occbin.NEAR :].any())
+    assert checked == 4 * n and hits > 100 and far > 20, (hits, far)
