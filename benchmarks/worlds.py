@@ -76,7 +76,9 @@ def measure(spec: str, n: int, T: int, H: int, mode: str) -> dict:
             world.simulate(d.theta, d.shocks, d.metadata)
             world.irfs(d.theta, H)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    n_variables = len(world.system.variables) if hasattr(world, "system") else None
+    # declared worlds carry their linear system; rbc's `system` is a method
+    variables = getattr(getattr(world, "system", None), "variables", None)
+    n_variables = len(variables) if variables is not None else None
     return {
         "world": world.name,
         "mode": mode,

@@ -2,8 +2,11 @@
 
 The stage accumulates one pass of pairwise (Chan et al.) updates over slabs read directly from the
 chunk files; this check recomputes the same moments another way: it reads the split labels and the
-source arrays through Zarr's own API and takes two passes in float64 (the sums, then the squared
-deviations from the mean). It also checks every stored array: it decodes, has the layout the
+source arrays through Zarr's own API and sums, in float64, the deviations ``x - c`` and their
+squares about a shift ``c`` (the first train sample's values), then ``mean = c + S1 / n`` and
+``sd = sqrt((S2 - S1^2 / n) / (n - ddof))`` (the shifted-data algorithm: ``c`` lies within a few sd
+of the mean, so the subtraction loses a few bits at most, far below float32 precision; a constant
+column gives exactly 0; one read of each array suffices). It also checks every stored array: it decodes, has the layout the
 stage writes (``(moment, ...)``, float32, ``moment = (mean, sd)``), its content hash equals the one
 recorded with it (and, when validating a dataset folder, the manifest's), and its recorded counts
 are the train split's.
@@ -33,7 +36,7 @@ STATS_KEY = world_stats.STATS_KEY
 
 
 def recompute(arrays: dict[str, zarr.Array], labels: np.ndarray, label: int) -> tuple[dict, int]:
-    """``({array: (mean, sd, count)}, n)`` over the samples labelled ``label``: two passes, float64."""
+    """``({array: (mean, sd, count)}, n)`` over the samples labelled ``label``: one shifted pass, float64."""
     sel_all = labels == label
     n = int(sel_all.sum())
     chunk = next(iter(arrays.values())).chunks[0]
@@ -46,7 +49,7 @@ def recompute(arrays: dict[str, zarr.Array], labels: np.ndarray, label: int) -> 
     out = {}
     with np.errstate(invalid="ignore", over="ignore"):  # damaged data (inf, NaN) shows up as a mismatch below
         for name, arr in arrays.items():
-            out[name] = _two_pass(name, arr, slabs)
+            out[name] = _shifted_pass(name, slabs(arr))
     return out, n
 
 
@@ -58,18 +61,27 @@ def _pooled_sum(x: np.ndarray, pooled: int) -> np.ndarray:
     return x
 
 
-def _two_pass(name: str, arr: zarr.Array, slabs) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mean (sum / count), then sd from the squared deviations about it (a second read)."""
+def _shifted_pass(name: str, slabs) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean and sd from the sums of ``x - c`` and ``(x - c)^2``, ``c`` the first sample's values."""
     pooled = len(world_stats.POOLED[name])
-    total, count = 0.0, 0
-    for x in slabs(arr):
-        total = total + _pooled_sum(x, pooled)
-        count += int(np.prod(x.shape[:pooled]))
-    mean = total / count
-    squares = 0.0
-    for x in slabs(arr):
-        squares = squares + _pooled_sum(np.square(x - mean), pooled)
-    return mean, np.sqrt(squares / (count - world_stats.DDOF)), count
+    shift = None
+    s1 = s2 = 0.0
+    count = 0
+    for x in slabs:
+        k = int(np.prod(x.shape[:pooled]))
+        if not k:
+            continue
+        if shift is None:
+            shift = x[(0,) * pooled].copy()
+        d = x - shift
+        s1 = s1 + _pooled_sum(d, pooled)
+        s2 = s2 + _pooled_sum(np.square(d, out=d), pooled)
+        count += k
+    if shift is None:
+        return np.nan, np.nan, 0
+    mean = shift + s1 / count
+    var = (s2 - s1 * s1 / count) / (count - world_stats.DDOF)
+    return mean, np.sqrt(np.maximum(var, 0.0)), count
 
 
 def check_train_stats(spec: WorldSpec) -> CheckResult:
