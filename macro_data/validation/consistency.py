@@ -236,8 +236,7 @@ def check_splits(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
         in_slice = np.zeros(theta.shape[0], dtype=bool)
         in_corner = np.zeros(theta.shape[0], dtype=bool)
         if finite.any():
-            in_slice[finite] = splits.in_slice(world, theta[finite])
-            in_corner[finite] = splits.in_corner(world, theta[finite]) & ~in_slice[finite]
+            in_slice[finite], in_corner[finite] = splits.regions(world, theta[finite])
         figures["slice_region"] += int(in_slice.sum())
         figures["corner_region"] += int(in_corner.sum())
         for name in ("train", "val", "test_interpolation"):
@@ -280,7 +279,12 @@ def check_splits(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
         )
         expected = labels.copy()
         if finite.any():
-            expected[finite] = splits.assign(world, theta[finite], split_uniforms(world, spec.seed, lo, hi)[finite])
+            expected[finite] = splits.assign(
+                world,
+                theta[finite],
+                split_uniforms(world, spec.seed, lo, hi)[finite],
+                (in_slice[finite], in_corner[finite]),
+            )
         differs = expected != labels
         figures["differs_from_assignment"] += int(differs.sum())
         note(
