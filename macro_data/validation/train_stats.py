@@ -6,10 +6,11 @@ source arrays through Zarr's own API and sums, in float64, the deviations ``x - 
 squares about a shift ``c`` (the first train sample's values), then ``mean = c + S1 / n`` and
 ``sd = sqrt((S2 - S1^2 / n) / (n - ddof))`` (the shifted-data algorithm: ``c`` lies within a few sd
 of the mean, so the subtraction loses a few bits at most, far below float32 precision; a constant
-column gives exactly 0; one read of each array suffices). It also checks every stored array: it decodes, has the layout the
-stage writes (``(moment, ...)``, float32, ``moment = (mean, sd)``), its content hash equals the one
-recorded with it (and, when validating a dataset folder, the manifest's), and its recorded counts
-are the train split's.
+column gives exactly 0; one read of each array suffices).
+
+It also checks every stored array: it decodes, has the layout the stage writes (``(moment, ...)``,
+float32, ``moment = (mean, sd)``), its content hash equals the one recorded with it (and, when
+validating a dataset folder, the manifest's), and its recorded counts are the train split's.
 
 Tolerance: the stage rounds to float32 (relative 6e-8) and sums in another order, so a stored mean
 must be within ``RTOL * (|mean| + sd)`` of the recomputed one and a stored sd within

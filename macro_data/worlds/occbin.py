@@ -47,7 +47,8 @@ run as plain Python (``NUMBA_DISABLE_JIT=1``), which ``test_zlb`` checks bit for
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from macro_data.worlds.compiled import compiled
 
 # status codes of simulate_draws (status[0]); status[1] = draw, status[2] = period
 OK, NON_FINITE, BEYOND, NOT_VERIFIED = 0, 1, 2, 3
@@ -59,15 +60,6 @@ MARGIN = 1e-12  # relative rounding margin of the lower bound (see the module do
 RHO, SD, FX, FPI = 0, 3, 6, 10
 RHO_I, C_X, C_PI, IB, BETA, SIGMA, KAPPA, P, R, R_SS = 14, 15, 16, 17, 18, 19, 20, 21, 22, 26
 N_PAR = 27
-
-
-def _compiled(fn):
-    """Compile ``fn`` (IEEE semantics: no fast-math) with its machine code cached on disk beside the
-    module or in the user's cache directory, or per process where neither is writable."""
-    try:
-        return njit(cache=True, nogil=True, error_model="numpy")(fn)
-    except RuntimeError:  # numba: "no locator available" (a read-only install and home)
-        return njit(nogil=True, error_model="numpy")(fn)
 
 
 def parameter_table(sol, r_ss: np.ndarray) -> np.ndarray:
@@ -99,7 +91,7 @@ def parameter_table(sol, r_ss: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1))
 
 
-@_compiled
+@compiled
 def _loadings(par, lookahead, C, ext):
     """Fill ``C (lookahead, 4)`` with the rate loadings and ``ext (5, 4)`` with their extremes:
     min and max over all horizons, min and max over ``h >= NEAR``, max ``|C|``."""
@@ -125,7 +117,7 @@ def _loadings(par, lookahead, C, ext):
         ext[4, c] = max(-lo, hi)
 
 
-@_compiled
+@compiled
 def _lower_bound(k, lo, hi):
     t = 0.0
     for c in range(4):
@@ -133,7 +125,7 @@ def _lower_bound(k, lo, hi):
     return t
 
 
-@_compiled
+@compiled
 def _violations(k, first_rate, C, ext, ib, lookahead, V, off):
     """Mark in ``V[off + h]`` the horizons ``h < lookahead`` whose unconstrained rate from ``k`` is
     below ``ib`` (``first_rate`` replaces the rate at ``h = 0`` unless NaN). Returns the number
@@ -160,7 +152,7 @@ def _violations(k, first_rate, C, ext, ib, lookahead, V, off):
     return count, last
 
 
-@_compiled
+@compiled
 def _solve(par, il, s0, S, l, work, path):
     """Path of the guess ``S`` (last binding period ``l >= 0``) from ``i[-1] = il`` and exogenous
     states ``s0``: fills ``path[h] = (x, pi, i, shadow)`` for ``h <= l`` and returns the exogenous
@@ -215,7 +207,7 @@ def _solve(par, il, s0, S, l, work, path):
         s0[c] = work[n, 4 + c]
 
 
-@_compiled
+@compiled
 def simulate_draws(par, eps, lookahead, max_binding, max_guesses, bind_tol, traj, shadow, binding, status):
     """OccBin simulation of every draw: ``par (m, N_PAR)``, ``eps (m, T, 3)`` -> ``traj (m, T, 3)``
     (output, inflation, rate; canonical units), ``shadow (m, T)``, ``binding (m, T)``.
