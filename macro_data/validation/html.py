@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures as cf
+import contextlib
 import html
 import io
 import json
@@ -383,23 +384,57 @@ def _world_sections(doc: dict, w: str, dataset_dir: str, manifest: dict, real: R
     return params, trajs, fans, realism
 
 
-def render(doc: dict, dataset_dir: str | Path, manifest: dict, real: RealData | None, jobs: int | None = None) -> str:
+def _import_drawing() -> None:
+    """Worker initializer: import the drawing code (about 1.5 s) as soon as the worker starts."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
+
+
+@contextlib.contextmanager
+def drawing_pool(jobs: int | None = None):
+    """Worker processes for :func:`render`, started at once (default: the cores, at most 4): each
+    imports the drawing code while the caller validates, so the page's plots start without that
+    wait. Yields ``None`` (draw in this process) for one job."""
+    jobs = default_workers() if jobs is None else jobs
+    if jobs <= 1:
+        yield None
+        return
+    # spawn: the caller (a Dagster run) may hold threads that a fork would copy mid-flight
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_import_drawing) as pool:
+        for _ in range(jobs):  # a task per worker: the executor starts its workers on submission
+            pool.submit(int)
+        yield pool
+
+
+def render(
+    doc: dict,
+    dataset_dir: str | Path,
+    manifest: dict,
+    real: RealData | None,
+    jobs: int | None = None,
+    pool: cf.Executor | None = None,
+) -> str:
     """The HTML page for report ``doc`` of the dataset at ``dataset_dir``.
 
     The plots of a world take a second or more each (Agg drawing holds the GIL), so worlds are drawn
-    ``jobs`` at a time in worker processes (default: the cores, at most 4; 1: in this process); the
-    page does not depend on ``jobs``."""
+    in worker processes: those of ``pool`` (:func:`drawing_pool`) if given, else ``jobs`` at a time
+    in a pool of their own (default: the cores, at most 4; 1: in this process). The page does not
+    depend on where it is drawn."""
     d = doc["dataset"]
     ext = doc["inputs"]["external_data"]
     worlds = list(doc["worlds"])
-    jobs = min(default_workers() if jobs is None else jobs, len(worlds))
     args = [(doc, w, str(dataset_dir), manifest, real) for w in worlds]
-    if jobs <= 1:
-        parts = [_world_sections(*a) for a in args]
-    else:  # spawn: the caller (a Dagster run) may hold threads that a fork would copy mid-flight
-        ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            parts = list(pool.map(_world_sections, *zip(*args, strict=True)))
+    if pool is not None and len(worlds) > 1:
+        parts = list(pool.map(_world_sections, *zip(*args, strict=True)))
+    else:
+        jobs = 1 if pool is not None else min(default_workers() if jobs is None else jobs, len(worlds))
+        with drawing_pool(jobs) as own:
+            parts = (
+                [_world_sections(*a) for a in args]
+                if own is None
+                else list(own.map(_world_sections, *zip(*args, strict=True)))
+            )
     params = [p[0] for p in parts]
     trajs = [p[1] for p in parts if p[1]]
     fans = [p[2] for p in parts if p[2]]

@@ -68,11 +68,13 @@ def validation_report_asset(real_data: dg.AssetKey | None = None) -> dg.AssetsDe
             if doc is None:
                 # the world checks the world runs' asset checks computed on this very data are reused
                 # (a forced run recomputes everything)
-                v = validate_dataset(
-                    dataset_dir, external_root=storage.path(), log=context.log.info, reuse=not storage.force
-                )
-                doc = build_report(v, run_id=context.run.run_id, code_version=CODE_VERSION)
-                page = html_report.render(doc, dataset_dir, v.manifest, v.real)
+                # the page's drawing workers start while the checks run
+                with html_report.drawing_pool() as pool:
+                    v = validate_dataset(
+                        dataset_dir, external_root=storage.path(), log=context.log.info, reuse=not storage.force
+                    )
+                    doc = build_report(v, run_id=context.run.run_id, code_version=CODE_VERSION)
+                    page = html_report.render(doc, dataset_dir, v.manifest, v.real, pool=pool)
                 json_path, html_path = write_report(dataset_dir, doc, page)
             else:
                 context.log.info("validation report is up to date for the current manifest: nothing rewritten")
