@@ -16,6 +16,8 @@ DISTRIBUTIONS = (
     "macro_data",
     "numpy",
     "scipy",
+    "numba",
+    "llvmlite",
     "zarr",
     "numcodecs",
     "dagster",
@@ -34,8 +36,18 @@ def _version(dist: str) -> str | None:
 
 
 # What decides the floating-point results of a computation: the numerical libraries, the BLAS and
-# LAPACK builds they call (whose kernels are picked per CPU at run time), and the CPU itself.
-NUMERIC_KEYS = ("packages.numpy", "packages.scipy", "numpy_blas", "scipy_blas", "machine", "cpu")
+# LAPACK builds they call (whose kernels are picked per CPU at run time), the compiler of the zlb
+# world's kernel (numba and its LLVM, llvmlite), and the CPU itself.
+NUMERIC_KEYS = (
+    "packages.numpy",
+    "packages.scipy",
+    "packages.numba",
+    "packages.llvmlite",
+    "numpy_blas",
+    "scipy_blas",
+    "machine",
+    "cpu",
+)
 
 
 def _cpu_model() -> str:

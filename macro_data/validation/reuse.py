@@ -26,7 +26,7 @@ The key of a unit (:func:`unit_key`) is everything that decides its outcome:
 * the validation code version: a hash of the package's source that the checks run (validation,
   worlds, storage, pipeline, splits, ...) plus a declared world's own code version, so that editing
   a check, a simulator or the storage code invalidates every stored result;
-* the numerical environment (numpy, scipy, BLAS/LAPACK builds, machine, CPU: the keys of
+* the numerical environment (numpy, scipy, numba, llvmlite, BLAS/LAPACK builds, machine, CPU: the keys of
   :data:`macro_data.environment.NUMERIC_KEYS`), which decides bit-for-bit re-simulation.
 
 A unit that reads the manifest (integrity, train statistics, split consistency, rejection rate)
