@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from macro_data.external.errors import SchemaCheckError
 from macro_data.external.registry import CsvOptions
@@ -83,6 +81,9 @@ def hp_filter(y: np.ndarray, lamb: float = HP_LAMBDA) -> tuple[np.ndarray, np.nd
     n = y.shape[0]
     if n < 3:
         raise ValueError("hp_filter needs at least 3 observations")
+    import scipy.sparse as sp  # imported on first use, not by every process loading the code location
+    import scipy.sparse.linalg as spla
+
     d = sp.diags([np.ones(n - 2), -2 * np.ones(n - 2), np.ones(n - 2)], [0, 1, 2], shape=(n - 2, n), format="csc")
     a = (sp.identity(n, format="csc") + lamb * (d.T @ d)).tocsc()
     trend = spla.spsolve(a, y)

@@ -22,7 +22,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 FAMILIES = ("uniform", "loguniform", "normal", "beta", "fixed")
 # Arguments of each family besides the bounds (all required).
@@ -130,6 +129,8 @@ class Prior:
         return (self.low - m) / s, (self.high - m) / s
 
     def _normal_mass(self) -> float:
+        from scipy import special  # on first use: loading the code location need not pay its 0.2 s
+
         a, b = self._std_bounds()
         if a > 0:  # both bounds in the upper tail: use the mirrored (lower-tail) probabilities
             return float(special.ndtr(-a) - special.ndtr(-b))
@@ -148,6 +149,8 @@ class Prior:
         ndarray of float64
             Same shape as ``u``, clipped to ``[low, high]``; ``value`` everywhere for ``fixed``.
         """
+        from scipy import special
+
         u = np.asarray(u, dtype=np.float64)
         lo, hi, f = self.low, self.high, self.family
         if f == "uniform":
@@ -182,6 +185,8 @@ class Prior:
         ndarray of float64
             Probabilities in ``[0, 1]``, same shape as ``x``.
         """
+        from scipy import special
+
         x = np.clip(np.asarray(x, dtype=np.float64), self.low, self.high)
         lo, hi, f = self.low, self.high, self.family
         if f == "uniform":
@@ -212,6 +217,8 @@ class Prior:
         ndarray of float64
             Density per unit of the parameter, same shape as ``x``; for ``fixed`` the uniform one.
         """
+        from scipy import special
+
         x = np.asarray(x, dtype=np.float64)
         lo, hi, f = self.low, self.high, self.family
         inside = (x >= lo) & (x <= hi)

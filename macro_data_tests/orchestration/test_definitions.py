@@ -59,3 +59,19 @@ def test_world_partitions_follow_the_catalog():
         keys = graph.get(dg.AssetKey(name)).partitions_def.get_partition_keys()
         assert list(keys) == list(world_ids())
         assert list(keys)[:6] == ["lss", "var", "nk", "rbc", "switching", "zlb"] and "nk_habit" in keys
+
+
+def test_loading_the_code_location_leaves_the_heavy_libraries_unimported():
+    # Every Dagster process (UI, daemon, each run, `dagster asset materialize`) loads the code location:
+    # scipy, matplotlib and numba load where a stage or the report first uses them (about 1.5 s together).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, macro_data\n"
+        "assert isinstance(macro_data.defs, __import__('dagster').Definitions)\n"
+        "bad = sorted(m for m in ('scipy', 'matplotlib', 'numba') if m in sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
