@@ -425,16 +425,14 @@ def render(
     ext = doc["inputs"]["external_data"]
     worlds = list(doc["worlds"])
     args = [(doc, w, str(dataset_dir), manifest, real) for w in worlds]
-    if pool is not None and len(worlds) > 1:
+    jobs = min(default_workers() if jobs is None else jobs, len(worlds))
+    if pool is None and jobs > 1:
+        with drawing_pool(jobs) as own:
+            parts = list(own.map(_world_sections, *zip(*args, strict=True)))
+    elif pool is not None and len(worlds) > 1:
         parts = list(pool.map(_world_sections, *zip(*args, strict=True)))
     else:
-        jobs = 1 if pool is not None else min(default_workers() if jobs is None else jobs, len(worlds))
-        with drawing_pool(jobs) as own:
-            parts = (
-                [_world_sections(*a) for a in args]
-                if own is None
-                else list(own.map(_world_sections, *zip(*args, strict=True)))
-            )
+        parts = [_world_sections(*a) for a in args]
     params = [p[0] for p in parts]
     trajs = [p[1] for p in parts if p[1]]
     fans = [p[2] for p in parts if p[2]]

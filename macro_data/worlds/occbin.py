@@ -153,10 +153,10 @@ def _violations(k, first_rate, C, ext, ib, lookahead, V, off):
 
 
 @compiled
-def _solve(par, il, s0, S, l, work, path):
+def _solve(par, il, s0, S, l, work, path, k_end):
     """Path of the guess ``S`` (last binding period ``l >= 0``) from ``i[-1] = il`` and exogenous
-    states ``s0``: fills ``path[h] = (x, pi, i, shadow)`` for ``h <= l`` and returns the exogenous
-    states at ``l + 1`` in ``s0``'s place (``work`` is scratch, ``(l + 2, 7)``)."""
+    states ``s0``: fills ``path[h] = (x, pi, i, shadow)`` for ``h <= l`` and ``k_end`` with the state
+    ``(ib, s[l + 1])`` the unconstrained continuation starts from (``work`` is scratch, ``(l + 2, 7)``)."""
     sig, beta, kappa = par[SIGMA], par[BETA], par[KAPPA]
     rho_i, c_x, c_pi, ib = par[RHO_I], par[C_X], par[C_PI], par[IB]
     # exogenous path s[h] = rho s[h-1], h = 0 .. l + 1
@@ -203,8 +203,9 @@ def _solve(par, il, s0, S, l, work, path):
             path[h, 3] = i
         path[h, 0], path[h, 1], path[h, 2] = x, pi, i
         prev = i
+    k_end[0] = ib
     for c in range(3):
-        s0[c] = work[n, 4 + c]
+        k_end[1 + c] = work[n, 4 + c]
 
 
 @compiled
@@ -225,7 +226,8 @@ def simulate_draws(par, eps, lookahead, max_binding, max_guesses, bind_tol, traj
     N = np.zeros(W, dtype=np.bool_)  # the next guess
     work = np.empty((G + 2, 7))
     path = np.empty((G + 1, 4))
-    k = np.empty(4)
+    k = np.empty(4)  # the state of period t
+    k_end = np.empty(4)  # the state after a guess's last binding period
     for d in range(m):
         pr = par[d]
         _loadings(pr, lookahead, C, ext)
@@ -254,11 +256,8 @@ def simulate_draws(par, eps, lookahead, max_binding, max_guesses, bind_tol, traj
                         return
                     l = last
                     continue
-                _solve(pr, il, k[1:], S, l, work, path)
-                finite = True
-                for h in range(l + 1):
-                    finite = finite and np.isfinite(path[h, 2]) and np.isfinite(path[h, 3])
-                if not (finite and np.isfinite(path[0, 0]) and np.isfinite(path[0, 1])):
+                _solve(pr, il, k[1:], S, l, work, path, k_end)
+                if not np.isfinite(path[: l + 1]).all():
                     status[0], status[1], status[2] = NON_FINITE, d, t
                     return
                 nl = -1
@@ -267,10 +266,9 @@ def simulate_draws(par, eps, lookahead, max_binding, max_guesses, bind_tol, traj
                     N[h] = nb
                     if nb:
                         nl = h
-                # continuation after l from (ib, rho^(l+1) s0); k[1:] now holds rho^(l+1) s0
-                k[0] = ib
+                # the unconstrained continuation after l
                 N[l + 1 : l + 1 + lookahead] = False
-                cnt, last = _violations(k, np.nan, C, ext, ib, lookahead, N, l + 1)
+                cnt, last = _violations(k_end, np.nan, C, ext, ib, lookahead, N, l + 1)
                 if cnt:
                     nl = last
                 if nl >= G:
@@ -282,11 +280,6 @@ def simulate_draws(par, eps, lookahead, max_binding, max_guesses, bind_tol, traj
                     if N[h] != S[h]:
                         same = False
                         break
-                # restore the state of period t for the next round
-                k[0] = il
-                k[1] = v
-                k[2] = rn
-                k[3] = u
                 if same:
                     x0, pi0, i0, sh0, bind = path[0, 0], path[0, 1], path[0, 2], path[0, 3], S[0]
                     break

@@ -143,7 +143,7 @@ ZLB_PARAMETERS: tuple[Parameter, ...] = nk.NK_PARAMETERS + (
 _R_SS = len(nk.NK_PARAMETERS)
 
 
-def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: np.ndarray | None = None):
+def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray):
     """OccBin simulation: ``eps (m, T, 3)`` -> ``(traj (m, T, 3), shadow (m, T), binding (m, T))``.
 
     One draw at a time in compiled code (:mod:`macro_data.worlds.occbin`, which states the method).
@@ -156,8 +156,6 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
         Steady-state policy rate, annualized percent.
     eps : ndarray, shape (m, T, 3)
         Standard-normal innovations of the monetary, natural-rate and cost-push shocks.
-    labels : ndarray of int, shape (m,), optional
-        Batch index of each draw, for messages; ``0 .. m - 1`` if ``None``.
 
     Returns
     -------
@@ -178,7 +176,6 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
     from macro_data.worlds import occbin
 
     m, T, _ = eps.shape
-    labels = np.arange(m) if labels is None else labels
     par = occbin.parameter_table(sol, np.asarray(r_ss, dtype=np.float64))
     traj = np.empty((m, T, 3))
     shadow = np.empty((m, T))
@@ -198,7 +195,7 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray, labels: 
     )
     code, j, t = (int(c) for c in status)
     if code != occbin.OK:
-        where = f"world 'zlb': OccBin at t={t}, draw {int(labels[j])} (r_ss={float(r_ss[j]):.6g})"
+        where = f"world 'zlb': OccBin at t={t}, draw {j} (r_ss={float(r_ss[j]):.6g})"
         what = {
             occbin.NON_FINITE: "singular or non-finite path for a guess of binding periods",
             occbin.BEYOND: f"the bound would bind {MAX_BINDING_HORIZON} or more quarters ahead "

@@ -342,9 +342,8 @@ def test_guess_path_matches_stacked_solve(pattern):
     il, s0 = -0.001, np.array([-0.002, -0.01, 0.001])
     N = 300
     for j in range(th.shape[0]):
-        ex = s0.copy()
-        work, path = np.empty((18, 7)), np.empty((17, 4))
-        occbin._solve(par[j], il, ex, S, pattern[-1], work, path)
+        work, path, k_end = np.empty((18, 7)), np.empty((17, 4)), np.empty(4)
+        occbin._solve(par[j], il, s0, S, pattern[-1], work, path, k_end)
         exo = tuple(s0[c] * th[j, 6 + c] ** np.arange(N) for c in range(3))
         SS = np.zeros(N, dtype=bool)
         SS[pattern] = True
@@ -354,8 +353,9 @@ def test_guess_path_matches_stacked_solve(pattern):
         np.testing.assert_allclose(path[:n, 1], rpi[:n], rtol=1e-7, atol=1e-11)
         np.testing.assert_allclose(path[:n, 2], ri[:n], rtol=1e-7, atol=1e-11)
         np.testing.assert_allclose(path[:n, 3], rsh[:n], rtol=1e-7, atol=1e-11)
-        # the exogenous states one period after the spell
-        np.testing.assert_allclose(ex, [e[n] for e in exo], rtol=1e-12)
+        # the continuation's state: the bound, and the exogenous states one period after the spell
+        assert k_end[0] == par[j, occbin.IB]
+        np.testing.assert_allclose(k_end[1:], [e[n] for e in exo], rtol=1e-12)
 
 
 def test_violation_checks_find_every_rate_below_the_bound():
