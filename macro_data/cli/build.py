@@ -147,27 +147,38 @@ def _worker_start(environ: dict[str, str]) -> None:
     os.environ.update(environ)  # DAGSTER_HOME and the build's settings, as in the parent
 
 
+def _load(state: dict) -> None:
+    """Import the code location and open the instance into ``state`` (once per process)."""
+    if state:
+        return
+    import dagster as dg
+
+    from macro_data.files import file_lock
+    from macro_data.orchestration.definitions import defs
+
+    state["defs"] = defs
+    # Workers open a fresh instance at the same moment: Dagster creates its SQLite tables on
+    # first use, and two processes doing that at once record the schema twice (the instance
+    # then refuses to open). One process at a time opens it and touches its storages.
+    with file_lock(Path(os.environ["DAGSTER_HOME"]) / ".macro_data_instance.lock"):
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)
+        instance.get_latest_materialization_event(dg.AssetKey("world_draws"))
+    state["instance"] = instance
+
+
+def _warm() -> None:
+    """A worker's first task when it starts before its run is known: load what every run needs."""
+    _load(_worker_state)
+
+
 def _run(job_name: str, world: str | None, config: dict, tags: dict, state: dict | None = None) -> WorldRun:
     """One run of ``job_name`` in this process (on ``world``'s partition, or unpartitioned when
     ``world`` is None). ``state`` caches the code location and the instance: a worker process's own,
     loaded once and reused by its later runs."""
     if state is None:
         state = _worker_state
-    if not state:
-        import dagster as dg
-
-        from macro_data.files import file_lock
-        from macro_data.orchestration.definitions import defs
-
-        state["defs"] = defs
-        # Workers open a fresh instance at the same moment: Dagster creates its SQLite tables on
-        # first use, and two processes doing that at once record the schema twice (the instance
-        # then refuses to open). One process at a time opens it and touches its storages.
-        with file_lock(Path(os.environ["DAGSTER_HOME"]) / ".macro_data_instance.lock"):
-            instance = dg.DagsterInstance.get()
-            instance.get_runs(limit=1)
-            instance.get_latest_materialization_event(dg.AssetKey("world_draws"))
-        state["instance"] = instance
+    _load(state)
     t = time.perf_counter()
     result = (
         state["defs"]
@@ -192,12 +203,16 @@ class Runner:
 
     The world workers are shut down before the dataset run starts: an idle worker keeps the memory
     of its last world run (about 400 MiB at the paper's size), and the dataset run starts worker
-    processes of its own (validation, report figures), so keeping them alive set the build's peak."""
+    processes of its own (validation, report figures), so keeping them alive set the build's peak.
+    The dataset run's worker starts as soon as a core has no world left to run (``warm_dataset``),
+    so its imports (about 2 s) overlap the last world run instead of following it."""
 
-    def __init__(self, jobs: int):
+    def __init__(self, jobs: int, warm_dataset: bool = False):
         self.state: dict = {}
         self.pool: cf.ProcessPoolExecutor | None = None
+        self.dataset_pool: cf.ProcessPoolExecutor | None = None
         self.jobs = jobs
+        self.warm_dataset = warm_dataset
         if jobs > 1:
             self.pool = self._pool(jobs)
 
@@ -222,7 +237,10 @@ class Runner:
             self.pool = self._pool(self.jobs)
         futures = [self.pool.submit(_run, "build_world", w, config, tags) for w in worlds]
         try:
-            for fut in cf.as_completed(futures):
+            for done, fut in enumerate(cf.as_completed(futures), start=1):
+                if self.warm_dataset and self.dataset_pool is None and len(futures) - done < self.jobs:
+                    self.dataset_pool = self._pool(1)  # a core is free: the dataset run's worker loads now
+                    self.dataset_pool.submit(_warm)
                 yield fut.result()
         finally:
             for fut in futures:
@@ -231,14 +249,16 @@ class Runner:
     def dataset(self, config: dict, tags: dict) -> WorldRun:
         if self.jobs <= 1:
             return _run("build_dataset_files", None, config, tags, self.state)
-        self.close()  # the world workers and the memory they hold go before the dataset run starts
-        self.pool = self._pool(1)
+        if self.pool is not None:  # the world workers and the memory they hold go before the dataset run starts
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool, self.dataset_pool = self.dataset_pool or self._pool(1), None
         return self.pool.submit(_run, "build_dataset_files", None, config, tags).result()
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
+        for pool in (self.pool, self.dataset_pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self.pool = self.dataset_pool = None
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -285,7 +305,7 @@ def _build(args: argparse.Namespace) -> int:
     jobs = min(jobs, max(1, len(order)))
     if jobs > 1:
         print(f"{jobs} world runs at once, each in a process of its own")
-    runner = Runner(jobs)
+    runner = Runner(jobs, warm_dataset=with_dataset)
     try:
         for done in runner.worlds(order, config, tags):
             if not done.success:
