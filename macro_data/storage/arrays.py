@@ -359,18 +359,20 @@ def write_small_array(
 
 def read_rows(array: zarr.Array) -> Callable[[int, int], np.ndarray]:
     """``read(lo, hi)``: rows ``lo .. hi - 1`` of ``array``, decoded directly from its chunk files where
-    the store is local (:mod:`macro_data.storage.chunks`), through Zarr otherwise."""
-    chunks = ChunkIO.for_array(array)
+    the store is local (:mod:`macro_data.storage.chunks`), through Zarr otherwise (and by slicing
+    for an in-memory array)."""
+    chunks = ChunkIO.for_array(array) if isinstance(array, zarr.Array) else None
     if chunks is not None:
         return chunks.read
     return lambda lo, hi: array[lo:hi]
 
 
 def iter_rows(array: zarr.Array, rows: int = READ_ROWS, start: int = 0, stop: int | None = None):
-    """Yield ``(lo, block)`` slabs of ``rows`` samples, decoded, in order."""
+    """Yield ``(lo, block)`` slabs of ``rows`` samples, decoded (as :func:`read_rows` does), in order."""
     stop = array.shape[0] if stop is None else stop
+    read = read_rows(array)
     for lo in range(start, stop, rows):
-        yield lo, array[lo : min(lo + rows, stop)]
+        yield lo, read(lo, min(lo + rows, stop))
 
 
 def content_hash(array: zarr.Array, rows: int = READ_ROWS) -> str:

@@ -42,6 +42,7 @@ from macro_data import schemas, splits
 from macro_data.errors import MacroDataError
 from macro_data.pipeline.common import read_provenance
 from macro_data.recipes import parse_recipe
+from macro_data.storage.arrays import read_rows
 from macro_data.storage.publish import world_store
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import STAGE_MODULES, WorldSpec
@@ -113,9 +114,10 @@ def check_theta(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
     }
     ks_hist = {k: np.zeros(KS_BINS, dtype=np.int64) for k in ks_cols}
     firsts: dict[str, str] = {}
+    read_theta = read_rows(theta_arr)
     for lo in range(0, theta_arr.shape[0], rows):
         try:
-            theta = np.asarray(theta_arr[lo : lo + rows], dtype=np.float64)
+            theta = np.asarray(read_theta(lo, min(lo + rows, theta_arr.shape[0])), dtype=np.float64)
         except Exception as exc:  # noqa: BLE001 - integrity names the chunk; here we only cannot judge
             problems.add(f"samples {lo}-{lo + rows - 1} of theta do not decode ({type(exc).__name__})")
             continue
@@ -219,11 +221,12 @@ def check_splits(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
             i = int(np.flatnonzero(mask)[0])
             firsts[key] = text(lo + i, i)
 
+    read_labels, read_theta = read_rows(split_arr), read_rows(theta_arr)
     for lo in range(0, n, rows):
         hi = min(lo + rows, n)
         try:
-            labels = np.asarray(split_arr[lo:hi])
-            theta = np.asarray(theta_arr[lo:hi], dtype=np.float64)
+            labels = np.asarray(read_labels(lo, hi))
+            theta = np.asarray(read_theta(lo, hi), dtype=np.float64)
         except Exception as exc:  # noqa: BLE001
             problems.add(f"samples {lo}-{hi - 1} of split/theta do not decode ({type(exc).__name__})")
             continue

@@ -45,6 +45,7 @@ import time
 
 import numpy as np
 
+from macro_data.storage.arrays import iter_rows, read_rows
 from macro_data.validation.reproducibility import read_subset, subset_indices
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import WorldSpec
@@ -138,18 +139,22 @@ def _zero_lower_bound(spec: WorldSpec, group, problems: Problems, figures: dict,
         "binding_periods": 0,
     }
     firsts: dict[str, str] = {}
+    read = {
+        a: read_rows(group[a])
+        for a in ("theta", "trajectories", "binding", *(("extras",) if k_shadow is not None else ()))
+    }
     for lo in range(0, n, rows):
         hi = min(lo + rows, n)
-        r_ss = np.asarray(group["theta"][lo:hi, j], dtype=np.float64)[:, None]
-        rate = np.asarray(group["trajectories"][lo:hi, :, 2], dtype=np.float64)
-        binding = np.asarray(group["binding"][lo:hi], dtype=bool)
+        r_ss = np.asarray(read["theta"](lo, hi)[:, j], dtype=np.float64)[:, None]
+        rate = np.asarray(read["trajectories"](lo, hi)[:, :, 2], dtype=np.float64)
+        binding = np.asarray(read["binding"](lo, hi), dtype=bool)
         atol = BOUND_ATOL_ULPS * F32_EPS * r_ss
         dist = rate + r_ss
         stats["min_distance_to_bound"] = min(stats["min_distance_to_bound"], float(dist.min()))
         stats["binding_periods"] += int(binding.sum())
         checks = {"below_bound": dist < -atol, "binding_not_at_bound": binding & (np.abs(dist) > atol)}
         if k_shadow is not None:
-            shadow = np.asarray(group["extras"][lo:hi, :, k_shadow], dtype=np.float64)
+            shadow = np.asarray(read["extras"](lo, hi)[:, :, k_shadow], dtype=np.float64)
             checks["shadow_above_bound_when_binding"] = binding & (shadow + r_ss > atol)
             checks["shadow_differs_when_slack"] = ~binding & (np.abs(shadow - rate) > 2.0**-20 * (1 + np.abs(rate)))
         for key, bad in checks.items():
@@ -179,8 +184,7 @@ def _regimes(spec: WorldSpec, group, problems: Problems, figures: dict, rows: in
     if str(arr.dtype) != "int8":
         problems.add(f"regime labels have dtype {arr.dtype}, expected int8")
     total, ones, first = 0, 0, None
-    for lo in range(0, arr.shape[0], rows):
-        r = np.asarray(arr[lo : lo + rows])
+    for lo, r in iter_rows(arr, rows):
         bad = (r != 0) & (r != 1)
         stats["invalid_values"] += int(bad.sum())
         if bad.any() and first is None:
@@ -200,8 +204,9 @@ def _noise(spec: WorldSpec, group, problems: Problems, figures: dict, rows: int)
     sd = np.array([float(spec.noise.get(k, 0.0)) for k in names])
     s1, s2, lag, count, lag_count = (np.zeros(3) for _ in range(5))
     exact_bad = np.zeros(3, dtype=np.int64)
-    for lo in range(0, obs.shape[0], rows):
-        r = np.asarray(obs[lo : lo + rows], dtype=np.float64) - np.asarray(traj[lo : lo + rows], dtype=np.float64)
+    read_traj = read_rows(traj)
+    for lo, block in iter_rows(obs, rows):
+        r = np.asarray(block, dtype=np.float64) - np.asarray(read_traj(lo, lo + block.shape[0]), dtype=np.float64)
         for j in range(3):
             if sd[j] == 0:
                 exact_bad[j] += int((r[..., j] != 0).sum())

@@ -59,6 +59,7 @@ import numpy as np
 
 from macro_data import splits
 from macro_data.pipeline.common import read_provenance
+from macro_data.storage.arrays import iter_rows, read_rows
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import WorldSpec
 
@@ -124,8 +125,7 @@ def _stationarity_and_scale(spec: WorldSpec, group, rows: int) -> tuple[CheckRes
     off_scale = np.zeros(3, dtype=np.int64)
     sample_sd: list[np.ndarray] = []
     seen = 0
-    for lo in range(0, n, rows):
-        y = np.asarray(arr[lo : lo + rows])
+    for lo, y in iter_rows(arr, rows):
         a = np.abs(y).reshape(y.shape[0], -1)  # float32 is exact for |y| and its maxima
         peak = a.max(axis=1).astype(np.float64)
         max_abs = max(max_abs, float(np.nanmax(peak)))
@@ -227,15 +227,17 @@ def _irf_decay(spec: WorldSpec, group, rows: int) -> CheckResult:
     eligible = flagged = 0
     worst = 0.0
     first = None
+    read_theta, read_irfs = read_rows(theta_arr), read_rows(irfs)
     for lo in range(0, n, rows):
-        theta = np.asarray(theta_arr[lo : lo + rows], dtype=np.float64)
+        hi = min(lo + rows, n)
+        theta = np.asarray(read_theta(lo, hi), dtype=np.float64)
         p = persistence(spec, theta)
         if p is None:
             break
         el = p**H <= DECAY_ELIGIBLE
         if not el.any():
             continue
-        r = np.abs(np.asarray(irfs[lo : lo + rows], dtype=np.float64))
+        r = np.abs(np.asarray(read_irfs(lo, hi), dtype=np.float64))
         peak = r.max(axis=(2, 3))
         end = r[:, :, H, :].max(axis=2)
         ratio = np.where(peak > 0, end / np.where(peak > 0, peak, 1.0), 0.0).max(axis=1)
@@ -307,8 +309,7 @@ def _split_fractions(spec: WorldSpec, group, rows: int) -> CheckResult:
     arr = group["split"]
     n = arr.shape[0]
     counts = {k: 0 for k in splits.LABELS}
-    for lo in range(0, n, rows):
-        labels = np.asarray(arr[lo : lo + rows])
+    for _, labels in iter_rows(arr, rows):
         for k, v in splits.LABELS.items():
             counts[k] += int((labels == v).sum())
     p = Problems()
@@ -334,8 +335,8 @@ def _zlb_binding(spec: WorldSpec, group, rows: int) -> CheckResult:
     arr = group["binding"]
     n, T = arr.shape
     periods = ever = 0
-    for lo in range(0, n, rows):
-        b = np.asarray(arr[lo : lo + rows], dtype=bool)
+    for _, block in iter_rows(arr, rows):
+        b = np.asarray(block, dtype=bool)
         periods += int(b.sum())
         ever += int(b.any(axis=1).sum())
     p = Problems()
@@ -359,9 +360,10 @@ def _regimes(spec: WorldSpec, group, rows: int) -> CheckResult:
     j00, j11 = spec.world.index("p00"), spec.world.index("p11")
     n = arr.shape[0]
     acc = {k: 0.0 for k in ("M0", "N00", "E00", "V00", "M1", "N11", "E11", "V11", "R0", "ER0", "VR0", "D0", "D1")}
-    for lo in range(0, n, rows):
-        r = np.asarray(arr[lo : lo + rows], dtype=np.int64)
-        th = np.asarray(theta_arr[lo : lo + rows], dtype=np.float64)
+    read_theta = read_rows(theta_arr)
+    for lo, block in iter_rows(arr, rows):
+        r = np.asarray(block, dtype=np.int64)
+        th = np.asarray(read_theta(lo, lo + r.shape[0]), dtype=np.float64)
         p00, p11 = th[:, j00][:, None], th[:, j11][:, None]
         prev, nxt = r[:, :-1], r[:, 1:]
         for i, pii, key in ((0, p00, "0"), (1, p11, "1")):

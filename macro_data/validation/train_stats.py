@@ -26,7 +26,7 @@ import zarr
 
 from macro_data import splits
 from macro_data.pipeline import world_stats
-from macro_data.storage.arrays import content_hash
+from macro_data.storage.arrays import content_hash, iter_rows
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import WorldSpec
 
@@ -44,8 +44,8 @@ def recompute(arrays: dict[str, zarr.Array], labels: np.ndarray, label: int) -> 
     step = max(chunk, (READ_ROWS // chunk) * chunk)
 
     def slabs(arr: zarr.Array):
-        for lo in range(0, arr.shape[0], step):
-            yield np.asarray(arr[lo : lo + step])[sel_all[lo : lo + step]].astype(np.float64)
+        for lo, block in iter_rows(arr, step):
+            yield np.asarray(block)[sel_all[lo : lo + step]].astype(np.float64)
 
     out = {}
     with np.errstate(invalid="ignore", over="ignore"):  # damaged data (inf, NaN) shows up as a mismatch below
