@@ -71,3 +71,11 @@ def test_paper_benchmark_runs(tmp_path):
     for line in ("raw limit:", "build:", "validation:", "peak memory:", "ratio build / raw:"):
         assert line in out, out
     assert "worlds nk" in out or "worlds rbc" in out, out
+
+
+@pytest.mark.slow
+def test_fixed_cost_benchmark_runs():
+    out = _run("fixed_cost.py", "--repeats", "1")
+    assert "baseline: python -c 'import dagster'" in out, out
+    rows = [line.split()[:2] for line in out.splitlines() if line.startswith(("macro-data build", "dagster asset"))]
+    assert rows == [["macro-data", "build"], ["dagster", "asset"]], out
