@@ -357,20 +357,35 @@ def write_small_array(
     w.close()
 
 
-def read_rows(array: zarr.Array) -> Callable[[int, int], np.ndarray]:
+def read_rows(array: zarr.Array, zarr_on_error: bool = False) -> Callable[[int, int], np.ndarray]:
     """``read(lo, hi)``: rows ``lo .. hi - 1`` of ``array``, decoded directly from its chunk files where
     the store is local (:mod:`macro_data.storage.chunks`), through Zarr otherwise (and by slicing
-    for an in-memory array)."""
+    for an in-memory array).
+
+    A direct read raises on a missing or damaged chunk. With ``zarr_on_error`` such a read is
+    repeated through Zarr's API, so a check sees what any Zarr reader sees: a missing chunk as the
+    fill value (NaN), a damaged one as Zarr's error."""
     chunks = ChunkIO.for_array(array) if isinstance(array, zarr.Array) else None
-    if chunks is not None:
+    if chunks is None:
+        return lambda lo, hi: array[lo:hi]
+    if not zarr_on_error:
         return chunks.read
-    return lambda lo, hi: array[lo:hi]
+
+    def read(lo: int, hi: int) -> np.ndarray:
+        try:
+            return chunks.read(lo, hi)
+        except StorageError:
+            return array[lo:hi]
+
+    return read
 
 
-def iter_rows(array: zarr.Array, rows: int = READ_ROWS, start: int = 0, stop: int | None = None):
+def iter_rows(
+    array: zarr.Array, rows: int = READ_ROWS, start: int = 0, stop: int | None = None, zarr_on_error: bool = False
+):
     """Yield ``(lo, block)`` slabs of ``rows`` samples, decoded (as :func:`read_rows` does), in order."""
     stop = array.shape[0] if stop is None else stop
-    read = read_rows(array)
+    read = read_rows(array, zarr_on_error)
     for lo in range(start, stop, rows):
         yield lo, read(lo, min(lo + rows, stop))
 

@@ -114,7 +114,7 @@ def check_theta(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
     }
     ks_hist = {k: np.zeros(KS_BINS, dtype=np.int64) for k in ks_cols}
     firsts: dict[str, str] = {}
-    read_theta = read_rows(theta_arr)
+    read_theta = read_rows(theta_arr, zarr_on_error=True)
     for lo in range(0, theta_arr.shape[0], rows):
         try:
             theta = np.asarray(read_theta(lo, min(lo + rows, theta_arr.shape[0])), dtype=np.float64)
@@ -221,7 +221,7 @@ def check_splits(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
             i = int(np.flatnonzero(mask)[0])
             firsts[key] = text(lo + i, i)
 
-    read_labels, read_theta = read_rows(split_arr), read_rows(theta_arr)
+    read_labels, read_theta = read_rows(split_arr, zarr_on_error=True), read_rows(theta_arr, zarr_on_error=True)
     for lo in range(0, n, rows):
         hi = min(lo + rows, n)
         try:

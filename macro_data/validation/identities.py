@@ -140,7 +140,7 @@ def _zero_lower_bound(spec: WorldSpec, group, problems: Problems, figures: dict,
     }
     firsts: dict[str, str] = {}
     read = {
-        a: read_rows(group[a])
+        a: read_rows(group[a], zarr_on_error=True)
         for a in ("theta", "trajectories", "binding", *(("extras",) if k_shadow is not None else ()))
     }
     for lo in range(0, n, rows):
@@ -184,7 +184,7 @@ def _regimes(spec: WorldSpec, group, problems: Problems, figures: dict, rows: in
     if str(arr.dtype) != "int8":
         problems.add(f"regime labels have dtype {arr.dtype}, expected int8")
     total, ones, first = 0, 0, None
-    for lo, r in iter_rows(arr, rows):
+    for lo, r in iter_rows(arr, rows, zarr_on_error=True):
         bad = (r != 0) & (r != 1)
         stats["invalid_values"] += int(bad.sum())
         if bad.any() and first is None:
@@ -204,8 +204,8 @@ def _noise(spec: WorldSpec, group, problems: Problems, figures: dict, rows: int)
     sd = np.array([float(spec.noise.get(k, 0.0)) for k in names])
     s1, s2, lag, count, lag_count = (np.zeros(3) for _ in range(5))
     exact_bad = np.zeros(3, dtype=np.int64)
-    read_traj = read_rows(traj)
-    for lo, block in iter_rows(obs, rows):
+    read_traj = read_rows(traj, zarr_on_error=True)
+    for lo, block in iter_rows(obs, rows, zarr_on_error=True):
         r = np.asarray(block, dtype=np.float64) - np.asarray(read_traj(lo, lo + block.shape[0]), dtype=np.float64)
         for j in range(3):
             if sd[j] == 0:

@@ -125,7 +125,7 @@ def _stationarity_and_scale(spec: WorldSpec, group, rows: int) -> tuple[CheckRes
     off_scale = np.zeros(3, dtype=np.int64)
     sample_sd: list[np.ndarray] = []
     seen = 0
-    for lo, y in iter_rows(arr, rows):
+    for lo, y in iter_rows(arr, rows, zarr_on_error=True):
         a = np.abs(y).reshape(y.shape[0], -1)  # float32 is exact for |y| and its maxima
         peak = a.max(axis=1).astype(np.float64)
         max_abs = max(max_abs, float(np.nanmax(peak)))
@@ -227,7 +227,7 @@ def _irf_decay(spec: WorldSpec, group, rows: int) -> CheckResult:
     eligible = flagged = 0
     worst = 0.0
     first = None
-    read_theta, read_irfs = read_rows(theta_arr), read_rows(irfs)
+    read_theta, read_irfs = read_rows(theta_arr, zarr_on_error=True), read_rows(irfs, zarr_on_error=True)
     for lo in range(0, n, rows):
         hi = min(lo + rows, n)
         theta = np.asarray(read_theta(lo, hi), dtype=np.float64)
@@ -309,7 +309,7 @@ def _split_fractions(spec: WorldSpec, group, rows: int) -> CheckResult:
     arr = group["split"]
     n = arr.shape[0]
     counts = {k: 0 for k in splits.LABELS}
-    for _, labels in iter_rows(arr, rows):
+    for _, labels in iter_rows(arr, rows, zarr_on_error=True):
         for k, v in splits.LABELS.items():
             counts[k] += int((labels == v).sum())
     p = Problems()
@@ -335,7 +335,7 @@ def _zlb_binding(spec: WorldSpec, group, rows: int) -> CheckResult:
     arr = group["binding"]
     n, T = arr.shape
     periods = ever = 0
-    for _, block in iter_rows(arr, rows):
+    for _, block in iter_rows(arr, rows, zarr_on_error=True):
         b = np.asarray(block, dtype=bool)
         periods += int(b.sum())
         ever += int(b.any(axis=1).sum())
@@ -360,8 +360,8 @@ def _regimes(spec: WorldSpec, group, rows: int) -> CheckResult:
     j00, j11 = spec.world.index("p00"), spec.world.index("p11")
     n = arr.shape[0]
     acc = {k: 0.0 for k in ("M0", "N00", "E00", "V00", "M1", "N11", "E11", "V11", "R0", "ER0", "VR0", "D0", "D1")}
-    read_theta = read_rows(theta_arr)
-    for lo, block in iter_rows(arr, rows):
+    read_theta = read_rows(theta_arr, zarr_on_error=True)
+    for lo, block in iter_rows(arr, rows, zarr_on_error=True):
         r = np.asarray(block, dtype=np.int64)
         th = np.asarray(read_theta(lo, lo + r.shape[0]), dtype=np.float64)
         p00, p11 = th[:, j00][:, None], th[:, j11][:, None]

@@ -44,7 +44,7 @@ def recompute(arrays: dict[str, zarr.Array], labels: np.ndarray, label: int) -> 
     step = max(chunk, (READ_ROWS // chunk) * chunk)
 
     def slabs(arr: zarr.Array):
-        for lo, block in iter_rows(arr, step):
+        for lo, block in iter_rows(arr, step, zarr_on_error=True):
             yield np.asarray(block)[sel_all[lo : lo + step]].astype(np.float64)
 
     out = {}
