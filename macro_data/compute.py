@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures as cf
 import functools
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -47,6 +48,29 @@ def default_workers(limit: int = MAX_DEFAULT_WORKERS) -> int:
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, limit))
+
+
+def _start_worker(initializer: Callable | None, initargs: tuple) -> None:
+    atexit.register(gc.freeze)  # runs before the interpreter's final collection (see spawn_pool)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def spawn_pool(workers: int, initializer: Callable | None = None, initargs: tuple = ()) -> cf.ProcessPoolExecutor:
+    """A pool of ``workers`` fresh (spawned, not forked) worker processes, started on first use.
+
+    Spawn: the caller may hold threads (Zarr's I/O loop, Dagster's) and open connections that a fork
+    would copy mid-flight. Each worker runs ``initializer(*initargs)`` when it starts, and skips the
+    interpreter's final garbage collection when it exits: a worker that ran a Dagster run holds
+    about a million objects, whose collection took about a second of its exit, and whoever shuts
+    the pool down waits for that. Objects are still freed as their references go; only cyclic
+    garbage left at exit is not collected, and the operating system reclaims the process's memory."""
+    return cf.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(initializer, initargs),
+    )
 
 
 class ComputeError(MacroDataError):
@@ -145,8 +169,7 @@ def run_regions(
             done(i, _attempts(fn, job, config.retries))
     elif config.mode == "local":
         if config.processes > 0:
-            ctx = multiprocessing.get_context("spawn")  # no fork of a process with zarr's I/O thread
-            pool: cf.Executor = cf.ProcessPoolExecutor(max_workers=config.processes, mp_context=ctx)
+            pool: cf.Executor = spawn_pool(config.processes)
         else:
             pool = cf.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="region")
         try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import multiprocessing
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from macro_data import paths, progress
-from macro_data.compute import MAX_DEFAULT_WORKERS, default_workers
+from macro_data.compute import MAX_DEFAULT_WORKERS, default_workers, spawn_pool
 from macro_data.progress import TerminalBar
 
 
@@ -167,9 +166,14 @@ def _load(state: dict) -> None:
     state["instance"] = instance
 
 
-def _warm() -> None:
-    """A worker's first task when it starts before its run is known: load what every run needs."""
-    _load(_worker_state)
+def _tidy() -> None:
+    """A worker's task between runs: return the memory its last run freed to the OS."""
+    import gc
+
+    from macro_data.memory import release_freed_memory
+
+    gc.collect()
+    release_freed_memory()
 
 
 def _run(job_name: str, world: str | None, config: dict, tags: dict, state: dict | None = None) -> WorldRun:
@@ -197,68 +201,71 @@ def _run(job_name: str, world: str | None, config: dict, tags: dict, state: dict
 
 
 class Runner:
-    """Where the runs of a build execute: this process (``jobs`` 1), or a pool of ``jobs`` worker
-    processes that takes the world runs, then a fresh worker process for the dataset run (so this
+    """Where the runs of a build execute: this process (``jobs`` 1), or ``jobs`` worker processes
+    (lanes) that take the world runs, costliest first, then the dataset run in one of them (so this
     process never loads Dagster).
 
-    The world workers are shut down before the dataset run starts: an idle worker keeps the memory
-    of its last world run (about 400 MiB at the paper's size), and the dataset run starts worker
-    processes of its own (validation, report figures), so keeping them alive set the build's peak.
-    The dataset run's worker starts as soon as a core has no world left to run (``warm_dataset``),
-    so its imports (about 2 s) overlap the last world run instead of following it."""
+    Each lane is a process of its own. A lane that finds no world left to run either stays for the
+    dataset run (the first one to go idle, after returning the memory its last run freed) or exits
+    at once: an idle worker keeps the memory of its last world run (about 400 MiB at the paper's
+    size), and the dataset run starts worker processes of its own (validation, report figures). The
+    dataset run so starts with Dagster and the code location already loaded (about 2 s of imports
+    a fresh process would pay after the last world run)."""
 
-    def __init__(self, jobs: int, warm_dataset: bool = False):
+    def __init__(self, jobs: int, keep_for_dataset: bool = False):
         self.state: dict = {}
-        self.pool: cf.ProcessPoolExecutor | None = None
-        self.dataset_pool: cf.ProcessPoolExecutor | None = None
         self.jobs = jobs
-        self.warm_dataset = warm_dataset
-        if jobs > 1:
-            self.pool = self._pool(jobs)
+        self.keep_for_dataset = keep_for_dataset
+        self.kept: cf.ProcessPoolExecutor | None = None  # the lane that runs the dataset run
+        self.lanes: list[cf.ProcessPoolExecutor] = []  # every lane started, for close()
 
-    @staticmethod
-    def _pool(workers: int) -> cf.ProcessPoolExecutor:
-        # spawn, not fork: a forked child would share this process's threads' locks mid-flight
+    def _lane(self) -> cf.ProcessPoolExecutor:
         environ = {k: v for k, v in os.environ.items() if k == "DAGSTER_HOME" or k.startswith("MACRO_DATA_")}
-        return cf.ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_start,
-            initargs=(environ,),
-        )
+        lane = spawn_pool(1, _worker_start, (environ,))
+        self.lanes.append(lane)
+        return lane
+
+    def _idle(self, lane: cf.ProcessPoolExecutor) -> None:
+        """``lane`` has no world left to run: keep it for the dataset run, or let its worker exit."""
+        if self.keep_for_dataset and self.kept is None:
+            self.kept = lane
+            lane.submit(_tidy)
+        else:  # without waiting for the interpreter's shutdown (over a second): the worker is idle
+            lane.shutdown(wait=False)
 
     def worlds(self, worlds: list[str], config: dict, tags: dict):
-        """Yield each world's :class:`WorldRun` as it finishes; after a failure no further world starts."""
+        """Yield each world's :class:`WorldRun` as it finishes, in ``jobs`` lanes taking the worlds in
+        order; after a failure (when the caller stops iterating) no further world starts."""
         if self.jobs <= 1:
             for w in worlds:
                 yield _run("build_world", w, config, tags, self.state)
             return
-        if self.pool is None:
-            self.pool = self._pool(self.jobs)
-        futures = [self.pool.submit(_run, "build_world", w, config, tags) for w in worlds]
-        try:
-            for done, fut in enumerate(cf.as_completed(futures), start=1):
-                if self.warm_dataset and self.dataset_pool is None and len(futures) - done < self.jobs:
-                    self.dataset_pool = self._pool(1)  # a core is free: the dataset run's worker loads now
-                    self.dataset_pool.submit(_warm)
-                yield fut.result()
-        finally:
-            for fut in futures:
-                fut.cancel()  # worlds not started yet; running ones finish (a run is never cut short)
+        pending = list(worlds)
+        running: dict[cf.Future, cf.ProcessPoolExecutor] = {}
+        for _ in range(min(self.jobs, len(pending))):
+            lane = self._lane()
+            running[lane.submit(_run, "build_world", pending.pop(0), config, tags)] = lane
+        while running:
+            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            finished = [(running.pop(fut), fut.result()) for fut in done]
+            for lane, result in sorted(finished, key=lambda f: f[1].success):  # a failure first: nothing starts
+                if result.success and pending:
+                    running[lane.submit(_run, "build_world", pending.pop(0), config, tags)] = lane
+                elif result.success:
+                    self._idle(lane)
+                yield result  # a failed world: the caller stops, and the running worlds finish in close()
 
     def dataset(self, config: dict, tags: dict) -> WorldRun:
         if self.jobs <= 1:
             return _run("build_dataset_files", None, config, tags, self.state)
-        if self.pool is not None:  # the world workers and the memory they hold go before the dataset run starts
-            self.pool.shutdown(wait=True, cancel_futures=True)
-        self.pool, self.dataset_pool = self.dataset_pool or self._pool(1), None
-        return self.pool.submit(_run, "build_dataset_files", None, config, tags).result()
+        lane, self.kept = self.kept or self._lane(), None
+        return lane.submit(_run, "build_dataset_files", None, config, tags).result()
 
     def close(self) -> None:
-        for pool in (self.pool, self.dataset_pool):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        self.pool = self.dataset_pool = None
+        """Wait for every lane's worker (a running world run is never cut short) and let it exit."""
+        for lane in self.lanes:
+            lane.shutdown(wait=True, cancel_futures=True)
+        self.lanes, self.kept = [], None
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -305,7 +312,7 @@ def _build(args: argparse.Namespace) -> int:
     jobs = min(jobs, max(1, len(order)))
     if jobs > 1:
         print(f"{jobs} world runs at once, each in a process of its own")
-    runner = Runner(jobs, warm_dataset=with_dataset)
+    runner = Runner(jobs, keep_for_dataset=with_dataset)
     try:
         for done in runner.worlds(order, config, tags):
             if not done.success:

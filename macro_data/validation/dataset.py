@@ -17,14 +17,12 @@ functions.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from macro_data.compute import default_workers
+from macro_data.compute import default_workers, spawn_pool
 from macro_data.errors import ManifestError, WorldError
 from macro_data.read.manifest import MANIFEST_NAME, Folder, parse_manifest
 from macro_data.storage import locations
@@ -181,9 +179,7 @@ def _each_world(
         for w in worlds:
             yield _validate_one(manifest, w, dataset_dir, real, reason, reuse, persist)
         return
-    # spawn: the caller (a Dagster run) may hold threads and open connections that a fork would copy
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=min(jobs, len(remote)), mp_context=ctx) as pool:
+    with spawn_pool(min(jobs, len(remote))) as pool:
         futures = {
             w: pool.submit(_validate_one, manifest, w, dataset_dir, real, reason, reuse, persist) for w in remote
         }

@@ -23,14 +23,13 @@ import contextlib
 import html
 import io
 import json
-import multiprocessing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from macro_data import splits
-from macro_data.compute import default_workers
+from macro_data.compute import default_workers, spawn_pool
 from macro_data.validation.realism import RealData, world_moments
 from macro_data.validation.report import STATUS_WORD, all_checks, headline, not_passed
 from macro_data.validation.results import GROUPS
@@ -399,9 +398,7 @@ def drawing_pool(jobs: int | None = None):
     if jobs <= 1:
         yield None
         return
-    # spawn: the caller (a Dagster run) may hold threads that a fork would copy mid-flight
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_import_drawing) as pool:
+    with spawn_pool(jobs, _import_drawing) as pool:
         for _ in range(jobs):  # a task per worker: the executor starts its workers on submission
             pool.submit(int)
         yield pool
