@@ -31,9 +31,9 @@ defs = dg.Definitions(
     jobs=[jobs.build_world_job, jobs.build_dataset_job, jobs.fetch_external_job],
     schedules=[weekly_world_backfill],
     sensors=[recipe_change_sensor, registry_change_sensor, registry_partitions_sensor],
-    # One process per run: the default multiprocess executor starts a process per step (three stages
-    # and about a dozen checks per world), each importing Dagster and this package again, which
-    # made up most of a small world's run. The steps of a world run depend on each other anyway;
+    # One process per run: the default multiprocess executor starts a process per step (four stages
+    # and four check steps per world), each importing Dagster and this package again, which made
+    # up most of a small world's run. The steps of a world run depend on each other anyway;
     # parallelism comes from running several partitions at once (macro-data build --jobs, or
     # concurrent runs launched from the UI) and from the compute resource within a stage.
     executor=dg.in_process_executor,
