@@ -74,6 +74,28 @@ def test_world_run_evaluates_every_check_per_partition(nk_run):
     assert "realism.us_moments/figures" in realism.metadata
 
 
+def test_a_selected_check_runs_without_its_step_mates(nk_run, instance):
+    """The checks of an asset share a step, but a selection runs only the checks selected. (Dagster
+    cannot plan a job of partitioned checks alone, so the selection also holds an up-to-date asset.)"""
+    from macro_data import defs
+
+    _, recipe, root = nk_run
+    key = dg.AssetCheckKey(dg.AssetKey("world_arrays"), "model_identities")
+    result = dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        selection=dg.AssetSelection.checks(key) | dg.AssetSelection.assets("world_draws").without_checks(),
+        partition_key="nk",
+        instance=instance,
+        resources=dict(defs.resources),
+        run_config=run_config(recipe, root),
+        raise_on_error=False,
+    )
+    assert result.success
+    assert set(evaluations(result)) == {("world_arrays", "model_identities")}
+    assert evaluations(result)[("world_arrays", "model_identities")].passed
+    assert [m.asset_key.to_user_string() for m in result.get_asset_materialization_events()] == ["world_draws"]
+
+
 def test_blocking_check_stops_downstream_assets(nk_run, instance):
     """A draw pushed out of its bounds fails world_draws/consistency (ERROR); world_arrays is not built."""
     from macro_data import defs
