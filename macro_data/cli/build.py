@@ -8,8 +8,9 @@ shows them afterwards.
 World runs are independent (each world has its own seed streams and its own store), so up to
 ``--jobs`` of them run at once, each in a worker process of its own: the simulators hold the GIL,
 so threads would not use a second core. A worker imports the code location and opens the instance
-once and then runs the worlds it is given, costliest first, so the slow world does not start last.
-The data do not depend on ``--jobs`` (see the bit-identity test of the parallel build).
+once and then runs the worlds it is given, costliest first, so the slow world does not start last;
+the first worker left without a world then runs the dataset run. The data do not depend on
+``--jobs`` (see the bit-identity test of the parallel build).
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ class Runner:
         if self.keep_for_dataset and self.kept is None:
             self.kept = lane
             lane.submit(_tidy)
-        else:  # without waiting for the interpreter's shutdown (over a second): the worker is idle
+        else:  # the worker is idle: it exits while the other lanes go on (close() waits for it)
             lane.shutdown(wait=False)
 
     def worlds(self, worlds: list[str], config: dict, tags: dict):
