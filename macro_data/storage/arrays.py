@@ -393,4 +393,5 @@ def iter_rows(
 def content_hash(array: zarr.Array, rows: int = READ_ROWS) -> str:
     """Recompute the content hash by decoding every chunk (raises if a chunk fails its checksum)."""
     rows = max(HASH_SEGMENT, rows - rows % HASH_SEGMENT)
-    return hash_blocks((block for _, block in iter_rows(array, rows)), storage_dtype(array.dtype))
+    blocks = (block for _, block in iter_rows(array, rows, zarr_on_error=True))
+    return hash_blocks(blocks, storage_dtype(array.dtype))

