@@ -164,11 +164,10 @@ def _world_checks(asset, checks: list[WorldCheck]) -> dg.AssetChecksDefinition:
 
     One step per asset instead of one per check: each step is several events written to the
     instance (about 12 ms each with Dagster's default SQLite storage) and a trip through the
-    executor, about a second per world run for eleven checks. The checks can still be executed
-    one at a time from the UI (``can_subset``), and a failed blocking check still stops the
+    executor, about a second per world run for eleven checks. A run that selects some of the
+    checks evaluates only those (``can_subset``), and a failed blocking check still stops the
     downstream assets."""
     asset_name = asset.key.path[-1]
-    by_name = {c.name: c for c in checks}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=dg.PreviewWarning)
         specs = [
@@ -194,8 +193,7 @@ def _world_checks(asset, checks: list[WorldCheck]) -> dg.AssetChecksDefinition:
             else:  # always computed here, and persisted for the validation report to reuse
                 by = f"asset check {asset_name} / {check.name}"
                 results = check_reuse.run(spec, unit, compute, reuse=False, by=by, run_id=context.run.run_id)
-            severity = ERROR if by_name[check.name].blocking else WARN
-            yield to_check_result(results, severity, spec.world_id, asset.key, check.name)
+            yield to_check_result(results, ERROR if check.blocking else WARN, spec.world_id, asset.key, check.name)
 
     fn.__name__ = f"{asset_name}_checks"
     return dg.multi_asset_check(
