@@ -3,7 +3,7 @@
     python benchmarks/read.py                            # 25,000, 100,000 and 250,000 samples (about 8 minutes)
     python benchmarks/read.py --sizes 5000 10000 --map-items 10000
 
-The dataset: the default recipe's layout (T = 200, H = 40, chunks of 1,024 samples, Blosc zstd
+The dataset: the default recipe's layout (T = 200, H = 40, chunks of 1,024 samples, Blosc LZ4
 level 3) with the worlds nk, rbc, var, lss and switching, ``size / 5`` samples each, built by the
 pipeline's stage functions (draws, arrays, splits, train-split statistics, manifest; zlb is left out
 only because simulating it takes minutes). Its files are in the OS page cache when read, as they

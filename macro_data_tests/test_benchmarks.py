@@ -54,6 +54,12 @@ def test_split_calibration_runs():
     assert "slice" in out.lower(), out
 
 
+def test_codec_benchmark_runs():
+    out = _run("codecs.py", "--samples", "1024", "--repeats", "1")
+    rows = [line for line in out.splitlines() if "ms/MB" in line]
+    assert len(rows) == 4 and rows[0].startswith("zstd + bitshuffle (before)") and "1.00x" in rows[0], out
+
+
 def test_read_benchmark_runs():
     out = _run("read.py", "--sizes", "2500", "--map-items", "2500", "--small-cache", "16")
     assert "mixed view, regime A" in out and "map-style, 1024 MiB" in out and "map-style, 16 MiB" in out, out

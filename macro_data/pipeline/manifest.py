@@ -224,7 +224,7 @@ def build_manifest_document(
             ),
             "irfs": "irfs[j, h] = y_shocked[h] - y_baseline[h], +1 sd innovation j at h = 0 from the steady state",
             "storage": (
-                "float32 data (int8/bool labels and flags), chunked along samples, Blosc zstd + bitshuffle, crc32c"
+                "float32 data (int8/bool labels and flags), chunked along samples, Blosc LZ4 + byte shuffle, crc32c"
             ),
             **(
                 {"state_irfs": state_irfs.DEFINITION, "state_dates": state_irfs.DATE_RULE}
