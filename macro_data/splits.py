@@ -18,6 +18,8 @@ dataset grows, and the held-out regions can never leak into train or val.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -57,10 +59,67 @@ def in_corner(world: World, theta: np.ndarray) -> np.ndarray:
     return (persistence > rule.persistence_threshold) & (volatility > rule.volatility_threshold)
 
 
-def regions(world: World, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(in_slice, in_corner)`` bool ``(n,)``: the held-out regions, the corner without the slice."""
+def _compute_regions(world: World, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     slice_ = in_slice(world, theta)
     return slice_, in_corner(world, theta) & ~slice_
+
+
+class RegionMemo:
+    """The held-out regions of recently seen theta segments (``SEGMENT`` rows), keyed by their bytes.
+
+    A world run labels a world (``world_splits``) and then checks the labels by recomputing the
+    regions from the same stored theta, in the same process; the corner statistics cost seconds per
+    100,000 draws for var, lss and switching (a linear system per draw). The regions are a pure
+    function of a draw's parameters (each draw's statistics are computed on their own, so the batch
+    does not matter: see the chunk-size tests), so the check gets the identical arrays from here.
+    A segment whose bytes differ (other data, a damaged row left out) is a miss and is computed.
+    Segments start at the caller's row 0: the stage's regions and the check's reads start at
+    multiples of ``SEGMENT`` samples, so their segments coincide."""
+
+    SEGMENT = 256
+
+    def __init__(self, max_segments: int = 4096):  # 1,048,576 draws, about 0.5 MB of flags
+        self.max_segments = max_segments
+        self._entries: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def regions(self, world: World, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        n, seg = theta.shape[0], self.SEGMENT
+        if n == 0:
+            return _compute_regions(world, theta)
+        # the world object itself (not its name) is in the key: declared worlds may share a name
+        keys = [(world, theta.shape[1:], hashlib.sha256(theta[lo : lo + seg]).digest()) for lo in range(0, n, seg)]
+        with self._lock:
+            found = [self._entries.get(k) for k in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            rows = np.concatenate([np.arange(i * seg, min(n, (i + 1) * seg)) for i in missing])
+            slice_, corner = _compute_regions(world, theta if len(missing) == len(keys) else theta[rows])
+            at = 0
+            with self._lock:
+                for i in missing:
+                    size = min(n, (i + 1) * seg) - i * seg
+                    found[i] = (slice_[at : at + size].copy(), corner[at : at + size].copy())
+                    at += size
+                    self._entries[keys[i]] = found[i]
+                    self._entries.move_to_end(keys[i])
+                while len(self._entries) > self.max_segments:
+                    self._entries.popitem(last=False)
+        return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+MEMO = RegionMemo()
+
+
+def regions(world: World, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(in_slice, in_corner)`` bool ``(n,)``: the held-out regions, the corner without the slice
+    (remembered per segment of theta, see :class:`RegionMemo`)."""
+    return MEMO.regions(world, theta)
 
 
 def assign(

@@ -181,6 +181,10 @@ def check_theta(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
 
 
 def check_splits(spec: WorldSpec, rows: int = READ_ROWS) -> CheckResult:
+    """Stored labels against the held-out regions recomputed from the stored theta and the seed's
+    assignment. The regions come from :func:`macro_data.splits.regions`: in the process that just
+    labelled the world (a world run) they are the remembered result for the same theta bytes
+    (:class:`macro_data.splits.RegionMemo`), elsewhere they are computed."""
     t0 = time.perf_counter()
     world, problems = spec.world, Problems()
     L = splits.LABELS
