@@ -45,6 +45,7 @@ reports how many samples needed it.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,8 +80,46 @@ class Fresh:
     burn_in_metadata: dict[str, np.ndarray] = field(default_factory=dict)  # drawn chains' burn-in periods (n, B)
 
 
+# The latest redraws, by what decides them: in a world run the draws check and then the simulation
+# check redraw the same subset, in the same process (the dataset validator shares one redraw the same
+# way). Redrawing is a pure function of the key, so the second check gets the identical arrays.
+_REDRAWN: OrderedDict[tuple, Fresh] = OrderedDict()
+_REDRAWN_MAX = 4
+
+
+def _redraw_key(spec: WorldSpec, indices: np.ndarray) -> tuple | None:
+    if getattr(spec.priors, "uniforms", None) is not None:  # a design's uniforms are not part of the key
+        return None
+    return (
+        spec.world,  # the object: declared worlds may share a name
+        spec.n,
+        spec.seed,
+        spec.T,
+        spec.design,
+        spec.burn_in,
+        repr(spec.priors),
+        np.asarray(indices, dtype=np.int64).tobytes(),
+    )
+
+
 def redraw(spec: WorldSpec, indices: np.ndarray) -> Fresh:
-    """Draws of the subset samples from the seed (whole blocks, then the samples' rows)."""
+    """Draws of the subset samples from the seed (whole blocks, then the samples' rows); the arrays
+    are read-only, as they may be shared with a later call for the same subset."""
+    key = _redraw_key(spec, indices)
+    if key is not None and key in _REDRAWN:
+        _REDRAWN.move_to_end(key)
+        return _REDRAWN[key]
+    fresh = _redraw(spec, indices)
+    for a in (*fresh.arrays.values(), *fresh.burn_in_metadata.values()):
+        a.setflags(write=False)
+    if key is not None and fresh.error is None:
+        _REDRAWN[key] = fresh
+        while len(_REDRAWN) > _REDRAWN_MAX:
+            _REDRAWN.popitem(last=False)
+    return fresh
+
+
+def _redraw(spec: WorldSpec, indices: np.ndarray) -> Fresh:
     world = spec.world
     fresh = Fresh(indices)
     theta, shocks, meta, burn_meta = [], [], {}, {}

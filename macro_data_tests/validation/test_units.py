@@ -79,6 +79,29 @@ def test_subset_is_fixed_by_the_seed_and_differs_across_worlds(tmp_path):
     np.testing.assert_array_equal(subset_indices(_spec("nk", 40, tmp_path)), np.arange(40))
 
 
+def test_a_redraw_is_shared_by_later_calls_for_the_same_subset(tmp_path):
+    from macro_data.recipes import load_recipe
+    from macro_data.validation import reproducibility
+    from macro_data.validation.spec import spec_from_recipe
+
+    recipe = load_recipe("default")
+    spec = spec_from_recipe(recipe, "switching", tmp_path, dataset_dir=tmp_path)
+    idx = subset_indices(spec)[:5]
+    first = reproducibility.redraw(spec, idx)
+    assert first.error is None and not first.arrays["theta"].flags.writeable  # shared: read-only
+    assert reproducibility.redraw(spec, idx) is first
+    direct = reproducibility._redraw(spec, idx)  # what a fresh redraw gives
+    assert direct.arrays.keys() == first.arrays.keys() and "regime" in first.arrays
+    for name, values in direct.arrays.items():
+        np.testing.assert_array_equal(first.arrays[name], values)
+    other = reproducibility.redraw(spec, idx[:4])  # another subset, another seed: redrawn
+    assert other is not first
+    np.testing.assert_array_equal(other.arrays["theta"], first.arrays["theta"][:4])
+    reseeded = spec_from_recipe(recipe, "switching", tmp_path, dataset_dir=tmp_path)
+    reseeded.seed = spec.seed + 1
+    assert not np.array_equal(reproducibility.redraw(reseeded, idx).arrays["theta"], first.arrays["theta"])
+
+
 def markov_paths(rng, p00, p11, T):
     """Regime paths simulated here, independently of the switching world's own sampler."""
     n = p00.shape[0]
