@@ -80,16 +80,18 @@ def _figure(**kwargs) -> Figure:
     return Figure(**kwargs)
 
 
-def _png(fig: Figure, top_in: float = 0.55, bottom_in: float = 0.4, hspace: float = 0.6) -> str:
+def _png(fig: Figure, top_in: float = 0.55, bottom_in: float = 0.4, hspace: float = 0.6, y_ticks: bool = True) -> str:
+    """The figure as an ``<img>`` with the PNG inline; ``y_ticks=False`` for histograms, whose height
+    (a density or a count) says nothing the shape does not (ticks are most of the drawing time)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator, NullLocator
 
     # margins fixed in inches instead of tight_layout / bbox "tight" (each of those draws the figure once more)
     height = fig.get_figheight()
     for ax in fig.axes:  # few ticks: tick labels are most of the drawing time
         if ax.get_xscale() == "linear":
             ax.xaxis.set_major_locator(MaxNLocator(4))
-        ax.yaxis.set_major_locator(MaxNLocator(4))
+        ax.yaxis.set_major_locator(MaxNLocator(4) if y_ticks else NullLocator())
         ax.minorticks_off()
     fig.subplots_adjust(
         left=0.06, right=0.98, top=1 - top_in / height, bottom=bottom_in / height, wspace=0.3, hspace=hspace
@@ -153,7 +155,7 @@ def _parameters(world, entry: dict, theta: np.ndarray) -> str:
         fig.suptitle(
             f"{world.name}: drawn parameters ({theta.shape[0]} draws) against their prior densities", fontsize=10
         )
-        out.append(_png(fig))
+        out.append(_png(fig, y_ticks=False))
     derived = [p for p in world.parameters if p.kind == "derived"]
     if derived:
         q = np.percentile(theta[:, [world.index(p.name) for p in derived]], [5, 50, 95], axis=0)
@@ -219,7 +221,7 @@ def _realism(world, moments: dict, real: RealData) -> str:
             ax.tick_params(labelsize=7)
     fig.axes[0].legend(fontsize=7)
     fig.suptitle(f"{world.name}: distribution over draws, US value in red", fontsize=10)
-    return _png(fig, hspace=0.5)
+    return _png(fig, hspace=0.5, y_ticks=False)
 
 
 def _splits_plot(doc: dict) -> str:
@@ -344,11 +346,18 @@ def _provenance(doc: dict) -> str:
     )
 
 
-def _world_sections(doc: dict, w: str, dataset_dir: str, manifest: dict, real: RealData | None) -> tuple[str, ...]:
-    """World ``w``'s parts of the parameters, trajectories, IRFs and realism sections ("" where none)."""
-    anchor = f'<h3 id="world-{_text(w)}">{_text(w)}</h3>'
+FIGURES = ("parameters", "trajectories", "irfs")  # a world's figures drawn from its data alone
+
+
+def _anchor(w: str) -> str:
+    return f'<h3 id="world-{_text(w)}">{_text(w)}</h3>'
+
+
+def _world_figure(kind: str, w: str, dataset_dir: str, manifest: dict) -> str:
+    """World ``w``'s part of section ``kind`` (one of :data:`FIGURES`; "" where none). These need
+    no check result, so they can be drawn while the dataset is validated (:func:`start_figures`)."""
     if w not in world_ids():
-        return anchor + "<p>unknown world: nothing to plot</p>", "", "", ""
+        return _anchor(w) + "<p>unknown world: nothing to plot</p>" if kind == "parameters" else ""
     try:
         spec = spec_from_manifest(manifest, w, dataset_dir)
         group = spec.open()
@@ -358,29 +367,65 @@ def _world_sections(doc: dict, w: str, dataset_dir: str, manifest: dict, real: R
         irfs = np.asarray(group["irfs"][:m], dtype=np.float64)
     except Exception as exc:  # noqa: BLE001 - the checks report why; the page says it cannot plot
         msg = f"<p>{_text(w)}: cannot plot ({_text(type(exc).__name__)}: {_text(exc)})</p>"
-        return anchor + msg, msg, msg, msg
+        return _anchor(w) + msg if kind == "parameters" else msg
+    if kind == "parameters":
+        return _anchor(w) + _parameters(spec.world, manifest["worlds"][w], theta)
     finite = np.isfinite(traj).all(axis=(1, 2)) & np.isfinite(irfs).all(axis=(1, 2, 3))
-    params = anchor + _parameters(spec.world, manifest["worlds"][w], theta)
-    trajs = f"<h3>{_text(w)}</h3>" + _trajectories(spec.world, traj[finite])
-    fans = f"<h3>{_text(w)}</h3>" + (_irfs(spec.world, irfs[finite]) if finite.any() else "<p>no finite IRFs</p>")
-    realism = ""
+    if kind == "trajectories":
+        return f"<h3>{_text(w)}</h3>" + _trajectories(spec.world, traj[finite])
+    return f"<h3>{_text(w)}</h3>" + (_irfs(spec.world, irfs[finite]) if finite.any() else "<p>no finite IRFs</p>")
+
+
+def _world_realism(doc: dict, w: str, dataset_dir: str, manifest: dict, real: RealData) -> str:
+    """World ``w``'s part of the realism section: its moments against the US data, with the check's table."""
+    if w not in world_ids():
+        return ""
+    try:
+        spec = spec_from_manifest(manifest, w, dataset_dir)
+        group = spec.open()
+        moments = world_moments(spec, group)
+    except Exception as exc:  # noqa: BLE001 - as in _world_figure
+        return f"<p>{_text(w)}: cannot plot ({_text(type(exc).__name__)}: {_text(exc)})</p>"
     rc = next((c for c in doc["worlds"][w]["checks"] if c["name"] == "realism.us_moments"), None)
-    if real is not None:
-        rows = ""
-        for o, ms in ((rc or {}).get("figures", {}).get("moments") or {}).items():
-            for mname, e in ms.items():
-                wp = e["world_percentiles"]
-                rows += (
-                    f"<tr><td>{_text(o)}</td><td>{mname}</td><td>{e['real']:.3g}</td><td>{wp['p5']:.3g}</td>"
-                    f"<td>{wp['p50']:.3g}</td><td>{wp['p95']:.3g}</td><td>{e['rank']:.1f}</td></tr>"
-                )
-        realism = (
-            f"<h3>{_text(w)} {_badge(rc['status']) if rc else ''}</h3>"
-            + _realism(spec.world, world_moments(spec, group), real)
-            + f"<table><tr><th>observable</th><th>moment</th><th>US</th><th>world p5</th><th>p50</th>"
-            f"<th>p95</th><th>US percentile in world</th></tr>{rows}</table>"
-        )
-    return params, trajs, fans, realism
+    rows = ""
+    for o, ms in ((rc or {}).get("figures", {}).get("moments") or {}).items():
+        for mname, e in ms.items():
+            wp = e["world_percentiles"]
+            rows += (
+                f"<tr><td>{_text(o)}</td><td>{mname}</td><td>{e['real']:.3g}</td><td>{wp['p5']:.3g}</td>"
+                f"<td>{wp['p50']:.3g}</td><td>{wp['p95']:.3g}</td><td>{e['rank']:.1f}</td></tr>"
+            )
+    return (
+        f"<h3>{_text(w)} {_badge(rc['status']) if rc else ''}</h3>"
+        + _realism(spec.world, moments, real)
+        + f"<table><tr><th>observable</th><th>moment</th><th>US</th><th>world p5</th><th>p50</th>"
+        f"<th>p95</th><th>US percentile in world</th></tr>{rows}</table>"
+    )
+
+
+class _InProcess(cf.Executor):
+    """Runs each task at submission, in this process (``render`` with one job)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> cf.Future:
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - raised again by result(), as from a worker
+            future.set_exception(exc)
+        return future
+
+
+def start_figures(
+    pool: cf.Executor | None, dataset_dir: str | Path, manifest: dict
+) -> dict[tuple[str, str], cf.Future]:
+    """Submit every world's :data:`FIGURES` to ``pool`` now, before the checks have run (they need
+    none), for :func:`render`'s ``figures``; ``{}`` without a pool."""
+    if pool is None:
+        return {}
+    worlds = list(manifest.get("worlds") or {})
+    return {
+        (kind, w): pool.submit(_world_figure, kind, w, str(dataset_dir), manifest) for w in worlds for kind in FIGURES
+    }
 
 
 def _import_drawing() -> None:
@@ -404,6 +449,24 @@ def drawing_pool(jobs: int | None = None):
         yield pool
 
 
+def _figures(
+    executor: cf.Executor,
+    doc: dict,
+    dataset_dir: str,
+    manifest: dict,
+    real: RealData | None,
+    early: dict[tuple[str, str], cf.Future],
+) -> tuple[dict[tuple[str, str], str], list[str]]:
+    worlds = list(doc["worlds"])
+    futures = {
+        (kind, w): early.get((kind, w)) or executor.submit(_world_figure, kind, w, dataset_dir, manifest)
+        for w in worlds
+        for kind in FIGURES
+    }
+    realism = [executor.submit(_world_realism, doc, w, dataset_dir, manifest, real) for w in worlds] if real else []
+    return {k: f.result() for k, f in futures.items()}, [f.result() for f in realism]
+
+
 def render(
     doc: dict,
     dataset_dir: str | Path,
@@ -411,29 +474,29 @@ def render(
     real: RealData | None,
     jobs: int | None = None,
     pool: cf.Executor | None = None,
+    figures: dict[tuple[str, str], cf.Future] | None = None,
 ) -> str:
     """The HTML page for report ``doc`` of the dataset at ``dataset_dir``.
 
-    The plots of a world take a second or more each (Agg drawing holds the GIL), so worlds are drawn
-    in worker processes: those of ``pool`` (:func:`drawing_pool`) if given, else ``jobs`` at a time
-    in a pool of their own (default: the cores, at most 4; 1: in this process). The page does not
-    depend on where it is drawn."""
+    A world's plots take a second or more (Agg drawing holds the GIL), so each figure is a task for
+    worker processes: those of ``pool`` (:func:`drawing_pool`) if given, else ``jobs`` at a time in
+    a pool of their own (default: the cores, at most 4; 1: in this process). ``figures``: what
+    :func:`start_figures` submitted to ``pool`` before the checks ran. The page does not depend on
+    where or when it is drawn."""
     d = doc["dataset"]
     ext = doc["inputs"]["external_data"]
     worlds = list(doc["worlds"])
-    args = [(doc, w, str(dataset_dir), manifest, real) for w in worlds]
     jobs = min(default_workers() if jobs is None else jobs, len(worlds))
+    args = (doc, str(dataset_dir), manifest, real, figures or {})
     if pool is None and jobs > 1:
         with drawing_pool(jobs) as own:
-            parts = list(own.map(_world_sections, *zip(*args, strict=True)))
-    elif pool is not None and len(worlds) > 1:
-        parts = list(pool.map(_world_sections, *zip(*args, strict=True)))
+            drawn, realism = _figures(own, *args)
     else:
-        parts = [_world_sections(*a) for a in args]
-    params = [p[0] for p in parts]
-    trajs = [p[1] for p in parts if p[1]]
-    fans = [p[2] for p in parts if p[2]]
-    realism = [p[3] for p in parts if p[3]]
+        drawn, realism = _figures(pool if pool is not None and len(worlds) > 1 else _InProcess(), *args)
+    params = [drawn["parameters", w] for w in worlds]
+    trajs = [drawn["trajectories", w] for w in worlds if drawn["trajectories", w]]
+    fans = [drawn["irfs", w] for w in worlds if drawn["irfs", w]]
+    realism = [r for r in realism if r]
     if real is None:
         realism = [f"<p>{_badge('skipped')} {_text(ext.get('reason', 'no verified external data'))}</p>"]
     else:

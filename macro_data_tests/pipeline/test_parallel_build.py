@@ -79,3 +79,7 @@ def test_report_page_drawn_in_worker_processes_is_the_same_page(tiny_dataset):
     page = html.render(doc, dataset_dir, v.manifest, v.real, jobs=1)
     assert page.count("<img") >= 3 * len(WORLD_IDS)
     assert html.render(doc, dataset_dir, v.manifest, v.real, jobs=2) == page
+    with html.drawing_pool(2) as pool:  # the figures submitted before the checks, as the asset does
+        early = html.start_figures(pool, dataset_dir, v.manifest)
+        assert len(early) == len(html.FIGURES) * len(WORLD_IDS)
+        assert html.render(doc, dataset_dir, v.manifest, v.real, pool=pool, figures=early) == page
