@@ -300,26 +300,23 @@ class VAR(World):
     def autocovariances(self, theta: np.ndarray) -> np.ndarray:
         """Stationary ``Gamma_k = E[y_t y_{t-k}']`` for ``k = 0..4``, ``(n, 5, 3, 3)``.
 
-        Solves the Yule-Walker equations ``Gamma_0 = sum_l A_l Gamma_l' + L L'`` and
-        ``Gamma_k = sum_l A_l Gamma_{k-l}`` (``Gamma_{-m} = Gamma_m'``), ``k = 1..4``, as one
-        45 x 45 linear system per draw (row-major vec of each block).
+        For a draw of lag order ``p``, solves the Yule-Walker equations
+        ``Gamma_0 = sum_{l<=p} A_l Gamma_l' + L L'`` and ``Gamma_k = sum_{l<=p} A_l Gamma_{k-l}``
+        (``Gamma_{-m} = Gamma_m'``), ``k = 1..p``, as one ``9 (p + 1)``-unknown linear system (row-major
+        vec of each block; the equations for ``k <= p`` involve no ``Gamma`` beyond ``p``), then
+        continues ``Gamma_k = sum_l A_l Gamma_{k-l}`` up to ``k = 4``. Draws are grouped by lag order,
+        so a VAR(1) solves 18 unknowns instead of the 45 of a system padded to four lags.
         """
         theta = np.asarray(theta, dtype=np.float64)
         coefs, L = self.unpack(theta)
-        n = theta.shape[0]
-        N = (P_MAX + 1) * K * K
-        M = np.broadcast_to(np.eye(N), (n, N, N)).copy()
-        a, b, c = (g.ravel() for g in np.meshgrid(np.arange(K), np.arange(K), np.arange(K), indexing="ij"))
-        for k in range(P_MAX + 1):
-            rows = 9 * k + 3 * a + b
-            for lag in range(1, P_MAX + 1):
-                m = k - lag
-                # (A X)_ab = sum_c A_ac X_cb; (A X')_ab = sum_c A_ac X_bc
-                cols = 9 * m + 3 * c + b if m >= 0 else 9 * (-m) + 3 * b + c
-                M[:, rows, cols] -= coefs[:, lag - 1, a, c]
-        rhs = np.zeros((n, N, 1))
-        rhs[:, :9, 0] = matmul_first(L, L.transpose(0, 2, 1)).reshape(n, 9)
-        return np.linalg.solve(M, rhs).reshape(n, P_MAX + 1, K, K)
+        LLt = matmul_first(L, L.transpose(0, 2, 1))
+        G = np.empty((theta.shape[0], P_MAX + 1, K, K))
+        for p, idx in self._by_lag_order(theta):
+            A = coefs[idx, :p]
+            G[idx, : p + 1] = _yule_walker(A, LLt[idx])
+            for k in range(p + 1, P_MAX + 1):
+                G[idx, k] = sum(matmul_first(A[:, lag - 1], G[idx, k - lag]) for lag in range(1, p + 1))
+        return G
 
     def corner_statistics(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         def stats(th: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -327,6 +324,26 @@ class VAR(World):
             return autocorrelation_and_sd(G[:, 0], G[:, 1])
 
         return chunked(stats, np.asarray(theta))
+
+
+def _yule_walker(A: np.ndarray, LLt: np.ndarray) -> np.ndarray:
+    """``Gamma_0 .. Gamma_p`` ``(n, p + 1, K, K)`` of VAR(p) draws with lags ``A (n, p, K, K)`` and
+    innovation covariance ``LLt (n, K, K)`` (see :meth:`VAR.autocovariances`)."""
+    n, p = A.shape[:2]
+    B = K * K
+    N = (p + 1) * B
+    M = np.broadcast_to(np.eye(N), (n, N, N)).copy()
+    a, b, c = (g.ravel() for g in np.meshgrid(np.arange(K), np.arange(K), np.arange(K), indexing="ij"))
+    for k in range(p + 1):
+        rows = B * k + K * a + b
+        for lag in range(1, p + 1):
+            m = k - lag
+            # (A X)_ab = sum_c A_ac X_cb; (A X')_ab = sum_c A_ac X_bc
+            cols = B * m + K * c + b if m >= 0 else B * (-m) + K * b + c
+            M[:, rows, cols] -= A[:, lag - 1, a, c]
+    rhs = np.zeros((n, N, 1))
+    rhs[:, :B, 0] = LLt.reshape(n, B)
+    return np.linalg.solve(M, rhs).reshape(n, p + 1, K, K)
 
 
 WORLD = VAR()

@@ -139,6 +139,23 @@ def test_unconditional_variance_matches_lyapunov():
             np.testing.assert_allclose(G[1], A[0] @ S, rtol=1e-9, atol=1e-12)
 
 
+def test_autocovariances_of_every_lag_order_match_the_companion_lyapunov_solution():
+    """Gamma_k = (F^k S)[:3, :3] with S = F S F' + Q, the companion form's stationary covariance
+    (scipy), for k = 0..4 and draws of each lag order (grouped into systems of their own size)."""
+    th = draw_range(W, 11, 0, 512, 1).theta
+    picks = [int(np.flatnonzero(th[:, 0] == p)[j]) for p in (1, 2, 3, 4) for j in (0, 1)]
+    G = W.autocovariances(th[picks])  # one call: all lag orders in one batch
+    for row, i in enumerate(picks):
+        p, A, L = unpack(th[i])
+        F = companion(A, p)
+        Q = np.zeros_like(F)
+        Q[:3, :3] = L @ L.T
+        S = solve_discrete_lyapunov(F, Q)
+        for k in range(5):
+            ref = (np.linalg.matrix_power(F, k) @ S)[:3, :3]
+            np.testing.assert_allclose(G[row, k], ref, rtol=1e-8, atol=1e-10 * np.abs(S).max(), err_msg=f"p={p} k={k}")
+
+
 @pytest.mark.parametrize("i", [0, 300, 517])
 def test_sample_identical_across_batch_sizes(i):
     T, H = 30, 12
