@@ -324,16 +324,20 @@ class LSS(World):
         return np.asarray(theta, dtype=np.float64)[:, 1].copy()
 
     def stationary_moments(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(Gamma_0, Gamma_1)`` of ``y``: ``E[y y']`` and ``E[y_t y_{t-1}']``, each ``(n, 3, 3)``."""
+        """``(Gamma_0, Gamma_1)`` of ``y``: ``E[y y']`` and ``E[y_t y_{t-1}']``, each ``(n, 3, 3)``, from
+        ``S = A S A' + B B'`` solved on each draw's own ``n_state x n_state`` system (``k^2`` unknowns;
+        draws grouped by ``n_state``), ``Gamma_0 = C S C'``, ``Gamma_1 = C A S C'``."""
         theta = np.asarray(theta, dtype=np.float64)
         A, B, C = self.unpack(theta)
-        n = theta.shape[0]
-        BBt = matmul_first(B, B.transpose(0, 2, 1))  # padded states: zero, and I - A kron A is I there
-        S = stationary_second_moments(A[:, None], np.ones((n, 1, 1)), np.ones((n, 1)), BBt[:, None])[:, 0]
-        Ct = C.transpose(0, 2, 1)
-        CS = matmul_first(C, S)
-        G0 = matmul_first(CS, Ct)
-        G1 = matmul_first(matmul_first(C, A), matmul_first(S, Ct))
+        G0, G1 = np.empty((theta.shape[0], N_OBS, N_OBS)), np.empty((theta.shape[0], N_OBS, N_OBS))
+        for k, idx in self._by_state_dimension(theta):
+            Ak, Bk, Ck = A[idx, :k, :k], B[idx, :k], C[idx, :, :k]
+            m = idx.size
+            BBt = matmul_first(Bk, Bk.transpose(0, 2, 1))
+            S = stationary_second_moments(Ak[:, None], np.ones((m, 1, 1)), np.ones((m, 1)), BBt[:, None])[:, 0]
+            Ct = Ck.transpose(0, 2, 1)
+            G0[idx] = matmul_first(matmul_first(Ck, S), Ct)
+            G1[idx] = matmul_first(matmul_first(Ck, Ak), matmul_first(S, Ct))
         return G0, G1
 
     def corner_statistics(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

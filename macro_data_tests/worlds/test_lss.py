@@ -117,6 +117,19 @@ def test_unconditional_variance_matches_lyapunov():
         np.testing.assert_allclose(G1[0], C @ A @ S @ C.T, rtol=1e-9, atol=1e-12)
 
 
+def test_stationary_moments_of_every_state_dimension_match_scipy():
+    """Gamma_0 = C S C' and Gamma_1 = C A S C' with S = A S A' + B B' (scipy) for draws of each
+    n_state in one batch (the draws are grouped into systems of their own size)."""
+    th = draw_range(W, 13, 0, 512, 1).theta
+    picks = [int(np.flatnonzero(th[:, 0] == k)[j]) for k in (3, 4, 5) for j in (0, 1)]
+    G0, G1 = W.stationary_moments(th[picks])
+    for row, i in enumerate(picks):
+        _, A, B, C = matrices(th[i])
+        S = solve_discrete_lyapunov(A, B @ B.T)
+        np.testing.assert_allclose(G0[row], C @ S @ C.T, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(G1[row], C @ A @ S @ C.T, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("i", [0, 300, 517])
 def test_sample_identical_across_batch_sizes(i):
     T, H = 30, 12
