@@ -18,11 +18,10 @@ dataset grows, and the held-out regions can never leak into train or val.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 
 import numpy as np
 
+from macro_data.recent import Recent
 from macro_data.worlds.base import World
 
 ALGORITHM = "heldout-regions-then-uniform/v1"
@@ -79,9 +78,7 @@ class RegionMemo:
     SEGMENT = 256
 
     def __init__(self, max_segments: int = 4096):  # 1,048,576 draws, about 0.5 MB of flags
-        self.max_segments = max_segments
-        self._entries: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._segments: Recent[tuple[np.ndarray, np.ndarray]] = Recent(max_segments)
 
     def regions(self, world: World, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         theta = np.ascontiguousarray(theta, dtype=np.float64)
@@ -90,27 +87,18 @@ class RegionMemo:
             return _compute_regions(world, theta)
         # the world object itself (not its name) is in the key: declared worlds may share a name
         keys = [(world, theta.shape[1:], hashlib.sha256(theta[lo : lo + seg]).digest()) for lo in range(0, n, seg)]
-        with self._lock:
-            found = [self._entries.get(k) for k in keys]
+        found = [self._segments.get(k) for k in keys]
         missing = [i for i, f in enumerate(found) if f is None]
         if missing:
             rows = np.concatenate([np.arange(i * seg, min(n, (i + 1) * seg)) for i in missing])
             slice_, corner = _compute_regions(world, theta if len(missing) == len(keys) else theta[rows])
             at = 0
-            with self._lock:
-                for i in missing:
-                    size = min(n, (i + 1) * seg) - i * seg
-                    found[i] = (slice_[at : at + size].copy(), corner[at : at + size].copy())
-                    at += size
-                    self._entries[keys[i]] = found[i]
-                    self._entries.move_to_end(keys[i])
-                while len(self._entries) > self.max_segments:
-                    self._entries.popitem(last=False)
+            for i in missing:
+                size = min(n, (i + 1) * seg) - i * seg
+                found[i] = (slice_[at : at + size].copy(), corner[at : at + size].copy())
+                at += size
+                self._segments.put(keys[i], found[i])
         return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
 
 MEMO = RegionMemo()

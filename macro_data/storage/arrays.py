@@ -2,10 +2,10 @@
 
 Codecs: bytes (little-endian) -> Blosc LZ4 with byte shuffle -> crc32c, so a corrupted chunk fails
 to decode instead of returning wrong numbers. Simulated float32 data compress little with any codec
-(zstd at level 3 with bitshuffle stores 90 % of the bytes, LZ4 with byte shuffle 93 %), and LZ4
-encodes about 3.5 times and decodes about 2 times as fast, which every stage, check and training
-epoch reading the arrays pays (docs/benchmarks.md, "Chunk codec"). Floats are stored as float32 with fill value NaN,
-so a missing chunk reads as NaN and is caught by the no-NaN integrity check.
+(zstd at level 3 with bitshuffle stores 90.5 % of the bytes, LZ4 with byte shuffle 92.7 %), and
+LZ4 encodes 3.4 times and decodes 1.8 times as fast, which every stage, check and training epoch
+reading the arrays pays (docs/benchmarks.md, "Chunk codec"). Floats are stored as float32 with
+fill value NaN, so a missing chunk reads as NaN and is caught by the no-NaN integrity check.
 
 Content hash (``sha256-segments-256/v1``): SHA-256 over the concatenated SHA-256 digests of
 consecutive 256-sample segments of the decoded array (rows ``[256 k, 256 k + 256)`` along the

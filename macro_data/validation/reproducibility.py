@@ -45,7 +45,6 @@ reports how many samples needed it.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +52,7 @@ import numpy as np
 from macro_data import environment
 from macro_data.pipeline import world_arrays
 from macro_data.pipeline.common import read_provenance
+from macro_data.recent import Recent
 from macro_data.storage.arrays import storage_dtype
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import WorldSpec
@@ -83,8 +83,7 @@ class Fresh:
 # The latest redraws, by what decides them: in a world run the draws check and then the simulation
 # check redraw the same subset, in the same process (the dataset validator shares one redraw the same
 # way). Redrawing is a pure function of the key, so the second check gets the identical arrays.
-_REDRAWN: OrderedDict[tuple, Fresh] = OrderedDict()
-_REDRAWN_MAX = 4
+_REDRAWN: Recent[Fresh] = Recent(4)
 
 
 def _redraw_key(spec: WorldSpec, indices: np.ndarray) -> tuple | None:
@@ -106,16 +105,13 @@ def redraw(spec: WorldSpec, indices: np.ndarray) -> Fresh:
     """Draws of the subset samples from the seed (whole blocks, then the samples' rows); the arrays
     are read-only, as they may be shared with a later call for the same subset."""
     key = _redraw_key(spec, indices)
-    if key is not None and key in _REDRAWN:
-        _REDRAWN.move_to_end(key)
-        return _REDRAWN[key]
+    if key is not None and (shared := _REDRAWN.get(key)) is not None:
+        return shared
     fresh = _redraw(spec, indices)
     for a in (*fresh.arrays.values(), *fresh.burn_in_metadata.values()):
         a.setflags(write=False)
     if key is not None and fresh.error is None:
-        _REDRAWN[key] = fresh
-        while len(_REDRAWN) > _REDRAWN_MAX:
-            _REDRAWN.popitem(last=False)
+        _REDRAWN.put(key, fresh)
     return fresh
 
 
