@@ -47,9 +47,6 @@ DEPENDENCIES = [
     "yaml",
     "ruamel.yaml",
     "filelock",
-    "matplotlib",
-    "matplotlib.figure",
-    "matplotlib.backends.backend_agg",
 ]
 
 PROBE = textwrap.dedent("""

@@ -1,4 +1,4 @@
-"""The validation report as one self-contained HTML page (inline CSS, images as base64 PNG).
+"""The validation report as one self-contained HTML page (inline CSS, figures as inline SVG).
 
 Sections (each an ``<section id=...>``): ``summary`` (status, score, world x check-group table,
 everything that did not pass), ``checks`` (every check with its message and figures),
@@ -9,27 +9,23 @@ percentiles of the derived ones), ``trajectories`` (sample paths of the canonica
 first-order autocorrelations against the real US values), ``provenance`` (recipe, hashes, code
 versions, run ids).
 
-Plots are drawn with matplotlib's Agg canvas (no pyplot, no display, no global backend switch)
-from the first :data:`PLOT_SAMPLE` samples of each world (independent prior draws), so memory
-does not grow with the dataset. Nothing on the page loads from the network: no scripts, no
-external style sheets, fonts or images, and URLs in free text are rendered inert.
+Figures are written as SVG by :mod:`macro_data.validation.charts` from the first
+:data:`PLOT_SAMPLE` samples of each world (independent prior draws), so memory does not grow with
+the dataset and the page is the same bytes wherever it is drawn. Nothing on the page loads from
+the network: no scripts, no external style sheets, fonts or images, and URLs in free text are
+rendered inert.
 """
 
 from __future__ import annotations
 
-import base64
-import concurrent.futures as cf
-import contextlib
 import html
-import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from macro_data import splits
-from macro_data.compute import default_workers, spawn_pool
+from macro_data.validation import charts
 from macro_data.validation.realism import RealData, world_moments
 from macro_data.validation.report import STATUS_WORD, all_checks, headline, not_passed
 from macro_data.validation.results import GROUPS
@@ -37,12 +33,8 @@ from macro_data.validation.spec import spec_from_manifest
 from macro_data.worlds import world_ids
 from macro_data.worlds.priors import Prior, PriorError
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
 PLOT_SAMPLE = 2000
 N_PATHS = 8
-DPI = 80
 SECTIONS = ("summary", "checks", "parameters", "trajectories", "irfs", "splits", "realism", "provenance")
 COLORS = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "skipped": "#6e7781"}
 SPLIT_COLORS = ["#4c72b0", "#55a868", "#8172b2", "#c44e52", "#dd8452"]
@@ -56,7 +48,7 @@ th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:to
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600;font-size:.85em}
 .pass{background:#1a7f37}.warn{background:#9a6700}.fail{background:#cf222e}.skipped{background:#6e7781}
 .score{font-size:2.4em;font-weight:700;margin-right:14px}.muted{color:#656d76;font-size:.9em}
-img{max-width:100%;height:auto;border:1px solid #eaeef2;margin:4px 0}
+svg.chart{display:block;max-width:100%;height:auto;border:1px solid #eaeef2;margin:4px 0}
 pre{background:#f6f8fa;padding:10px;overflow-x:auto;font-size:.8em;max-height:420px}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600}code{font-size:.9em}
 nav a{margin-right:12px}td.msg{max-width:640px}
@@ -72,90 +64,36 @@ def _badge(status: str) -> str:
     return f'<span class="badge {status}">{STATUS_WORD.get(status, status)}</span>'
 
 
-def _figure(**kwargs) -> Figure:
-    """A matplotlib figure, imported when a page is drawn: matplotlib takes about a second to import, which
-    every process loading the code location would otherwise pay."""
-    from matplotlib.figure import Figure
-
-    return Figure(**kwargs)
-
-
-def _png(fig: Figure, top_in: float = 0.55, bottom_in: float = 0.4, hspace: float = 0.6, y_ticks: bool = True) -> str:
-    """The figure as an ``<img>`` with the PNG inline; ``y_ticks=False`` for histograms, whose height
-    (a density or a count) says nothing the shape does not (ticks are most of the drawing time)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.ticker import MaxNLocator, NullLocator
-
-    # margins fixed in inches instead of tight_layout / bbox "tight" (each of those draws the figure once more)
-    height = fig.get_figheight()
-    for ax in fig.axes:  # few ticks: tick labels are most of the drawing time
-        if ax.get_xscale() == "linear":
-            ax.xaxis.set_major_locator(MaxNLocator(4))
-        ax.yaxis.set_major_locator(MaxNLocator(4) if y_ticks else NullLocator())
-        ax.minorticks_off()
-    fig.subplots_adjust(
-        left=0.06, right=0.98, top=1 - top_in / height, bottom=bottom_in / height, wspace=0.3, hspace=hspace
-    )
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="" src="data:image/png;base64,{data}">'
-
-
-def _grid(n: int, cols: int) -> tuple[int, int]:
-    cols = max(1, min(cols, n))
-    return -(-n // cols), cols
-
-
-# ---- per-world plots --------------------------------------------------------------------------
-
-
 def _parameters(world, entry: dict, theta: np.ndarray) -> str:
     priors = entry.get("priors", {})
     drawn = [p for p in world.parameters if p.kind in ("uniform", "integer")]
     out = []
     if drawn:
-        rows, cols = _grid(len(drawn), 4)
-        fig = _figure(figsize=(3.0 * cols, 2.2 * rows))
-        for k, p in enumerate(drawn):
-            ax = fig.add_subplot(rows, cols, k + 1)
+        panels = []
+        for p in drawn:
             x = theta[:, world.index(p.name)]
             lo, hi = (priors.get(p.name) or {}).get("low", p.low), (priors.get(p.name) or {}).get("high", p.high)
             try:
                 prior = Prior.from_dict(priors[p.name]) if p.name in priors else Prior(float(lo), float(hi))
             except (PriorError, KeyError, TypeError, ValueError):  # an unreadable entry: the bounds' uniform
                 prior = Prior(float(lo), float(hi))
+            panel = charts.Panel(p.name if prior.family == "uniform" else f"{p.name} ({prior.family})", y_ticks=False)
+            edges = np.linspace(lo, hi, 26)
             if prior.family == "fixed":
-                ax.hist(x, bins=25, range=(lo, hi), color="#4c72b0", alpha=0.75, label="draws")
-                ax.axvline(prior.arg("value"), color="k", linewidth=1.5, label="prior")
+                panel.histogram(x, edges, name="draws")
+                panel.vline(prior.arg("value"), width=1.5, name="prior")
             elif p.kind == "integer":
                 vals = np.arange(int(np.ceil(lo)), int(np.floor(hi)) + 1)
-                freq = np.array([(x == v).mean() for v in vals])
-                ax.bar(vals, freq, color="#4c72b0", alpha=0.75, label="draws")
-                ax.plot(vals, np.full(len(vals), 1 / len(vals)), "k_", markersize=18, label="prior")
+                panel.bars(vals, [(x == v).mean() for v in vals], name="draws")
+                panel.ticks_at(vals, np.full(len(vals), 1 / len(vals)), name="prior")
             else:
-                ax.hist(
-                    x,
-                    bins=25,
-                    range=(lo, hi),
-                    density=True,
-                    histtype="stepfilled",
-                    color="#4c72b0",
-                    alpha=0.75,
-                    label="draws",
-                )
+                top = np.nanmax(panel.histogram(x, edges, density=True, name="draws"), initial=0.0)
                 xs = np.linspace(lo, hi, 202)[1:-1]  # inside: a beta density may be infinite at a bound
-                density = prior.pdf(xs)
-                top = np.nanmax(np.histogram(x, bins=25, range=(lo, hi), density=True)[0], initial=0.0)
-                ax.plot(xs, np.minimum(density, 3 * max(top, 1.0 / (hi - lo))), "k-", linewidth=1.5, label="prior")
-            ax.set_title(p.name if prior.family == "uniform" else f"{p.name} ({prior.family})", fontsize=9, y=1.0)
-            ax.tick_params(labelsize=7)
-        fig.axes[0].legend(fontsize=7)
-        fig.suptitle(
-            f"{world.name}: drawn parameters ({theta.shape[0]} draws) against their prior densities", fontsize=10
-        )
-        out.append(_png(fig, y_ticks=False))
+                density = np.minimum(prior.pdf(xs), 3 * max(top, 1.0 / (hi - lo)))
+                panel.line(xs, density, color="#000", width=1.5, name="prior")
+            panels.append(panel)
+        title = f"{world.name}: drawn parameters ({theta.shape[0]} draws) against their prior densities"
+        out.append(charts.figure(panels, 4, title, width=960, panel_height=150))
     derived = [p for p in world.parameters if p.kind == "derived"]
     if derived:
         q = np.percentile(theta[:, [world.index(p.name) for p in derived]], [5, 50, 95], axis=0)
@@ -171,79 +109,60 @@ def _parameters(world, entry: dict, theta: np.ndarray) -> str:
 
 
 def _trajectories(world, traj: np.ndarray) -> str:
-    fig = _figure(figsize=(11, 2.6))
+    n = min(N_PATHS, traj.shape[0])
+    panels = []
     for k, o in enumerate(world.observables):
-        ax = fig.add_subplot(1, 3, k + 1)
-        for i in range(min(N_PATHS, traj.shape[0])):
-            ax.plot(traj[i, :, k], linewidth=0.9)
-        ax.axhline(0, color="k", linewidth=0.5)
-        ax.set_title(f"{o.name} ({o.unit})", fontsize=9, y=1.0)
-        ax.set_xlabel("quarter", fontsize=8)
-        ax.tick_params(labelsize=7)
-    fig.suptitle(f"{world.name}: the first {min(N_PATHS, traj.shape[0])} sample paths", fontsize=10)
-    return _png(fig, bottom_in=0.5)
+        panel = charts.Panel(f"{o.name} ({o.unit})", xlabel="quarter")
+        for i in range(n):
+            panel.line(np.arange(traj.shape[1]), traj[i, :, k], color=charts.CYCLE[i % len(charts.CYCLE)], width=0.9)
+        panel.hline(0.0)
+        panels.append(panel)
+    return charts.figure(panels, 3, f"{world.name}: the first {n} sample paths", panel_height=185)
 
 
 def _irfs(world, irfs: np.ndarray) -> str:
-    S = irfs.shape[1]
     q10, q50, q90 = np.percentile(irfs, [10, 50, 90], axis=0)
-    fig = _figure(figsize=(11, 2.3 * S))
     h = np.arange(irfs.shape[2])
+    panels = []
     for j, shock in enumerate(world.shocks):
         for k, o in enumerate(world.observables):
-            ax = fig.add_subplot(S, 3, 3 * j + k + 1)
-            ax.fill_between(h, q10[j, :, k], q90[j, :, k], color="#4c72b0", alpha=0.25, label="10-90 %")
-            ax.plot(h, q50[j, :, k], color="#4c72b0", linewidth=1.5, label="median")
-            ax.axhline(0, color="k", linewidth=0.5)
-            ax.set_title(f"{o.name} to {shock}", fontsize=9, y=1.0)
-            ax.tick_params(labelsize=7)
-    fig.axes[0].legend(fontsize=7)
-    fig.suptitle(f"{world.name}: impulse responses to +1 sd innovations ({irfs.shape[0]} draws)", fontsize=10)
-    return _png(fig)
+            panel = charts.Panel(f"{o.name} to {shock}")
+            panel.band(h, q10[j, :, k], q90[j, :, k], name="10-90 %")
+            panel.line(h, q50[j, :, k], width=1.5, name="median")
+            panel.hline(0.0)
+            panels.append(panel)
+    title = f"{world.name}: impulse responses to +1 sd innovations ({irfs.shape[0]} draws)"
+    return charts.figure(panels, 3, title)
 
 
 def _realism(world, moments: dict, real: RealData) -> str:
-    fig = _figure(figsize=(11, 4.4))
-    for r, m in enumerate(("sd", "autocorr1")):
+    panels = []
+    for m in ("sd", "autocorr1"):
         for k, o in enumerate(world.observables):
-            ax = fig.add_subplot(2, 3, 3 * r + k + 1)
             v = moments[m][:, k]
             v = v[np.isfinite(v)]
             if m == "sd":
                 v = v[v > 0]
                 bins = np.geomspace(max(v.min(), 1e-3), max(v.max(), 1e-2), 30) if v.size else 10
-                ax.set_xscale("log")
             else:
                 bins = np.linspace(-1, 1, 31)
-            ax.hist(v, bins=bins, histtype="stepfilled", color="#4c72b0", alpha=0.75)
-            ax.axvline(real.moments[o.name][m], color="#cf222e", linewidth=2, label="US data")
-            ax.set_title(f"{o.name}: {'sd' if m == 'sd' else 'autocorrelation(1)'}", fontsize=9, y=1.0)
-            ax.tick_params(labelsize=7)
-    fig.axes[0].legend(fontsize=7)
-    fig.suptitle(f"{world.name}: distribution over draws, US value in red", fontsize=10)
-    return _png(fig, hspace=0.5, y_ticks=False)
+            title = f"{o.name}: {'sd' if m == 'sd' else 'autocorrelation(1)'}"
+            panel = charts.Panel(title, xlog=m == "sd", y_ticks=False)
+            panel.histogram(v, bins, name="draws")
+            panel.vline(real.moments[o.name][m], color="#cf222e", width=2, name="US data")
+            panels.append(panel)
+    return charts.figure(panels, 3, f"{world.name}: distribution over draws, US value in red")
 
 
 def _splits_plot(doc: dict) -> str:
     worlds = list(doc["worlds"])
-    counts = {}
-    for w in worlds:
+    fractions = np.zeros((len(worlds), len(splits.LABELS)))
+    for i, w in enumerate(worlds):
         c = next((c for c in doc["worlds"][w]["checks"] if c["name"] == "consistency.splits"), None)
-        counts[w] = (c or {}).get("figures", {}).get("counts") or {}
-    fig = _figure(figsize=(9, 0.45 * len(worlds) + 1.2))
-    ax = fig.add_subplot(1, 1, 1)
-    left = np.zeros(len(worlds))
-    for s, name in enumerate(splits.LABELS):
-        tot = np.array([max(sum(counts[w].values()), 1) for w in worlds])
-        frac = np.array([counts[w].get(name, 0) for w in worlds]) / tot
-        ax.barh(worlds, frac, left=left, color=SPLIT_COLORS[s], label=name)
-        left += frac
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("fraction of samples", fontsize=8)
-    ax.invert_yaxis()
-    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.18))
-    fig.subplots_adjust(left=0.1)
-    return _png(fig, top_in=0.15, bottom_in=0.9)
+        counts = (c or {}).get("figures", {}).get("counts") or {}
+        total = max(sum(counts.values()), 1)
+        fractions[i] = [counts.get(name, 0) / total for name in splits.LABELS]
+    return charts.stacked_bars(worlds, list(splits.LABELS), fractions, SPLIT_COLORS, "fraction of samples")
 
 
 # ---- page ---------------------------------------------------------------------------------------
@@ -353,11 +272,10 @@ def _anchor(w: str) -> str:
     return f'<h3 id="world-{_text(w)}">{_text(w)}</h3>'
 
 
-def _world_figure(kind: str, w: str, dataset_dir: str, manifest: dict) -> str:
-    """World ``w``'s part of section ``kind`` (one of :data:`FIGURES`; "" where none). These need
-    no check result, so they can be drawn while the dataset is validated (:func:`start_figures`)."""
+def _world_figures(w: str, dataset_dir: str, manifest: dict) -> dict[str, str]:
+    """World ``w``'s part of each section of :data:`FIGURES` ("" where none)."""
     if w not in world_ids():
-        return _anchor(w) + "<p>unknown world: nothing to plot</p>" if kind == "parameters" else ""
+        return {"parameters": _anchor(w) + "<p>unknown world: nothing to plot</p>", "trajectories": "", "irfs": ""}
     try:
         spec = spec_from_manifest(manifest, w, dataset_dir)
         group = spec.open()
@@ -367,13 +285,13 @@ def _world_figure(kind: str, w: str, dataset_dir: str, manifest: dict) -> str:
         irfs = np.asarray(group["irfs"][:m], dtype=np.float64)
     except Exception as exc:  # noqa: BLE001 - the checks report why; the page says it cannot plot
         msg = f"<p>{_text(w)}: cannot plot ({_text(type(exc).__name__)}: {_text(exc)})</p>"
-        return _anchor(w) + msg if kind == "parameters" else msg
-    if kind == "parameters":
-        return _anchor(w) + _parameters(spec.world, manifest["worlds"][w], theta)
+        return {"parameters": _anchor(w) + msg, "trajectories": msg, "irfs": msg}
     finite = np.isfinite(traj).all(axis=(1, 2)) & np.isfinite(irfs).all(axis=(1, 2, 3))
-    if kind == "trajectories":
-        return f"<h3>{_text(w)}</h3>" + _trajectories(spec.world, traj[finite])
-    return f"<h3>{_text(w)}</h3>" + (_irfs(spec.world, irfs[finite]) if finite.any() else "<p>no finite IRFs</p>")
+    return {
+        "parameters": _anchor(w) + _parameters(spec.world, manifest["worlds"][w], theta),
+        "trajectories": f"<h3>{_text(w)}</h3>" + _trajectories(spec.world, traj[finite]),
+        "irfs": f"<h3>{_text(w)}</h3>" + (_irfs(spec.world, irfs[finite]) if finite.any() else "<p>no finite IRFs</p>"),
+    }
 
 
 def _world_realism(doc: dict, w: str, dataset_dir: str, manifest: dict, real: RealData) -> str:
@@ -403,99 +321,22 @@ def _world_realism(doc: dict, w: str, dataset_dir: str, manifest: dict, real: Re
     )
 
 
-class _InProcess(cf.Executor):
-    """Runs each task at submission, in this process (``render`` with one job)."""
-
-    def submit(self, fn, /, *args, **kwargs) -> cf.Future:
-        future: cf.Future = cf.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - raised again by result(), as from a worker
-            future.set_exception(exc)
-        return future
-
-
-def start_figures(
-    pool: cf.Executor | None, dataset_dir: str | Path, manifest: dict
-) -> dict[tuple[str, str], cf.Future]:
-    """Submit every world's :data:`FIGURES` to ``pool`` now, before the checks have run (they need
-    none), for :func:`render`'s ``figures``; ``{}`` without a pool."""
-    if pool is None:
-        return {}
-    worlds = list(manifest.get("worlds") or {})
-    return {
-        (kind, w): pool.submit(_world_figure, kind, w, str(dataset_dir), manifest) for w in worlds for kind in FIGURES
-    }
-
-
-def _import_drawing() -> None:
-    """Worker initializer: import the drawing code (about 1.5 s) as soon as the worker starts."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
-    from matplotlib.figure import Figure  # noqa: F401
-
-
-@contextlib.contextmanager
-def drawing_pool(jobs: int | None = None):
-    """Worker processes for :func:`render`, started at once (default: the cores, at most 4): each
-    imports the drawing code while the caller validates, so the page's plots start without that
-    wait. Yields ``None`` (draw in this process) for one job."""
-    jobs = default_workers() if jobs is None else jobs
-    if jobs <= 1:
-        yield None
-        return
-    with spawn_pool(jobs, _import_drawing) as pool:
-        for _ in range(jobs):  # a task per worker: the executor starts its workers on submission
-            pool.submit(int)
-        yield pool
-
-
-def _figures(
-    executor: cf.Executor,
-    doc: dict,
-    dataset_dir: str,
-    manifest: dict,
-    real: RealData | None,
-    early: dict[tuple[str, str], cf.Future],
-) -> tuple[dict[tuple[str, str], str], list[str]]:
-    worlds = list(doc["worlds"])
-    futures = {
-        (kind, w): early.get((kind, w)) or executor.submit(_world_figure, kind, w, dataset_dir, manifest)
-        for w in worlds
-        for kind in FIGURES
-    }
-    realism = [executor.submit(_world_realism, doc, w, dataset_dir, manifest, real) for w in worlds] if real else []
-    return {k: f.result() for k, f in futures.items()}, [f.result() for f in realism]
-
-
 def render(
     doc: dict,
     dataset_dir: str | Path,
     manifest: dict,
     real: RealData | None,
-    jobs: int | None = None,
-    pool: cf.Executor | None = None,
-    figures: dict[tuple[str, str], cf.Future] | None = None,
 ) -> str:
-    """The HTML page for report ``doc`` of the dataset at ``dataset_dir``.
-
-    A world's plots take a second or more (Agg drawing holds the GIL), so each figure is a task for
-    worker processes: those of ``pool`` (:func:`drawing_pool`) if given, else ``jobs`` at a time in
-    a pool of their own (default: the cores, at most 4; 1: in this process). ``figures``: what
-    :func:`start_figures` submitted to ``pool`` before the checks ran. The page does not depend on
-    where or when it is drawn."""
+    """The HTML page for report ``doc`` of the dataset at ``dataset_dir`` (its figures as inline SVG,
+    from the first :data:`PLOT_SAMPLE` samples of each world)."""
     d = doc["dataset"]
     ext = doc["inputs"]["external_data"]
     worlds = list(doc["worlds"])
-    jobs = min(default_workers() if jobs is None else jobs, len(worlds))
-    args = (doc, str(dataset_dir), manifest, real, figures or {})
-    if pool is None and jobs > 1:
-        with drawing_pool(jobs) as own:
-            drawn, realism = _figures(own, *args)
-    else:
-        drawn, realism = _figures(pool if pool is not None and len(worlds) > 1 else _InProcess(), *args)
-    params = [drawn["parameters", w] for w in worlds]
-    trajs = [drawn["trajectories", w] for w in worlds if drawn["trajectories", w]]
-    fans = [drawn["irfs", w] for w in worlds if drawn["irfs", w]]
+    drawn = {w: _world_figures(w, str(dataset_dir), manifest) for w in worlds}
+    params = [drawn[w]["parameters"] for w in worlds]
+    trajs = [drawn[w]["trajectories"] for w in worlds if drawn[w]["trajectories"]]
+    fans = [drawn[w]["irfs"] for w in worlds if drawn[w]["irfs"]]
+    realism = [_world_realism(doc, w, str(dataset_dir), manifest, real) for w in worlds] if real else []
     realism = [r for r in realism if r]
     if real is None:
         realism = [f"<p>{_badge('skipped')} {_text(ext.get('reason', 'no verified external data'))}</p>"]

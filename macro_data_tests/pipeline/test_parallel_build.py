@@ -11,9 +11,7 @@ import pytest
 import zarr
 
 from macro_data.cli import main
-from macro_data.validation import html
 from macro_data.validation.dataset import validate_dataset
-from macro_data.validation.report import build_report
 from macro_data.validation.results import jsonable
 from macro_data.worlds import WORLD_IDS
 
@@ -69,17 +67,3 @@ def test_validation_in_worker_processes_gives_the_sequential_results(tiny_datase
     sequential = results(1)
     assert [r["world"] for r in sequential[0]][0] is None  # the dataset check first, then world by world
     assert results(2) == sequential
-
-
-@pytest.mark.slow
-def test_report_page_drawn_in_worker_processes_is_the_same_page(tiny_dataset):
-    _, _, dataset_dir = tiny_dataset
-    v = validate_dataset(dataset_dir, jobs=1)
-    doc = build_report(v, run_id="r", code_version="c")
-    page = html.render(doc, dataset_dir, v.manifest, v.real, jobs=1)
-    assert page.count("<img") >= 3 * len(WORLD_IDS)
-    assert html.render(doc, dataset_dir, v.manifest, v.real, jobs=2) == page
-    with html.drawing_pool(2) as pool:  # the figures submitted before the checks, as the asset does
-        early = html.start_figures(pool, dataset_dir, v.manifest)
-        assert len(early) == len(html.FIGURES) * len(WORLD_IDS)
-        assert html.render(doc, dataset_dir, v.manifest, v.real, pool=pool, figures=early) == page

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import re
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -73,18 +73,30 @@ def test_parses_with_every_section(rendered):
         assert text.count(w) >= 5
 
 
-def test_embedded_images_are_png(rendered):
+def test_figures_are_inline_svg(rendered):
     page, _, _ = rendered
     p = Collector()
     p.feed(page)
-    imgs = [a["src"] for t, a in p.tags if t == "img"]
+    assert not [a for t, a in p.tags if t == "img"]
+    svgs = re.findall(r"<svg\b.*?</svg>", page, re.S)
     # per world: parameters, trajectories, IRF fan chart, realism; plus the split composition
-    assert len(imgs) == 4 * len(WORLD_IDS) + 1
-    for src in imgs:
-        assert src.startswith("data:image/png;base64,")
-        png = base64.b64decode(src.split(",", 1)[1], validate=True)
-        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
-        assert b"matplotlib.org" not in png  # no software URL in the PNG metadata either
+    assert len(svgs) == 4 * len(WORLD_IDS) + 1
+    for svg in svgs:
+        root = ET.fromstring(svg)  # well-formed on its own
+        assert root.attrib["viewBox"].startswith("0 0 ") and root.find("title").text
+        marks = [el for el in root.iter() if el.tag in ("polyline", "polygon")]
+        bars = [el for el in root.iter("rect") if "fill-opacity" in el.attrib or el.attrib.get("height") == "16.0"]
+        assert marks or bars, root.find("title").text  # something is drawn, not only axes
+    titles = [ET.fromstring(svg).find("title").text for svg in svgs]
+    for w in WORLD_IDS:
+        assert f"{w}: drawn parameters (" in " ".join(titles)
+        assert f"{w}: impulse responses to +1 sd innovations" in " ".join(titles)
+
+
+def test_page_is_the_same_bytes_each_time(rendered, clean_dir, external_root):
+    page, _, doc = rendered
+    v = validate_dataset(clean_dir, external_root=external_root)
+    assert html.render(doc, v.dataset_dir, v.manifest, v.real) == page
 
 
 def test_no_external_reference(rendered):
@@ -111,7 +123,7 @@ def test_sections_hold_their_content(rendered):
             run_id = doc["provenance"]["worlds"][w]["stages"][stage]["run_id"]
             assert run_id in prov
     splits = page[page.index('<section id="splits">') : page.index('<section id="realism">')]
-    assert splits.count("data:image/png;base64,") == 1
+    assert splits.count("<svg") == 1
 
 
 def test_realism_section_says_skipped_without_data(clean_dir, tmp_path):
@@ -120,7 +132,7 @@ def test_realism_section_says_skipped_without_data(clean_dir, tmp_path):
     page = html.render(doc, v.dataset_dir, v.manifest, v.real)
     realism = page[page.index('<section id="realism">') : page.index('<section id="provenance">')]
     assert "SKIPPED" in realism and "no verified external data" in realism
-    assert "data:image/png" not in realism
+    assert "<svg" not in realism
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="headless browser /usr/bin/chromium is not installed")

@@ -18,7 +18,7 @@ from macro_data.orchestration.resources.recipe import RecipeResource
 from macro_data.orchestration.resources.storage import DatasetRootResource
 from macro_data.storage import locations
 from macro_data.validation import html as html_report
-from macro_data.validation.dataset import read_manifest, validate_dataset
+from macro_data.validation.dataset import validate_dataset
 from macro_data.validation.report import (
     REPORT_HTML,
     REPORT_JSON,
@@ -68,15 +68,11 @@ def validation_report_asset(real_data: dg.AssetKey | None = None) -> dg.AssetsDe
             if doc is None:
                 # the world checks the world runs' asset checks computed on this very data are reused
                 # (a forced run recomputes everything)
-                # the page's figures that need no check result are drawn while the checks run
-                with html_report.drawing_pool() as pool:
-                    manifest, _ = read_manifest(dataset_dir)
-                    figures = html_report.start_figures(pool, dataset_dir, manifest)
-                    v = validate_dataset(
-                        dataset_dir, external_root=storage.path(), log=context.log.info, reuse=not storage.force
-                    )
-                    doc = build_report(v, run_id=context.run.run_id, code_version=CODE_VERSION)
-                    page = html_report.render(doc, dataset_dir, v.manifest, v.real, pool=pool, figures=figures)
+                v = validate_dataset(
+                    dataset_dir, external_root=storage.path(), log=context.log.info, reuse=not storage.force
+                )
+                doc = build_report(v, run_id=context.run.run_id, code_version=CODE_VERSION)
+                page = html_report.render(doc, dataset_dir, v.manifest, v.real)
                 json_path, html_path = write_report(dataset_dir, doc, page)
             else:
                 context.log.info("validation report is up to date for the current manifest: nothing rewritten")
