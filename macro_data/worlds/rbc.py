@@ -60,13 +60,23 @@ prior itself and the thresholds follow in closed form; a Monte Carlo check confi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from macro_data.errors import WorldError
-from macro_data.worlds.base import CornerRule, Observable, Parameter, Priors, Simulation, SliceRule, World
+from macro_data.worlds.base import (
+    CornerRule,
+    LastFew,
+    Observable,
+    Parameter,
+    Priors,
+    Simulation,
+    SliceRule,
+    World,
+)
 from macro_data.worlds.linear_re import solve_re
 
 # Slice: rho_a ~ U(0, 0.99); P(rho_a > 0.965) = 0.025 / 0.99 = 0.02525. Monte Carlo over 10^6
@@ -321,8 +331,17 @@ class RBC(World):
         return solve_re(A, B, _N_PRE)
 
     # ---- solution -----------------------------------------------------------------------------
+    @functools.cached_property
+    def _solutions(self) -> LastFew:
+        return LastFew(size=4)
+
     def solve(self, theta: np.ndarray) -> _Solved:
-        """Saddle-path coefficients of in-bounds draws; :class:`WorldError` if a draw has none."""
+        """Saddle-path coefficients of in-bounds draws; :class:`WorldError` if a draw has none. The
+        last few batches' solutions are kept (shared, not to be modified): simulating a batch and
+        its impulse responses then solves it once."""
+        return self._solutions.get(self._checked_array(theta), self._solve)
+
+    def _solve(self, theta: np.ndarray) -> _Solved:
         theta = self._checked_array(theta)
         for name, rule, bad in self._domain_violations(theta):
             if bad.any():
