@@ -2,9 +2,9 @@
 
 The report needs four kinds of panel: filled histograms (with a prior density, markers or a
 vertical reference line over them), line plots, fan charts (a band and a median) and one stacked
-horizontal bar chart. Each is a few paths and text, so it is written here directly: a page of
-about 25 figures takes tens of milliseconds, against 13 CPU-seconds for the same figures drawn with
-matplotlib (most of it laying out tick labels), and the figures stay sharp at any zoom.
+horizontal bar chart. Each is a few paths and text, so it is written here directly: a report's 18
+figures of six worlds take about 0.7 s with their percentiles, against 13 CPU-seconds drawn with
+matplotlib (most of it laying out tick labels), and they stay sharp at any zoom.
 
 A chart is one ``<svg>`` element without ``xmlns`` (an HTML parser places it in the SVG namespace)
 and without any reference: no ``href``, no ``url(...)``, no ids, so many charts can share a page.
@@ -82,16 +82,13 @@ def _widen(lo: float, hi: float, log: bool = False) -> tuple[float, float]:
 class Panel:
     """One plot area: its title, what is drawn in it (in data coordinates) and its axes.
 
-    ``xlim`` / ``ylim`` fix a limit instead of the data's range; ``xlog``: a logarithmic x axis
-    (values <= 0 are left out); ``y_ticks=False`` leaves the y axis unlabelled (histograms, whose
-    height says nothing the shape does not)."""
+    ``xlog``: a logarithmic x axis (values <= 0 are left out); ``y_ticks=False`` leaves the y axis
+    unlabelled (histograms, whose height says nothing the shape does not)."""
 
     title: str = ""
     xlabel: str = ""
     xlog: bool = False
     y_ticks: bool = True
-    xlim: tuple[float, float] | None = None
-    ylim: tuple[float, float] | None = None
     marks: list[tuple] = field(default_factory=list)  # (kind, data, style)
     legend: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, colour, text)
 
@@ -182,16 +179,12 @@ class Panel:
         x, y = x[np.isfinite(x)], y[np.isfinite(y)]
         if self.xlog:
             x = x[x > 0]
-        if self.xlim is not None:
-            xl = self.xlim
-        elif x.size:
+        if x.size:
             xl = (float(x.min()), float(x.max()))
             xl = xl if hist_x and xl[1] > xl[0] else _widen(*xl, log=self.xlog)
         else:
             xl = (1.0, 10.0) if self.xlog else (0.0, 1.0)
-        if self.ylim is not None:
-            yl = self.ylim
-        elif y.size:
+        if y.size:
             lo, hi = float(y.min()), float(y.max())
             counts = any(k in ("steps", "bars") for k, _, _ in self.marks)
             # a histogram's floor stays on the axis, only its top gets the margin
