@@ -13,7 +13,6 @@ computed from. Bounds are therefore enforced on the float32 values.
 from __future__ import annotations
 
 import hashlib
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from macro_data.errors import WorldError
+from macro_data.recent import Recent
 from macro_data.worlds.priors import FAMILY_ARGS, Prior, PriorError, PriorSet, prior_of
 
 
@@ -241,9 +241,7 @@ class LastFew:
     identical with or without it."""
 
     def __init__(self, size: int):
-        self.size = size
-        self.items: list[tuple[bytes, Any]] = []
-        self.lock = threading.Lock()
+        self._values: Recent[Any] = Recent(size)
 
     def get(self, theta: np.ndarray, build: Callable[[np.ndarray], Any]) -> Any:
         """The value for ``theta``, built by ``build(theta as float64)`` unless one of the last few.
@@ -253,7 +251,8 @@ class LastFew:
         theta : ndarray, shape (n, P)
             Parameter vectors; the key is their float64 bytes and shape.
         build : callable
-            ``build(theta)`` with ``theta`` float64 and C-contiguous, returning the value to keep.
+            ``build(theta)`` with ``theta`` float64 and C-contiguous, returning the value to keep
+            (not None).
 
         Returns
         -------
@@ -262,13 +261,10 @@ class LastFew:
         """
         th = np.ascontiguousarray(theta, dtype=np.float64)
         key = th.tobytes() + str(th.shape).encode()
-        with self.lock:
-            for k, v in self.items:
-                if k == key:
-                    return v
-        value = build(th)
-        with self.lock:
-            self.items = [(key, value)] + self.items[: self.size - 1]
+        value = self._values.get(key)
+        if value is None:
+            value = build(th)
+            self._values.put(key, value)
         return value
 
 

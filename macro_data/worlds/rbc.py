@@ -341,8 +341,7 @@ class RBC(World):
         its impulse responses then solves it once."""
         return self._solutions.get(self._checked_array(theta), self._solve)
 
-    def _solve(self, theta: np.ndarray) -> _Solved:
-        theta = self._checked_array(theta)
+    def _solve(self, theta: np.ndarray) -> _Solved:  # theta: checked by solve, float64
         for name, rule, bad in self._domain_violations(theta):
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
