@@ -3,8 +3,9 @@
 A world run computes some things twice, one step apart, in one process: the held-out regions
 (``world_splits``, then its check), the redrawn reproducibility subset (the draws check, then
 the simulation check) and a batch's model solution (validation, simulation and impulse
-responses of the same draws, :class:`macro_data.worlds.base.LastFew`). :class:`Recent` keeps the latest results by a key holding everything that
-decides them, bounded in count, the least recently used dropped first.
+responses of the same draws, :class:`macro_data.worlds.base.LastFew`). :class:`Recent` keeps
+the latest results by a key holding everything that decides them, bounded in count, the least
+recently used dropped first.
 """
 
 from __future__ import annotations
