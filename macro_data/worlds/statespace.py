@@ -13,8 +13,9 @@ The worlds solve, for every draw at once,
 
 Layout: the recursions keep the sample axis **last** (``(..., n)``) and multiply matrices by
 explicit elementwise products ``M[:, b] * x[b]`` summed in an order fixed by the matrix shape
-alone (sequential, or the halving tree of :func:`_sum_columns`). Each sample's result is then
-produced by the same sequence of IEEE operations whatever the batch size; matmul/einsum/
+alone (sequential, or the halving tree of :func:`macro_data.worlds.recursions.tree_rows`). Each
+sample's result is then produced by the same sequence of IEEE operations whatever the batch size
+(the time recursions run compiled, in :mod:`macro_data.worlds.recursions`); matmul/einsum/
 reductions are avoided because their summation order (BLAS kernels, pairwise summation,
 contraction paths) may depend on array sizes and memory layout. LAPACK calls (``eigvals``,
 ``qr``, ``solve``) run one matrix at a time, so they are batch-independent as well.
@@ -144,32 +145,13 @@ def stacked_lags(coefs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(coefs[::-1].transpose(1, 0, 2, 3).reshape(k, p * k, n))
 
 
-def _sum_columns(prod: np.ndarray, out: np.ndarray, add: bool = False) -> None:
-    """``out = sum_c prod[:, c]`` (``add``: ``out +=``) by a fixed halving tree, overwriting ``prod``.
-
-    The tree (pairs ``c`` and ``c + w//2``, an odd last column folded into column 0) depends only
-    on the width, never on the batch, and needs ~log2(width) calls instead of ``width``.
-    """
-    w = prod.shape[1]
-    while w > 1:
-        h = w // 2
-        np.add(prod[:, :h], prod[:, h : 2 * h], out=prod[:, :h])
-        if w % 2:
-            prod[:, 0] += prod[:, 2 * h]
-        w = h
-    if add:
-        out += prod[:, 0]
-    else:
-        out[...] = prod[:, 0]
-
-
 def lag_recursion(coefs: np.ndarray, u: np.ndarray) -> np.ndarray:
     """``x[t] = u[t] + sum_{l=1..p} A_l x[t-l]`` from ``x[t<0] = 0``.
 
     ``coefs (p, k, k, n)`` holds ``A_1 .. A_p``; ``u (T, k, m, n)`` (``m`` = columns driven
     together, one per shock for IRFs). Returns ``x (T, k, m, n)``. Each step adds to ``u[t]`` the
     products ``A_l[:, b] x[t-l][b]`` (``l = p..1``, ``b = 0..k-1``) summed by the fixed tree of
-    :func:`_sum_columns`.
+    :func:`macro_data.worlds.recursions.tree_rows`.
 
     Parameters
     ----------
@@ -183,17 +165,13 @@ def lag_recursion(coefs: np.ndarray, u: np.ndarray) -> np.ndarray:
     ndarray of float64, shape (T, k, m, n)
         The states ``x[0] .. x[T-1]``.
     """
+    from macro_data.worlds import recursions  # numba: imported by the processes that simulate
+
     p, k = coefs.shape[0], coefs.shape[1]
     T, _, m, n = u.shape
-    M = stacked_lags(coefs)[:, :, None, :]  # (k, pk, 1, n)
-    X = np.zeros((T + p, k, m, n))  # X[t + p] = x[t]; the first p rows are the zero pre-sample
-    prod = np.empty((k, p * k, m, n))
-    for t in range(T):
-        np.multiply(M, X[t : t + p].reshape(1, p * k, m, n), out=prod)
-        acc = X[t + p]
-        acc[...] = u[t]
-        _sum_columns(prod, acc, add=True)
-    return X[p:]
+    X = np.zeros((m, T + p, k, n))  # X[:, t + p] = x[t]; the first p periods are the zero pre-sample
+    recursions.lag_responses(stacked_lags(coefs), np.ascontiguousarray(np.moveaxis(u, 2, 0), dtype=np.float64), X)
+    return np.moveaxis(X[:, p:], 0, 2)
 
 
 def simulate_lags(
@@ -204,8 +182,8 @@ def simulate_lags(
 
     ``coefs (p, k, k, n)``, ``B (k, S, n)``, ``C (q, k, n)`` (``None``: ``y = x``), ``eps (n, T, S)``.
     Per step: ``x[t] = (sum_j B[:, j] eps[t, j]) + (sum_{l, b} A_l[:, b] x[t-l][b])`` and
-    ``y[t] = sum_b C[:, b] x[t][b]``, each sum by the fixed tree of :func:`_sum_columns`. The step
-    works on small arrays that stay in cache, which is what makes it fast for large ``n``.
+    ``y[t] = sum_b C[:, b] x[t][b]``, each sum by the fixed tree of
+    :func:`macro_data.worlds.recursions.tree_rows` (compiled: :func:`~macro_data.worlds.recursions.lag_paths`).
 
     Parameters
     ----------
@@ -225,44 +203,31 @@ def simulate_lags(
     -------
     ndarray of float64, shape (n, T, q)
     """
+    from macro_data.worlds import recursions  # numba: imported by the processes that simulate
+
     p, k = coefs.shape[0], coefs.shape[1]
-    n, T, S = eps.shape
-    e = samples_last(eps)  # (T, S, n)
-    M = stacked_lags(coefs)
+    n, T, _ = eps.shape
     X = np.zeros((T + p, k, n))
     if history is not None:
         X[:p] = history
-    prodA = np.empty((k, p * k, n))
-    prodB = np.empty((k, S, n))
-    if C is not None:
-        q = C.shape[0]
-        y = np.empty((T, q, n))
-        prodC = np.empty((q, k, n))
-    for t in range(T):
-        np.multiply(M, X[t : t + p].reshape(1, p * k, n), out=prodA)
-        np.multiply(B, e[t, None], out=prodB)
-        acc = X[t + p]
-        _sum_columns(prodB, acc)
-        _sum_columns(prodA, acc, add=True)
-        if C is not None:
-            np.multiply(C, acc[None], out=prodC)
-            _sum_columns(prodC, y[t])
-    return samples_first(X[p:] if C is None else y)
+    C = np.zeros((0, k, n)) if C is None else _each_sample(C, n)
+    y = np.empty((T, C.shape[0], n))
+    B = np.ascontiguousarray(B, dtype=np.float64)
+    recursions.lag_paths(stacked_lags(coefs), B, C, samples_last(np.asarray(eps, dtype=np.float64)), X, y)
+    return samples_first(X[p:] if C.shape[0] == 0 else y)
 
 
-def _select(r: np.ndarray, choices: np.ndarray) -> np.ndarray:
-    """``out[..., i] = choices[r[i], ..., i]`` (a ``np.where`` chain; ``np.choose`` is ~10x slower)."""
-    out = choices[0]
-    for j in range(1, choices.shape[0]):
-        out = np.where(r == j, choices[j], out)
-    return out
+def _each_sample(C: np.ndarray, n: int) -> np.ndarray:
+    """``C (q, k, n)`` or ``(q, k, 1)`` (shared) as a contiguous float64 ``(q, k, n)``."""
+    return np.ascontiguousarray(np.broadcast_to(C, (*C.shape[:2], n)), dtype=np.float64)
 
 
 def simulate_switching(A: np.ndarray, B: np.ndarray, C: np.ndarray, eps: np.ndarray, regime: np.ndarray) -> np.ndarray:
     """Trajectories ``(n, T, q)`` of ``x[t] = A_{r[t]} x[t-1] + B_{r[t]} eps[t]``, ``y = C x``, ``x[-1] = 0``.
 
     ``A (R, k, k, n)``, ``B (R, k, S, n)``, ``C (q, k, n)`` or ``(q, k, 1)``, ``eps (n, T, S)``,
-    ``regime (n, T)`` integers in ``0..R-1``. Same fixed summation order as :func:`simulate_lags`.
+    ``regime (n, T)`` integers in ``0..R-1``. Same fixed summation order as :func:`simulate_lags`
+    (compiled: :func:`~macro_data.worlds.recursions.switching_paths`).
 
     Parameters
     ----------
@@ -281,25 +246,18 @@ def simulate_switching(A: np.ndarray, B: np.ndarray, C: np.ndarray, eps: np.ndar
     -------
     ndarray of float64, shape (n, T, q)
     """
-    k = A.shape[1]
-    n, T, S = eps.shape
-    e = samples_last(eps)
-    r = samples_last(regime)  # (T, n)
-    q = C.shape[0]
-    x = np.zeros((k, n))
-    y = np.empty((T, q, n))
-    prodA = np.empty((k, k, n))
-    prodB = np.empty((k, S, n))
-    prodC = np.empty((q, k, n))
-    for t in range(T):
-        At = _select(r[t], A)  # each sample's matrices for its regime at t
-        Bt = _select(r[t], B)
-        np.multiply(At, x[None], out=prodA)
-        np.multiply(Bt, e[t, None], out=prodB)
-        _sum_columns(prodB, x)
-        _sum_columns(prodA, x, add=True)
-        np.multiply(C, x[None], out=prodC)
-        _sum_columns(prodC, y[t])
+    from macro_data.worlds import recursions  # numba: imported by the processes that simulate
+
+    n, T, _ = eps.shape
+    y = np.empty((T, C.shape[0], n))
+    recursions.switching_paths(
+        np.ascontiguousarray(A, dtype=np.float64),
+        np.ascontiguousarray(B, dtype=np.float64),
+        _each_sample(C, n),
+        samples_last(np.asarray(eps, dtype=np.float64)),
+        samples_last(np.asarray(regime, dtype=np.int64)),
+        y,
+    )
     return samples_first(y)
 
 

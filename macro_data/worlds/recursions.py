@@ -1,0 +1,136 @@
+"""The time recursions of :mod:`macro_data.worlds.statespace`, compiled (numba).
+
+Each function makes, for every sample, exactly the IEEE double operations of the numpy
+formulation it replaced, in the same order: products ``M[a, c] * v[c]`` summed by the fixed
+halving tree of :func:`tree_rows`, the innovation term first and the lag term added to it. Only
+the loops differ: one pass over periods and blocks of samples, with no temporaries and no numpy
+call per period (the numpy version made about 90,000 calls per 100,000 lss samples). Compiled
+without fast-math (see :mod:`macro_data.worlds.compiled`); the tests compare every function with
+the numpy formulation, bit for bit.
+
+Arrays keep the layout of :mod:`macro_data.worlds.statespace`: parameters samples last
+(``(..., n)``; an observation matrix may have a last axis of 1, shared by all samples) and
+periods first, so the innermost loops run over contiguous samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from macro_data.worlds.compiled import compiled
+
+
+@compiled
+def tree_rows(P, w):
+    """``P[0] = sum_c P[c]`` over rows ``c < w`` by the halving tree: rows ``c`` and ``c + w//2``
+    added, an odd last row folded into row 0, until one row is left (overwrites ``P``). The order
+    depends on ``w`` only; the innermost loop runs over samples."""
+    n = P.shape[1]
+    while w > 1:
+        h = w // 2
+        for c in range(h):
+            for i in range(n):
+                P[c, i] = P[c, i] + P[c + h, i]
+        if w % 2:
+            for i in range(n):
+                P[0, i] = P[0, i] + P[2 * h, i]
+        w = h
+
+
+@compiled
+def dot_rows(U, V, P):
+    """``P[0] = sum_c U[c] * V[c]`` over the rows of ``U, V (w, n)``, summed by :func:`tree_rows`
+    with its first level done as the products are made (``U[c] V[c] + U[c + h] V[c + h]``, then
+    an odd last product added to row 0): the same operations, half the stores. ``P`` has at least
+    ``max(w // 2, 1)`` rows."""
+    w, n = V.shape
+    h = w // 2
+    for c in range(h):
+        for i in range(n):
+            P[c, i] = U[c, i] * V[c, i] + U[c + h, i] * V[c + h, i]
+    if w % 2:
+        for i in range(n):
+            last = U[2 * h, i] * V[2 * h, i]
+            P[0, i] = P[0, i] + last if h else last
+    tree_rows(P, max(h, 1))
+
+
+@compiled
+def lag_paths(M, B, C, e, X, y):
+    """``x[t] = B eps[t] + M (x[t-p]; ..; x[t-1])`` and ``y[t] = C x[t]``, in place.
+
+    ``M (k, p k, n)`` (row ``a`` = ``[A_p[a], .., A_1[a]]``), ``B (k, S, n)``, ``e (T, S, n)``,
+    ``X (T + p, k, n)`` with the pre-sample in ``X[:p]`` (``X[t + p] = x[t]`` is written),
+    ``C (q, k, n)`` and ``y (T, q, n)`` (``q = 0``: no observation).
+    """
+    k, pk, n = M.shape
+    p = pk // k
+    PA = np.empty((max(pk // 2, 1), n))
+    PB = np.empty((max(B.shape[1] // 2, 1), n))
+    PC = np.empty((max(k // 2, 1), n))
+    for t in range(e.shape[0]):
+        lags = X[t : t + p].reshape(pk, n)
+        for a in range(k):
+            dot_rows(B[a], e[t], PB)
+            dot_rows(M[a], lags, PA)
+            for i in range(n):
+                X[t + p, a, i] = PB[0, i] + PA[0, i]
+        for a in range(C.shape[0]):
+            dot_rows(C[a], X[t + p], PC)
+            for i in range(n):
+                y[t, a, i] = PC[0, i]
+
+
+@compiled
+def lag_responses(M, u, X):
+    """``x[t] = u[t] + M (x[t-p]; ..; x[t-1])`` from ``X[:, :p] = 0``, in place, for each column.
+
+    ``M (k, p k, n)``, ``u (m, T, k, n)`` (``m`` columns, e.g. one per shock), ``X (m, T + p, k, n)``.
+    """
+    k, pk, n = M.shape
+    p = pk // k
+    m, T = u.shape[0], u.shape[1]
+    PA = np.empty((max(pk // 2, 1), n))
+    for j in range(m):
+        for t in range(T):
+            lags = X[j, t : t + p].reshape(pk, n)
+            for a in range(k):
+                dot_rows(M[a], lags, PA)
+                for i in range(n):
+                    X[j, t + p, a, i] = u[j, t, a, i] + PA[0, i]
+
+
+@compiled
+def switching_paths(A, B, C, e, r, y):
+    """``x[t] = B_r eps[t] + A_r x[t-1]`` with ``r = r[t]``, ``x[-1] = 0``, and ``y[t] = C x[t]``.
+
+    ``A (R, k, k, n)``, ``B (R, k, S, n)``, ``C (q, k, n)``, ``e (T, S, n)``, ``r (T, n)``,
+    ``y (T, q, n)`` written. A regime outside ``1 .. R-1`` reads regime 0's matrices, as the
+    numpy selection did.
+    """
+    R, k, _, n = A.shape
+    S = B.shape[2]
+    x = np.zeros((k, n))
+    xn = np.empty((k, n))
+    At = np.empty((k, k, n))
+    Bt = np.empty((k, S, n))
+    PA = np.empty((max(k // 2, 1), n))
+    PB = np.empty((max(S // 2, 1), n))
+    for t in range(e.shape[0]):
+        for i in range(n):  # each sample's matrices for its regime at t
+            g = r[t, i] if 1 <= r[t, i] < R else 0
+            for a in range(k):
+                for b in range(k):
+                    At[a, b, i] = A[g, a, b, i]
+                for s in range(S):
+                    Bt[a, s, i] = B[g, a, s, i]
+        for a in range(k):
+            dot_rows(Bt[a], e[t], PB)
+            dot_rows(At[a], x, PA)
+            for i in range(n):
+                xn[a, i] = PB[0, i] + PA[0, i]
+        x[:, :] = xn
+        for a in range(C.shape[0]):
+            dot_rows(C[a], x, PA)
+            for i in range(n):
+                y[t, a, i] = PA[0, i]

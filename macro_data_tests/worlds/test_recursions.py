@@ -1,0 +1,201 @@
+"""The compiled time recursions against the numpy formulation they replaced, bit for bit, and
+against closed forms.
+
+The numpy functions below are the worlds' former code: one numpy call per period and term,
+products ``M[:, c] * v[c]`` summed by a fixed halving tree. The compiled kernels must make the
+same IEEE operations in the same order, so every stored trajectory and IRF stays bit-identical;
+a fused multiply-add, a reassociated sum or a different tree would show up here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from macro_data.worlds.statespace import (
+    irfs_lags,
+    lag_recursion,
+    samples_first,
+    samples_last,
+    simulate_lags,
+    simulate_switching,
+    stacked_lags,
+)
+
+
+# ---- the numpy formulation --------------------------------------------------------------------------
+def _sum_columns(prod: np.ndarray, out: np.ndarray, add: bool = False) -> None:
+    w = prod.shape[1]
+    while w > 1:
+        h = w // 2
+        np.add(prod[:, :h], prod[:, h : 2 * h], out=prod[:, :h])
+        if w % 2:
+            prod[:, 0] += prod[:, 2 * h]
+        w = h
+    if add:
+        out += prod[:, 0]
+    else:
+        out[...] = prod[:, 0]
+
+
+def numpy_lag_recursion(coefs, u):
+    p, k = coefs.shape[0], coefs.shape[1]
+    T, _, m, n = u.shape
+    M = stacked_lags(coefs)[:, :, None, :]
+    X = np.zeros((T + p, k, m, n))
+    prod = np.empty((k, p * k, m, n))
+    for t in range(T):
+        np.multiply(M, X[t : t + p].reshape(1, p * k, m, n), out=prod)
+        acc = X[t + p]
+        acc[...] = u[t]
+        _sum_columns(prod, acc, add=True)
+    return X[p:]
+
+
+def numpy_simulate_lags(coefs, B, C, eps, history=None):
+    p, k = coefs.shape[0], coefs.shape[1]
+    n, T, S = eps.shape
+    e = samples_last(eps)
+    M = stacked_lags(coefs)
+    X = np.zeros((T + p, k, n))
+    if history is not None:
+        X[:p] = history
+    prodA = np.empty((k, p * k, n))
+    prodB = np.empty((k, S, n))
+    if C is not None:
+        y = np.empty((T, C.shape[0], n))
+        prodC = np.empty((C.shape[0], k, n))
+    for t in range(T):
+        np.multiply(M, X[t : t + p].reshape(1, p * k, n), out=prodA)
+        np.multiply(B, e[t, None], out=prodB)
+        acc = X[t + p]
+        _sum_columns(prodB, acc)
+        _sum_columns(prodA, acc, add=True)
+        if C is not None:
+            np.multiply(C, acc[None], out=prodC)
+            _sum_columns(prodC, y[t])
+    return samples_first(X[p:] if C is None else y)
+
+
+def numpy_simulate_switching(A, B, C, eps, regime):
+    k = A.shape[1]
+    n, T, S = eps.shape
+    e, r = samples_last(eps), samples_last(regime)
+    x = np.zeros((k, n))
+    y = np.empty((T, C.shape[0], n))
+    prodA, prodB, prodC = np.empty((k, k, n)), np.empty((k, S, n)), np.empty((C.shape[0], k, n))
+    for t in range(T):
+        At, Bt = A[0], B[0]
+        for j in range(1, A.shape[0]):
+            At = np.where(r[t] == j, A[j], At)
+            Bt = np.where(r[t] == j, B[j], Bt)
+        np.multiply(At, x[None], out=prodA)
+        np.multiply(Bt, e[t, None], out=prodB)
+        _sum_columns(prodB, x)
+        _sum_columns(prodA, x, add=True)
+        np.multiply(C, x[None], out=prodC)
+        _sum_columns(prodC, y[t])
+    return samples_first(y)
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    same_layout = a.shape == b.shape and a.dtype == b.dtype == np.float64
+    return same_layout and np.array_equal(a.view(np.uint64), b.view(np.uint64))
+
+
+# (p, k, S, q): lag orders 1-4 (var pads to 4), state sizes 1-5 (lss), odd and even tree widths
+SHAPES = [(1, 1, 1, 1), (1, 3, 3, 3), (1, 5, 2, 3), (2, 2, 3, 4), (3, 3, 3, 3), (4, 3, 3, 0), (2, 5, 1, 2)]
+
+
+@pytest.mark.parametrize("p,k,S,q", SHAPES)
+def test_lag_paths_equal_the_numpy_recursion_bit_for_bit(p, k, S, q):
+    rng = np.random.default_rng(100 * p + 10 * k + S)
+    n, T = 301, 40
+    coefs = rng.standard_normal((p, k, k, n)) * 0.35
+    B = rng.standard_normal((k, S, n))
+    eps = rng.standard_normal((n, T, S))
+    C = rng.standard_normal((q, k, n)) if q else None
+    history = rng.standard_normal((p, k, n))
+    for h in (None, history):
+        assert same_bits(simulate_lags(coefs, B, C, eps, h), numpy_simulate_lags(coefs, B, C, eps, h))
+    if q:  # an observation matrix shared by every sample
+        shared = rng.standard_normal((q, k, 1))
+        assert same_bits(simulate_lags(coefs, B, shared, eps), numpy_simulate_lags(coefs, B, shared, eps))
+    u = np.zeros((9, k, S, n))
+    u[0], u[3] = B, -2.0 * B
+    assert same_bits(np.ascontiguousarray(lag_recursion(coefs, u)), numpy_lag_recursion(coefs, u))
+
+
+def test_lag_paths_carry_nan_inf_and_signed_zeros_as_numpy_does():
+    rng = np.random.default_rng(5)
+    p, k, S, n, T = 2, 3, 3, 64, 12
+    coefs = rng.standard_normal((p, k, k, n)) * 0.3
+    B = rng.standard_normal((k, S, n))
+    B[:, :, 0] = -0.0
+    coefs[:, :, :, 1] = -0.0
+    eps = rng.standard_normal((n, T, S))
+    eps[2, 3, 1] = np.nan
+    eps[3, 0, 0] = np.inf
+    eps[4] = -0.0
+    C = rng.standard_normal((3, k, n))
+    with np.errstate(invalid="ignore"):  # inf - inf in the numpy formulation
+        assert same_bits(simulate_lags(coefs, B, C, eps), numpy_simulate_lags(coefs, B, C, eps))
+        assert same_bits(simulate_lags(coefs, B, None, eps), numpy_simulate_lags(coefs, B, None, eps))
+
+
+@pytest.mark.parametrize("k,S,q,R", [(3, 3, 3, 2), (2, 1, 1, 3), (4, 2, 3, 2)])
+def test_switching_paths_equal_the_numpy_recursion_bit_for_bit(k, S, q, R):
+    rng = np.random.default_rng(k + 10 * S + 100 * R)
+    n, T = 257, 30
+    A = rng.standard_normal((R, k, k, n)) * 0.4
+    B = rng.standard_normal((R, k, S, n))
+    eps = rng.standard_normal((n, T, S))
+    regime = rng.integers(0, R, (n, T))
+    regime[0, :5] = R + 3  # outside the regimes: both formulations read regime 0's matrices
+    for C in (rng.standard_normal((q, k, n)), rng.standard_normal((q, k, 1))):
+        got = simulate_switching(A, B, C, eps, regime)
+        assert same_bits(got, numpy_simulate_switching(A, B, C, eps, regime))
+
+
+def test_results_do_not_depend_on_the_batch():
+    rng = np.random.default_rng(11)
+    p, k, S, n, T = 4, 3, 3, 200, 25
+    coefs = rng.standard_normal((p, k, k, n)) * 0.3
+    B = rng.standard_normal((k, S, n))
+    eps = rng.standard_normal((n, T, S))
+    whole = simulate_lags(coefs, B, None, eps)
+    part = simulate_lags(coefs[..., 37:90], B[..., 37:90], None, eps[37:90])
+    assert same_bits(whole[37:90], part)
+    whole_irfs = irfs_lags(coefs, B, None, 10)
+    assert same_bits(whole_irfs[5:6], irfs_lags(coefs[..., 5:6], B[..., 5:6], None, 10))
+
+
+def test_closed_forms():
+    """``p = 1``: ``y[t] = C sum_{s <= t} A^(t-s) B eps[s]`` and IRFs ``C A^h B``; a VAR(2) through
+    its companion matrix."""
+    rng = np.random.default_rng(3)
+    k, S, q, n, T, H = 3, 2, 2, 5, 15, 8
+    A = rng.standard_normal((n, k, k)) * 0.3
+    B = rng.standard_normal((n, k, S))
+    C = rng.standard_normal((n, q, k))
+    eps = rng.standard_normal((n, T, S))
+    y = simulate_lags(samples_last(A)[None], samples_last(B), samples_last(C), eps)
+    irfs = irfs_lags(samples_last(A)[None], samples_last(B), samples_last(C), H)
+    for i in range(n):
+        x = np.zeros(k)
+        for t in range(T):
+            x = A[i] @ x + B[i] @ eps[i, t]
+            np.testing.assert_allclose(y[i, t], C[i] @ x, rtol=1e-12, atol=1e-12)
+        for h in range(H + 1):
+            np.testing.assert_allclose(
+                irfs[i, :, h], (C[i] @ np.linalg.matrix_power(A[i], h) @ B[i]).T, rtol=1e-12, atol=1e-12
+            )
+    A1, A2 = rng.standard_normal((2, n, k, k)) * 0.3
+    coefs = np.stack([samples_last(A1), samples_last(A2)])
+    paths = simulate_lags(coefs, samples_last(B), None, eps)
+    for i in range(n):
+        F = np.block([[A1[i], A2[i]], [np.eye(k), np.zeros((k, k))]])
+        z = np.zeros(2 * k)
+        for t in range(T):
+            z = F @ z + np.concatenate([B[i] @ eps[i, t], np.zeros(k)])
+            np.testing.assert_allclose(paths[i, t], z[:k], rtol=1e-12, atol=1e-12)
