@@ -413,18 +413,15 @@ class RBC(World):
             k[0] = start[2]
             a[0] = s.rho_a * start[0] + shock_a[0]
             b[0] = s.rho_b * start[1] + shock_b[0]
-        tmp = np.empty(m)
-        for t in range(T):
-            if t > 0:
-                np.multiply(s.rho_a, a[t - 1], out=a[t])
-                a[t] += shock_a[t]
-                np.multiply(s.rho_b, b[t - 1], out=b[t])
-                b[t] += shock_b[t]
-            np.multiply(s.p_a, a[t], out=k[t + 1])
-            np.multiply(s.p_b, b[t], out=tmp)
-            k[t + 1] += tmp
-            np.multiply(s.p_k, k[t], out=tmp)
-            k[t + 1] += tmp
+        # numba: imported by the processes that simulate
+        from macro_data.worlds.recursions import rbc_states
+
+        def per_sample(x):
+            return np.ascontiguousarray(np.broadcast_to(x, (m,)), dtype=np.float64)
+
+        coefs = (per_sample(v) for v in (s.rho_a, s.rho_b, s.p_a, s.p_b, s.p_k))
+        shocks = (np.ascontiguousarray(x, dtype=np.float64) for x in (shock_a, shock_b))
+        rbc_states(*coefs, *shocks, a, b, k)
         kt, k1 = k[:T], k[1:]
         out = np.empty((7, T, m))
         c, n, y, inv = self._static(s, a, b, kt)

@@ -1,4 +1,5 @@
-"""The time recursions of :mod:`macro_data.worlds.statespace`, compiled (numba).
+"""The worlds' time recursions, compiled (numba): those of :mod:`macro_data.worlds.statespace`
+(lss, var, switching) and rbc's state recursion.
 
 Each function makes, for every sample, exactly the IEEE double operations of the numpy
 formulation it replaced, in the same order: products ``M[a, c] * v[c]`` summed by the fixed
@@ -134,3 +135,20 @@ def switching_paths(A, B, C, e, r, y):
             dot_rows(C[a], x, PA)
             for i in range(n):
                 y[t, a, i] = PA[0, i]
+
+
+@compiled
+def rbc_states(rho_a, rho_b, p_a, p_b, p_k, shock_a, shock_b, a, b, k):
+    """rbc's states, in place: ``a[t] = rho_a a[t-1] + shock_a[t]`` (likewise ``b``) for ``t >= 1``
+    (``a[0]``, ``b[0]`` and ``k[0]`` given) and ``k[t+1] = (p_a a[t] + p_b b[t]) + p_k k[t]``.
+
+    Coefficients ``(m,)``; ``shock_a, shock_b, a, b (T, m)``; ``k (T + 1, m)``.
+    """
+    T, m = shock_a.shape
+    for t in range(T):
+        if t > 0:
+            for i in range(m):
+                a[t, i] = rho_a[i] * a[t - 1, i] + shock_a[t, i]
+                b[t, i] = rho_b[i] * b[t - 1, i] + shock_b[t, i]
+        for i in range(m):
+            k[t + 1, i] = (p_a[i] * a[t, i] + p_b[i] * b[t, i]) + p_k[i] * k[t, i]
