@@ -474,27 +474,10 @@ def taylor(s: NKSolution, il, x, pi, v):
     return s.rho_i * il + s.c_x * x + s.c_pi * pi + v
 
 
-# Draws are processed in chunks of this many samples, and trajectories transposed this many
-# periods at a time, so the working set stays in cache (speed constants only: every operation is
-# element-wise, so results do not depend on them).
+# Draws are processed in chunks of this many samples (a speed constant only: every draw is
+# computed on its own, so results do not depend on it).
 CHUNK = 2048
-PERIODS = 8
 SCALE = (100.0, 400.0, 400.0)  # model units -> canonical: output 100 x, inflation 400 pi, rate 400 i
-
-
-def canonical(x, pi, i, out) -> None:
-    """Model units -> the canonical observables (output, inflation, rate), into ``out[0]``, ``out[1]``, ``out[2]``.
-
-    Parameters
-    ----------
-    x, pi, i : ndarray
-        Output gap, inflation and rate, model (quarterly) units.
-    out : ndarray, shape (3, ...)
-        Receives ``100 x`` (percent), ``400 pi`` and ``400 i`` (annualized percentage points).
-    """
-    np.multiply(x, SCALE[0], out=out[0])
-    np.multiply(pi, SCALE[1], out=out[1])
-    np.multiply(i, SCALE[2], out=out[2])
 
 
 def check_determinate(world: World, sol: NKSolution, theta: np.ndarray) -> None:
@@ -524,8 +507,9 @@ def simulate_unconstrained(s: NKSolution, eps: np.ndarray, out: np.ndarray | Non
     """Canonical trajectories ``(m, T, 3)`` from the steady state for innovations ``eps (m, T, 3)``
     (float32 or float64), written into ``out`` (float64 or float32: rounded once) if given.
 
-    Every few periods (:data:`PERIODS`) are transposed to period-major buffers ``(periods, 3, m)``,
-    so each per-period operation reads and writes contiguous rows, and transposed back into ``out``.
+    Each draw runs period after period in compiled code
+    (:func:`macro_data.worlds.recursions.nk_paths`), with the arithmetic of :func:`exog_step`,
+    :func:`jumps` and :func:`taylor`.
 
     Parameters
     ----------
@@ -550,22 +534,31 @@ def simulate_unconstrained(s: NKSolution, eps: np.ndarray, out: np.ndarray | Non
     out = np.empty((m, T, 3)) if out is None else out
     if out.shape != (m, T, 3) or not out[:1].flags.c_contiguous:
         raise ValueError(f"out must be C-contiguous rows of shape {(m, T, 3)}; got shape {out.shape}")
-    e = np.empty((PERIODS, 3, m))
-    y = np.empty((PERIODS, 3, m))
-    il = np.zeros(m)
-    v = np.zeros(m)
-    rn = np.zeros(m)
-    u = np.zeros(m)
-    for t0 in range(0, T, PERIODS):
-        p = min(PERIODS, T - t0)
-        np.copyto(e[:p].reshape(3 * p, m), eps[:, t0 : t0 + p].reshape(m, 3 * p).T)
-        for k in range(p):
-            v, rn, u = exog_step(s, v, rn, u, e[k, 0], e[k, 1], e[k, 2])
-            x, pi = jumps(s, il, v, rn, u)
-            il = taylor(s, il, x, pi, v)
-            canonical(x, pi, il, y[k])
-        rows = out[:, t0 : t0 + p].reshape(m, 3 * p)  # a view: out's rows are C-contiguous
-        np.copyto(rows, y[:p].reshape(3 * p, m).T, casting="same_kind")
+    return _compiled_paths(s, np.zeros((4, m)), eps, out)
+
+
+def _compiled_paths(s: NKSolution, start: np.ndarray, eps: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`macro_data.worlds.recursions.nk_paths` on ``s``'s coefficients, into ``out`` (returned)."""
+    from macro_data.worlds.recursions import nk_paths  # numba: imported by the processes that simulate
+
+    m = eps.shape[0]
+
+    def rows(*coefs):
+        return np.ascontiguousarray(np.broadcast_to(np.stack(coefs), (len(coefs), m)), dtype=np.float64)
+
+    target = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
+    nk_paths(
+        rows(*s.rho),
+        rows(*s.sd),
+        rows(*s.Fx),
+        rows(*s.Fpi),
+        *(rows(c)[0] for c in (s.rho_i, s.c_x, s.c_pi)),
+        np.ascontiguousarray(start, dtype=np.float64),
+        np.ascontiguousarray(eps),
+        target,
+    )
+    if target is not out:
+        out[...] = target
     return out
 
 
@@ -573,7 +566,7 @@ def free_unconstrained(s: NKSolution, state: np.ndarray, T: int) -> np.ndarray:
     """Canonical trajectories ``(m, T, 3)`` with zero innovations from the state entering period 0.
 
     ``state (m, 4)`` is ``(400 i[-1], 400 v[-1], 400 rn[-1], 400 u[-1])`` (:data:`NK_STATE_VARIABLES`);
-    each period runs the kernels of :func:`simulate_unconstrained` with zero innovations::
+    each period runs the recursion of :func:`simulate_unconstrained` with zero innovations::
 
         v[t] = rho_m v[t-1],  rn[t] = rho_r rn[t-1],  u[t] = rho_u u[t-1]
         (x[t], pi[t]) = F (i[t-1], v[t], rn[t], u[t]),   i[t] = rho_i i[t-1] + c_x x[t] + c_pi pi[t] + v[t]
@@ -593,24 +586,16 @@ def free_unconstrained(s: NKSolution, state: np.ndarray, T: int) -> np.ndarray:
         Output (percent), inflation and rate (annualized percentage points).
     """
     m = state.shape[0]
-    st = np.ascontiguousarray(state.T) / SCALE[2]  # model (quarterly) units
-    il, v, rn, u = st[0], st[1], st[2], st[3]
-    zero = np.zeros(1)
-    y = np.empty((T, 3, m))
-    for t in range(T):
-        v, rn, u = exog_step(s, v, rn, u, zero, zero, zero)
-        x, pi = jumps(s, il, v, rn, u)
-        il = taylor(s, il, x, pi, v)
-        canonical(x, pi, il, y[t])
-    return np.ascontiguousarray(y.transpose(2, 0, 1))
+    start = np.ascontiguousarray(state.T) / SCALE[2]  # model (quarterly) units
+    return _compiled_paths(s, start, np.zeros((m, T, 3)), np.empty((m, T, 3)))
 
 
 def irfs_unconstrained(s: NKSolution, H: int, out: np.ndarray | None = None) -> np.ndarray:
     """``(m, 3 shocks, H + 1, 3)``: +1 sd innovation ``j`` at ``h = 0`` from the steady state,
     written into ``out`` (float64 or float32) if given.
 
-    The three experiments run side by side (state arrays ``(3, m)``) with the same kernels as
-    :func:`simulate_unconstrained`, into a horizon-major buffer transposed once at the end.
+    Each experiment is the recursion of :func:`simulate_unconstrained` with innovations that are
+    one for shock ``j`` at ``h = 0`` and zero otherwise.
 
     Parameters
     ----------
@@ -628,20 +613,12 @@ def irfs_unconstrained(s: NKSolution, H: int, out: np.ndarray | None = None) -> 
     """
     m = s.p.shape[0]
     out = np.empty((m, 3, H + 1, 3)) if out is None else out
-    y = np.empty((H + 1, 3, 3, m))  # (horizon, observable, shock, draw)
-    il = np.zeros((3, m))
-    v = np.zeros((3, m))
-    rn = np.zeros((3, m))
-    u = np.zeros((3, m))
-    eye = np.eye(3)[:, :, None]  # eye[k][j] is shock k's innovation in experiment j
-    zero = np.zeros((3, 3, 1))
-    for h in range(H + 1):
-        e = eye if h == 0 else zero
-        v, rn, u = exog_step(s, v, rn, u, e[0], e[1], e[2])
-        x, pi = jumps(s, il, v, rn, u)
-        il = taylor(s, il, x, pi, v)
-        canonical(x, pi, il, y[h])
-    np.copyto(out, y.transpose(3, 2, 0, 1), casting="same_kind")
+    eps = np.zeros((3, m, H + 1, 3))  # experiment j: innovation 1 to shock j at h = 0
+    for j in range(3):
+        eps[j, :, 0, j] = 1.0
+    tiled = s.take(np.tile(np.arange(m), 3))  # the draws' coefficients once per experiment
+    y = _compiled_paths(tiled, np.zeros((4, 3 * m)), eps.reshape(3 * m, H + 1, 3), np.empty((3 * m, H + 1, 3)))
+    np.copyto(out, y.reshape(3, m, H + 1, 3).transpose(1, 0, 2, 3), casting="same_kind")
     return out
 
 

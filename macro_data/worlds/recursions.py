@@ -1,5 +1,5 @@
 """The worlds' time recursions, compiled (numba): those of :mod:`macro_data.worlds.statespace`
-(lss, var, switching) and rbc's state recursion.
+(lss, var, switching), rbc's state recursion and nk's unconstrained paths.
 
 Each function makes, for every sample, exactly the IEEE double operations of the numpy
 formulation it replaced, in the same order: products ``M[a, c] * v[c]`` summed by the fixed
@@ -152,3 +152,31 @@ def rbc_states(rho_a, rho_b, p_a, p_b, p_k, shock_a, shock_b, a, b, k):
                 b[t, i] = rho_b[i] * b[t - 1, i] + shock_b[t, i]
         for i in range(m):
             k[t + 1, i] = (p_a[i] * a[t, i] + p_b[i] * b[t, i]) + p_k[i] * k[t, i]
+
+
+@compiled
+def nk_paths(rho, sd, Fx, Fpi, rho_i, c_x, c_pi, start, eps, out):
+    """nk's unconstrained paths in canonical units, one sample at a time, in place::
+
+        v = rho_m v + sd_m e_m,   rn = rho_r rn + sd_r e_r,   u = rho_u u + sd_u e_u
+        x = Fx_i i + Fx_v v + Fx_rn rn + Fx_u u,   pi = (the same with Fpi)
+        i = rho_i i + c_x x + c_pi pi + v,   out[t] = (100 x, 400 pi, 400 i)
+
+    (sums left to right, as :func:`macro_data.worlds.nk.exog_step`, ``jumps`` and ``taylor``).
+    ``rho, sd (3, m)``, ``Fx, Fpi (4, m)``, ``rho_i, c_x, c_pi (m,)``; ``start (4, m)`` is
+    ``(i, v, rn, u)`` entering period 0 (model units); ``eps (m, T, 3)``; ``out (m, T, 3)``
+    (float64, or float32: each value rounded once).
+    """
+    m, T, _ = eps.shape
+    for j in range(m):
+        i, v, rn, u = start[0, j], start[1, j], start[2, j], start[3, j]
+        for t in range(T):
+            v = rho[0, j] * v + sd[0, j] * eps[j, t, 0]
+            rn = rho[1, j] * rn + sd[1, j] * eps[j, t, 1]
+            u = rho[2, j] * u + sd[2, j] * eps[j, t, 2]
+            x = Fx[0, j] * i + Fx[1, j] * v + Fx[2, j] * rn + Fx[3, j] * u
+            pi = Fpi[0, j] * i + Fpi[1, j] * v + Fpi[2, j] * rn + Fpi[3, j] * u
+            i = rho_i[j] * i + c_x[j] * x + c_pi[j] * pi + v
+            out[j, t, 0] = x * 100.0
+            out[j, t, 1] = pi * 400.0
+            out[j, t, 2] = i * 400.0

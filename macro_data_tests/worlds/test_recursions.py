@@ -199,3 +199,56 @@ def test_closed_forms():
         for t in range(T):
             z = F @ z + np.concatenate([B[i] @ eps[i, t], np.zeros(k)])
             np.testing.assert_allclose(paths[i, t], z[:k], rtol=1e-12, atol=1e-12)
+
+
+def test_nk_paths_equal_the_elementwise_numpy_laws_bit_for_bit():
+    """nk's compiled paths, free paths and IRFs against its numpy laws (exog_step, jumps, taylor), run
+    over all draws at once, period by period."""
+    from macro_data.worlds import nk
+    from macro_data.worlds.sampling import draw_range
+
+    d = draw_range(nk.WORLD, 7, 0, 600, 30)
+    s = nk.solve(d.theta)
+    n, T = 600, 30
+
+    def numpy_paths(start, eps):
+        i, v, rn, u = (np.array(x) for x in start)
+        y = np.empty((eps.shape[0], eps.shape[1], 3))
+        for t in range(eps.shape[1]):
+            v, rn, u = nk.exog_step(s, v, rn, u, eps[:, t, 0], eps[:, t, 1], eps[:, t, 2])
+            x, pi = nk.jumps(s, i, v, rn, u)
+            i = nk.taylor(s, i, x, pi, v)
+            y[:, t] = np.stack([x * 100.0, pi * 400.0, i * 400.0], axis=1)
+        return y
+
+    for eps in (d.shocks, d.shocks.astype(np.float32)):
+        assert same_bits(nk.simulate_unconstrained(s, eps), numpy_paths(np.zeros((4, n)), eps))
+    rounded = nk.simulate_unconstrained(s, d.shocks, np.empty((n, T, 3), dtype=np.float32))
+    assert np.array_equal(rounded, numpy_paths(np.zeros((4, n)), d.shocks).astype(np.float32))
+    state = np.random.default_rng(2).standard_normal((n, 4))
+    free = numpy_paths(state.T / 400.0, np.zeros((n, T, 3)))
+    assert same_bits(nk.free_unconstrained(s, state, T), free)
+    irfs = nk.irfs_unconstrained(s, 12)
+    for j in range(3):
+        impulse = np.zeros((n, 13, 3))
+        impulse[:, 0, j] = 1.0
+        assert same_bits(np.ascontiguousarray(irfs[:, j]), numpy_paths(np.zeros((4, n)), impulse))
+
+
+def test_rbc_states_equal_the_numpy_recursion_bit_for_bit():
+    from macro_data.worlds.recursions import rbc_states
+
+    rng = np.random.default_rng(9)
+    T, m = 50, 333
+    rho_a, rho_b, p_a, p_b, p_k = rng.uniform(-1, 1, (5, m))
+    shock_a, shock_b = rng.standard_normal((2, T, m))
+    a, b, k = np.empty((T, m)), np.empty((T, m)), np.empty((T + 1, m))
+    a[0], b[0], k[0] = shock_a[0], shock_b[0], rng.standard_normal(m)
+    want_a, want_b, want_k = a.copy(), b.copy(), k.copy()
+    for t in range(T):
+        if t > 0:
+            want_a[t] = rho_a * want_a[t - 1] + shock_a[t]
+            want_b[t] = rho_b * want_b[t - 1] + shock_b[t]
+        want_k[t + 1] = p_a * want_a[t] + p_b * want_b[t] + p_k * want_k[t]
+    rbc_states(rho_a, rho_b, p_a, p_b, p_k, shock_a, shock_b, a, b, k)
+    assert same_bits(a, want_a) and same_bits(b, want_b) and same_bits(k, want_k)
