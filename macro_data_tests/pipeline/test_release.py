@@ -4,6 +4,7 @@ the dataset card, and the catalog commands (list, gc, remove)."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -69,9 +70,12 @@ def test_a_published_version_is_immutable(tmp_path, recipes):
     with pytest.raises(release.ReleaseError, match="seed: 7 -> 8"):
         manifest.build_manifest(load_recipe(recipes["b"]), root)
     assert files(dataset) == before  # nothing written, nothing touched
-    # the command line refuses before starting any run, with the same message and a non-zero exit
-    assert main(["build", "--recipe", str(recipes["b"]), "--root", str(root), "--worlds", "nk"]) == 1
+    # the command line refuses before starting any run, with the same message and a non-zero exit; the
+    # worker it started while reading the recipe is stopped, not left running
+    children = set(multiprocessing.active_children())
+    assert main(["build", "--recipe", str(recipes["b"]), "--root", str(root), "--worlds", "nk", "--jobs", "2"]) == 1
     assert files(dataset) == before
+    assert set(multiprocessing.active_children()) <= children
 
 
 def test_the_asset_fails_with_the_refusal(tmp_path, recipes, instance):
@@ -143,10 +147,12 @@ def test_the_command_line_skips_what_is_up_to_date(tmp_path, recipes, capsys, mo
     dataset = root / "tiny" / "0.1.0"
     before = files(dataset)
     capsys.readouterr()
-    assert main(["build", "--recipe", str(recipes["a"]), "--root", str(root)]) == 0
+    children = set(multiprocessing.active_children())
+    assert main(["build", "--recipe", str(recipes["a"]), "--root", str(root), "--jobs", "2"]) == 0
     out = capsys.readouterr().out
     assert "world nk: up to date" in out and "world switching: up to date" in out and "nothing to do" in out
     assert files(dataset) == before
+    assert set(multiprocessing.active_children()) <= children  # the worker started early is stopped
 
 
 def test_growth_reuses_the_published_prefix_and_equals_a_build_from_scratch(tmp_path):
