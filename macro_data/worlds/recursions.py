@@ -1,5 +1,5 @@
 """The worlds' time recursions, compiled (numba): those of :mod:`macro_data.worlds.statespace`
-(lss, var, switching), rbc's state recursion and nk's unconstrained paths.
+(lss, var, switching), switching's expected IRFs, rbc's state recursion and nk's unconstrained paths.
 
 Each function makes, for every sample, exactly the IEEE double operations of the numpy
 formulation it replaced, in the same order: products ``M[a, c] * v[c]`` summed by the fixed
@@ -180,3 +180,57 @@ def nk_paths(rho, sd, Fx, Fpi, rho_i, c_x, c_pi, start, eps, out):
             out[j, t, 0] = x * 100.0
             out[j, t, 1] = pi * 400.0
             out[j, t, 2] = i * 400.0
+
+
+@compiled
+def expected_responses(A, P, m0, C, out):
+    """switching's expected IRFs, one draw at a time, into ``out (n, S, H + 1, q)``::
+
+        m_j(0) = pi_j B_j (given as m0),   m_j(h) = A_j sum_i P[i, j] m_i(h-1)
+        x(h) = sum_j m_j(h),   out[:, :, h] = C x(h)
+
+    Sums over regimes run left to right, products ``A_j Y`` and ``C x`` over their inner index in
+    order (the numpy formulation's ``matmul_last`` and ``observe``). ``A (R, k, k, n)``,
+    ``P (R, R, n)`` (``P[i, j] = Pr(j | i)``), ``m0 (R, k, S, n)``, ``C (q, k)``.
+    """
+    R, k, _, n = A.shape
+    S = m0.shape[2]
+    H1 = out.shape[2]
+    q = C.shape[0]
+    m = np.empty((R, k, S))
+    mixed = np.empty((R, k, S))
+    x = np.empty((k, S))
+    for i in range(n):
+        for h in range(H1):
+            if h == 0:
+                for r in range(R):
+                    for a in range(k):
+                        for s in range(S):
+                            m[r, a, s] = m0[r, a, s, i]
+            else:
+                for j in range(R):
+                    for a in range(k):
+                        for s in range(S):
+                            acc = P[0, j, i] * m[0, a, s]
+                            for r in range(1, R):
+                                acc = acc + P[r, j, i] * m[r, a, s]
+                            mixed[j, a, s] = acc
+                for j in range(R):
+                    for a in range(k):
+                        for s in range(S):
+                            acc = A[j, a, 0, i] * mixed[j, 0, s]
+                            for b in range(1, k):
+                                acc = acc + A[j, a, b, i] * mixed[j, b, s]
+                            m[j, a, s] = acc
+            for a in range(k):
+                for s in range(S):
+                    acc = m[0, a, s]
+                    for r in range(1, R):
+                        acc = acc + m[r, a, s]
+                    x[a, s] = acc
+            for c in range(q):
+                for s in range(S):
+                    acc = C[c, 0] * x[0, s]
+                    for b in range(1, k):
+                        acc = acc + C[c, b] * x[b, s]
+                    out[i, s, h, c] = acc

@@ -62,27 +62,6 @@ def samples_first(x: np.ndarray) -> np.ndarray:
 
 
 # ---- matrix products, samples last ------------------------------------------------------------
-def matmul_last(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """``Z[a, c] = sum_b X[a, b] Y[b, c]`` for ``X (a, b, n)``, ``Y (b, c, n)``; sum in order b = 0, 1, ...
-
-    Parameters
-    ----------
-    X : ndarray, shape (a, b, n)
-    Y : ndarray, shape (b, c, n)
-        Matrices, samples last.
-
-    Returns
-    -------
-    ndarray, shape (a, c, n)
-    """
-    Z = X[:, 0, None, :] * Y[None, 0]
-    tmp = np.empty_like(Z)
-    for b in range(1, X.shape[1]):
-        np.multiply(X[:, b, None, :], Y[None, b], out=tmp)
-        Z += tmp
-    return Z
-
-
 def matmul_first(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """``Z[i] = X[i] @ Y[i]`` for ``X (n, a, b)``, ``Y (n, b, c)`` (samples first), summing in order b = 0, 1, ...
 

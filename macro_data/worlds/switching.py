@@ -67,8 +67,6 @@ from macro_data.worlds.statespace import (
     by_rows,
     chunked,
     matmul_first,
-    matmul_last,
-    observe,
     samples_last,
     simulate_switching,
     stationary_second_moments,
@@ -237,21 +235,15 @@ class Switching(World):
 
     def _expected_irfs(self, theta: np.ndarray, H: int, pi: np.ndarray | None = None) -> np.ndarray:
         """Expected responses with the impact regime distributed as ``pi (2, n)`` (default: stationary)."""
+        from macro_data.worlds.recursions import expected_responses  # numba: imported by the processes that simulate
+
         A, B = self.regime_matrices(theta)
         P = samples_last(self.transition(theta))  # (2, 2, n)
         pi = samples_last(self.stationary(theta)) if pi is None else pi  # (2, n)
-        A_l = np.moveaxis(A, 0, -1)  # (2, 3, 3, n)
-        n = theta.shape[0]
-        S = B.shape[-1]
-        x = np.empty((H + 1, K, S, n))
-        m = np.moveaxis(B, 0, -1) * pi[:, None, None, :]  # m_j(0) = pi_j B_j, (2, 3, S, n)
-        x[0] = m[0] + m[1]
-        for h in range(1, H + 1):
-            mixed = [P[0, j] * m[0] + P[1, j] * m[1] for j in range(R)]  # sum_i P[i, j] m_i
-            m = np.stack([matmul_last(A_l[j], mixed[j]) for j in range(R)])
-            x[h] = m[0] + m[1]
-        y = observe(C_OBS[:, :, None], x)  # (H+1, 3, S, n)
-        return np.ascontiguousarray(y.transpose(3, 2, 0, 1))
+        m0 = np.moveaxis(B, 0, -1) * pi[:, None, None, :]  # m_j(0) = pi_j B_j, (2, 3, S, n)
+        out = np.empty((theta.shape[0], B.shape[-1], H + 1, C_OBS.shape[0]))
+        expected_responses(np.ascontiguousarray(np.moveaxis(A, 0, -1)), P, np.ascontiguousarray(m0), C_OBS, out)
+        return out
 
     # ---- state-dependent IRFs (docs/worlds.md) ----------------------------------------------------------
     # x[t] = A_r[t] x[t-1] + B_r[t] eps[t] is linear in x[t-1] on every regime path and the regimes are

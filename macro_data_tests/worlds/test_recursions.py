@@ -252,3 +252,45 @@ def test_rbc_states_equal_the_numpy_recursion_bit_for_bit():
         want_k[t + 1] = p_a * want_a[t] + p_b * want_b[t] + p_k * want_k[t]
     rbc_states(rho_a, rho_b, p_a, p_b, p_k, shock_a, shock_b, a, b, k)
     assert same_bits(a, want_a) and same_bits(b, want_b) and same_bits(k, want_k)
+
+
+def test_switching_expected_irfs_equal_the_numpy_recursion_bit_for_bit():
+    """The expected IRFs ``m_j(h) = A_j sum_i P[i, j] m_i(h-1)``, ``x = sum_j m_j``, ``y = C x``, as the
+    numpy formulation computed them (products summed in order of the inner index)."""
+    from macro_data.worlds import switching
+    from macro_data.worlds.sampling import draw_range
+
+    world = switching.WORLD
+    d = draw_range(world, 3, 0, 500, 10)
+    H = 15
+
+    def matmul_last(X, Y):
+        Z = X[:, 0, None, :] * Y[None, 0]
+        for b in range(1, X.shape[1]):
+            Z = Z + X[:, b, None, :] * Y[None, b]
+        return Z
+
+    def numpy_expected(theta, pi):
+        A, B = world.regime_matrices(theta)
+        P = samples_last(world.transition(theta))
+        A_l = np.moveaxis(A, 0, -1)
+        m = np.moveaxis(B, 0, -1) * pi[:, None, None, :]
+        x = [m[0] + m[1]]
+        for _ in range(H):
+            mixed = [P[0, j] * m[0] + P[1, j] * m[1] for j in range(2)]
+            m = np.stack([matmul_last(A_l[j], mixed[j]) for j in range(2)])
+            x.append(m[0] + m[1])
+        x = np.stack(x)  # (H + 1, 3, S, n)
+        C = switching.C_OBS
+        y = C[None, :, 0, None, None] * x[:, None, 0]
+        for b in range(1, 3):
+            y = y + C[None, :, b, None, None] * x[:, None, b]
+        return np.ascontiguousarray(y.transpose(3, 2, 0, 1))
+
+    stationary = samples_last(world.stationary(d.theta))
+    assert same_bits(world.irfs(d.theta, H), numpy_expected(d.theta, stationary))
+    conditional = world.conditional_irfs(d.theta, H)
+    for r in range(2):
+        pi = np.zeros((2, 500))
+        pi[r] = 1.0
+        assert same_bits(np.ascontiguousarray(conditional[:, r]), numpy_expected(d.theta, pi))
