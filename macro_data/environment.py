@@ -36,8 +36,8 @@ def _version(dist: str) -> str | None:
 
 
 # What decides the floating-point results of a computation: the numerical libraries, the BLAS and
-# LAPACK builds they call (whose kernels are picked per CPU at run time), the compiler of the zlb
-# world's kernel (numba and its LLVM, llvmlite), and the CPU itself.
+# LAPACK builds they call (whose kernels are picked per CPU at run time), the compiler of the
+# worlds' compiled kernels (numba and its LLVM, llvmlite), and the CPU itself.
 NUMERIC_KEYS = (
     "packages.numpy",
     "packages.scipy",

@@ -1,5 +1,6 @@
 """The worlds' time recursions, compiled (numba): those of :mod:`macro_data.worlds.statespace`
-(lss, var, switching), switching's expected IRFs, rbc's state recursion and nk's unconstrained paths.
+(lss, var, switching), switching's expected IRFs, rbc's state recursion and nk's unconstrained paths;
+and var's stability test (its characteristic polynomial and Schur-Cohn recursion), per draw.
 
 Each function makes, for every sample, exactly the IEEE double operations of the numpy
 formulation it replaced, in the same order: products ``M[a, c] * v[c]`` summed by the fixed
@@ -234,3 +235,67 @@ def expected_responses(A, P, m0, C, out):
                     for b in range(1, k):
                         acc = acc + C[c, b] * x[b, s]
                     out[i, s, h, c] = acc
+
+
+@compiled
+def leibniz_determinants(E, perms, signs, det):
+    """``det[i] += sum_q signs[q] prod_a E[i, a, perms[q, a]]`` with polynomial entries, in place.
+
+    ``E (n, k, k, p + 1)``: each entry's coefficients, highest power first; ``perms (P, k)`` the
+    permutations of ``0 .. k-1`` and ``signs (P,)`` theirs; ``det (n, k p + 1)`` (zeros on entry).
+    A product ``a b`` of polynomials adds ``a[u] b[v]`` into coefficient ``u + v`` for ``u`` then
+    ``v`` ascending, from zeros; the terms are added to ``det`` in the order of ``perms``.
+    """
+    n, k, _, p1 = E.shape
+    D = det.shape[1]
+    term = np.empty(D)
+    prod = np.empty(D)
+    for i in range(n):
+        for q in range(perms.shape[0]):
+            length = p1
+            for c in range(p1):
+                term[c] = E[i, 0, perms[q, 0], c]
+            for a in range(1, k):
+                grown = length + p1 - 1
+                for c in range(grown):
+                    prod[c] = 0.0
+                for u in range(length):
+                    for v in range(p1):
+                        prod[u + v] = prod[u + v] + term[u] * E[i, a, perms[q, a], v]
+                for c in range(grown):
+                    term[c] = prod[c]
+                length = grown
+            for c in range(D):
+                det[i, c] = det[i, c] + signs[q] * term[c]
+
+
+@compiled
+def schur_cohn(poly, radius, ok):
+    """``ok[i]``: every root of the monic ``poly[i]`` (highest power first) has ``|z| < radius[i]``.
+
+    The step-down recursion on ``a_c = poly[c + 1] / R^(c+1)`` (powers by repeated multiplication):
+    reflection coefficient ``k = a_(j-1)``, then ``a_c <- (a_c - k a_(j-2-c)) / (1 - k^2)`` for
+    ``j = d .. 1``; inside iff every ``|k| < 1`` (a NaN fails).
+    """
+    n, d1 = poly.shape
+    d = d1 - 1
+    a = np.empty(d)
+    head = np.empty(d)
+    for i in range(n):
+        R = radius[i]
+        power = R
+        for c in range(d):
+            a[c] = poly[i, c + 1] / power
+            power = power * R
+        inside = True
+        for j in range(d, 0, -1):
+            k = a[j - 1]
+            if not abs(k) < 1.0:
+                inside = False
+                break
+            denom = 1.0 - k * k
+            for c in range(j - 1):
+                head[c] = a[c]
+            for c in range(j - 1):
+                a[c] = (head[c] - k * head[j - 2 - c]) / denom
+        ok[i] = inside

@@ -356,14 +356,6 @@ def companion_spectral_radius(coefs: np.ndarray, order: np.ndarray) -> np.ndarra
     return out
 
 
-def _polymul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Product of polynomials ``(n, da+1) x (n, db+1)`` (coefficients highest power first)."""
-    out = np.zeros((a.shape[0], a.shape[1] + b.shape[1] - 1))
-    for i in range(a.shape[1]):
-        out[:, i : i + b.shape[1]] += a[:, i, None] * b
-    return out
-
-
 def characteristic_polynomial(coefs: np.ndarray) -> np.ndarray:
     """``det(z^p I - A_1 z^(p-1) - .. - A_p)`` for ``coefs (n, p, k, k)``: ``(n, k p + 1)``, highest power first.
 
@@ -380,18 +372,17 @@ def characteristic_polynomial(coefs: np.ndarray) -> np.ndarray:
     ndarray of float64, shape (n, k * p + 1)
         Coefficients, highest power first; column 0 is 1.
     """
+    from macro_data.worlds.recursions import leibniz_determinants  # numba: imported by the processes that draw
+
     n, p, k, _ = coefs.shape
     E = np.zeros((n, k, k, p + 1))  # E[:, a, b, l] = coefficient of z^(p-l) in entry (a, b)
     E[:, :, :, 1:] = -coefs.transpose(0, 2, 3, 1)
     E[:, np.arange(k), np.arange(k), 0] = 1.0
+    perms = np.array(list(itertools.permutations(range(k))), dtype=np.int64).reshape(-1, k)
+    inversions = [sum(q[a] > q[b] for a in range(k) for b in range(a + 1, k)) for q in perms]
+    signs = np.array([-1.0 if v % 2 else 1.0 for v in inversions])
     det = np.zeros((n, k * p + 1))
-    for perm in itertools.permutations(range(k)):
-        inversions = sum(perm[a] > perm[b] for a in range(k) for b in range(a + 1, k))
-        sign = -1.0 if inversions % 2 else 1.0
-        term = E[:, 0, perm[0]]
-        for a in range(1, k):
-            term = _polymul(term, E[:, a, perm[a]])
-        det += sign * term
+    leibniz_determinants(E, perms, signs, det)
     return det
 
 
@@ -414,22 +405,12 @@ def roots_inside(poly: np.ndarray, radius: np.ndarray | float) -> np.ndarray:
     -------
     ndarray of bool, shape (n,)
     """
-    n, d1 = poly.shape
-    d = d1 - 1
-    R = np.broadcast_to(np.asarray(radius, dtype=np.float64), (n,))
-    a = np.empty((n, d))
-    Ri = R.copy()
-    for i in range(d):  # a_i / R^i with R^i by repeated multiplication (elementwise, batch-independent)
-        a[:, i] = poly[:, i + 1] / Ri
-        Ri = Ri * R
-    ok = np.ones(n, dtype=bool)
-    for j in range(d, 0, -1):
-        k = a[:, j - 1]
-        ok &= np.abs(k) < 1.0
-        denom = np.where(ok, 1.0 - k * k, 1.0)
-        head = a[:, : j - 1]
-        a = (head - k[:, None] * head[:, ::-1]) / denom[:, None]
-        a[~ok] = 0.0
+    from macro_data.worlds.recursions import schur_cohn  # numba: imported by the processes that draw
+
+    n = poly.shape[0]
+    ok = np.empty(n, dtype=bool)
+    R = np.ascontiguousarray(np.broadcast_to(np.asarray(radius, dtype=np.float64), (n,)))
+    schur_cohn(np.ascontiguousarray(poly, dtype=np.float64), R, ok)
     return ok
 
 

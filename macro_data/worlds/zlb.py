@@ -172,7 +172,7 @@ def simulate_occbin(sol: NKSolution, r_ss: np.ndarray, eps: np.ndarray):
         A guessed path that is not finite, a binding period ``MAX_BINDING_HORIZON`` or more
         quarters ahead, or a draw not verified after ``MAX_GUESSES`` rounds of guesses.
     """
-    # numba costs about 0.4 s to import: only processes that simulate zlb pay it
+    # numba costs about 0.4 s to import: only processes that simulate pay it
     from macro_data.worlds import occbin
 
     m, T, _ = eps.shape

@@ -294,3 +294,66 @@ def test_switching_expected_irfs_equal_the_numpy_recursion_bit_for_bit():
         pi = np.zeros((2, 500))
         pi[r] = 1.0
         assert same_bits(np.ascontiguousarray(conditional[:, r]), numpy_expected(d.theta, pi))
+
+
+def numpy_characteristic_polynomial(coefs):
+    import itertools
+
+    n, p, k, _ = coefs.shape
+    E = np.zeros((n, k, k, p + 1))
+    E[:, :, :, 1:] = -coefs.transpose(0, 2, 3, 1)
+    E[:, np.arange(k), np.arange(k), 0] = 1.0
+    det = np.zeros((n, k * p + 1))
+    for perm in itertools.permutations(range(k)):
+        inversions = sum(perm[a] > perm[b] for a in range(k) for b in range(a + 1, k))
+        term = E[:, 0, perm[0]]
+        for a in range(1, k):
+            b = E[:, a, perm[a]]
+            out = np.zeros((n, term.shape[1] + b.shape[1] - 1))
+            for i in range(term.shape[1]):
+                out[:, i : i + b.shape[1]] += term[:, i, None] * b
+            term = out
+        det += (-1.0 if inversions % 2 else 1.0) * term
+    return det
+
+
+def numpy_roots_inside(poly, radius):
+    n, d1 = poly.shape
+    d = d1 - 1
+    R = np.broadcast_to(np.asarray(radius, dtype=np.float64), (n,))
+    a = np.empty((n, d))
+    Ri = R.copy()
+    for i in range(d):
+        a[:, i] = poly[:, i + 1] / Ri
+        Ri = Ri * R
+    ok = np.ones(n, dtype=bool)
+    for j in range(d, 0, -1):
+        k = a[:, j - 1]
+        ok &= np.abs(k) < 1.0
+        denom = np.where(ok, 1.0 - k * k, 1.0)
+        head = a[:, : j - 1]
+        a = (head - k[:, None] * head[:, ::-1]) / denom[:, None]
+        a[~ok] = 0.0
+    return ok
+
+
+@pytest.mark.parametrize("p,k", [(1, 3), (2, 3), (4, 3), (2, 2), (1, 1)])
+def test_var_stability_test_equals_the_numpy_formulation_and_the_eigenvalues(p, k):
+    from macro_data.worlds.statespace import characteristic_polynomial, companion, roots_inside
+
+    rng = np.random.default_rng(10 * p + k)
+    n = 2000
+    coefs = rng.standard_normal((n, p, k, k)) * rng.uniform(0.05, 0.7, (n, 1, 1, 1))
+    coefs[0] = np.nan
+    poly = characteristic_polynomial(coefs)
+    with np.errstate(invalid="ignore"):
+        assert same_bits(poly, numpy_characteristic_polynomial(coefs))
+        radii = [1.0, 0.6, rng.uniform(0.2, 1.4, n)]
+        for r in radii:
+            assert np.array_equal(roots_inside(poly, r), numpy_roots_inside(poly, r))
+    # an independent reference: the companion matrix's eigenvalues (away from the circle's edge)
+    rho = np.abs(np.linalg.eigvals(companion(coefs[1:]))).max(axis=1)
+    for r in (1.0, 0.6):
+        clear = np.abs(rho - r) > 1e-6
+        assert np.array_equal(roots_inside(poly[1:], r)[clear], (rho < r)[clear])
+        assert not roots_inside(poly[:1], r)[0]  # NaN coefficients are never inside
