@@ -119,19 +119,21 @@ def switching_paths(A, B, C, e, r, y):
     PA = np.empty((max(k // 2, 1), n))
     PB = np.empty((max(S // 2, 1), n))
     for t in range(e.shape[0]):
-        for i in range(n):  # each sample's matrices for its regime at t
-            g = r[t, i] if 1 <= r[t, i] < R else 0
-            for a in range(k):
-                for b in range(k):
-                    At[a, b, i] = A[g, a, b, i]
-                for s in range(S):
-                    Bt[a, s, i] = B[g, a, s, i]
+        for a in range(k):  # each sample's matrices for its regime at t
+            for b in range(k):
+                for i in range(n):
+                    At[a, b, i] = A[r[t, i] if 1 <= r[t, i] < R else 0, a, b, i]
+            for s in range(S):
+                for i in range(n):
+                    Bt[a, s, i] = B[r[t, i] if 1 <= r[t, i] < R else 0, a, s, i]
         for a in range(k):
             dot_rows(Bt[a], e[t], PB)
             dot_rows(At[a], x, PA)
             for i in range(n):
                 xn[a, i] = PB[0, i] + PA[0, i]
-        x[:, :] = xn
+        for a in range(k):  # explicit loops: a slice assignment here took numba about 6 s more to compile
+            for i in range(n):
+                x[a, i] = xn[a, i]
         for a in range(C.shape[0]):
             dot_rows(C[a], x, PA)
             for i in range(n):
