@@ -1,18 +1,18 @@
 """The worlds' time recursions, compiled (numba): those of :mod:`macro_data.worlds.statespace`
-(lss, var, switching), switching's expected IRFs, rbc's state recursion and nk's unconstrained paths;
-and var's stability test (its characteristic polynomial and Schur-Cohn recursion), per draw.
+(lss, var, switching), switching's expected IRFs, rbc's state recursion and nk's unconstrained
+paths; and var's stability test (its characteristic polynomial and Schur-Cohn recursion).
 
 Each function makes, for every sample, exactly the IEEE double operations of the numpy
-formulation it replaced, in the same order: products ``M[a, c] * v[c]`` summed by the fixed
-halving tree of :func:`tree_rows`, the innovation term first and the lag term added to it. Only
-the loops differ: one pass over periods and blocks of samples, with no temporaries and no numpy
-call per period (the numpy version made about 90,000 calls per 100,000 lss samples). Compiled
-without fast-math (see :mod:`macro_data.worlds.compiled`); the tests compare every function with
-the numpy formulation, bit for bit.
+formulation it replaced, in the same order: the state-space products ``M[a, c] * v[c]`` summed by
+the fixed halving tree of :func:`tree_rows` (the innovation term first, the lag term added to it),
+the other sums left to right, as each docstring states. Only the loops differ: one pass over the
+periods with no temporaries and no numpy call per period (the numpy version made about 90,000
+calls per 100,000 lss samples). Compiled without fast-math (see :mod:`macro_data.worlds.compiled`);
+the tests compare every function with the numpy formulation, bit for bit.
 
-Arrays keep the layout of :mod:`macro_data.worlds.statespace`: parameters samples last
-(``(..., n)``; an observation matrix may have a last axis of 1, shared by all samples) and
-periods first, so the innermost loops run over contiguous samples.
+Shapes are in each function's docstring. The state-space recursions keep the layout of
+:mod:`macro_data.worlds.statespace` (parameters samples last, ``(..., n)``, periods first), so
+their innermost loops run over contiguous samples; the per-draw kernels loop over draws outside.
 """
 
 from __future__ import annotations
