@@ -262,8 +262,11 @@ class Runner:
             lane.shutdown(wait=False, cancel_futures=True)
         self.lanes = [lane for lane in self.lanes if all(lane is not s for s in stopped)]
         if not self.lanes:  # no lane ever ran anything: this process's children are the stopped lanes
-            for child in multiprocessing.active_children():
+            children = multiprocessing.active_children()
+            for child in children:
                 child.terminate()
+            for child in children:  # reaped before returning: none outlives the command
+                child.join(timeout=10)
 
     def _new_lane(self) -> cf.ProcessPoolExecutor:
         environ = {k: v for k, v in os.environ.items() if k == "DAGSTER_HOME" or k.startswith("MACRO_DATA_")}
