@@ -78,6 +78,7 @@ from macro_data.worlds.base import (
     SliceRule,
     World,
 )
+from macro_data.worlds.statespace import each_sample
 
 # ---------------------------------------------------------------------------------------------
 # Parameters (spec table; order is the theta column order)
@@ -542,17 +543,10 @@ def _compiled_paths(s: NKSolution, start: np.ndarray, eps: np.ndarray, out: np.n
     from macro_data.worlds.recursions import nk_paths  # numba: imported by the processes that simulate
 
     m = eps.shape[0]
-
-    def rows(*coefs):
-        return np.ascontiguousarray(np.broadcast_to(np.stack(coefs), (len(coefs), m)), dtype=np.float64)
-
     target = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
     nk_paths(
-        rows(*s.rho),
-        rows(*s.sd),
-        rows(*s.Fx),
-        rows(*s.Fpi),
-        *(rows(c)[0] for c in (s.rho_i, s.c_x, s.c_pi)),
+        *(each_sample(np.stack(rows), m) for rows in (s.rho, s.sd, s.Fx, s.Fpi)),
+        *(each_sample(c, m) for c in (s.rho_i, s.c_x, s.c_pi)),
         np.ascontiguousarray(start, dtype=np.float64),
         np.ascontiguousarray(eps),
         target,

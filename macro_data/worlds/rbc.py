@@ -78,6 +78,7 @@ from macro_data.worlds.base import (
     World,
 )
 from macro_data.worlds.linear_re import solve_re
+from macro_data.worlds.statespace import each_sample
 
 # Slice: rho_a ~ U(0, 0.99); P(rho_a > 0.965) = 0.025 / 0.99 = 0.02525. Monte Carlo over 10^6
 # prior proposals (numpy default_rng(0), float32-rounded, all 10^6 valid by world.valid): 0.02523.
@@ -416,10 +417,7 @@ class RBC(World):
         # numba: imported by the processes that simulate
         from macro_data.worlds.recursions import rbc_states
 
-        def per_sample(x):
-            return np.ascontiguousarray(np.broadcast_to(x, (m,)), dtype=np.float64)
-
-        coefs = (per_sample(v) for v in (s.rho_a, s.rho_b, s.p_a, s.p_b, s.p_k))
+        coefs = (each_sample(v, m) for v in (s.rho_a, s.rho_b, s.p_a, s.p_b, s.p_k))
         shocks = (np.ascontiguousarray(x, dtype=np.float64) for x in (shock_a, shock_b))
         rbc_states(*coefs, *shocks, a, b, k)
         kt, k1 = k[:T], k[1:]

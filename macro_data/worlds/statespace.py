@@ -61,6 +61,24 @@ def samples_first(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(x, -1, 0))
 
 
+def each_sample(x, n: int) -> np.ndarray:
+    """``x`` with its last (sample) axis broadcast to ``n`` (a scalar becomes ``(n,)``), as a contiguous
+    float64 array: the per-sample arguments of the compiled recursions
+    (:mod:`macro_data.worlds.recursions`), e.g. an observation matrix ``(q, k, 1)`` shared by all samples.
+
+    Parameters
+    ----------
+    x : array_like, shape (..., n) or (..., 1)
+    n : int
+
+    Returns
+    -------
+    ndarray of float64, shape (..., n)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return np.ascontiguousarray(np.broadcast_to(x, (*x.shape[:-1], n)))
+
+
 # ---- matrix products, samples last ------------------------------------------------------------
 def matmul_first(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """``Z[i] = X[i] @ Y[i]`` for ``X (n, a, b)``, ``Y (n, b, c)`` (samples first), summing in order b = 0, 1, ...
@@ -189,16 +207,11 @@ def simulate_lags(
     X = np.zeros((T + p, k, n))
     if history is not None:
         X[:p] = history
-    C = np.zeros((0, k, n)) if C is None else _each_sample(C, n)
+    C = np.zeros((0, k, n)) if C is None else each_sample(C, n)
     y = np.empty((T, C.shape[0], n))
     B = np.ascontiguousarray(B, dtype=np.float64)
     recursions.lag_paths(stacked_lags(coefs), B, C, samples_last(np.asarray(eps, dtype=np.float64)), X, y)
     return samples_first(X[p:] if C.shape[0] == 0 else y)
-
-
-def _each_sample(C: np.ndarray, n: int) -> np.ndarray:
-    """``C (q, k, n)`` or ``(q, k, 1)`` (shared) as a contiguous float64 ``(q, k, n)``."""
-    return np.ascontiguousarray(np.broadcast_to(C, (*C.shape[:2], n)), dtype=np.float64)
 
 
 def simulate_switching(A: np.ndarray, B: np.ndarray, C: np.ndarray, eps: np.ndarray, regime: np.ndarray) -> np.ndarray:
@@ -232,7 +245,7 @@ def simulate_switching(A: np.ndarray, B: np.ndarray, C: np.ndarray, eps: np.ndar
     recursions.switching_paths(
         np.ascontiguousarray(A, dtype=np.float64),
         np.ascontiguousarray(B, dtype=np.float64),
-        _each_sample(C, n),
+        each_sample(C, n),
         samples_last(np.asarray(eps, dtype=np.float64)),
         samples_last(np.asarray(regime, dtype=np.int64)),
         y,
