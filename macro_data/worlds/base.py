@@ -452,15 +452,14 @@ class World(ABC):
         ndarray of float64, shape (n, P)
             Drawn columns filled, derived columns NaN; integer parameters hold integral values.
         """
-        drawn = [p for p in self.parameters if p.kind in ("uniform", "integer")]
+        drawn = [(col, p) for col, p in enumerate(self.parameters) if p.kind in ("uniform", "integer")]
         u = rng.random((n, len(drawn)))
         design = getattr(priors, "uniforms", None)
         if design is not None:
             u = design
         theta = np.full((n, len(self.parameters)), np.nan)
-        for k, p in enumerate(drawn):
+        for k, (col, p) in enumerate(drawn):
             prior = prior_of(priors, p.name)
-            col = self.index(p.name)
             if prior.family == "fixed":
                 theta[:, col] = prior.arg("value")
             elif p.kind == "integer":
