@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from macro_data.files import TEMP_SUFFIX, atomic_file, atomic_write
+from macro_data.files import TEMP_SUFFIX, atomic_file, atomic_write, fsync_paths
 
 
 def test_a_streamed_file_replaces_the_target_when_the_block_ends(tmp_path):
@@ -39,3 +39,18 @@ def test_atomic_write_keeps_an_explicit_mode_and_names_the_target(tmp_path):
     with pytest.raises(FileNotFoundError):
         atomic_write(missing, b"x", make_parents=False)
     assert not missing.parent.exists()
+
+
+def test_fsync_paths_syncs_files_and_folders_and_names_a_missing_one(tmp_path):
+    files = [tmp_path / f"c{i}" for i in range(20)]
+    for f in files:
+        f.write_bytes(b"x")
+    fsync_paths([*files, tmp_path])  # more paths than threads, a folder among them
+    fsync_paths([])
+    gone = tmp_path / "gone"
+    fsync_paths([*files, gone], missing_ok=True)
+    with pytest.raises(FileNotFoundError) as err:
+        fsync_paths([*files, gone])
+    assert err.value.filename == str(gone)
+    with pytest.raises(FileNotFoundError):
+        fsync_paths([gone])  # a single path takes the same rules without the thread pool

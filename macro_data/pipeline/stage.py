@@ -46,7 +46,7 @@ import zarr
 from macro_data import progress
 from macro_data.compute import run_regions
 from macro_data.errors import StorageError
-from macro_data.files import fsync_path
+from macro_data.files import fsync_paths
 from macro_data.pipeline import release
 from macro_data.pipeline.common import (
     RegionJob,
@@ -224,14 +224,6 @@ def _region_files(group: zarr.Group, names: list[str], start: int, stop: int) ->
             continue
         out += [io.path(i) for i in range(start // io.chunk, -(-stop // io.chunk))]
     return out
-
-
-def _sync(paths: list[Path]) -> None:
-    for p in paths:
-        try:
-            fsync_path(p)
-        except FileNotFoundError:
-            pass
 
 
 # ---- up to date? ----------------------------------------------------------------------------------------------------
@@ -507,7 +499,8 @@ def run_stage(
 
         def on_done(job: RegionJob, result: RegionResult) -> None:
             if journal is not None:
-                _sync(_region_files(g, names, job.start, job.stop))  # durable before it counts as done
+                # durable before it counts as done
+                fsync_paths(_region_files(g, names, job.start, job.stop), missing_ok=True)
                 journal.append(result)
             count[0] += job.stop - job.start
             tracker.update(count[0])

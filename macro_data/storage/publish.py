@@ -35,14 +35,13 @@ import socket
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import filelock
 import zarr
 
 from macro_data.errors import StorageError
-from macro_data.files import file_lock, fsync_path
+from macro_data.files import file_lock, fsync_path, fsync_paths
 from macro_data.storage import locations
 
 LOCK_TIMEOUT_S = 600.0
@@ -50,9 +49,6 @@ _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
-
-
-FSYNC_THREADS = 8  # concurrent fsyncs let the file system commit them in shared journal transactions
 
 
 def exchange(a: Path, b: Path) -> None:
@@ -280,9 +276,8 @@ def _fsync_tree(path: Path) -> None:
     for dirpath, _, names in os.walk(path):
         dirs.append(dirpath)
         files += [os.path.join(dirpath, f) for f in names]
-    with ThreadPoolExecutor(FSYNC_THREADS) as pool:
-        list(pool.map(fsync_path, files))
-        list(pool.map(fsync_path, dirs))
+    fsync_paths(files)
+    fsync_paths(dirs)
 
 
 def _swap_by_renames(new: Path, target: Path) -> None:
