@@ -383,25 +383,21 @@ class RBC(World):
             p_k=B[:, 2, 2] + b_kc * f_k,
         )
 
-    @staticmethod
-    def _static(s: _Solved, a: np.ndarray, b: np.ndarray, k: np.ndarray):
-        """Consumption, hours, output, investment from the state (the model's static equations)."""
-        c = s.f_a * a + s.f_b * b + s.f_k * k
-        n = (a + s.alpha * k - s.gamma * c) * s.labour
-        y = a + s.alpha * k + (1.0 - s.alpha) * n
-        inv = (y - s.c_y * c) / s.i_y
-        return c, n, y, inv
-
     def _paths(
         self,
         s: _Solved,
         shock_a: np.ndarray,
         shock_b: np.ndarray,
         start: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
-    ) -> np.ndarray:
-        """Observables ``(7, T, m)`` [output, inflation, rate, consumption, investment, hours, capital]
-        from the steady state, given scaled innovations ``sigma eps`` as ``(T, m)`` arrays; or from
-        ``start = (a[-1], b[-1], k[0], c[-1])`` (model units, each ``(m,)``) if given."""
+        head: np.ndarray | None = None,
+        tail: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Observables from the steady state, given scaled innovations ``sigma eps`` as ``(T, m)``
+        arrays, or from ``start = (a[-1], b[-1], k[0], c[-1])`` (model units, each ``(m,)``) if given:
+        ``head (m, T, 3)`` [output, inflation, rate] and ``tail (m, T, 4)`` [consumption, investment,
+        hours, capital], written into ``head`` and ``tail`` (C-contiguous float64) when given. The
+        states follow :func:`~macro_data.worlds.recursions.rbc_states`, the static block and the
+        observables :func:`~macro_data.worlds.recursions.rbc_observables`."""
         T, m = shock_a.shape
         a = np.empty((T, m))
         b = np.empty((T, m))
@@ -415,28 +411,17 @@ class RBC(World):
             a[0] = s.rho_a * start[0] + shock_a[0]
             b[0] = s.rho_b * start[1] + shock_b[0]
         # numba: imported by the processes that simulate
-        from macro_data.worlds.recursions import rbc_states
+        from macro_data.worlds.recursions import rbc_observables, rbc_states
 
         coefs = (each_sample(v, m) for v in (s.rho_a, s.rho_b, s.p_a, s.p_b, s.p_k))
         shocks = (np.ascontiguousarray(x, dtype=np.float64) for x in (shock_a, shock_b))
         rbc_states(*coefs, *shocks, a, b, k)
-        kt, k1 = k[:T], k[1:]
-        out = np.empty((7, T, m))
-        c, n, y, inv = self._static(s, a, b, kt)
-        # E_t y[t+1]: the static block at the expected state (rho_a a[t], rho_b b[t], k[t+1])
-        _, _, ey1, _ = self._static(s, s.rho_a * a, s.rho_b * b, k1)
-        np.multiply(100.0, y, out=out[0])
-        out[1, 0] = c[0] if start is None else c[0] - start[3]
-        np.subtract(c[1:], c[:-1], out=out[1, 1:])
-        out[1] *= 400.0
-        np.subtract(ey1, k1, out=out[2])
-        out[2] *= s.R
-        out[2] *= 400.0
-        np.multiply(100.0, c, out=out[3])
-        np.multiply(100.0, inv, out=out[4])
-        np.multiply(100.0, n, out=out[5])
-        np.multiply(100.0, kt, out=out[6])
-        return out
+        head = np.empty((m, T, 3)) if head is None else head
+        tail = np.empty((m, T, 4)) if tail is None else tail
+        c_prev = np.zeros(m) if start is None else each_sample(start[3], m)  # c[-1]: zero at the steady state
+        static = (s.f_a, s.f_b, s.f_k, s.alpha, s.gamma, s.labour, s.c_y, s.i_y, s.R, s.rho_a, s.rho_b)
+        rbc_observables(*(each_sample(v, m) for v in static), a, b, k, c_prev, head, tail)
+        return head, tail
 
     def _simulate(self, theta: np.ndarray, eps: np.ndarray, metadata: Mapping[str, np.ndarray]) -> Simulation:
         s = self.solve(theta)
@@ -450,9 +435,7 @@ class RBC(World):
             sc = s.rows(lo, hi)
             shock_a = np.ascontiguousarray(eps[lo:hi, :, 0].T) * sc.sigma_a
             shock_b = np.ascontiguousarray(eps[lo:hi, :, 1].T) * sc.sigma_b
-            out = self._paths(sc, shock_a, shock_b)
-            traj[lo:hi] = out[:3].transpose(2, 1, 0)
-            extras[lo:hi] = out[3:].transpose(2, 1, 0)
+            self._paths(sc, shock_a, shock_b, head=traj[lo:hi], tail=extras[lo:hi])
         return Simulation(trajectories=traj, extras=extras)
 
     def _state_path(self, theta, eps, metadata, sim) -> np.ndarray:
@@ -506,7 +489,7 @@ class RBC(World):
             hi = min(lo + _CHUNK, n)
             start = tuple(np.ascontiguousarray(state[lo:hi, j]) / 100.0 for j in range(4))
             z = zeros[:, : hi - lo]
-            traj[lo:hi] = self._paths(s.rows(lo, hi), z, z, start)[:3].transpose(2, 1, 0)
+            self._paths(s.rows(lo, hi), z, z, start, head=traj[lo:hi])
         return traj
 
     def _irfs(self, theta: np.ndarray, H: int) -> np.ndarray:
@@ -529,8 +512,9 @@ class RBC(World):
             shock_b = np.zeros((H + 1, 2 * m))
             shock_a[0, :m] = sc.sigma_a[:m]
             shock_b[0, m:] = sc.sigma_b[m:]
-            out = self._paths(sc, shock_a, shock_b)  # (7, H + 1, 2m)
-            result[lo:hi] = out.reshape(7, H + 1, 2, m).transpose(3, 2, 1, 0)
+            head, tail = self._paths(sc, shock_a, shock_b)  # (2m, H + 1, 3), (2m, H + 1, 4)
+            result[lo:hi, :, :, :3] = head.reshape(2, m, H + 1, 3).transpose(1, 0, 2, 3)
+            result[lo:hi, :, :, 3:] = tail.reshape(2, m, H + 1, 4).transpose(1, 0, 2, 3)
         return result
 
     # ---- splits -------------------------------------------------------------------------------

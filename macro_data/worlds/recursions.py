@@ -1,6 +1,6 @@
 """The worlds' time recursions, compiled (numba): those of :mod:`macro_data.worlds.statespace`
-(lss, var, switching), switching's expected IRFs, rbc's state recursion and nk's unconstrained
-paths; and var's stability test (its characteristic polynomial and Schur-Cohn recursion).
+(lss, var, switching), switching's expected IRFs, rbc's state recursion and observables, and nk's
+unconstrained paths; and var's stability test (its characteristic polynomial and Schur-Cohn recursion).
 
 Each function makes, for every sample, exactly the IEEE double operations of the numpy
 formulation it replaced, in the same order: the state-space products ``M[a, c] * v[c]`` summed by
@@ -155,6 +155,46 @@ def rbc_states(rho_a, rho_b, p_a, p_b, p_k, shock_a, shock_b, a, b, k):
                 b[t, i] = rho_b[i] * b[t - 1, i] + shock_b[t, i]
         for i in range(m):
             k[t + 1, i] = (p_a[i] * a[t, i] + p_b[i] * b[t, i]) + p_k[i] * k[t, i]
+
+
+@compiled
+def rbc_observables(f_a, f_b, f_k, alpha, gamma, labour, c_y, i_y, R, rho_a, rho_b, a, b, k, c_prev, head, tail):
+    """rbc's observables from its states, one sample at a time, written samples first. The static
+    block at a state ``(a, b, k)``::
+
+        c = (f_a a + f_b b) + f_k k,   n = ((a + alpha k) - gamma c) labour,
+        y = (a + alpha k) + (1 - alpha) n,   inv = (y - c_y c) / i_y
+
+    at ``(a[t], b[t], k[t])`` gives ``c, n, y, inv`` and at ``(rho_a a[t], rho_b b[t], k[t+1])`` the
+    expected output ``ey``. ``head[j, t] = (100 y, (c[t] - c[t-1]) 400, ((ey - k[t+1]) R) 400)`` with
+    ``c[-1] = c_prev[j]`` (zero from the steady state); ``tail[j, t] = 100 (c, inv, n, k[t])``.
+
+    Coefficients and ``c_prev`` ``(m,)``; ``a, b (T, m)``, ``k (T + 1, m)`` (:func:`rbc_states`);
+    ``head (m, T, 3)``, ``tail (m, T, 4)``.
+    """
+    T, m = a.shape
+    for j in range(m):
+        c_last = c_prev[j]
+        fa, fb, fk, al, ga, la = f_a[j], f_b[j], f_k[j], alpha[j], gamma[j], labour[j]
+        for t in range(T):
+            at, bt, kt, k1 = a[t, j], b[t, j], k[t, j], k[t + 1, j]
+            c = (fa * at + fb * bt) + fk * kt
+            ak = at + al * kt
+            n = (ak - ga * c) * la
+            y = ak + (1.0 - al) * n
+            inv = (y - c_y[j] * c) / i_y[j]
+            ea = rho_a[j] * at
+            ec = (fa * ea + fb * (rho_b[j] * bt)) + fk * k1
+            eak = ea + al * k1
+            ey = eak + (1.0 - al) * ((eak - ga * ec) * la)
+            head[j, t, 0] = 100.0 * y
+            head[j, t, 1] = (c - c_last) * 400.0
+            head[j, t, 2] = ((ey - k1) * R[j]) * 400.0
+            tail[j, t, 0] = 100.0 * c
+            tail[j, t, 1] = 100.0 * inv
+            tail[j, t, 2] = 100.0 * n
+            tail[j, t, 3] = 100.0 * kt
+            c_last = c
 
 
 @compiled

@@ -254,6 +254,65 @@ def test_rbc_states_equal_the_numpy_recursion_bit_for_bit():
     assert same_bits(a, want_a) and same_bits(b, want_b) and same_bits(k, want_k)
 
 
+def numpy_rbc_observables(co, a, b, k, c_prev):
+    """rbc's former numpy code: the static block on ``(T, m)`` arrays, the observables ``(7, T, m)``."""
+    f_a, f_b, f_k, alpha, gamma, labour, c_y, i_y, R, rho_a, rho_b = co
+
+    def static(a, b, k):
+        c = f_a * a + f_b * b + f_k * k
+        n = (a + alpha * k - gamma * c) * labour
+        y = a + alpha * k + (1.0 - alpha) * n
+        inv = (y - c_y * c) / i_y
+        return c, n, y, inv
+
+    T = a.shape[0]
+    kt, k1 = k[:T], k[1:]
+    out = np.empty((7, T, a.shape[1]))
+    c, n, y, inv = static(a, b, kt)
+    _, _, ey1, _ = static(rho_a * a, rho_b * b, k1)
+    np.multiply(100.0, y, out=out[0])
+    out[1, 0] = c[0] if c_prev is None else c[0] - c_prev
+    np.subtract(c[1:], c[:-1], out=out[1, 1:])
+    out[1] *= 400.0
+    np.subtract(ey1, k1, out=out[2])
+    out[2] *= R
+    out[2] *= 400.0
+    np.multiply(100.0, c, out=out[3])
+    np.multiply(100.0, inv, out=out[4])
+    np.multiply(100.0, n, out=out[5])
+    np.multiply(100.0, kt, out=out[6])
+    return out
+
+
+@pytest.mark.parametrize("from_state", [False, True])
+def test_rbc_observables_equal_the_numpy_static_block_bit_for_bit(from_state):
+    """Output, inflation, rate and the extras from the states, as the numpy code made them: sums left
+    to right, ``a + alpha k`` shared, inflation ``(c[t] - c[t-1]) 400`` with ``c[-1]`` zero from the
+    steady state (``c[0] 400`` in the numpy code) or given; NaN, infinities and signed zeros kept."""
+    from macro_data.worlds.recursions import rbc_observables
+
+    rng = np.random.default_rng(12)
+    T, m = 40, 301
+    co = list(rng.uniform(-2, 2, (11, m)))
+    co[7] = rng.uniform(0.1, 0.4, m)  # i_y: a divisor, as in the model (zero and NaN rows below)
+    a, b = rng.standard_normal((2, T, m))
+    k = rng.standard_normal((T + 1, m))
+    a[0, :4] = [np.nan, np.inf, -0.0, 0.0]
+    b[3, 4:8] = [-np.inf, -0.0, np.nan, 1e308]
+    k[0, 8:10] = [-0.0, np.nan]
+    k[5, 10] = np.inf
+    co[7][11], co[7][12] = 0.0, np.nan
+    c_prev = rng.standard_normal(m) if from_state else None
+    head, tail = np.empty((m, T, 3)), np.empty((m, T, 4))
+    with np.errstate(all="ignore"):
+        want = numpy_rbc_observables(co, a, b, k, c_prev)
+    rbc_observables(*co, a, b, k, np.zeros(m) if c_prev is None else c_prev, head, tail)
+    assert same_bits(head, want[:3].transpose(2, 1, 0))
+    assert same_bits(tail, want[3:].transpose(2, 1, 0))
+    assert np.isnan(head[0]).any() and np.isinf(tail).any()
+    assert tail[8, 0, 3] == 0.0 and np.signbit(tail[8, 0, 3])  # 100 k[0] of a -0.0 capital
+
+
 def test_switching_expected_irfs_equal_the_numpy_recursion_bit_for_bit():
     """The expected IRFs ``m_j(h) = A_j sum_i P[i, j] m_i(h-1)``, ``x = sum_j m_j``, ``y = C x``, as the
     numpy formulation computed them (products summed in order of the inner index)."""
