@@ -74,6 +74,51 @@ def test_stored_moments_equal_numpy_on_the_train_split(tiny_dataset):
         )
 
 
+def _numpy_block_moments(block: np.ndarray, pooled: int) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy formulation the compiled block kernel reproduces: float64 copy, sums over rows, then periods."""
+    k = int(np.prod(block.shape[:pooled]))
+    x = block.reshape(block.shape[0], -1).astype(np.float64)
+    periods = k // block.shape[0]
+    mean = x.sum(axis=0).reshape(periods, -1).sum(axis=0) / k
+    d = x - np.tile(mean, periods)
+    return mean, np.square(d).sum(axis=0).reshape(periods, -1).sum(axis=0)
+
+
+@pytest.mark.parametrize(
+    ("shape", "pooled"),
+    [((2048, 200, 3), 2), ((300, 40, 4), 2), ((2048, 40), 1), ((700, 3, 41, 3), 1), ((1, 200, 3), 2), ((1, 5), 1)],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_moments_equal_the_numpy_formulation_bit_for_bit(shape, pooled, dtype):
+    rng = np.random.default_rng(sum(shape) + pooled)
+    block = (rng.standard_normal(shape) * 37.0 + 1234.5).astype(dtype)  # a large mean: rounding shows in the sums
+    width = int(np.prod(shape[pooled:]))
+    block[..., 0] = -0.0  # signed zeros: numpy's sums start from +0.0, so a variable all -0.0 has mean +0.0
+    flat = block.reshape(block.shape[0], -1)
+    if width > 2 and block.shape[0] > 1:
+        flat[-1, 1] = np.nan
+        flat[0, 2] = np.inf
+    mean, m2 = np.empty(width), np.empty(width)
+    with np.errstate(invalid="ignore"):
+        world_stats.block_moments(flat, int(np.prod(shape[:pooled])) // shape[0], mean, m2)
+        ref_mean, ref_m2 = _numpy_block_moments(block, pooled)
+    assert mean.tobytes() == ref_mean.tobytes() and m2.tobytes() == ref_m2.tobytes()
+    assert np.signbit(mean[0]) == np.signbit(ref_mean[0])
+
+
+def test_moments_over_blocks_equal_the_two_pass_moments(tmp_path):
+    """Blocks merged (Chan et al.) give the mean and ddof-1 sd of all rows at once, within rounding."""
+    rng = np.random.default_rng(7)
+    data = rng.standard_normal((5000, 20, 3)) * np.array([0.5, 4.0, 80.0]) + np.array([1.0, -30.0, 900.0])
+    acc = world_stats.Moments((3,))
+    for lo in range(0, 5000, 1024):
+        acc.add(data[lo : lo + 1024].astype(np.float32), 2)
+    x = data.astype(np.float32).astype(np.float64).reshape(-1, 3)
+    assert acc.count == x.shape[0]
+    np.testing.assert_allclose(acc.mean, x.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(acc.sd(), x.std(axis=0, ddof=1), rtol=1e-10)
+
+
 def test_manifest_hash_and_provenance_of_the_stats(tiny_dataset):
     _, _, dataset_dir = tiny_dataset
     doc = json.loads((dataset_dir / "manifest.json").read_text())
