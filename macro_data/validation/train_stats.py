@@ -2,8 +2,10 @@
 
 The stage accumulates one pass of pairwise (Chan et al.) updates over slabs read directly from the
 chunk files; this check recomputes the same moments another way: it reads the split labels and the
-source arrays through Zarr's own API and sums, in float64, the deviations ``x - c`` and their
-squares about a shift ``c`` (the first train sample's values), then ``mean = c + S1 / n`` and
+source arrays (a chunk that fails to decode is read again through Zarr's API, so the check sees what
+any Zarr reader sees) and sums, in float64, the deviations ``x - c`` and their squares about a
+shift ``c`` (the first train sample's values; a compiled loop over the train rows of each slab,
+:func:`shifted_sums`), then ``mean = c + S1 / n`` and
 ``sd = sqrt((S2 - S1^2 / n) / (n - ddof))`` (the shifted-data algorithm: ``c`` lies within a few sd
 of the mean, so the subtraction loses a few bits at most, far below float32 precision; a constant
 column gives exactly 0; one read of each array suffices).
@@ -29,6 +31,7 @@ from macro_data.pipeline import world_stats
 from macro_data.storage.arrays import content_hash, iter_rows
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import WorldSpec
+from macro_data.worlds.compiled import compiled
 
 RTOL = 1e-5
 READ_ROWS = 4096
@@ -42,49 +45,57 @@ def recompute(arrays: dict[str, zarr.Array], labels: np.ndarray, label: int) -> 
     n = int(sel_all.sum())
     chunk = next(iter(arrays.values())).chunks[0]
     step = max(chunk, (READ_ROWS // chunk) * chunk)
-
-    def slabs(arr: zarr.Array):
-        for lo, block in iter_rows(arr, step, zarr_on_error=True):
-            yield np.asarray(block)[sel_all[lo : lo + step]].astype(np.float64)
-
     out = {}
     with np.errstate(invalid="ignore", over="ignore"):  # damaged data (inf, NaN) shows up as a mismatch below
         for name, arr in arrays.items():
-            out[name] = _shifted_pass(name, slabs(arr))
+            out[name] = _shifted_pass(name, iter_rows(arr, step, zarr_on_error=True), sel_all)
     return out, n
 
 
-def _pooled_sum(x: np.ndarray, pooled: int) -> np.ndarray:
-    """Sum over the ``pooled`` leading axes, one axis at a time: summing a ``(samples x time, k)``
-    view over its first axis walks a short inner axis and is about ten times slower."""
-    for _ in range(pooled):
-        x = x.sum(axis=0)
-    return x
+@compiled
+def shifted_sums(x, keep, shift, s1, s2):  # pragma: no cover - compiled
+    """Add ``x[i] - shift`` and its square into ``s1`` and ``s2`` (float64, per column) for every row ``i``
+    of ``x (rows, width)`` with ``keep[i]``; return the number of rows added. The rows are read in place:
+    no copy of the selected rows, no float64 copy of the block."""
+    rows, width = x.shape
+    added = 0
+    for i in range(rows):
+        if keep[i]:
+            added += 1
+            for j in range(width):
+                d = x[i, j] - shift[j]
+                s1[j] = s1[j] + d
+                s2[j] = s2[j] + d * d
+    return added
 
 
-def _shifted_pass(name: str, slabs) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mean and sd from the sums of ``x - c`` and ``(x - c)^2``, ``c`` the first sample's values."""
+def _shifted_pass(name: str, slabs, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean and sd from the sums of ``x - c`` and ``(x - c)^2``, ``c`` the first kept sample's values
+    (its first period's, for paths); ``slabs`` yields ``(first row, block)``, ``keep`` marks the rows."""
     pooled = len(world_stats.POOLED[name])
-    shift = rows = None
-    s1 = s2 = 0.0
-    count = 0
-    for x in slabs:
-        k = int(np.prod(x.shape[:pooled]))
-        if not k:
+    shift = s1 = s2 = None
+    shape: tuple[int, ...] = ()
+    periods = samples = 0
+    for lo, block in slabs:
+        block = np.asarray(block)
+        sel = np.ascontiguousarray(keep[lo : lo + block.shape[0]])
+        if not sel.any():
             continue
+        x = np.ascontiguousarray(block.reshape(block.shape[0], -1))
         if shift is None:
-            shift = x[(0,) * pooled].copy()
-            # c repeated over the pooled periods: a sample's row minus it is one long contiguous
-            # subtraction instead of many of a few variables each
-            rows = np.broadcast_to(shift, x.shape[1:]).copy()
-        d = x - rows
-        s1 = s1 + _pooled_sum(d, pooled)
-        s2 = s2 + _pooled_sum(np.square(d, out=d), pooled)
-        count += k
+            shape = block.shape[pooled:]
+            periods = int(np.prod(block.shape[1:pooled]))
+            first = x[int(np.argmax(sel))].astype(np.float64)
+            shift = np.tile(first[: x.shape[1] // periods], periods)  # c repeated over the pooled periods
+            s1, s2 = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+        samples += shifted_sums(x, sel, shift, s1, s2)
     if shift is None:
         return np.nan, np.nan, 0
-    mean = shift + s1 / count
-    var = (s2 - s1 * s1 / count) / (count - world_stats.DDOF)
+    count = samples * periods
+    total1 = s1.reshape(periods, -1).sum(axis=0).reshape(shape)
+    total2 = s2.reshape(periods, -1).sum(axis=0).reshape(shape)
+    mean = shift[: total1.size].reshape(shape) + total1 / count
+    var = (total2 - total1 * total1 / count) / (count - world_stats.DDOF)
     return mean, np.sqrt(np.maximum(var, 0.0)), count
 
 
