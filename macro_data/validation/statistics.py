@@ -62,6 +62,7 @@ from macro_data.pipeline.common import read_provenance
 from macro_data.storage.arrays import iter_rows, read_rows
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import WorldSpec
+from macro_data.worlds.compiled import compiled
 
 READ_ROWS = 4096
 STAT_SAMPLE = 4096
@@ -106,6 +107,41 @@ def path_moments(traj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sd, ac
 
 
+@compiled
+def path_scan(y, late_from, early_to, peak, late, early, sd):  # pragma: no cover - compiled
+    """One pass over paths ``y (n, T, k)``, per sample ``i``: the largest ``|y|`` over the whole path
+    (``peak[i]``), over periods ``t >= late_from`` (``late[i]``) and ``t < early_to`` (``early[i]``),
+    NaN if any value in the range is NaN (as numpy's maxima); per observable the standard deviation
+    over time, ``ddof = 1`` (``sd[i, j]``: the mean, then the sum of squared deviations, in float64)."""
+    n, T, k = y.shape
+    for i in range(n):
+        top = 0.0
+        top_late = 0.0
+        top_early = 0.0
+        for t in range(T):
+            for j in range(k):
+                a = abs(np.float64(y[i, t, j]))
+                if not a <= top:  # larger, or NaN (then NaN stays: nothing compares above it)
+                    top = a if top == top else top
+                if t >= late_from and not a <= top_late:
+                    top_late = a if top_late == top_late else top_late
+                if t < early_to and not a <= top_early:
+                    top_early = a if top_early == top_early else top_early
+        peak[i] = top
+        late[i] = top_late
+        early[i] = top_early
+        for j in range(k):
+            total = 0.0
+            for t in range(T):
+                total += y[i, t, j]
+            mean = total / T
+            ss = 0.0
+            for t in range(T):
+                d = y[i, t, j] - mean
+                ss += d * d
+            sd[i, j] = np.sqrt(ss / max(T - 1, 1))
+
+
 def persistence(spec: WorldSpec, theta: np.ndarray) -> np.ndarray | None:
     names = PERSISTENCE_PARAMETERS.get(spec.world_id)
     if not names:
@@ -126,17 +162,16 @@ def _stationarity_and_scale(spec: WorldSpec, group, rows: int) -> tuple[CheckRes
     sample_sd: list[np.ndarray] = []
     seen = 0
     for lo, y in iter_rows(arr, rows, zarr_on_error=True):
-        a = np.abs(y).reshape(y.shape[0], -1)  # float32 is exact for |y| and its maxima
-        peak = a.max(axis=1).astype(np.float64)
+        m = y.shape[0]
+        peak, late, early, sd = np.empty(m), np.empty(m), np.empty(m), np.empty((m, k_obs))
+        path_scan(np.ascontiguousarray(y), T - T // 4, T // 2, peak, late, early, sd)
         max_abs = max(max_abs, float(np.nanmax(peak)))
         cap = peak > ABS_CAP
         over_cap += int(cap.sum())
         if cap.any() and first_cap is None:
             i = int(np.flatnonzero(cap)[0])
             first_cap = f"sample {lo + i} reaches |y| = {peak[i]:.4g}"
-        if T >= 8:  # (sample, time, observable) flattened: periods are runs of k_obs values
-            late = a[:, k_obs * (T - T // 4) :].max(axis=1).astype(np.float64)
-            early = a[:, : k_obs * (T // 2)].max(axis=1).astype(np.float64)
+        if T >= 8:  # the last quarter against the first half
             grow = late > GROWTH_FACTOR * early
             grown += int(grow.sum())
             if grow.any() and first_grow is None:
@@ -144,7 +179,6 @@ def _stationarity_and_scale(spec: WorldSpec, group, rows: int) -> tuple[CheckRes
                 first_grow = (
                     f"sample {lo + i}: max |y| {late[i]:.4g} in the last quarter vs {early[i]:.4g} in the first half"
                 )
-        sd, _ = path_moments(y)
         in_range += ((sd >= SCALE_RANGE[0]) & (sd <= SCALE_RANGE[1])).sum(axis=0)
         off_scale += ((sd < OFF_SCALE_RANGE[0]) | (sd > OFF_SCALE_RANGE[1])).sum(axis=0)
         if seen < STAT_SAMPLE:
@@ -237,9 +271,9 @@ def _irf_decay(spec: WorldSpec, group, rows: int) -> CheckResult:
         el = p**H <= DECAY_ELIGIBLE
         if not el.any():
             continue
-        r = np.abs(np.asarray(read_irfs(lo, hi), dtype=np.float64))
-        peak = r.max(axis=(2, 3))
-        end = r[:, :, H, :].max(axis=2)
+        r = np.abs(np.asarray(read_irfs(lo, hi)))  # in the stored precision: |x| and maxima are exact
+        peak = r.max(axis=(2, 3)).astype(np.float64)
+        end = r[:, :, H, :].max(axis=2).astype(np.float64)
         ratio = np.where(peak > 0, end / np.where(peak > 0, peak, 1.0), 0.0).max(axis=1)
         bad = el & (ratio > DECAY_RATIO_MAX)
         eligible += int(el.sum())

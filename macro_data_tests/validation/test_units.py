@@ -57,6 +57,28 @@ def test_path_moments_match_numpy_and_the_real_data_estimator():
     np.testing.assert_allclose(ac, ref, rtol=1e-12)
 
 
+def test_path_scan_equals_numpy_maxima_and_standard_deviations():
+    """The sanity check's one-pass scan against numpy: maxima exactly (NaN propagated), sd to rounding."""
+    rng = np.random.default_rng(3)
+    y = (rng.normal(size=(64, 40, 3)).cumsum(axis=1) * 3.0 + 50.0).astype(np.float32)
+    y[5, 33, 1] = np.nan  # in the last quarter: peak and late NaN, early not
+    y[6, 2, 0] = -np.inf
+    y[7] = -0.0
+    n, T, k = y.shape
+    peak, late, early, sd = np.empty(n), np.empty(n), np.empty(n), np.empty((n, k))
+    with np.errstate(invalid="ignore"):
+        statistics.path_scan(y, T - T // 4, T // 2, peak, late, early, sd)
+    a = np.abs(y).reshape(n, -1).astype(np.float64)
+    np.testing.assert_array_equal(peak, a.max(axis=1))
+    np.testing.assert_array_equal(late, a[:, k * (T - T // 4) :].max(axis=1))
+    np.testing.assert_array_equal(early, a[:, : k * (T // 2)].max(axis=1))
+    assert np.isnan(peak[5]) and np.isnan(late[5]) and not np.isnan(early[5]) and peak[6] == np.inf
+    finite = np.isfinite(y).all(axis=(1, 2))
+    ref, _ = statistics.path_moments(y[finite])
+    np.testing.assert_allclose(sd[finite], ref, rtol=1e-12)
+    assert (sd[7] == 0).all()
+
+
 def test_percentile_rank_closed_form():
     v = np.arange(100.0)
     assert percentile_rank(v, 49.5) == 50.0
