@@ -87,15 +87,18 @@ class Moments:
         self.mean = np.zeros(shape)
         self.m2 = np.zeros(shape)
 
-    def add(self, block: np.ndarray, pooled: int = 1) -> None:
-        """Add ``block``, whose first ``pooled`` axes are pooled (samples; and periods, for paths)."""
-        k = int(np.prod(block.shape[:pooled]))
+    def add(self, block: np.ndarray, pooled: int = 1, keep: np.ndarray | None = None) -> None:
+        """Add ``block``, whose first ``pooled`` axes are pooled (samples; and periods, for paths); with
+        ``keep``, only its rows where ``keep`` is true (read in place, no copy of them)."""
+        keep = np.ones(block.shape[0], dtype=bool) if keep is None else np.ascontiguousarray(keep, dtype=bool)
+        periods = int(np.prod(block.shape[1:pooled]))
+        k = int(np.count_nonzero(keep)) * periods
         if not k:
             return
         shape = block.shape[pooled:]
         bmean, bm2 = np.empty(int(np.prod(shape))), np.empty(int(np.prod(shape)))
         # a row per sample, its (period, variable) values contiguous
-        block_moments(np.ascontiguousarray(block.reshape(block.shape[0], -1)), k // block.shape[0], bmean, bm2)
+        block_moments(np.ascontiguousarray(block.reshape(block.shape[0], -1)), keep, periods, bmean, bm2)
         bmean, bm2 = bmean.reshape(shape), bm2.reshape(shape)
         total = self.count + k
         delta = bmean - self.mean
@@ -108,21 +111,25 @@ class Moments:
 
 
 @compiled
-def block_moments(x, periods, mean, m2):  # pragma: no cover - compiled
-    """Mean and sum of squared deviations of one block, per variable, in float64, into ``mean`` and ``m2``.
+def block_moments(x, keep, periods, mean, m2):  # pragma: no cover - compiled
+    """Mean and sum of squared deviations of the rows of one block where ``keep`` is true, per variable,
+    in float64, into ``mean`` and ``m2`` (at least one row kept).
 
     ``x`` is ``(rows, periods * variables)``, a row per sample; every (row, period) is one observation.
-    The sums run in numpy's order for ``x.astype(float64).sum(axis=0).reshape(periods, -1).sum(axis=0)``
+    The sums run in numpy's order for ``x[keep].astype(float64).sum(axis=0).reshape(periods, -1).sum(axis=0)``
     (from +0.0, rows one after another, then periods likewise), so the moments are those numpy
-    gives bit for bit, without the block's float64 copy and its temporaries (three passes over the
-    block instead of about eight)."""
+    gives bit for bit, without copying the kept rows, the float64 copy and the temporaries (three
+    passes over the block instead of about nine)."""
     rows, width = x.shape
     nvar = width // periods
-    count = rows * periods
+    kept = 0
     col = np.zeros(width)
     for i in range(rows):
-        for j in range(width):
-            col[j] = col[j] + x[i, j]
+        if keep[i]:
+            kept += 1
+            for j in range(width):
+                col[j] = col[j] + x[i, j]
+    count = kept * periods
     for v in range(nvar):
         s = 0.0
         for p in range(periods):
@@ -133,9 +140,10 @@ def block_moments(x, periods, mean, m2):  # pragma: no cover - compiled
         centre[j] = mean[j % nvar]
     col[:] = 0.0
     for i in range(rows):
-        for j in range(width):
-            d = x[i, j] - centre[j]
-            col[j] = col[j] + d * d
+        if keep[i]:
+            for j in range(width):
+                d = x[i, j] - centre[j]
+                col[j] = col[j] + d * d
     for v in range(nvar):
         s = 0.0
         for p in range(periods):
@@ -154,13 +162,13 @@ def compute_moments(inputs, arrays: list[str], label: int) -> tuple[dict[str, Mo
 
     def load(lo: int, hi: int) -> dict[str, np.ndarray]:
         sel = readers["split"](lo, hi) == label
-        return {"n": int(sel.sum()), **{a: readers[a](lo, hi)[sel] for a in arrays}}
+        return {"n": int(sel.sum()), "keep": sel, **{a: readers[a](lo, hi) for a in arrays}}
 
     n_train = 0
     for blocks in read_ahead(functools.partial(load, lo, min(lo + slab, n)) for lo in range(0, n, slab)):
         n_train += blocks["n"]
         for a in arrays:
-            acc[a].add(blocks[a], len(POOLED[a]))
+            acc[a].add(blocks[a], len(POOLED[a]), blocks["keep"])
     return acc, n_train
 
 
