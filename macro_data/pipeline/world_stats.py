@@ -36,7 +36,7 @@ from macro_data.pipeline.stage import Reduction, StageOutcome, StageSpec, run_st
 from macro_data.recipes import Recipe, WorldPlan
 from macro_data.storage.arrays import RegionWriter, create_array, read_ahead, read_rows, write_small_array
 from macro_data.worlds import World, get_world
-from macro_data.worlds.compiled import compiled
+from macro_data.worlds.compiled import lazily_compiled
 
 STAGE = "world_stats"
 STATS_KEY = "train_stats"  # the manifest field, per world
@@ -110,7 +110,7 @@ class Moments:
         return np.sqrt(self.m2 / (self.count - DDOF))
 
 
-@compiled
+@lazily_compiled
 def block_moments(x, keep, periods, mean, m2):  # pragma: no cover - compiled
     """Mean and sum of squared deviations of the rows of one block where ``keep`` is true, per variable,
     in float64, into ``mean`` and ``m2`` (at least one row kept).

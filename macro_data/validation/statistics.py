@@ -62,7 +62,7 @@ from macro_data.pipeline.common import read_provenance
 from macro_data.storage.arrays import iter_rows, read_rows
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import WorldSpec
-from macro_data.worlds.compiled import compiled
+from macro_data.worlds.compiled import lazily_compiled
 
 READ_ROWS = 4096
 STAT_SAMPLE = 4096
@@ -107,7 +107,7 @@ def path_moments(traj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sd, ac
 
 
-@compiled
+@lazily_compiled
 def path_scan(y, late_from, early_to, peak, late, early, sd):  # pragma: no cover - compiled
     """One pass over paths ``y (n, T, k)``, per sample ``i``: the largest ``|y|`` over the whole path
     (``peak[i]``), over periods ``t >= late_from`` (``late[i]``) and ``t < early_to`` (``early[i]``),

@@ -31,7 +31,7 @@ from macro_data.pipeline import world_stats
 from macro_data.storage.arrays import content_hash, iter_rows
 from macro_data.validation.results import CheckResult, Problems, result
 from macro_data.validation.spec import WorldSpec
-from macro_data.worlds.compiled import compiled
+from macro_data.worlds.compiled import lazily_compiled
 
 RTOL = 1e-5
 READ_ROWS = 4096
@@ -52,7 +52,7 @@ def recompute(arrays: dict[str, zarr.Array], labels: np.ndarray, label: int) -> 
     return out, n
 
 
-@compiled
+@lazily_compiled
 def shifted_sums(x, keep, shift, s1, s2):  # pragma: no cover - compiled
     """Add ``x[i] - shift`` and its square into ``s1`` and ``s2`` (float64, per column) for every row ``i``
     of ``x (rows, width)`` with ``keep[i]``; return the number of rows added. The rows are read in place:
