@@ -121,12 +121,13 @@ def path_scan(y, late_from, early_to, peak, late, early, sd):  # pragma: no cove
         for t in range(T):
             for j in range(k):
                 a = abs(np.float64(y[i, t, j]))
-                if not a <= top:  # larger, or NaN (then NaN stays: nothing compares above it)
-                    top = a if top == top else top
-                if t >= late_from and not a <= top_late:
-                    top_late = a if top_late == top_late else top_late
-                if t < early_to and not a <= top_early:
-                    top_early = a if top_early == top_early else top_early
+                nan = a != a  # a NaN is taken and then kept: no value compares above it
+                if a > top or nan:
+                    top = a
+                if t >= late_from and (a > top_late or nan):
+                    top_late = a
+                if t < early_to and (a > top_early or nan):
+                    top_early = a
         peak[i] = top
         late[i] = top_late
         early[i] = top_early

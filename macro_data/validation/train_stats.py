@@ -73,7 +73,7 @@ def _shifted_pass(name: str, slabs, keep: np.ndarray) -> tuple[np.ndarray, np.nd
     """Mean and sd from the sums of ``x - c`` and ``(x - c)^2``, ``c`` the first kept sample's values
     (its first period's, for paths); ``slabs`` yields ``(first row, block)``, ``keep`` marks the rows."""
     pooled = len(world_stats.POOLED[name])
-    shift = s1 = s2 = None
+    centre = shift = s1 = s2 = None
     shape: tuple[int, ...] = ()
     periods = samples = 0
     for lo, block in slabs:
@@ -85,8 +85,8 @@ def _shifted_pass(name: str, slabs, keep: np.ndarray) -> tuple[np.ndarray, np.nd
         if shift is None:
             shape = block.shape[pooled:]
             periods = int(np.prod(block.shape[1:pooled]))
-            first = x[int(np.argmax(sel))].astype(np.float64)
-            shift = np.tile(first[: x.shape[1] // periods], periods)  # c repeated over the pooled periods
+            centre = x[int(np.argmax(sel)), : x.shape[1] // periods].astype(np.float64)  # c
+            shift = np.tile(centre, periods)  # c repeated over the pooled periods
             s1, s2 = np.zeros(x.shape[1]), np.zeros(x.shape[1])
         samples += shifted_sums(x, sel, shift, s1, s2)
     if shift is None:
@@ -94,7 +94,7 @@ def _shifted_pass(name: str, slabs, keep: np.ndarray) -> tuple[np.ndarray, np.nd
     count = samples * periods
     total1 = s1.reshape(periods, -1).sum(axis=0).reshape(shape)
     total2 = s2.reshape(periods, -1).sum(axis=0).reshape(shape)
-    mean = shift[: total1.size].reshape(shape) + total1 / count
+    mean = centre.reshape(shape) + total1 / count
     var = (total2 - total1 * total1 / count) / (count - world_stats.DDOF)
     return mean, np.sqrt(np.maximum(var, 0.0)), count
 

@@ -109,7 +109,7 @@ def test_block_moments_equal_the_numpy_formulation_bit_for_bit(shape, pooled, dt
     assert np.signbit(mean[0]) == np.signbit(ref_mean[0])
 
 
-def test_moments_over_blocks_equal_the_two_pass_moments(tmp_path):
+def test_moments_over_blocks_equal_the_two_pass_moments():
     """Blocks merged (Chan et al.) give the mean and ddof-1 sd of all rows at once, within rounding."""
     rng = np.random.default_rng(7)
     data = rng.standard_normal((5000, 20, 3)) * np.array([0.5, 4.0, 80.0]) + np.array([1.0, -30.0, 900.0])
