@@ -195,8 +195,6 @@ class Prior:
         ndarray of float64
             Probabilities in ``[0, 1]``, same shape as ``x``.
         """
-        special = _special()
-
         x = np.clip(np.asarray(x, dtype=np.float64), self.low, self.high)
         lo, hi, f = self.low, self.high, self.family
         if f == "uniform":
@@ -205,6 +203,7 @@ class Prior:
             return (x >= self.arg("value")).astype(np.float64)
         if f == "loguniform":
             return (np.log(x) - np.log(lo)) / (np.log(hi) - np.log(lo))
+        special = _special()  # only the beta and the normal need it (a first import costs 0.5 s)
         if f == "beta":
             return special.betainc(self.arg("a"), self.arg("b"), (x - lo) / (hi - lo))
         m, s = self.arg("mean"), self.arg("sd")
@@ -227,8 +226,6 @@ class Prior:
         ndarray of float64
             Density per unit of the parameter, same shape as ``x``; for ``fixed`` the uniform one.
         """
-        special = _special()
-
         x = np.asarray(x, dtype=np.float64)
         lo, hi, f = self.low, self.high, self.family
         inside = (x >= lo) & (x <= hi)
@@ -241,7 +238,7 @@ class Prior:
             a, b = self.arg("a"), self.arg("b")
             t = (xc - lo) / (hi - lo)
             with np.errstate(divide="ignore", invalid="ignore"):
-                d = np.exp((a - 1) * np.log(t) + (b - 1) * np.log1p(-t) - special.betaln(a, b)) / (hi - lo)
+                d = np.exp((a - 1) * np.log(t) + (b - 1) * np.log1p(-t) - _special().betaln(a, b)) / (hi - lo)
         else:
             m, s = self.arg("mean"), self.arg("sd")
             d = np.exp(-0.5 * ((xc - m) / s) ** 2) / (s * np.sqrt(2 * np.pi)) / self._normal_mass()
