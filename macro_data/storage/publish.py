@@ -306,17 +306,25 @@ class ObjectWorldStore:
         self.world_id = world_id
         self.base = locations.join(self.dataset, world_id)
         self.location = self.base
+        self._snapshot: dict[str, dict] | None = None
+        self._groups: dict[str, zarr.Group] = {}  # published versions are immutable: opened once
 
     def _pointer(self, stage: str) -> str:
         return locations.join(self.base, f"{stage}.json")
 
     def _pointers(self) -> dict[str, dict]:
-        fs, path = locations.filesystem(self.base)
-        out = {}
-        for entry in fs.glob(path + "/*.json") if fs.exists(path) else []:
-            stage = posixpath.basename(entry)[: -len(".json")]
-            out[stage] = json.loads(fs.cat_file(entry))
-        return out
+        """Every stage's pointer, read once per store object: what is read through one store is one
+        consistent set of versions, and a lookup is not a listing plus a GET per stage each time. A
+        publish through this store reads them again; a store made later (:func:`world_store`) sees
+        publishes made elsewhere."""
+        if self._snapshot is None:
+            fs, path = locations.filesystem(self.base)
+            out = {}
+            for entry in fs.glob(path + "/*.json") if fs.exists(path) else []:
+                stage = posixpath.basename(entry)[: -len(".json")]
+                out[stage] = json.loads(fs.cat_file(entry))
+            self._snapshot = out
+        return self._snapshot
 
     def exists(self) -> bool:
         return bool(self._pointers())
@@ -330,8 +338,13 @@ class ObjectWorldStore:
                 return p
         raise StorageError(f"world {self.world_id!r}: no published array {name!r} under {self.base}")
 
+    def _group(self, group: str) -> zarr.Group:
+        if group not in self._groups:
+            self._groups[group] = locations.open_group(locations.join(self.dataset, group), mode="r")
+        return self._groups[group]
+
     def open_array(self, name: str) -> zarr.Array:
-        return locations.open_group(locations.join(self.dataset, self._owner(name)["group"]), mode="r")[name]
+        return self._group(self._owner(name)["group"])[name]
 
     def relative_path(self, name: str) -> str:
         return f"{self._owner(name)['group']}/{name}"
@@ -367,7 +380,7 @@ class ObjectWorldStore:
         owner = self._pointers()
         for p in owner.values():
             if all(n in p["arrays"] for n in names):
-                return locations.open_group(locations.join(self.dataset, p["group"]), mode="r")
+                return self._group(p["group"])
         raise StorageError(
             f"world {self.world_id!r}: {what} needs arrays {', '.join(names)}, not published under "
             f"{self.base}; materialize world_draws for this world first"
@@ -392,6 +405,7 @@ class ObjectWorldStore:
                 f"({exc}); the previously published version is unchanged"
             ) from exc
         self._staged[loc] = (label, True)
+        self._snapshot = None
         self._collect(label, keep=posixpath.basename(loc))
 
     def _collect(self, label: str, keep: str) -> None:

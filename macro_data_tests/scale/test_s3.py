@@ -65,16 +65,34 @@ def test_failed_stage_on_object_storage_keeps_the_published_version(built, insta
         with store.staging("world_draws", {}) as g:
             g.create_array("theta", shape=(3,), dtype="f4")
             raise RuntimeError("worker lost")
-    assert store.relative_path("theta") == before == remote["worlds"]["nk"]["arrays"]["theta"]["path"]
+    after = world_store(f"{s3}/tiny/0.1.0", "nk").relative_path("theta")  # a new store reads the pointers anew
+    assert after == before == remote["worlds"]["nk"]["arrays"]["theta"]["path"]
     fs, path = locations.filesystem(f"{s3}/tiny/0.1.0/nk/world_draws")
     assert len(fs.ls(path)) == 1  # the failed version was removed; only the published one is there
 
 
 def test_republish_switches_pointer_and_keeps_one_previous_version(built, instance):
     recipe, s3, _, remote = built
+    reader = world_store(f"{s3}/tiny/0.1.0", "nk")
+    assert reader.relative_path("theta") == remote["worlds"]["nk"]["arrays"]["theta"]["path"]
     build_world(instance, recipe, s3, "nk", force=True)  # same content, new version
     store = world_store(f"{s3}/tiny/0.1.0", "nk")
     assert store.relative_path("theta") != remote["worlds"]["nk"]["arrays"]["theta"]["path"]
     assert content_hash(store.open_array("theta")) == remote["worlds"]["nk"]["arrays"]["theta"]["sha256"]
+    # a store opened before the republish keeps reading the versions it first saw, which are still there
+    assert reader.relative_path("theta") == remote["worlds"]["nk"]["arrays"]["theta"]["path"]
+    assert content_hash(reader.open_array("theta")) == remote["worlds"]["nk"]["arrays"]["theta"]["sha256"]
     fs, path = locations.filesystem(f"{s3}/tiny/0.1.0/nk/world_draws")
     assert len(fs.ls(path)) == 2  # current + the one before, for readers still on the old manifest
+
+
+def test_a_store_reads_its_own_publish(s3):
+    store = world_store(f"{s3}/scratch/0.1.0", "nk")  # a dataset of its own: the built one stays as it is
+    paths = []
+    for value in (1.0, 2.0):
+        with store.staging("world_draws", {}) as g:
+            g.create_array("theta", shape=(3,), dtype="f4", fill_value=value)
+            store.publish(g, ["theta"], {})
+        paths.append(store.relative_path("theta"))
+        assert store.open_array("theta")[:].tolist() == [value] * 3
+    assert paths[0] != paths[1]
