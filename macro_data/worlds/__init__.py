@@ -9,7 +9,7 @@ streams are keyed by name, never by position. See :mod:`macro_data.worlds.catalo
 from __future__ import annotations
 
 from macro_data.worlds.base import World
-from macro_data.worlds.catalog import BUILTIN_IDS, catalog
+from macro_data.worlds.catalog import BUILTIN_IDS, builtin_world, catalog
 
 WORLD_IDS: tuple[str, ...] = BUILTIN_IDS
 
@@ -33,6 +33,8 @@ def get_world(name: str) -> World:
         For an unknown name (the message lists the known worlds), or the error of a broken model
         file (file, line, column, problem).
     """
+    if name in BUILTIN_IDS:  # a built-in wins over any model file or entry point of its id: no scan needed
+        return builtin_world(name)
     return catalog().get(name)
 
 

@@ -124,7 +124,8 @@ def model_files() -> dict[str, Path]:
     return out
 
 
-def _builtin(world_id: str) -> World:
+def builtin_world(world_id: str) -> World:
+    """The built-in world ``world_id`` (one of :data:`BUILTIN_IDS`): the instance the catalog holds."""
     return importlib.import_module(f"macro_data.worlds.{world_id}").WORLD
 
 
@@ -185,7 +186,7 @@ def build() -> Catalog:
     """
     cat = Catalog()
     for w in BUILTIN_IDS:
-        cat.worlds[w] = _builtin(w)
+        cat.worlds[w] = builtin_world(w)
         cat.sources[w] = Source("builtin", f"macro_data.worlds.{w}")
     for w, path in model_files().items():
         if w in cat.sources:

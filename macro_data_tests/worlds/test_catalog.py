@@ -90,6 +90,9 @@ def test_a_file_named_like_a_built_in_is_ignored_and_reported(local_worlds):
     cat = catalog()
     assert cat.sources["nk"].kind == "builtin"
     assert any("nk.yaml" in c and "built-in" in c for c in cat.conflicts)
+    for w in WORLD_IDS:  # get_world answers a built-in id without the catalog: the same instance
+        assert get_world(w) is cat.get(w)
+    assert type(get_world("nk")).__module__ == "macro_data.worlds.nk"
 
 
 def test_editing_a_model_file_changes_only_that_worlds_code_version(local_worlds):
