@@ -202,10 +202,10 @@ def workers(manifest: dict, worlds: list[str], jobs: int | None = None) -> int:
     available (at most four), or 1 when the arrays of ``worlds`` hold less than :data:`POOL_MIN_BYTES`."""
     if jobs is not None:
         return jobs
-    return default_workers() if stored_bytes(manifest, worlds) >= POOL_MIN_BYTES else 1
+    return default_workers() if decoded_bytes(manifest, worlds) >= POOL_MIN_BYTES else 1
 
 
-def stored_bytes(manifest: dict, worlds: list[str]) -> int:
+def decoded_bytes(manifest: dict, worlds: list[str]) -> int:
     """The decoded size of the arrays the manifest lists for ``worlds`` (entries it cannot read count 0:
     the checks report them)."""
     total = 0

@@ -12,7 +12,7 @@ import zarr
 
 from macro_data import paths
 from macro_data.compute import default_workers
-from macro_data.validation.dataset import POOL_MIN_BYTES, stored_bytes, validate_dataset, workers
+from macro_data.validation.dataset import POOL_MIN_BYTES, decoded_bytes, validate_dataset, workers
 from macro_data.validation.report import ReportError, build_report, headline, summary_text, validate_report
 from macro_data.validation.results import GROUPS
 from macro_data.worlds import WORLD_IDS, get_world
@@ -69,20 +69,20 @@ def test_a_small_dataset_is_validated_in_this_process_and_a_large_one_in_workers
         for w in worlds
         for spec in manifest["worlds"][w]["arrays"].values()
     )
-    assert stored_bytes(manifest, worlds) == decoded < POOL_MIN_BYTES
+    assert decoded_bytes(manifest, worlds) == decoded < POOL_MIN_BYTES
     assert workers(manifest, worlds) == 1
     assert workers(manifest, worlds, jobs=3) == 3
     large = copy.deepcopy(manifest)  # the same worlds with a thousand times the samples
     for w in worlds:
         for spec in large["worlds"][w]["arrays"].values():
             spec["shape"][0] *= 1000
-    assert stored_bytes(large, worlds) >= POOL_MIN_BYTES
+    assert decoded_bytes(large, worlds) >= POOL_MIN_BYTES
     assert workers(large, worlds) == default_workers()
     theta = large["worlds"]["nk"]["arrays"]["theta"]
-    with_theta = stored_bytes(large, ["nk"])
+    with_theta = decoded_bytes(large, ["nk"])
     theta_bytes = int(np.prod(theta["shape"])) * np.dtype(theta["dtype"]).itemsize
     del theta["shape"]  # an entry the checks will reject counts nothing here
-    assert stored_bytes(large, ["nk"]) == with_theta - theta_bytes
+    assert decoded_bytes(large, ["nk"]) == with_theta - theta_bytes
 
 
 def test_realism_compares_every_moment_with_real_data(validation):
