@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import gc
 import multiprocessing
 import os
 import sys
@@ -185,12 +186,15 @@ def _load(state: dict) -> None:
         instance.get_runs(limit=1)
         instance.get_latest_materialization_event(dg.AssetKey("world_draws"))
     state["instance"] = instance
+    # Dagster, the code location and the instance live as long as the process: out of the collector's
+    # generations (about 220,000 objects), every later collection skips them, the full one between
+    # runs (:func:`_tidy`) included (0.12 -> 0.02 s). No collection first: it would find about 1,500
+    # objects of import garbage, not worth its 0.08 s on the way to the first run.
+    gc.freeze()
 
 
 def _tidy() -> None:
     """A worker's task between runs: return the memory its last run freed to the OS."""
-    import gc
-
     from macro_data.memory import release_freed_memory
 
     gc.collect()
