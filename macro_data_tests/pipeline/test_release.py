@@ -3,6 +3,7 @@ the dataset card, and the catalog commands (list, gc, remove)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -153,6 +154,16 @@ def test_the_command_line_skips_what_is_up_to_date(tmp_path, recipes, capsys, mo
     assert "world nk: up to date" in out and "world switching: up to date" in out and "nothing to do" in out
     assert files(dataset) == before
     assert set(multiprocessing.active_children()) <= children  # the worker started early is stopped
+
+
+def test_a_build_in_the_callers_process_leaves_its_objects_to_the_collector(tmp_path, recipes, monkeypatch):
+    # A worker process freezes its long-lived objects out of the collector's generations; with
+    # ``--jobs 1`` the runs are in the caller's process, whose objects must stay collectable.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    frozen = gc.get_freeze_count()
+    args = ["build", "--recipe", str(recipes["a"]), "--root", str(tmp_path / "root"), "--worlds", "nk", "--jobs", "1"]
+    assert main(args) == 0
+    assert gc.get_freeze_count() == frozen
 
 
 def test_growth_reuses_the_published_prefix_and_equals_a_build_from_scratch(tmp_path):
