@@ -59,8 +59,10 @@ Method (every step batched over draws; per-draw LAPACK calls and element-wise nu
    block by block of ``Phi`` (downstream blocks first; a Kronecker system per block), and the shock
    loading ``M Qz = -(A Pzx Qx_L + A_ZX Px Qx_L + B_ZX Qx + D_Z)``.
 6. **Verification.** The residuals of the whole model, ``A P P_L + B P + C_L`` and
-   ``A P_F Q_L + B Q + D``, must be at rounding level relative to the size of their terms;
-   otherwise the draw is invalid.
+   ``A P_F Q_L + B Q + D``, must be at rounding level relative to the size of their terms, or
+   below :data:`RESIDUAL_FLOOR` times the size of the coefficients (:func:`accurate`); otherwise
+   the draw is invalid. The floor is for a policy that is exactly zero, as when no lag enters any
+   equation for the draw: its terms are then rounding noise themselves, and so is their sum.
 
 Draws failing any step get ``valid = False``, NaN policies and a problem code
 (:data:`PROBLEMS`); the solver never raises for them, since rejection sampling relies on the flag.
@@ -84,6 +86,7 @@ SIGN_SCALED_UNTIL = 1e-2  # norm scaling while the relative Newton step exceeds 
 SIGN_CONVERGED = 1e-9  # quadratic convergence: the iterate after such a step is at rounding level
 TRACE_TOL = 1e-6  # trace(Pi) must be this close to an integer
 RESIDUAL_TOL = 1e-9  # relative residual of the solved equations
+RESIDUAL_FLOOR = 64 * np.finfo(np.float64).eps  # residual at rounding level of the coefficients themselves
 UNIT_ROOT_TOL = 1e-8  # roots of the exogenous part must satisfy |l| < 1 - UNIT_ROOT_TOL
 
 (
@@ -134,6 +137,20 @@ def _frob(X: np.ndarray) -> np.ndarray:
     """Frobenius norm of each matrix of ``X (k, a, b)`` (per draw; reduces a contiguous row)."""
     X = np.ascontiguousarray(X)
     return np.sqrt(np.sum((X * X).reshape(X.shape[0], X.shape[1] * X.shape[2]), axis=1))
+
+
+def accurate(terms: tuple[np.ndarray, ...], coefficients: tuple[np.ndarray, ...]) -> np.ndarray:
+    """``(k,) bool``: the sum of ``terms`` (each ``(k, a, b)``) vanishes to rounding accuracy, relative to
+    the terms (:data:`RESIDUAL_TOL`) or to the ``coefficients`` they are made of (:data:`RESIDUAL_FLOOR`).
+
+    The second bound matters only when every term is itself at rounding level: an exactly zero
+    policy computed with rounding noise (say 1e-17) leaves terms of that size, whose sum is no
+    smaller, so a bound relative to the terms alone would reject the exact answer.
+    """
+    residual = _frob(sum(terms[1:], terms[0]))
+    size = sum(_frob(t) for t in terms)
+    scale = sum(_frob(c) for c in coefficients)
+    return (residual <= RESIDUAL_TOL * size) | (residual <= RESIDUAL_FLOOR * scale)
 
 
 def _regular(M: np.ndarray) -> np.ndarray:
@@ -554,11 +571,7 @@ def solve_lre(A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray, struct
             _mm_sparse_left(B_, b_all, Q),
             D_,
         )
-        ok = np.ones(b.size, dtype=bool)
-        for parts in (terms, shock_terms):
-            residual = _frob(parts[0] + parts[1] + parts[2])
-            ok &= residual <= RESIDUAL_TOL * (_frob(parts[0]) + _frob(parts[1]) + _frob(parts[2]) + 1e-300)
-        b.keep(ok, INACCURATE)
+        b.keep(accurate(terms, (A_, B_, C_)) & accurate(shock_terms, (A_, B_, D_)), INACCURATE)
 
     P_out = np.full((k, n, len(lag)), np.nan)
     Q_out = np.full((k, n, S), np.nan)
@@ -567,4 +580,4 @@ def solve_lre(A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray, struct
     return Policy(P=P_out, Q=Q_out, valid=problem == OK, problem=problem, n_unstable=n_unstable, lagged=tuple(lag))
 
 
-__all__ = ["PROBLEMS", "Policy", "Structure", "UNIT_ROOT_TOL", "sign_function", "solve_lre"]
+__all__ = ["PROBLEMS", "Policy", "Structure", "UNIT_ROOT_TOL", "accurate", "sign_function", "solve_lre"]

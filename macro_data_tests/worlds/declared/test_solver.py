@@ -178,6 +178,26 @@ def test_sign_function_of_a_known_matrix():
     np.testing.assert_allclose(S, expected, atol=1e-10)
 
 
+def test_accuracy_is_relative_to_the_terms_or_to_the_coefficients_when_the_policy_is_zero():
+    rng = np.random.default_rng(3)
+    A, B = rng.normal(size=(3, 4, 4)), rng.normal(size=(3, 4, 4))
+    # No lag enters any equation (C = 0): the exact policy is P = 0. A solver's rounding noise in it
+    # leaves terms of that size, whose sum is no smaller: relative to the terms alone, the exact
+    # answer would fail; relative to the coefficients, it is at rounding level.
+    C = np.zeros((3, 4, 4))
+    P = np.zeros((3, 4, 4))
+    P[:, :, 1] = 1e-17 * rng.normal(size=(3, 4))
+    assert solver.accurate((A @ P @ P, B @ P, C), (A, B, C)).all()
+    # an error well above rounding is caught all the same
+    P[:, :, 1] = 1e-10
+    assert not solver.accurate((A @ P @ P, B @ P, C), (A, B, C)).any()
+    # a non-zero policy: rounding-level residuals pass, a residual of 1e-6 of the terms fails
+    T1, T2 = rng.normal(size=(3, 4, 4)), rng.normal(size=(3, 4, 4))
+    for noise, expected in ((1e-13, True), (1e-6, False)):
+        T3 = -(T1 + T2) * (1 + noise)
+        assert (solver.accurate((T1, T2, T3), (A, B, C)) == expected).all()
+
+
 def test_empty_batch_and_no_dynamics():
     A, B, C, D, st = cagan(np.zeros(0), np.zeros(0), np.zeros(0))
     pol = solve_lre(A, B, C, D, st)
