@@ -143,9 +143,11 @@ def accurate(terms: tuple[np.ndarray, ...], coefficients: tuple[np.ndarray, ...]
     """``(k,) bool``: the sum of ``terms`` (each ``(k, a, b)``) vanishes to rounding accuracy, relative to
     the terms (:data:`RESIDUAL_TOL`) or to the ``coefficients`` they are made of (:data:`RESIDUAL_FLOOR`).
 
-    The second bound matters only when every term is itself at rounding level: an exactly zero
-    policy computed with rounding noise (say 1e-17) leaves terms of that size, whose sum is no
-    smaller, so a bound relative to the terms alone would reject the exact answer.
+    The second bound decides only when the terms are small next to the coefficients (below
+    ``RESIDUAL_FLOOR / RESIDUAL_TOL``, about 1.4e-5, of their size), and then admits a residual at
+    rounding level of the coefficients. That is the case of an exactly zero policy computed with
+    rounding noise (say 1e-17): its terms are of that size, and their sum is no smaller, so a bound
+    relative to the terms alone would reject the exact answer.
     """
     residual = _frob(sum(terms[1:], terms[0]))
     size = sum(_frob(t) for t in terms)
