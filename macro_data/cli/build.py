@@ -275,6 +275,12 @@ class Runner:
                 child.terminate()
             for child in children:  # reaped before returning: none outlives the command
                 child.join(timeout=10)
+            # The pool's own thread joins its worker too; when it reaps the worker first, join() above
+            # returns before the exit status is recorded, and the worker still counts as a running
+            # child for a moment. Wait until the status is known, whoever reaped it.
+            deadline = time.monotonic() + 10
+            while any(child.exitcode is None for child in children) and time.monotonic() < deadline:
+                time.sleep(0.01)
 
     def _new_lane(self) -> cf.ProcessPoolExecutor:
         environ = {k: v for k, v in os.environ.items() if k == "DAGSTER_HOME" or k.startswith("MACRO_DATA_")}

@@ -156,6 +156,18 @@ def test_the_command_line_skips_what_is_up_to_date(tmp_path, recipes, capsys, mo
     assert set(multiprocessing.active_children()) <= children  # the worker started early is stopped
 
 
+def test_a_refused_build_never_leaves_its_early_worker_running(tmp_path, recipes):
+    # The worker started while the recipe is read is stopped and reaped before the command returns.
+    # The pool's own thread reaps it at the same moment as the command: a race that left the worker
+    # counted as running after about one refusal in five, so the refusal is repeated.
+    root = tmp_path / "root"
+    build(recipes["a"], root)
+    children = set(multiprocessing.active_children())
+    for _ in range(20):
+        assert main(["build", "--recipe", str(recipes["b"]), "--root", str(root), "--worlds", "nk", "--jobs", "2"]) == 1
+        assert set(multiprocessing.active_children()) <= children
+
+
 def test_a_build_in_the_callers_process_leaves_its_objects_to_the_collector(tmp_path, recipes, monkeypatch):
     # A worker process freezes its long-lived objects out of the collector's generations; with
     # ``--jobs 1`` the runs are in the caller's process, whose objects must stay collectable.
