@@ -266,21 +266,18 @@ class Runner:
         stopped, self.ready = self.ready, []
         if not stopped:
             return
-        for lane in stopped:
-            lane.shutdown(wait=False, cancel_futures=True)
         self.lanes = [lane for lane in self.lanes if all(lane is not s for s in stopped)]
-        if not self.lanes:  # no lane ever ran anything: this process's children are the stopped lanes
-            children = multiprocessing.active_children()
-            for child in children:
-                child.terminate()
-            for child in children:  # reaped before returning: none outlives the command
-                child.join(timeout=10)
-            # The pool's own thread joins its worker too; when it reaps the worker first, join() above
-            # returns before the exit status is recorded, and the worker still counts as a running
-            # child for a moment. Wait until the status is known, whoever reaped it.
-            deadline = time.monotonic() + 10
-            while any(child.exitcode is None for child in children) and time.monotonic() < deadline:
-                time.sleep(0.01)
+        if self.lanes:  # other lanes run: the stopped workers finish their imports and exit on their own
+            for lane in stopped:
+                lane.shutdown(wait=False, cancel_futures=True)
+            return
+        # No lane ever ran anything: this process's children are the stopped lanes' workers. Terminated,
+        # then reaped by their own pools before returning, so none outlives the command (a join from here
+        # would race the pool's thread for the exit status, and could return before it is recorded).
+        for child in multiprocessing.active_children():
+            child.terminate()
+        for lane in stopped:
+            lane.shutdown(wait=True, cancel_futures=True)
 
     def _new_lane(self) -> cf.ProcessPoolExecutor:
         environ = {k: v for k, v in os.environ.items() if k == "DAGSTER_HOME" or k.startswith("MACRO_DATA_")}
