@@ -5,6 +5,7 @@ figures unreproducible; these runs catch that. Exit code 1 means "below target",
 are allowed to be; anything else is a crash.
 """
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,29 @@ def test_paper_benchmark_runs(tmp_path):
     for line in ("raw limit:", "build:", "validation:", "peak memory:", "ratio build / raw:"):
         assert line in out, out
     assert "worlds nk" in out or "worlds rbc" in out, out
+
+
+@pytest.mark.slow
+def test_paper_benchmark_repeats_and_reports_medians(tmp_path):
+    recipe = tmp_path / "small.yaml"
+    recipe.write_text("name: small\nversion: 0.1.0\nseed: 7\nT: 24\nH: 8\nworlds: {nk: {n_samples: 200}}\n")
+    out = _run("paper.py", "--recipe", str(recipe), "--repeat", "2")
+    assert out.count("build: ") == 2 and out.count("raw limit: ") == 2, out
+    assert "medians of 2 rounds: raw " in out, out
+
+
+def test_paper_benchmark_verdict_is_on_each_recipes_targets():
+    spec = importlib.util.spec_from_file_location("paper_benchmark", BENCH / "paper.py")
+    paper = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paper)
+    fine = {"raw_s": 11.0, "build_s": 42.0, "ratio": 3.8, "validation_s": 0.3, "peak_mib": 1050.0}
+    assert paper.verdict("paper", fine) == []
+    assert paper.verdict("paper", {**fine, "ratio": 4.1}) == ["ratio 4.10 > 4"]
+    assert paper.verdict("paper", {**fine, "build_s": 61.0}) == ["build 61.0 s > 60 s"]
+    assert paper.verdict("paper", {**fine, "peak_mib": 1440.0}) == ["peak memory 1440 MiB >= 1.5 GB (1430.5 MiB)"]
+    default = {**fine, "build_s": 11.9, "ratio": 5.0}  # the default recipe has no ratio target
+    assert paper.verdict("default", default) == []
+    assert paper.verdict("default", {**default, "build_s": 12.1}) == ["build 12.1 s > 12 s"]
 
 
 @pytest.mark.slow
