@@ -230,7 +230,7 @@ def main() -> int:
             f"(rounds: {builds}), ratio {medians['ratio']:.2f} (rounds: {ratios}), "
             f"validation {medians['validation_s']:.1f} s, peak memory {medians['peak_mib']:.0f} MiB"
         )
-    name = recipe.stem if recipe.parent == REPO / "datasets" / "recipes" else None
+    name = recipe.stem if recipe.resolve().parent == (REPO / "datasets" / "recipes").resolve() else None
     if name not in TARGETS:
         return 0
     missed = verdict(name, medians)
