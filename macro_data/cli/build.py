@@ -249,6 +249,7 @@ class Runner:
         self.kept: cf.ProcessPoolExecutor | None = None  # the lane that runs the dataset run
         self.lanes: list[cf.ProcessPoolExecutor] = []  # every lane started, for close()
         self.ready: list[cf.ProcessPoolExecutor] = []  # started by start(), not yet given a run
+        self.early: set = set()  # the worker processes of the lanes start() started
 
     def start(self) -> None:
         """Start the first lane now, importing the code location (:func:`_import_code_location`), before
@@ -256,26 +257,25 @@ class Runner:
         keeps a core for reading the recipe and checking what is up to date (with every lane importing
         at once, a build with nothing to do took 3.2-3.7 s instead of 2.0 s on two cores)."""
         if self.jobs > 1:
+            before = set(multiprocessing.active_children())
             lane = self._new_lane()
-            lane.submit(_import_code_location)
+            lane.submit(_import_code_location)  # starts the lane's worker process
             self.ready.append(lane)
+            self.early |= set(multiprocessing.active_children()) - before
 
     def stop(self) -> None:
-        """Stop the lanes :meth:`start` started that were never given a run, without waiting for
-        them: their workers only import, so stopping them loses nothing."""
+        """Stop the lanes :meth:`start` started that were never given a run: their workers only
+        import, so stopping them loses nothing. Their workers alone are terminated (not other
+        children of a caller's process), then reaped by their own pools before returning, so none
+        outlives the command (a join from here would race the pool's thread for the exit status, and
+        could return before it is recorded)."""
         stopped, self.ready = self.ready, []
         if not stopped:
             return
         self.lanes = [lane for lane in self.lanes if all(lane is not s for s in stopped)]
-        if self.lanes:  # other lanes run: the stopped workers finish their imports and exit on their own
-            for lane in stopped:
-                lane.shutdown(wait=False, cancel_futures=True)
-            return
-        # No lane ever ran anything: this process's children are the stopped lanes' workers. Terminated,
-        # then reaped by their own pools before returning, so none outlives the command (a join from here
-        # would race the pool's thread for the exit status, and could return before it is recorded).
-        for child in multiprocessing.active_children():
+        for child in self.early:
             child.terminate()
+        self.early = set()
         for lane in stopped:
             lane.shutdown(wait=True, cancel_futures=True)
 

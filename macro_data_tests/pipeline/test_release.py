@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,22 @@ def test_a_refused_build_never_leaves_its_early_worker_running(tmp_path, recipes
     for _ in range(20):
         assert main(["build", "--recipe", str(recipes["b"]), "--root", str(root), "--worlds", "nk", "--jobs", "2"]) == 1
         assert set(multiprocessing.active_children()) <= children
+
+
+def test_a_refused_build_stops_only_its_own_worker(tmp_path, recipes, monkeypatch):
+    # ``main`` called from Python: a child process of the caller's survives the build's stopping of
+    # the worker it started while reading the recipe.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    root = tmp_path / "root"
+    build(recipes["a"], root)
+    own = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,), daemon=True)
+    own.start()
+    try:
+        assert main(["build", "--recipe", str(recipes["b"]), "--root", str(root), "--worlds", "nk", "--jobs", "2"]) == 1
+        assert own.is_alive()
+    finally:
+        own.terminate()
+        own.join()
 
 
 def test_a_build_in_the_callers_process_leaves_its_objects_to_the_collector(tmp_path, recipes, monkeypatch):
