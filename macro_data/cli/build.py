@@ -13,23 +13,31 @@ the first worker left without a world then runs the dataset run. The first worke
 thing and imports while this process reads the recipe and finds what is up to date; it is stopped
 at once when nothing is left to run. The data do not depend on ``--jobs`` (see the bit-identity
 test of the parallel build).
+
+Dagster's default SQLite storage opens a connection for every event it writes. Each process that
+executes runs (a lane, or this one with ``--jobs 1``) keeps idle connections to the instance's runs,
+its event index and the current run's events, so that those closes do not checkpoint and delete a
+write-ahead log after every event (:mod:`macro_data.sqlite_keepalive`).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import concurrent.futures as cf
 import gc
 import multiprocessing
 import os
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from macro_data import paths, progress
 from macro_data.compute import MAX_DEFAULT_WORKERS, default_workers, spawn_pool
 from macro_data.progress import TerminalBar
+from macro_data.sqlite_keepalive import IdleConnections
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -147,6 +155,16 @@ class WorldRun:
 
 _worker_state: dict = {}
 
+# Dagster's default SQLite storage under $DAGSTER_HOME: the runs, the event index, and one database of
+# events per run. Every run writes to all three; with another storage none of them exists, and
+# nothing is held (:mod:`macro_data.sqlite_keepalive`).
+RUNS_DB = Path("history", "runs.db")
+EVENT_INDEX_DB = Path("history", "runs", "index.db")
+
+
+def run_events_db(run_id: str) -> Path:
+    return Path("history", "runs", f"{run_id}.db")
+
 
 def _worker_start(environ: dict[str, str]) -> None:
     os.environ.update(environ)  # DAGSTER_HOME and the build's settings, as in the parent
@@ -169,7 +187,8 @@ def _import_code_location() -> None:
 
 
 def _load(state: dict) -> None:
-    """Import the code location and open the instance into ``state`` (once per process)."""
+    """Import the code location and open the instance into ``state`` (once per process), holding its
+    runs and event index databases with idle connections (:mod:`macro_data.sqlite_keepalive`)."""
     if state:
         return
     import dagster as dg
@@ -181,11 +200,16 @@ def _load(state: dict) -> None:
     # Workers open a fresh instance at the same moment: Dagster creates its SQLite tables on
     # first use, and two processes doing that at once record the schema twice (the instance
     # then refuses to open). One process at a time opens it and touches its storages.
-    with file_lock(Path(os.environ["DAGSTER_HOME"]) / ".macro_data_instance.lock"):
+    home = Path(os.environ["DAGSTER_HOME"])
+    with file_lock(home / ".macro_data_instance.lock"):
         instance = dg.DagsterInstance.get()
         instance.get_runs(limit=1)
         instance.get_latest_materialization_event(dg.AssetKey("world_draws"))
     state["instance"] = instance
+    state["home"] = home
+    keep = state["keep"] = IdleConnections()
+    for db in (home / RUNS_DB, home / EVENT_INDEX_DB):
+        keep.hold(db)
 
 
 def _tidy() -> None:
@@ -212,14 +236,29 @@ def _run(job_name: str, world: str | None, config: dict, tags: dict, state: dict
         # caller's objects, whose cycles would then never be collected. No collection first: it
         # would find about 1,500 objects of import garbage, not worth its 0.08 s.
         gc.freeze()
+        # A worker's idle connections end with it: the last to close checkpoints and deletes the logs.
+        atexit.register(state["keep"].close)
     t = time.perf_counter()
-    result = (
-        state["defs"]
-        .resolve_job_def(job_name)
-        .execute_in_process(
-            instance=state["instance"], partition_key=world, run_config=config, tags=tags, raise_on_error=False
+    keep, home, run_id = state["keep"], state["home"], str(uuid.uuid4())
+    events = home / run_events_db(run_id)
+    if keep.held(home / EVENT_INDEX_DB):  # the default SQLite storage: hold this run's events from its first one
+        state["instance"].all_logs(run_id)  # Dagster creates the run's (empty) event database now
+        keep.hold(events)
+    try:
+        result = (
+            state["defs"]
+            .resolve_job_def(job_name)
+            .execute_in_process(
+                instance=state["instance"],
+                partition_key=world,
+                run_config=config,
+                tags=tags,
+                raise_on_error=False,
+                run_id=run_id,
+            )
         )
-    )
+    finally:
+        keep.release(events)
     return WorldRun(
         world or "",
         result.success,
@@ -337,6 +376,8 @@ class Runner:
         for lane in self.lanes:
             lane.shutdown(wait=True, cancel_futures=True)
         self.lanes, self.kept = [], None
+        if "keep" in self.state:  # runs in this process (jobs 1): its idle connections end with the build
+            self.state["keep"].close()
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -67,3 +67,41 @@ def test_validation_in_worker_processes_gives_the_sequential_results(tiny_datase
     sequential = results(1)
     assert [r["world"] for r in sequential[0]][0] is None  # the dataset check first, then world by world
     assert results(2) == sequential
+
+
+def test_a_build_run_keeps_the_instances_write_ahead_logs_between_events(tmp_path, monkeypatch):
+    # Dagster's default SQLite storage opens a connection per event; a build's runs hold idle ones to
+    # the runs, the event index and the run's own events, so no event's close checkpoints and deletes
+    # a log (macro_data.sqlite_keepalive). Without them, every log below is gone between events.
+    from macro_data.cli import build
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    seen: dict = {}
+
+    @dg.op
+    def probe(context):
+        context.log.info("an event written through a connection of its own, then closed")
+        dbs = {"runs": build.RUNS_DB, "index": build.EVENT_INDEX_DB, "run": build.run_events_db(context.run_id)}
+        seen.update({name: (home / db).with_name(db.name + "-wal").exists() for name, db in dbs.items()})
+
+    @dg.job
+    def probe_job():
+        probe()
+
+    state: dict = {}
+    build._load(state)
+    state["defs"] = dg.Definitions(jobs=[probe_job])
+    try:
+        done = build._run("probe_job", None, {}, {}, state)
+        assert done.success, done.failures
+        assert seen == {"runs": True, "index": True, "run": True}
+        assert not state["keep"].held(home / build.run_events_db(done.run_id))  # released when its run ended
+        logs = state["instance"].all_logs(done.run_id)
+        events = [e.dagster_event.event_type_value for e in logs if e.is_dagster_event]
+        assert events[0] == "PIPELINE_START" and events[-1] == "PIPELINE_SUCCESS" and "STEP_SUCCESS" in events
+    finally:
+        state["keep"].close()
+    assert not list(home.rglob("*-wal"))  # the idle connections were the last: logs checkpointed and deleted
+    assert (home / build.run_events_db(done.run_id)).is_file()
