@@ -123,7 +123,7 @@ SHUFFLE_MODES = ("chunks", "global", "none")
 BATCH_MODES = ("world", "mixed")
 NORMALIZE_MODES = ("prior", "stats")
 DEFAULT_BUFFER_CHUNKS = 2
-MAX_NUM_BATCHES = 10_000_000  # the epoch's schedule (one int64 per batch, permuted) is held in memory
+MAX_NUM_BATCHES = 10_000_000  # the epoch's schedule (a world per batch) is held in memory
 
 
 def _stream_key(label: str) -> int:
@@ -658,8 +658,11 @@ class TrainingView:
         epoch = int_arg("epoch", epoch, 0)
         if self.mixed:
             raise ReadArgumentError("schedule() describes one-world batches; a mixed view's plan() gives its items")
-        seq = np.repeat(np.arange(len(self.worlds)), [self.counts[w] for w in self.worlds])
-        seq = seq[_rng(self.seed, SCHEDULE_KEY, epoch).permutation(seq.size)]
+        worlds = np.arange(len(self.worlds), dtype=np.min_scalar_type(len(self.worlds)))
+        seq = np.repeat(worlds, [self.counts[w] for w in self.worlds])
+        # In place, one byte per batch: the order of seq[rng.permutation(seq.size)] (a permutation is
+        # the same swaps applied to arange), without its two int64 arrays per batch.
+        _rng(self.seed, SCHEDULE_KEY, epoch).shuffle(seq)
         return tuple(self.worlds[i] for i in seq)
 
     # ---- per-world item order --------------------------------------------------------------------

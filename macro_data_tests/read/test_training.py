@@ -154,6 +154,36 @@ def test_proportional_mixing_counts_and_interleaving(ds, full):
     assert {b["index"].size for _, b in drop.iter(0)} == {B}
 
 
+def test_the_schedule_is_the_seeded_permutation_of_its_worlds_batches(ds):
+    # The order users train in is a function of (seed, epoch): the worlds' batches, world after world,
+    # permuted by the schedule stream. Computed here the direct way, an index permutation.
+    from macro_data.read.training import SCHEDULE_KEY
+
+    for seed, mixing, n in ((0, "proportional", None), (4, "uniform", 501), (11, {"nk": 3, "rbc": 1}, 1234)):
+        view = ds.training_view("train", batch_size=16, worlds=WORLDS, seed=seed, mixing=mixing, num_batches=n)
+        for epoch in (0, 1, 7):
+            seq = np.repeat(np.arange(len(view.worlds)), [view.counts[w] for w in view.worlds])
+            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(SCHEDULE_KEY, epoch))))
+            expected = tuple(view.worlds[i] for i in seq[rng.permutation(seq.size)])
+            assert view.schedule(epoch) == expected, (seed, mixing, n, epoch)
+
+
+@pytest.mark.slow
+def test_the_longest_epoch_is_scheduled_in_bounded_memory(ds):
+    from macro_data.read.training import MAX_NUM_BATCHES
+
+    view = ds.training_view("train", batch_size=16, worlds=WORLDS, mixing="uniform", num_batches=MAX_NUM_BATCHES)
+    tracemalloc.start()
+    try:
+        schedule = view.schedule(0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(schedule) == MAX_NUM_BATCHES
+    # the schedule itself, a pointer per batch, and one byte per batch to shuffle it (not 3 x 8 bytes)
+    assert peak < 8 * MAX_NUM_BATCHES + 2 * MAX_NUM_BATCHES, peak
+
+
 def test_weighted_and_uniform_mixing(ds, full):
     uniform = ds.training_view("train", batch_size=16, mixing="uniform", num_batches=30, worlds=WORLDS)
     assert Counter(uniform.schedule(0)) == {"nk": 15, "rbc": 15}
