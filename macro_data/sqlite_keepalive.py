@@ -4,8 +4,8 @@ Dagster's default instance keeps runs, the event index and each run's events in 
 WAL mode, and opens a new connection for every event it writes (no pool). When the last connection
 to a WAL database closes, SQLite checkpoints the log into the database, syncs it, and deletes the
 log and its shared-memory index; the next event creates them again. A world run writes about 70
-events, so a default build (6 x 10,000 samples) paid about 2,600 extra syncs and 1,600 file
-deletions for it, about 0.9 s of its 12 s.
+events, so a default build (6 x 10,000 samples) paid about 2,600 extra syncs and 1,300 deletions
+of a log (each with its shared-memory file) for it, about 0.9 s of its 12 s.
 
 A process that writes many events keeps one idle connection to each database open
 (:class:`IdleConnections`): the writing connections are then never the last to close, so their

@@ -318,6 +318,11 @@ class Runner:
         for lane in stopped:
             lane.shutdown(wait=True, cancel_futures=True)
 
+    def _take_ready(self) -> cf.ProcessPoolExecutor:
+        """The lane :meth:`start` started, now given work: :meth:`stop` no longer terminates its worker."""
+        self.early = set()
+        return self.ready.pop(0)
+
     def _new_lane(self) -> cf.ProcessPoolExecutor:
         environ = {k: v for k, v in os.environ.items() if k == "DAGSTER_HOME" or k.startswith("MACRO_DATA_")}
         lane = spawn_pool(1, _worker_start, (environ,))
@@ -326,7 +331,7 @@ class Runner:
 
     def _lane(self) -> cf.ProcessPoolExecutor:
         if self.ready:
-            return self.ready.pop(0)
+            return self._take_ready()
         lane = self._new_lane()
         lane.submit(_import_code_location)  # outside the instance lock the first lane may hold
         return lane
@@ -352,7 +357,7 @@ class Runner:
             lane = self._lane()
             running[lane.submit(_run, "build_world", pending.pop(0), config, tags)] = lane
         while self.ready:  # no world to run: the started lane is idle
-            self._idle(self.ready.pop(0))
+            self._idle(self._take_ready())
         while running:
             done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
             finished = [(running.pop(fut), fut.result()) for fut in done]
